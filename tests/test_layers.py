@@ -1,0 +1,320 @@
+"""GroupNormalization, InstanceNormalization and the paper's LayerNormalization."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras
+from utils.layers import GroupNormalization
+from utils.layers import InstanceNormalization
+from utils.layers import LayerNormalization
+from utils.layers import group_normalize
+
+
+def reference_group_norm(x, groups, axis=-1, epsilon=1e-5, gamma=None, beta=None):
+    """The paper's formula, sample by sample and group by group, in float64."""
+    x = np.moveaxis(np.asarray(x, np.float64), axis, 1)  # -> (N, C, ...)
+    channels = x.shape[1]
+    per_group = channels // groups
+    out = np.empty_like(x)
+    for n in range(x.shape[0]):
+        for g in range(groups):
+            block = x[n, g * per_group : (g + 1) * per_group]
+            out[n, g * per_group : (g + 1) * per_group] = (block - block.mean()) / np.sqrt(
+                block.var() + epsilon
+            )
+    affine_shape = (1, channels) + (1,) * (x.ndim - 2)
+    if gamma is not None:
+        out = out * np.reshape(gamma, affine_shape)
+    if beta is not None:
+        out = out + np.reshape(beta, affine_shape)
+    return np.moveaxis(out, 1, axis)
+
+
+# The worked example of the reference notes: N=3, C=4, H=1, W=2 in NCHW.
+WORKED_EXAMPLE = np.array(
+    [
+        [[[2, 3]], [[5, 7]], [[11, 13]], [[17, 19]]],
+        [[[0, 1]], [[1, 2]], [[3, 5]], [[8, 13]]],
+        [[[1, 2]], [[3, 4]], [[5, 6]], [[7, 8]]],
+    ],
+    dtype=np.float32,
+)
+WORKED_EXAMPLE_SAMPLE_A = {
+    "batch": [[0.522, 1.567], [0.676, 1.690], [1.071, 1.630], [1.066, 1.492]],
+    "layer": [[-1.276, -1.108], [-0.774, -0.439], [0.230, 0.565], [1.234, 1.568]],
+    "instance": [[-1.000, 1.000], [-1.000, 1.000], [-1.000, 1.000], [-1.000, 1.000]],
+    "group2": [[-1.172, -0.651], [0.391, 1.432], [-1.265, -0.632], [0.632, 1.265]],
+}
+
+
+@pytest.mark.parametrize(
+    "layer, key",
+    [
+        (lambda: keras.layers.BatchNormalization(axis=1, epsilon=1e-5), "batch"),
+        (lambda: LayerNormalization(axis=1), "layer"),
+        (lambda: InstanceNormalization(axis=1), "instance"),
+        (lambda: GroupNormalization(groups=2, axis=1), "group2"),
+    ],
+)
+def test_worked_example_channels_first(layer, key):
+    outputs = np.asarray(layer()(WORKED_EXAMPLE, training=True))
+    np.testing.assert_allclose(outputs[0, :, 0, :], WORKED_EXAMPLE_SAMPLE_A[key], atol=1e-3)
+
+
+def test_worked_example_channels_last_matches_channels_first():
+    channels_last = np.transpose(WORKED_EXAMPLE, (0, 2, 3, 1))
+    outputs = np.asarray(GroupNormalization(groups=2)(channels_last))
+    np.testing.assert_allclose(
+        outputs[0, 0].T, WORKED_EXAMPLE_SAMPLE_A["group2"], atol=1e-3
+    )
+
+
+@pytest.mark.parametrize("axis", [-1, 1])
+@pytest.mark.parametrize(
+    "shape, groups",
+    [
+        ((4, 8), 2),
+        ((3, 7, 12), 3),
+        ((2, 5, 6, 16), 4),
+        ((2, 5, 6, 16), 1),
+        ((2, 5, 6, 16), 16),
+        ((2, 3, 4, 5, 8), 2),
+    ],
+)
+def test_matches_numpy_reference_on_random_inputs(shape, groups, axis):
+    rng = np.random.default_rng(0)
+    shape = list(shape)
+    if axis == 1:  # move the channel count to axis 1 for channels-first
+        shape.insert(1, shape.pop())
+    x = rng.normal(5, 10, size=shape).astype(np.float32)
+    channels = shape[axis]
+    gamma = rng.normal(1, 0.5, size=channels).astype(np.float32)
+    beta = rng.normal(0, 0.5, size=channels).astype(np.float32)
+    layer = GroupNormalization(
+        groups=groups,
+        axis=axis,
+        gamma_initializer=keras.initializers.Constant(gamma),
+        beta_initializer=keras.initializers.Constant(beta),
+    )
+    expected = reference_group_norm(x, groups, axis, gamma=gamma, beta=beta)
+    np.testing.assert_allclose(np.asarray(layer(x)), expected, atol=1e-5, rtol=1e-5)
+    functional = group_normalize(x, groups, axis=axis, gamma=gamma, beta=beta)
+    np.testing.assert_allclose(np.asarray(functional), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_groups_are_contiguous_channel_blocks_not_pixels():
+    # Channels 0-1 hold small values, channels 2-3 large ones. With correct grouping of
+    # channels each group is normalized on its own; grouping pixels would mix them.
+    x = np.zeros((1, 2, 2, 4), np.float32)
+    x[..., :2] = np.arange(8).reshape(2, 2, 2)
+    x[..., 2:] = 1000 + 100 * np.arange(8).reshape(2, 2, 2)
+    out = np.asarray(GroupNormalization(groups=2)(x))
+    for block in (out[..., :2], out[..., 2:]):
+        np.testing.assert_allclose(block.mean(), 0, atol=1e-5)
+        np.testing.assert_allclose(block.std(), 1, atol=1e-3)
+
+
+def test_special_cases_of_group_norm():
+    x = np.random.default_rng(1).normal(5, 10, size=(3, 4, 5, 8)).astype(np.float32)
+    layer_norm = np.asarray(LayerNormalization()(x))
+    np.testing.assert_allclose(np.asarray(GroupNormalization(groups=1)(x)), layer_norm, atol=1e-6)
+    np.testing.assert_allclose(layer_norm, reference_group_norm(x, 1), atol=1e-5)
+    instance_norm = np.asarray(InstanceNormalization()(x))
+    np.testing.assert_allclose(np.asarray(GroupNormalization(groups=8)(x)), instance_norm, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(GroupNormalization(groups=-1)(x)), instance_norm, atol=1e-6)
+    np.testing.assert_allclose(instance_norm, reference_group_norm(x, 8), atol=1e-5)
+
+
+def test_layer_norm_has_per_channel_gamma_and_beta():
+    layer = LayerNormalization()
+    layer.build((None, 5, 5, 16))
+    assert layer.gamma.shape == (16,)
+    assert layer.beta.shape == (16,)
+
+
+@pytest.mark.parametrize("layer_class", [GroupNormalization, InstanceNormalization, LayerNormalization])
+def test_each_sample_is_independent_of_the_batch(layer_class):
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(4, 6, 6, 32)).astype(np.float32)
+    layer = layer_class()
+    alone = np.asarray(layer(x[:1]))
+    other = x.copy()
+    other[1:] = rng.normal(100, 50, size=other[1:].shape)
+    np.testing.assert_allclose(np.asarray(layer(x))[:1], alone, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(layer(other))[:1], alone, atol=1e-6)
+
+
+def paper_group_norm_tf(x, gamma, beta, groups, epsilon=1e-5):
+    """The paper's Figure 3 code, NCHW, in float64 TensorFlow."""
+    n, c, h, w = x.shape
+    grouped = tf.reshape(x, [n, groups, c // groups, h, w])
+    mean, var = tf.nn.moments(grouped, [2, 3, 4], keepdims=True)
+    grouped = (grouped - mean) / tf.sqrt(var + epsilon)
+    x = tf.reshape(grouped, [n, c, h, w])
+    return x * tf.reshape(gamma, [1, c, 1, 1]) + tf.reshape(beta, [1, c, 1, 1])
+
+
+def test_gradients_match_the_paper_formula():
+    rng = np.random.default_rng(3)
+    x = rng.normal(5, 10, size=(2, 3, 4, 8)).astype(np.float32)  # NHWC
+    upstream = rng.normal(size=x.shape)
+    gamma = rng.normal(1, 0.3, size=8)
+    beta = rng.normal(0, 0.3, size=8)
+    layer = GroupNormalization(
+        groups=4,
+        gamma_initializer=keras.initializers.Constant(gamma),
+        beta_initializer=keras.initializers.Constant(beta),
+    )
+    x_tf = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x_tf)
+        loss = tf.reduce_sum(layer(x_tf) * tf.constant(upstream, tf.float32))
+    ours = tape.gradient(loss, [x_tf, layer.gamma, layer.beta])
+
+    x64 = tf.constant(np.transpose(x, (0, 3, 1, 2)).astype(np.float64))
+    gamma64, beta64 = tf.Variable(gamma), tf.Variable(beta)
+    with tf.GradientTape() as tape:
+        tape.watch(x64)
+        out = paper_group_norm_tf(x64, gamma64, beta64, groups=4)
+        loss = tf.reduce_sum(out * tf.constant(np.transpose(upstream, (0, 3, 1, 2))))
+    grad_x, grad_gamma, grad_beta = tape.gradient(loss, [x64, gamma64, beta64])
+    np.testing.assert_allclose(ours[0].numpy(), np.transpose(grad_x.numpy(), (0, 2, 3, 1)), atol=1e-4, rtol=1e-3)
+    np.testing.assert_allclose(ours[1].numpy(), grad_gamma.numpy(), atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(ours[2].numpy(), grad_beta.numpy(), atol=1e-4, rtol=1e-4)
+
+
+def test_unknown_batch_and_spatial_sizes_in_tf_function_and_xla():
+    inputs = keras.Input((None, None, 64))
+    model = keras.Model(inputs, GroupNormalization(groups=32)(inputs))
+    x = np.random.default_rng(4).normal(size=(3, 5, 7, 64)).astype(np.float32)
+    expected = reference_group_norm(x, 32)
+    np.testing.assert_allclose(np.asarray(model(x)), expected, atol=1e-5)
+    graph = tf.function(model, reduce_retracing=True)
+    np.testing.assert_allclose(graph(x).numpy(), expected, atol=1e-5)
+    compiled = tf.function(model, jit_compile=True)
+    np.testing.assert_allclose(compiled(x).numpy(), expected, atol=1e-5)
+    np.testing.assert_allclose(compiled(x[:2, :3]).numpy(), reference_group_norm(x[:2, :3], 32), atol=1e-5)
+
+
+# One test per error message.
+
+
+@pytest.mark.parametrize("groups", [0, -2, 2.5, "4", True])
+def test_invalid_groups_value(groups):
+    with pytest.raises(ValueError, match=rf"groups must be a positive integer.*received groups={groups!r}"):
+        GroupNormalization(groups=groups)
+
+
+def test_groups_that_do_not_divide_channels():
+    with pytest.raises(ValueError, match=r"groups=3 does not divide the 16 channels.*\[1, 2, 4, 8, 16\]"):
+        GroupNormalization(groups=3)(np.zeros((1, 2, 2, 16), np.float32))
+
+
+def test_more_groups_than_channels():
+    with pytest.raises(ValueError, match=r"groups=32 is more than the 16 channels"):
+        GroupNormalization(groups=32)(np.zeros((1, 2, 2, 16), np.float32))
+
+
+def test_undefined_channel_dimension():
+    with pytest.raises(ValueError, match=r"channel axis -1 of the input must have a defined size"):
+        GroupNormalization(groups=2)(keras.Input((4, 4, None)))
+
+
+def test_axis_out_of_range():
+    with pytest.raises(ValueError, match=r"axis=4 is out of range for an input of rank 4"):
+        GroupNormalization(groups=2, axis=4)(np.zeros((1, 2, 2, 4), np.float32))
+
+
+def test_axis_is_the_batch_axis():
+    with pytest.raises(ValueError, match=r"axis=0 is the batch axis"):
+        GroupNormalization(groups=1, axis=0)(np.zeros((4, 2, 2, 4), np.float32))
+
+
+def test_axis_must_be_one_integer():
+    with pytest.raises(ValueError, match=r"axis must be a single integer.*received axis=\[1, 2\]"):
+        GroupNormalization(axis=[1, 2])
+
+
+@pytest.mark.parametrize("shape", [(8,), (1, 2, 2, 2, 2, 8)])
+def test_unsupported_rank(shape):
+    with pytest.raises(ValueError, match=r"expects inputs of rank 2 to 5"):
+        GroupNormalization(groups=2)(np.zeros(shape, np.float32))
+
+
+def test_non_positive_epsilon():
+    with pytest.raises(ValueError, match=r"epsilon must be a positive float; received epsilon=0"):
+        GroupNormalization(epsilon=0)
+
+
+@pytest.mark.parametrize("layer_class", [InstanceNormalization, LayerNormalization])
+def test_fixed_group_layers_reject_groups(layer_class):
+    with pytest.raises(ValueError, match=r"does not take `groups`.*received groups=4"):
+        layer_class(groups=4)
+
+
+# Serialization.
+
+
+@pytest.mark.parametrize(
+    "make_layer",
+    [
+        lambda: GroupNormalization(groups=-1, axis=1, epsilon=1e-3, gamma_regularizer="l2"),
+        lambda: GroupNormalization(groups=4, center=False),
+        lambda: InstanceNormalization(scale=False),
+        lambda: LayerNormalization(beta_initializer="ones"),
+    ],
+)
+def test_config_is_the_same_before_and_after_build(make_layer):
+    layer = make_layer()
+    before = layer.get_config()
+    shape = (2, 8, 3, 3) if layer.axis == 1 else (2, 3, 3, 8)
+    layer(np.ones(shape, np.float32))
+    assert layer.get_config() == before
+    clone = type(layer).from_config(before)
+    assert clone.get_config() == before
+
+
+def test_model_saves_and_loads_with_identical_outputs(tmp_path):
+    rng = np.random.default_rng(5)
+    inputs = keras.Input((6, 6, 8))
+    x = GroupNormalization(groups=4, gamma_initializer="random_normal", beta_initializer="random_normal")(inputs)
+    x = InstanceNormalization()(x)
+    x = LayerNormalization()(x)
+    model = keras.Model(inputs, x)
+    data = rng.normal(size=(3, 6, 6, 8)).astype(np.float32)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert [type(layer).__name__ for layer in loaded.layers[1:]] == [
+        "GroupNormalization",
+        "InstanceNormalization",
+        "LayerNormalization",
+    ]
+    np.testing.assert_array_equal(np.asarray(loaded(data)), np.asarray(model(data)))
+
+
+# Mixed precision.
+
+
+@pytest.fixture
+def mixed_policy(request):
+    keras.mixed_precision.set_dtype_policy(request.param)
+    yield request.param
+    keras.mixed_precision.set_dtype_policy("float32")
+
+
+@pytest.mark.parametrize("mixed_policy", ["mixed_float16", "mixed_bfloat16"], indirect=True)
+def test_mixed_precision(mixed_policy):
+    compute_dtype = mixed_policy.split("_")[1]
+    layer = GroupNormalization(groups=4)
+    x = np.random.default_rng(6).normal(0, 1e4, size=(2, 3, 3, 8))
+    outputs = layer(tf.constant(x, compute_dtype))
+    assert outputs.dtype == compute_dtype
+    assert layer.gamma.dtype == "float32" and layer.beta.dtype == "float32"
+    values = np.asarray(tf.cast(outputs, tf.float32))
+    assert np.isfinite(values).all()
+    # Rounding the input to the compute dtype is the only error that may remain.
+    rounded = np.asarray(tf.cast(tf.constant(x, compute_dtype), tf.float32))
+    tolerance = 1e-2 if compute_dtype == "float16" else 5e-2
+    np.testing.assert_allclose(values, reference_group_norm(rounded, 4), atol=tolerance)

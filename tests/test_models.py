@@ -1,0 +1,120 @@
+"""The normalization registry, the small CNN and ResNet-50."""
+
+import numpy as np
+import pytest
+
+import keras
+from utils.layers import GroupNormalization
+from utils.layers import InstanceNormalization
+from utils.layers import LayerNormalization
+from utils.models import NORMALIZATIONS
+from utils.models import canonical_norm
+from utils.models import make_norm
+from utils.models import resnet50
+from utils.models import small_cnn
+
+
+@pytest.mark.parametrize(
+    "name, layer_class",
+    [
+        ("batch", keras.layers.BatchNormalization),
+        ("bn", keras.layers.BatchNormalization),
+        ("layer", LayerNormalization),
+        ("LN", LayerNormalization),
+        ("instance", InstanceNormalization),
+        ("in", InstanceNormalization),
+        ("group", GroupNormalization),
+        ("gn", GroupNormalization),
+        ("none", keras.layers.Identity),
+    ],
+)
+def test_registry_names_and_aliases(name, layer_class):
+    layer = make_norm(name)
+    assert type(layer) is layer_class
+    if name != "none":
+        assert layer.epsilon == 1e-5
+
+
+def test_registry_lists_valid_names_for_unknown_name():
+    with pytest.raises(ValueError, match=r"Unknown normalization 'weight'.*'batch'.*'group'.*'none'"):
+        make_norm("weight")
+
+
+def test_groups_only_for_group_norm():
+    assert make_norm("group", groups=8).groups == 8
+    with pytest.raises(ValueError, match=r"groups=8 applies only to group normalization"):
+        make_norm("batch", groups=8)
+
+
+def test_registry_passes_layer_options():
+    layer = make_norm("batch", synchronized=True, name="bn_sync")
+    assert layer.synchronized and layer.name == "bn_sync"
+    assert make_norm("bn").momentum == 0.9
+    assert canonical_norm(" GN ") == "group"
+    assert set(NORMALIZATIONS) == {"batch", "layer", "instance", "group", "none"}
+
+
+def test_small_cnn_output_shapes():
+    model = small_cnn("group", groups=32)
+    shapes = {layer.name: tuple(layer.output.shape[1:]) for layer in model.layers}
+    assert shapes["conv1"] == (29, 29, 64)
+    assert shapes["pool1"] == (15, 15, 64)
+    assert shapes["conv2"] == (15, 15, 256)
+    assert shapes["pool2"] == (256,)
+    assert shapes["dense1"] == (128,)
+    assert shapes["probabilities"] == (200,)
+    assert model.get_layer("conv2").kernel.shape[:2] == (1, 1)
+    assert model.get_layer("norm1").groups == 32
+
+
+def test_small_cnn_options():
+    model = small_cnn("layer", num_classes=10, input_shape=(32, 32, 3), second_kernel_size=3)
+    assert model.get_layer("conv2").kernel.shape[:2] == (3, 3)
+    assert model.output.shape[-1] == 10
+    assert isinstance(model.get_layer("norm2"), LayerNormalization)
+    assert model.get_layer("dense1").activation is keras.activations.relu
+
+
+def test_weight_decay_is_the_papers_coupled_rule():
+    weight_decay = 1e-3
+    model = small_cnn("group", groups=4, num_classes=5, weight_decay=weight_decay)
+    # Every trainable weight (kernels, biases, gamma, beta) is decayed ...
+    assert len(model.losses) == len(model.trainable_weights)
+    # ... by a penalty whose gradient is weight_decay * w.
+    squares = sum(float(np.sum(np.square(w.numpy()))) for w in model.trainable_weights)
+    np.testing.assert_allclose(float(sum(model.losses)), weight_decay / 2 * squares, rtol=1e-4)
+    assert not small_cnn("group", groups=4, num_classes=5).losses
+
+
+@pytest.mark.parametrize("norm", NORMALIZATIONS)
+def test_one_fit_step_for_every_norm(norm):
+    keras.utils.set_random_seed(0)
+    model = small_cnn(norm, num_classes=4, weight_decay=1e-4)
+    model.compile(keras.optimizers.SGD(0.01, momentum=0.9), "sparse_categorical_crossentropy", jit_compile=True)
+    images = np.random.default_rng(0).integers(0, 256, size=(4, 64, 64, 3)).astype(np.uint8)
+    labels = np.array([0, 1, 2, 3])
+    before = [w.numpy().copy() for w in model.trainable_weights]
+    history = model.fit(images, labels, batch_size=2, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert any(not np.array_equal(b, w.numpy()) for b, w in zip(before, model.trainable_weights))
+
+
+def test_resnet50_matches_the_standard_parameter_count():
+    ours = resnet50("batch", num_classes=1000)
+    reference = keras.applications.ResNet50(weights=None)
+    # keras.applications adds biases to its convs; the paper's ResNet has none.
+    conv_biases = sum(
+        int(np.prod(layer.bias.shape)) for layer in reference.layers if isinstance(layer, keras.layers.Conv2D)
+    )
+    reference_count = sum(int(np.prod(w.shape)) for w in reference.trainable_weights) - conv_biases
+    assert sum(int(np.prod(w.shape)) for w in ours.trainable_weights) == reference_count
+
+
+def test_resnet50_last_norm_of_each_block_starts_at_zero_gamma():
+    model = resnet50("group", num_classes=10, input_shape=(64, 64, 3), groups=32)
+    last_norms = [layer for layer in model.layers if layer.name.endswith("_norm3")]
+    assert len(last_norms) == 16
+    assert all(np.all(layer.gamma.numpy() == 0) for layer in last_norms)
+    assert np.all(model.get_layer("stem_norm").gamma.numpy() == 1)
+    outputs = model(np.zeros((1, 64, 64, 3), np.float32))
+    assert outputs.shape == (1, 10)

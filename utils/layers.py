@@ -1,0 +1,323 @@
+"""Group Normalization and its two special cases, written with `keras.ops`.
+
+The layers mirror the argument names of `tensorflow_addons.layers.GroupNormalization`
+and `InstanceNormalization`, so code written for those ports by changing the import:
+
+    from utils.layers import GroupNormalization, InstanceNormalization
+
+Differences from tensorflow-addons: `epsilon` defaults to 1e-5 (the paper's value, where
+tensorflow-addons used 1e-3), and statistics are always computed in float32.
+"""
+
+import keras
+from keras import constraints
+from keras import initializers
+from keras import ops
+from keras import regularizers
+
+__all__ = [
+    "group_normalize",
+    "GroupNormalization",
+    "InstanceNormalization",
+    "LayerNormalization",
+]
+
+
+def group_normalize(inputs, groups, axis=-1, epsilon=1e-5, gamma=None, beta=None):
+    """Group-normalizes `inputs`: the math of the paper's Figure 3.
+
+    The channel axis is split into `groups` contiguous blocks of `C // groups` channels.
+    Each block of each sample is normalized by its own mean and biased variance over the
+    block's channels and every spatial position; `epsilon` is added to the variance.
+    The result is then scaled and shifted per channel by `gamma` and `beta`.
+
+    The statistics and the arithmetic are done in float32 whatever the input dtype
+    (squares of float16 activations overflow at about 256); the result is float32.
+
+    Args:
+        inputs: tensor of rank >= 2 whose axis 0 is the batch axis.
+        groups: positive number of groups; must divide the size of `axis`.
+        axis: the channel axis (e.g. -1 for channels-last, 1 for channels-first).
+        epsilon: small float added to the variance.
+        gamma: optional per-channel scale, shape `(C,)`.
+        beta: optional per-channel offset, shape `(C,)`.
+
+    Returns:
+        A float32 tensor with the shape of `inputs`.
+
+    Reference:
+        Yuxin Wu and Kaiming He, "Group Normalization", ECCV 2018
+        (https://arxiv.org/abs/1803.08494), Figure 3.
+    """
+    inputs = ops.cast(inputs, "float32")
+    rank = len(inputs.shape)
+    axis = axis % rank
+    channels = inputs.shape[axis]
+    dynamic_shape = ops.shape(inputs)
+    # Unknown batch and spatial sizes are taken from the running tensor.
+    input_shape = [
+        dynamic_shape[i] if size is None else size for i, size in enumerate(inputs.shape)
+    ]
+    # Groups are contiguous channel blocks: split the channel axis in place, (C,) ->
+    # (G, C // G), so no transpose is needed in either layout.
+    grouped_shape = input_shape[:axis] + [groups, channels // groups] + input_shape[axis + 1 :]
+    grouped = ops.reshape(inputs, grouped_shape)
+    reduction_axes = [i for i in range(1, rank + 1) if i != axis]
+    mean, variance = ops.moments(grouped, axes=reduction_axes, keepdims=True)
+
+    # Fold normalization and affine into one multiply-add over the big tensor:
+    # y = x * (gamma / std) + (beta - mean * gamma / std).
+    multiplier = ops.rsqrt(variance + epsilon)
+    affine_shape = [1] * (rank + 1)
+    affine_shape[axis] = groups
+    affine_shape[axis + 1] = channels // groups
+    if gamma is not None:
+        multiplier = multiplier * ops.reshape(ops.cast(gamma, "float32"), affine_shape)
+    offset = -mean * multiplier
+    if beta is not None:
+        offset = offset + ops.reshape(ops.cast(beta, "float32"), affine_shape)
+    return ops.reshape(grouped * multiplier + offset, dynamic_shape)
+
+
+@keras.saving.register_keras_serializable(package="utils")
+class GroupNormalization(keras.layers.Layer):
+    """Group Normalization layer (Wu & He, 2018).
+
+    Divides the channels into `groups` contiguous groups and normalizes each group of
+    each sample by its own mean and variance, computed over the group's channels and all
+    spatial positions. The output of a sample never depends on the other samples in the
+    batch, so the layer behaves the same at every batch size and in training and
+    inference. `groups=1` is the paper's Layer Normalization, `groups=-1` (one group per
+    channel) is Instance Normalization.
+
+    Under a mixed-precision policy the statistics are computed in float32, the weights
+    are float32 and the output has the layer's compute dtype.
+
+    Args:
+        groups: number of groups, 32 by default (the paper's choice). Must divide the
+            number of channels; -1 means one group per channel.
+        axis: the channel axis, -1 (channels-last, default) or 1 (channels-first).
+        epsilon: small float added to the variance, 1e-5 by default.
+        center: if True, add the per-channel offset `beta`.
+        scale: if True, multiply by the per-channel scale `gamma`.
+        beta_initializer: initializer for `beta`, zeros by default.
+        gamma_initializer: initializer for `gamma`, ones by default.
+        beta_regularizer: optional regularizer for `beta`.
+        gamma_regularizer: optional regularizer for `gamma`.
+        beta_constraint: optional constraint for `beta`.
+        gamma_constraint: optional constraint for `gamma`.
+        **kwargs: base layer keyword arguments (e.g. `name`, `dtype`).
+
+    Input shape:
+        Any tensor of rank 2 to 5 with a defined channel dimension; batch and spatial
+        sizes may be unknown.
+
+    Output shape:
+        Same as the input.
+
+    Reference:
+        Yuxin Wu and Kaiming He, "Group Normalization", ECCV 2018
+        (https://arxiv.org/abs/1803.08494).
+    """
+
+    def __init__(
+        self,
+        groups=32,
+        axis=-1,
+        epsilon=1e-5,
+        center=True,
+        scale=True,
+        beta_initializer="zeros",
+        gamma_initializer="ones",
+        beta_regularizer=None,
+        gamma_regularizer=None,
+        beta_constraint=None,
+        gamma_constraint=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if isinstance(groups, bool) or not isinstance(groups, int) or groups == 0 or groups < -1:
+            raise ValueError(
+                f"groups must be a positive integer, or -1 for one group per channel; "
+                f"received groups={groups!r}."
+            )
+        if isinstance(axis, bool) or not isinstance(axis, int):
+            raise ValueError(
+                f"axis must be a single integer channel axis (e.g. -1 for channels-last, "
+                f"1 for channels-first); received axis={axis!r}."
+            )
+        if not epsilon > 0:
+            raise ValueError(f"epsilon must be a positive float; received epsilon={epsilon!r}.")
+        self.groups = groups
+        self.axis = axis
+        self.epsilon = epsilon
+        self.center = center
+        self.scale = scale
+        self.beta_initializer = initializers.get(beta_initializer)
+        self.gamma_initializer = initializers.get(gamma_initializer)
+        self.beta_regularizer = regularizers.get(beta_regularizer)
+        self.gamma_regularizer = regularizers.get(gamma_regularizer)
+        self.beta_constraint = constraints.get(beta_constraint)
+        self.gamma_constraint = constraints.get(gamma_constraint)
+        self.supports_masking = True
+        # Inputs keep their dtype; the statistics are computed in float32 in `call`.
+        self.autocast = False
+
+    def build(self, input_shape):
+        rank = len(input_shape)
+        if not 2 <= rank <= 5:
+            raise ValueError(
+                f"{self.__class__.__name__} expects inputs of rank 2 to 5 (batch, ..., "
+                f"channels); received an input of shape {tuple(input_shape)}."
+            )
+        if not -rank <= self.axis < rank:
+            raise ValueError(
+                f"axis={self.axis} is out of range for an input of rank {rank} "
+                f"(shape {tuple(input_shape)}); use an axis in [{-rank}, {rank - 1}]."
+            )
+        if self.axis % rank == 0:
+            raise ValueError(
+                f"axis={self.axis} is the batch axis of an input of shape "
+                f"{tuple(input_shape)}; pass the channel axis instead (-1 or 1)."
+            )
+        channels = input_shape[self.axis]
+        if channels is None:
+            raise ValueError(
+                f"The channel axis {self.axis} of the input must have a defined size; "
+                f"received an input of shape {tuple(input_shape)}."
+            )
+        groups = self._groups_for(channels)
+        if groups > channels:
+            raise ValueError(
+                f"groups={groups} is more than the {channels} channels of the input; "
+                f"use at most {channels} groups (or -1 for one group per channel)."
+            )
+        if channels % groups != 0:
+            divisors = [d for d in range(1, channels + 1) if channels % d == 0]
+            raise ValueError(
+                f"groups={groups} does not divide the {channels} channels of the input; "
+                f"choose one of {divisors}."
+            )
+        self.input_spec = keras.layers.InputSpec(ndim=rank, axes={self.axis: channels})
+        self.gamma = None
+        self.beta = None
+        if self.scale:
+            self.gamma = self.add_weight(
+                shape=(channels,),
+                name="gamma",
+                initializer=self.gamma_initializer,
+                regularizer=self.gamma_regularizer,
+                constraint=self.gamma_constraint,
+                autocast=False,
+            )
+        if self.center:
+            self.beta = self.add_weight(
+                shape=(channels,),
+                name="beta",
+                initializer=self.beta_initializer,
+                regularizer=self.beta_regularizer,
+                constraint=self.beta_constraint,
+                autocast=False,
+            )
+
+    def _groups_for(self, channels):
+        """The number of groups for `channels` channels (resolves -1)."""
+        return channels if self.groups == -1 else self.groups
+
+    def call(self, inputs):
+        channels = inputs.shape[self.axis]
+        outputs = group_normalize(
+            inputs,
+            groups=self._groups_for(channels),
+            axis=self.axis,
+            epsilon=self.epsilon,
+            gamma=self.gamma,
+            beta=self.beta,
+        )
+        return ops.cast(outputs, self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = {
+            "groups": self.groups,
+            "axis": self.axis,
+            "epsilon": self.epsilon,
+            "center": self.center,
+            "scale": self.scale,
+            "beta_initializer": initializers.serialize(self.beta_initializer),
+            "gamma_initializer": initializers.serialize(self.gamma_initializer),
+            "beta_regularizer": regularizers.serialize(self.beta_regularizer),
+            "gamma_regularizer": regularizers.serialize(self.gamma_regularizer),
+            "beta_constraint": constraints.serialize(self.beta_constraint),
+            "gamma_constraint": constraints.serialize(self.gamma_constraint),
+        }
+        return {**super().get_config(), **config}
+
+
+class _FixedGroupsNormalization(GroupNormalization):
+    """A GroupNormalization whose number of groups is fixed by the subclass."""
+
+    fixed_groups = None
+
+    def __init__(self, axis=-1, epsilon=1e-5, **kwargs):
+        if "groups" in kwargs:
+            raise ValueError(
+                f"{self.__class__.__name__} does not take `groups` (it always uses "
+                f"groups={self.fixed_groups}); received groups={kwargs['groups']!r}. "
+                f"Use GroupNormalization to choose the number of groups."
+            )
+        super().__init__(groups=self.fixed_groups, axis=axis, epsilon=epsilon, **kwargs)
+
+    def get_config(self):
+        config = super().get_config()
+        del config["groups"]
+        return config
+
+
+@keras.saving.register_keras_serializable(package="utils")
+class InstanceNormalization(_FixedGroupsNormalization):
+    """Instance Normalization (Ulyanov et al., 2016): one group per channel.
+
+    Each channel of each sample is normalized by its own mean and variance over the
+    spatial positions, then scaled and shifted by per-channel `gamma` and `beta`.
+    Equal to `GroupNormalization(groups=-1)`; takes the same arguments except `groups`.
+
+    Args:
+        axis: the channel axis, -1 (channels-last, default) or 1 (channels-first).
+        epsilon: small float added to the variance, 1e-5 by default.
+        **kwargs: `center`, `scale`, the initializers, regularizers and constraints of
+            `GroupNormalization`, and base layer keyword arguments.
+
+    Reference:
+        Dmitry Ulyanov, Andrea Vedaldi and Victor Lempitsky, "Instance Normalization:
+        The Missing Ingredient for Fast Stylization", 2016
+        (https://arxiv.org/abs/1607.08022); as defined in Wu & He, 2018, Figure 2.
+    """
+
+    fixed_groups = -1
+
+
+@keras.saving.register_keras_serializable(package="utils")
+class LayerNormalization(_FixedGroupsNormalization):
+    """Layer Normalization as the GN paper defines it: a single group.
+
+    Each sample is normalized by one mean and variance over all its channels and spatial
+    positions, then scaled and shifted per channel. This differs from
+    `keras.layers.LayerNormalization`, which either normalizes over the channel axis
+    alone (its default) or, given several axes, learns a gamma and beta per element.
+    Equal to `GroupNormalization(groups=1)`; takes the same arguments except `groups`.
+
+    Args:
+        axis: the channel axis, -1 (channels-last, default) or 1 (channels-first).
+        epsilon: small float added to the variance, 1e-5 by default.
+        **kwargs: `center`, `scale`, the initializers, regularizers and constraints of
+            `GroupNormalization`, and base layer keyword arguments.
+
+    Reference:
+        Jimmy Lei Ba, Jamie Ryan Kiros and Geoffrey E. Hinton, "Layer Normalization",
+        2016 (https://arxiv.org/abs/1607.06450); as used in Wu & He, 2018, Table 1.
+    """
+
+    fixed_groups = 1

@@ -1,0 +1,224 @@
+"""The normalization registry and the two networks of the study.
+
+`small_cnn` is the Tiny ImageNet CNN of the 2023 course report; `resnet50` is the
+paper's ResNet-50 for users with a GPU. Both take pixel values in [0, 255] and rescale
+them by 1/255 themselves: pixel scaling lives in the model, nowhere else.
+"""
+
+import keras
+from keras import layers
+
+from utils.layers import GroupNormalization
+from utils.layers import InstanceNormalization
+from utils.layers import LayerNormalization
+
+__all__ = ["NORMALIZATIONS", "SHORT_NAMES", "canonical_norm", "make_norm", "small_cnn", "resnet50"]
+
+NORMALIZATIONS = ("batch", "layer", "instance", "group", "none")
+SHORT_NAMES = {"batch": "bn", "layer": "ln", "instance": "in", "group": "gn", "none": "none"}
+_ALIASES = {short: name for name, short in SHORT_NAMES.items()}
+
+# The paper adds epsilon = 1e-5 to the variance; BN's moving averages use momentum 0.9,
+# as in the paper's reference implementation (Keras's 0.99 lags too much on short runs).
+EPSILON = 1e-5
+BATCH_NORM_MOMENTUM = 0.9
+
+
+def canonical_norm(name):
+    """Returns the registry name ("batch", ...) for a name or short alias ("bn", ...).
+
+    Raises:
+        ValueError: for an unknown name; the message lists the valid names.
+    """
+    key = str(name).strip().lower()
+    key = _ALIASES.get(key, key)
+    if key not in NORMALIZATIONS:
+        valid = ", ".join(f"{n!r} ({SHORT_NAMES[n]!r})" for n in NORMALIZATIONS)
+        raise ValueError(f"Unknown normalization {name!r}; valid names are {valid}.")
+    return key
+
+
+def make_norm(name, /, **kwargs):
+    """Creates the normalization layer registered under `name`.
+
+    Args:
+        name: "batch", "layer", "instance", "group" or "none" (or bn, ln, in, gn).
+            "layer" is the paper's Layer Norm: statistics over (H, W, C) with per-channel
+            gamma and beta.
+        **kwargs: passed to the layer (`name` included: the first argument is
+            positional-only), e.g. `groups` for "group", `synchronized=True`
+            for "batch" (BN statistics across devices), `gamma_initializer`, regularizers,
+            `name`. epsilon defaults to 1e-5 for all four.
+
+    Returns:
+        A Keras layer ("none" gives an identity layer).
+    """
+    key = canonical_norm(name)
+    if "groups" in kwargs and key != "group":
+        raise ValueError(
+            f"groups={kwargs['groups']!r} applies only to group normalization; "
+            f"remove it for normalization {name!r}."
+        )
+    if key == "none":
+        return layers.Identity(name=kwargs.get("name"))
+    kwargs.setdefault("epsilon", EPSILON)
+    if key == "batch":
+        kwargs.setdefault("momentum", BATCH_NORM_MOMENTUM)
+        return layers.BatchNormalization(**kwargs)
+    layer_class = {
+        "layer": LayerNormalization,
+        "instance": InstanceNormalization,
+        "group": GroupNormalization,
+    }[key]
+    return layer_class(**kwargs)
+
+
+def _l2(weight_decay):
+    # Keras's L2(l) adds l * sum(w**2) to the loss, whose gradient is 2 * l * w; the
+    # paper's weight decay adds weight_decay * w to the gradient, hence the half.
+    return keras.regularizers.L2(weight_decay / 2) if weight_decay else None
+
+
+def _norm_block(x, norm, weight_decay, norm_kwargs, name, **extra):
+    """Normalization of `x` with weight decay on gamma and beta (as in the paper)."""
+    key = canonical_norm(norm)
+    if key != "none":
+        extra = {**extra, "gamma_regularizer": _l2(weight_decay), "beta_regularizer": _l2(weight_decay)}
+    return make_norm(key, name=name, **norm_kwargs, **extra)(x)
+
+
+def small_cnn(
+    norm="group",
+    num_classes=200,
+    input_shape=(64, 64, 3),
+    *,
+    second_kernel_size=1,
+    weight_decay=0.0,
+    **norm_kwargs,
+):
+    """The small Tiny ImageNet CNN of the 2023 course report.
+
+    Conv 7x7/2 'valid' (64) -> norm -> ReLU -> max-pool /2 'same' -> conv (256) -> norm
+    -> ReLU -> global average pool -> dense 128 + ReLU -> dense `num_classes` + softmax.
+    For 64x64 inputs the outputs are 29x29x64, 15x15x64, 15x15x256, 256, 128, classes.
+
+    Args:
+        norm: normalization name (see `make_norm`).
+        num_classes: number of classes.
+        input_shape: (height, width, channels) of the input images.
+        second_kernel_size: kernel size of the second conv; the report's code used 1.
+        weight_decay: coupled L2 weight decay on every weight, gamma and beta included:
+            each gradient gets `weight_decay * w` added (the paper's rule).
+        **norm_kwargs: options for the normalization layers, e.g. `groups=32`.
+
+    Returns:
+        A `keras.Model` taking pixel values in [0, 255] and returning float32 class
+        probabilities.
+    """
+    key = canonical_norm(norm)
+    # A conv bias is redundant before a normalization that re-centres its input.
+    use_bias = key == "none"
+    conv_options = dict(
+        kernel_initializer=keras.initializers.GlorotNormal(),
+        kernel_regularizer=_l2(weight_decay),
+        bias_regularizer=_l2(weight_decay),
+        use_bias=use_bias,
+    )
+    dense_options = dict(
+        kernel_initializer="he_normal",
+        kernel_regularizer=_l2(weight_decay),
+        bias_regularizer=_l2(weight_decay),
+    )
+    inputs = keras.Input(input_shape, name="pixels")
+    x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+    x = layers.Conv2D(64, 7, strides=2, padding="valid", name="conv1", **conv_options)(x)
+    x = _norm_block(x, key, weight_decay, norm_kwargs, name="norm1")
+    x = layers.ReLU(name="relu1")(x)
+    x = layers.MaxPooling2D(strides=2, padding="same", name="pool1")(x)
+    x = layers.Conv2D(256, second_kernel_size, padding="same", name="conv2", **conv_options)(x)
+    x = _norm_block(x, key, weight_decay, norm_kwargs, name="norm2")
+    x = layers.ReLU(name="relu2")(x)
+    x = layers.GlobalAveragePooling2D(name="pool2")(x)
+    x = layers.Dense(128, activation="relu", name="dense1", **dense_options)(x)
+    x = layers.Dense(num_classes, name="logits", **dense_options)(x)
+    outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name=f"small_cnn_{SHORT_NAMES[key]}")
+
+
+def _bottleneck(x, filters, stride, norm, weight_decay, norm_kwargs, name):
+    """A ResNet v1 bottleneck block (stride on the 3x3 conv, as in the paper's code)."""
+    conv_options = dict(
+        use_bias=False,
+        kernel_initializer=keras.initializers.HeNormal(),
+        kernel_regularizer=_l2(weight_decay),
+    )
+    shortcut = x
+    if stride != 1 or x.shape[-1] != 4 * filters:
+        shortcut = layers.Conv2D(4 * filters, 1, strides=stride, name=f"{name}_proj", **conv_options)(x)
+        shortcut = _norm_block(shortcut, norm, weight_decay, norm_kwargs, name=f"{name}_proj_norm")
+    y = layers.Conv2D(filters, 1, name=f"{name}_conv1", **conv_options)(x)
+    y = _norm_block(y, norm, weight_decay, norm_kwargs, name=f"{name}_norm1")
+    y = layers.ReLU(name=f"{name}_relu1")(y)
+    y = layers.Conv2D(filters, 3, strides=stride, padding="same", name=f"{name}_conv2", **conv_options)(y)
+    y = _norm_block(y, norm, weight_decay, norm_kwargs, name=f"{name}_norm2")
+    y = layers.ReLU(name=f"{name}_relu2")(y)
+    y = layers.Conv2D(4 * filters, 1, name=f"{name}_conv3", **conv_options)(y)
+    # The paper starts the last gamma of each block at 0, so each block begins as an
+    # identity map and deep networks train from the first step.
+    zero_gamma = {} if canonical_norm(norm) == "none" else {"gamma_initializer": "zeros"}
+    y = _norm_block(y, norm, weight_decay, norm_kwargs, name=f"{name}_norm3", **zero_gamma)
+    y = layers.Add(name=f"{name}_add")([shortcut, y])
+    return layers.ReLU(name=f"{name}_out")(y)
+
+
+def resnet50(
+    norm="group",
+    num_classes=1000,
+    input_shape=(224, 224, 3),
+    *,
+    weight_decay=0.0,
+    **norm_kwargs,
+):
+    """The paper's ResNet-50 (He et al., 2016) with a choice of normalization.
+
+    Bottleneck blocks [3, 4, 6, 3] with 64, 128, 256, 512 filters, He-initialized convs
+    without biases, and the last normalization of every residual block starting with
+    gamma = 0, as in the paper's setup.
+
+    Args:
+        norm: normalization name (see `make_norm`).
+        num_classes: number of classes.
+        input_shape: (height, width, channels) of the input images.
+        weight_decay: coupled L2 weight decay on every weight, gamma and beta included.
+        **norm_kwargs: options for the normalization layers, e.g. `groups=32`.
+
+    Returns:
+        A `keras.Model` taking pixel values in [0, 255] and returning float32 class
+        probabilities.
+
+    Reference:
+        Kaiming He et al., "Deep Residual Learning for Image Recognition", CVPR 2016;
+        Wu & He, "Group Normalization", ECCV 2018, Section 5.
+    """
+    key = canonical_norm(norm)
+    inputs = keras.Input(input_shape, name="pixels")
+    x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+    x = layers.Conv2D(
+        64, 7, strides=2, padding="same", use_bias=False, name="stem_conv",
+        kernel_initializer=keras.initializers.HeNormal(), kernel_regularizer=_l2(weight_decay),
+    )(x)
+    x = _norm_block(x, key, weight_decay, norm_kwargs, name="stem_norm")
+    x = layers.ReLU(name="stem_relu")(x)
+    x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
+    for stage, (filters, blocks) in enumerate(zip((64, 128, 256, 512), (3, 4, 6, 3)), start=1):
+        for block in range(blocks):
+            stride = 2 if block == 0 and stage > 1 else 1
+            x = _bottleneck(x, filters, stride, key, weight_decay, norm_kwargs, name=f"stage{stage}_block{block + 1}")
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    x = layers.Dense(
+        num_classes, name="logits",
+        kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
+        kernel_regularizer=_l2(weight_decay), bias_regularizer=_l2(weight_decay),
+    )(x)
+    outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name=f"resnet50_{SHORT_NAMES[key]}")
