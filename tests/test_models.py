@@ -118,3 +118,13 @@ def test_resnet50_last_norm_of_each_block_starts_at_zero_gamma():
     assert np.all(model.get_layer("stem_norm").gamma.numpy() == 1)
     outputs = model(np.zeros((1, 64, 64, 3), np.float32))
     assert outputs.shape == (1, 10)
+
+
+def test_small_cnn_accepts_a_layer_factory():
+    def keras_group_norm(**kwargs):
+        return keras.layers.GroupNormalization(groups=8, epsilon=1e-5, **kwargs)
+
+    model = small_cnn(keras_group_norm, num_classes=3, weight_decay=1e-4)
+    assert type(model.get_layer("norm1")) is keras.layers.GroupNormalization
+    assert model.get_layer("norm2").groups == 8
+    assert len(model.losses) == len(model.trainable_weights)

@@ -80,11 +80,20 @@ def _l2(weight_decay):
 
 
 def _norm_block(x, norm, weight_decay, norm_kwargs, name, **extra):
-    """Normalization of `x` with weight decay on gamma and beta (as in the paper)."""
-    key = canonical_norm(norm)
-    if key != "none":
+    """Normalization of `x` with weight decay on gamma and beta (as in the paper).
+
+    `norm` is a registry name or a callable taking layer keyword arguments and returning
+    a layer (e.g. to compare another implementation inside the same network).
+    """
+    if callable(norm) or canonical_norm(norm) != "none":
         extra = {**extra, "gamma_regularizer": _l2(weight_decay), "beta_regularizer": _l2(weight_decay)}
-    return make_norm(key, name=name, **norm_kwargs, **extra)(x)
+    if callable(norm):
+        return norm(name=name, **norm_kwargs, **extra)(x)
+    return make_norm(norm, name=name, **norm_kwargs, **extra)(x)
+
+
+def _model_suffix(norm):
+    return "custom" if callable(norm) else SHORT_NAMES[canonical_norm(norm)]
 
 
 def small_cnn(
@@ -103,7 +112,8 @@ def small_cnn(
     For 64x64 inputs the outputs are 29x29x64, 15x15x64, 15x15x256, 256, 128, classes.
 
     Args:
-        norm: normalization name (see `make_norm`).
+        norm: normalization name (see `make_norm`), or a callable that takes layer
+            keyword arguments (`name`, regularizers, `**norm_kwargs`) and returns a layer.
         num_classes: number of classes.
         input_shape: (height, width, channels) of the input images.
         second_kernel_size: kernel size of the second conv; the report's code used 1.
@@ -115,7 +125,7 @@ def small_cnn(
         A `keras.Model` taking pixel values in [0, 255] and returning float32 class
         probabilities.
     """
-    key = canonical_norm(norm)
+    key = norm if callable(norm) else canonical_norm(norm)
     # A conv bias is redundant before a normalization that re-centres its input.
     use_bias = key == "none"
     conv_options = dict(
@@ -142,7 +152,7 @@ def small_cnn(
     x = layers.Dense(128, activation="relu", name="dense1", **dense_options)(x)
     x = layers.Dense(num_classes, name="logits", **dense_options)(x)
     outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(x)
-    return keras.Model(inputs, outputs, name=f"small_cnn_{SHORT_NAMES[key]}")
+    return keras.Model(inputs, outputs, name=f"small_cnn_{_model_suffix(norm)}")
 
 
 def _bottleneck(x, filters, stride, norm, weight_decay, norm_kwargs, name):
@@ -165,7 +175,7 @@ def _bottleneck(x, filters, stride, norm, weight_decay, norm_kwargs, name):
     y = layers.Conv2D(4 * filters, 1, name=f"{name}_conv3", **conv_options)(y)
     # The paper starts the last gamma of each block at 0, so each block begins as an
     # identity map and deep networks train from the first step.
-    zero_gamma = {} if canonical_norm(norm) == "none" else {"gamma_initializer": "zeros"}
+    zero_gamma = {} if norm == "none" else {"gamma_initializer": "zeros"}
     y = _norm_block(y, norm, weight_decay, norm_kwargs, name=f"{name}_norm3", **zero_gamma)
     y = layers.Add(name=f"{name}_add")([shortcut, y])
     return layers.ReLU(name=f"{name}_out")(y)
@@ -200,7 +210,7 @@ def resnet50(
         Kaiming He et al., "Deep Residual Learning for Image Recognition", CVPR 2016;
         Wu & He, "Group Normalization", ECCV 2018, Section 5.
     """
-    key = canonical_norm(norm)
+    key = norm if callable(norm) else canonical_norm(norm)
     inputs = keras.Input(input_shape, name="pixels")
     x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
     x = layers.Conv2D(
@@ -221,4 +231,4 @@ def resnet50(
         kernel_regularizer=_l2(weight_decay), bias_regularizer=_l2(weight_decay),
     )(x)
     outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(x)
-    return keras.Model(inputs, outputs, name=f"resnet50_{SHORT_NAMES[key]}")
+    return keras.Model(inputs, outputs, name=f"resnet50_{_model_suffix(norm)}")
