@@ -11,31 +11,16 @@ from keras import layers
 from utils.layers import GroupNormalization
 from utils.layers import InstanceNormalization
 from utils.layers import LayerNormalization
+from utils.norms import NORMALIZATIONS
+from utils.norms import SHORT_NAMES
+from utils.norms import canonical_norm
 
 __all__ = ["NORMALIZATIONS", "SHORT_NAMES", "canonical_norm", "make_norm", "small_cnn", "resnet50"]
-
-NORMALIZATIONS = ("batch", "layer", "instance", "group", "none")
-SHORT_NAMES = {"batch": "bn", "layer": "ln", "instance": "in", "group": "gn", "none": "none"}
-_ALIASES = {short: name for name, short in SHORT_NAMES.items()}
 
 # The paper adds epsilon = 1e-5 to the variance; BN's moving averages use momentum 0.9,
 # as in the paper's reference implementation (Keras's 0.99 lags too much on short runs).
 EPSILON = 1e-5
 BATCH_NORM_MOMENTUM = 0.9
-
-
-def canonical_norm(name):
-    """Returns the registry name ("batch", ...) for a name or short alias ("bn", ...).
-
-    Raises:
-        ValueError: for an unknown name; the message lists the valid names.
-    """
-    key = str(name).strip().lower()
-    key = _ALIASES.get(key, key)
-    if key not in NORMALIZATIONS:
-        valid = ", ".join(f"{n!r} ({SHORT_NAMES[n]!r})" for n in NORMALIZATIONS)
-        raise ValueError(f"Unknown normalization {name!r}; valid names are {valid}.")
-    return key
 
 
 def make_norm(name, /, **kwargs):

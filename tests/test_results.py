@@ -1,0 +1,263 @@
+"""utils.results tables on a handmade results folder, and utils.paper data sanity."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests import results_factory as factory
+from utils import paper, results
+
+
+def expected_median(final, epochs=factory.EPOCHS, last=5):
+    return float(np.median(factory.curve(final, epochs)[-last:]))
+
+
+@pytest.fixture(scope="module")
+def results_dir(tmp_path_factory):
+    return factory.make_results(tmp_path_factory.mktemp("results"))
+
+
+@pytest.fixture(scope="module")
+def runs(results_dir):
+    return results.load_runs(results_dir)
+
+
+def run_row(runs, experiment, run_name):
+    rows = runs[(runs["experiment"] == experiment) & (runs["run_name"] == run_name)]
+    assert len(rows) == 1, f"expected one {experiment}/{run_name}, found {len(rows)}"
+    return rows.iloc[0]
+
+
+# ---------------------------------------------------------------- load_runs
+
+
+def test_load_runs_finds_every_run_folder(runs):
+    assert len(runs) == 12
+    assert set(runs["experiment"]) == {"norm_comparison", "batch_size_sweep"}
+    assert set(runs["norm"]) == {"batch", "instance", "group"}
+    assert list(runs.columns) == list(results.RUN_COLUMNS)
+
+
+def test_median_is_recomputed_from_history_not_summary(runs):
+    row = run_row(runs, "norm_comparison", "gn_g32_bs32_seed0")
+    assert row["val_error_median5"] == pytest.approx(expected_median(61.0))
+    assert row["val_error_median5"] != pytest.approx(factory.WRONG_SUMMARY_MEDIAN)
+    assert row["train_error_median5"] == pytest.approx(expected_median(61.0) - 5.0)
+    assert row["median_epochs"] == 5
+    assert row["groups"] == 32 and row["batch_size"] == 32
+
+
+def test_partial_run_uses_all_of_its_fewer_than_five_epochs(runs):
+    row = run_row(runs, "batch_size_sweep", "gn_g32_bs8_seed0")
+    assert row["state"] == "partial"
+    assert row["label"] == "partial (3/10 epochs)"
+    assert row["median_epochs"] == 3
+    assert row["val_error_median5"] == pytest.approx(float(np.median(factory.curve(62.0, 10)[:3])))
+
+
+def test_diverged_run_is_labelled_with_its_epoch(runs):
+    row = run_row(runs, "batch_size_sweep", "bn_bs2_seed0")
+    assert row["state"] == "diverged"
+    assert row["label"] == "diverged at epoch 4"
+    assert row["diverged_epoch"] == 4
+
+
+def test_nan_losses_mark_divergence_even_when_summary_says_running(tmp_path):
+    factory.write_run(tmp_path, "batch_size_sweep", "batch", 2, [90.0, 88.0, 99.5], status="running",
+                      nan_from_epoch=3)
+    row = results.load_runs(tmp_path).iloc[0]
+    assert row["state"] == "diverged"
+    assert row["diverged_epoch"] == 3
+
+
+def test_diverged_epoch_defaults_to_the_epoch_after_the_last_written_one(tmp_path):
+    # The epoch that blows up is never written to history.csv.
+    factory.write_run(tmp_path, "batch_size_sweep", "batch", 2, [90.0, 88.0, 87.0], status="diverged")
+    row = results.load_runs(tmp_path).iloc[0]
+    assert row["label"] == "diverged at epoch 4"
+    assert row["val_error_median5"] == pytest.approx(88.0)
+
+
+def test_run_without_summary_counts_as_partial(tmp_path):
+    factory.write_run(tmp_path, "norm_comparison", "layer", 32, [95.0, 90.0], write_summary=False)
+    row = results.load_runs(tmp_path).iloc[0]
+    assert row["status"] == "running"
+    assert row["label"] == "partial (2/10 epochs)"
+    assert row["norm"] == "layer"
+
+
+def test_summary_saying_complete_cannot_hide_missing_epochs(tmp_path):
+    factory.write_run(tmp_path, "norm_comparison", "batch", 32, [95.0, 90.0, 85.0], status="complete")
+    assert results.load_runs(tmp_path).iloc[0]["label"] == "partial (3/10 epochs)"
+
+
+def test_reused_run_reads_the_original_history(tmp_path):
+    original = factory.write_run(tmp_path, "norm_comparison", "batch", 32, factory.curve(60.0, 10))
+    reused = factory.write_run(tmp_path, "batch_size_sweep", "batch", 32, factory.curve(60.0, 10),
+                               reused_from=str(original.relative_to(tmp_path)))
+    (reused / "history.csv").unlink()
+    row = run_row(results.load_runs(tmp_path), "batch_size_sweep", "bn_bs32_seed0")
+    assert row["epochs_completed"] == 10
+    assert row["val_error_median5"] == pytest.approx(expected_median(60.0))
+
+
+def test_missing_results_folder_names_the_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does-not-exist"):
+        results.load_runs(tmp_path / "does-not-exist")
+
+
+def test_load_histories_tags_every_epoch(results_dir, runs):
+    histories = results.load_histories(results_dir)
+    assert len(histories) == int(runs["epochs_completed"].sum())
+    for column in ("experiment", "run_name", "norm", "batch_size", "epoch", "val_error", "train_error"):
+        assert column in histories.columns
+    one = histories[histories["run_name"] == "gn_g32_bs8_seed0"]
+    assert list(one["epoch"]) == [1, 2, 3]
+    assert set(one["norm"]) == {"group"}
+
+
+def test_canonical_norm_accepts_aliases_and_rejects_unknown_names():
+    assert results.canonical_norm("GN") == "group"
+    assert results.canonical_norm("instance") == "instance"
+    with pytest.raises(ValueError, match="'weird'"):
+        results.canonical_norm("weird")
+
+
+def test_as_runs_rejects_other_types():
+    with pytest.raises(TypeError, match="int"):
+        results.as_runs(3)
+
+
+# ---------------------------------------------------------------- tables
+
+
+def test_table1_side_by_side_with_missing_run(results_dir):
+    table = results.table1(results_dir).set_index("norm")
+    assert list(table.index) == ["BN", "LN", "IN", "GN"]
+    assert table.loc["GN", "ours val error (%)"] == pytest.approx(expected_median(61.0))
+    assert table.loc["GN", "ours minus BN"] == pytest.approx(expected_median(61.0) - expected_median(60.0))
+    assert table.loc["BN", "ours minus BN"] == 0.0
+    assert table.loc["LN", "status"] == "missing"
+    assert math.isnan(table.loc["LN", "ours val error (%)"])
+    assert table.loc["GN", "run"] == "gn_g32_bs32_seed0"
+    assert table.loc["IN", "paper val error (%)"] == 28.4
+    assert table.loc["IN", "paper minus BN"] == pytest.approx(4.8)
+    assert "median of the last 5" in table.attrs["caption"]
+
+
+def test_table2_shows_partial_missing_and_diverged_runs(runs):
+    table = results.table2(runs).set_index("batch size")
+    assert list(table.index) == [32, 16, 8, 4, 2]
+    assert table.loc[8, "GN status"] == "partial (3/10 epochs)"
+    assert table.loc[4, "GN status"] == "missing"
+    assert table.loc[2, "BN status"] == "diverged at epoch 4"
+    assert math.isnan(table.loc[2, "ours BN"])  # a diverged run has no number
+    assert math.isnan(table.loc[2, "ours GN minus BN"])
+    assert table.loc[16, "ours GN minus BN"] == pytest.approx(expected_median(61.2) - expected_median(61.0))
+    assert table.loc[2, "paper GN minus BN"] == -10.6
+    assert table.loc[2, "paper BN"] == 34.7
+    assert table.loc[2, "BN run"] == "bn_bs2_seed0"
+
+
+def test_table_averages_several_seeds(tmp_path):
+    for seed, final in ((0, 60.0), (1, 64.0)):
+        factory.write_run(tmp_path, "norm_comparison", "batch", 32, factory.curve(final, 10), seed=seed)
+    table = results.table1(tmp_path).set_index("norm")
+    assert table.loc["BN", "ours val error (%)"] == pytest.approx(
+        (expected_median(60.0) + expected_median(64.0)) / 2)
+    assert table.loc["BN", "status"] == "complete (mean of 2 runs)"
+    assert table.loc["BN", "run"] == "bn_bs32_seed0, bn_bs32_seed1"
+
+
+def test_markdown_export(results_dir):
+    text = results.to_markdown(results.table2(results_dir))
+    lines = text.split("\n")
+    assert lines[0].startswith("| batch size | ours BN |")
+    assert lines[1].startswith("|---:|")
+    table_lines = [line for line in lines if line.startswith("|")]
+    assert len(table_lines) == 2 + 5
+    assert "| missing |" in text and "diverged at epoch 4" in text and "partial (3/10 epochs)" in text
+    assert "| 2 | – |" in text  # NaN shows as a dash, not "nan"
+    assert "nan" not in text.lower().replace("nats", "")
+    assert text.endswith(results.table2(results_dir).attrs["caption"])
+
+
+def test_markdown_escapes_pipes_and_formats_decimals():
+    frame = pd.DataFrame({"name": ["a|b"], "value": [1.23456]})
+    text = results.to_markdown(frame, decimals=2, caption=False)
+    assert text == "| name | value |\n|:---|---:|\n| a\\|b | 1.23 |"
+
+
+def test_report_table_compares_losses(runs):
+    table = results.report_table(runs)
+    assert len(table) == 14
+    row = table[(table["experiment"] == "norm_comparison") & (table["norm"] == "GN")].iloc[0]
+    assert row["report val loss"] == 3.238
+    gn_row = run_row(runs, "norm_comparison", "gn_g32_bs32_seed0")
+    assert row["ours val loss"] == pytest.approx(gn_row["val_loss_median5"])
+    assert "loss" in table.attrs["caption"]
+
+
+def test_batch_size_drop_ours_and_paper(runs):
+    drop = results.batch_size_drop(runs)
+    assert drop.loc["GN", "ours_increase"] == pytest.approx(expected_median(61.5) - expected_median(61.0))
+    assert math.isnan(drop.loc["BN", "ours_increase"])
+    assert drop.loc["BN", "status_small"] == "diverged at epoch 4"
+    assert drop.loc["BN", "paper_increase"] == pytest.approx(11.1)
+    assert drop.loc["GN", "paper_increase"] == pytest.approx(0.0)
+
+
+def test_conclusions_name_the_numbers_and_the_gaps(runs):
+    text = "\n".join(results.conclusions(runs))
+    gap = expected_median(61.0) - expected_median(60.0)
+    assert f"ours {gap:+.1f} points, paper +0.5" in text
+    assert "LN: missing" in text
+    assert "diverged at epoch 4" in text
+    assert "paper +11.1" in text
+
+
+# ---------------------------------------------------------------- paper data
+
+
+def test_paper_table2_difference_row_matches_its_columns():
+    for batch_size in paper.BATCH_SIZES:
+        difference = paper.TABLE2["group"][batch_size] - paper.TABLE2["batch"][batch_size]
+        assert difference == pytest.approx(paper.TABLE2_GN_MINUS_BN[batch_size], abs=0.051)
+
+
+def test_paper_tables_agree_with_each_other():
+    for norm in paper.TABLE1_NORMS:
+        assert paper.TABLE1[norm] - paper.TABLE1["batch"] == pytest.approx(
+            paper.TABLE1_DIFFERENCE_TO_BN[norm], abs=0.051)
+    assert paper.TABLE1["batch"] == paper.TABLE2["batch"][32]
+    assert paper.TABLE1["group"] == paper.TABLE2["group"][32] == paper.TABLE3_GROUPS[32]
+    assert paper.TABLE3_GROUPS[1] == paper.TABLE1["layer"]
+    assert paper.TABLE3_CHANNELS_PER_GROUP[1] == paper.TABLE1["instance"]
+    assert paper.BATCH_RENORMALIZATION_AT_4["batch"] == paper.TABLE2["batch"][4]
+    assert paper.BATCH_RENORMALIZATION_AT_4["group"] == paper.TABLE2["group"][4]
+
+
+def test_paper_training_settings():
+    assert paper.paper_learning_rate(32) == pytest.approx(0.1)
+    assert paper.paper_learning_rate(2) == pytest.approx(0.00625)
+    assert paper.LR_DECAY_EPOCHS == (30, 60, 90)
+    assert paper.WEIGHT_DECAY == 1e-4 and paper.MOMENTUM == 0.9 and paper.DEFAULT_GROUPS == 32
+    with pytest.raises(ValueError, match="0"):
+        paper.paper_learning_rate(0)
+    assert paper.paper_error("batch", 2) == 34.7
+    assert paper.paper_error("layer", 32) == 25.3
+    assert math.isnan(paper.paper_error("layer", 2))
+
+
+def test_paper_and_report_records_state_their_units():
+    records = pd.DataFrame(paper.paper_records())
+    assert len(records) == 5 + 10 + 7 + 7 + 3 + 4 + 3
+    assert set(records["unit"]) == {paper.PAPER_UNIT}
+    assert "error" in paper.PAPER_UNIT and "median of the last 5" in paper.PAPER_UNIT
+    report = pd.DataFrame(paper.report_records())
+    assert len(report) == 4 + 10
+    assert set(report["unit"]) == {paper.REPORT_UNIT}
+    assert "loss" in paper.REPORT_UNIT
+    assert (report["value"] < 5).all()  # losses in nats, not percentages

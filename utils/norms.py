@@ -1,0 +1,25 @@
+"""Names of the normalizations, shared by the models, the configs and the results tables.
+
+Kept free of TensorFlow so that reading results stays quick.
+"""
+
+NORMALIZATIONS = ("batch", "layer", "instance", "group", "none")
+SHORT_NAMES = {"batch": "bn", "layer": "ln", "instance": "in", "group": "gn", "none": "none"}
+_ALIASES = {short: name for name, short in SHORT_NAMES.items()}
+
+
+def canonical_norm(name):
+    """Returns the registry name ("batch", ...) for a name or short alias ("bn", ...).
+
+    Args:
+        name: a name from `NORMALIZATIONS` or a short alias, in any case.
+
+    Raises:
+        ValueError: for an unknown name; the message lists the valid names.
+    """
+    key = str(name).strip().lower()
+    key = _ALIASES.get(key, key)
+    if key not in NORMALIZATIONS:
+        valid = ", ".join(f"{n!r} ({SHORT_NAMES[n]!r})" for n in NORMALIZATIONS)
+        raise ValueError(f"Unknown normalization {name!r}; valid names are {valid}.")
+    return key
