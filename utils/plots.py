@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -327,7 +328,9 @@ def _class_name(class_names, label) -> str:
         entry = entry[-1]
     # Tiny ImageNet names list synonyms after commas; the first is enough to recognise.
     text = str(entry).split(",")[0].strip()
-    return text if len(text) <= 18 else text[:17] + "…"
+    # Two short lines fit above a thumbnail; longer names are cut on the second line.
+    lines = textwrap.wrap(text, width=16, max_lines=2, placeholder="…")
+    return "\n".join(lines)
 
 
 def plot_sample_images(images, labels, class_names=None, *, figures_dir="figures", dataset="Tiny ImageNet-200",

@@ -507,12 +507,11 @@ def conclusions(source="results", *, large=32, small=2) -> list[str]:
         f"At batch 32, GN minus BN val error: ours {_points(gap)} points, paper "
         f"{paper.TABLE1['group'] - paper.TABLE1['batch']:+.1f} (ResNet-50, ImageNet)."
     )
-    ranked = ours.dropna().sort_values()
-    paper_ranked = sorted(paper.TABLE1, key=paper.TABLE1.get)
+    paper_errors = pd.Series({paper.NORM_LABELS[norm]: error for norm, error in paper.TABLE1.items()})
     lines.append(
         "Lowest to highest val error at batch 32: ours "
-        + (" < ".join(ranked.index) if len(ranked) else "n/a")
-        + "; paper " + " < ".join(paper.NORM_LABELS[norm] for norm in paper_ranked) + "."
+        + _ranking(ours)
+        + "; paper " + _ranking(paper_errors) + "."
     )
     unavailable = first[~first["status"].str.startswith("complete")]
     if not unavailable.empty:
@@ -537,6 +536,18 @@ def conclusions(source="results", *, large=32, small=2) -> list[str]:
         f"paper {_points(second['paper GN minus BN'].iloc[0])}."
     )
     return lines
+
+
+def _ranking(errors: pd.Series) -> str:
+    """ "BN 23.6 < GN 24.1 = LN 24.1": ties at one decimal are shown as ties."""
+    ranked = errors.dropna().sort_values()
+    if ranked.empty:
+        return "n/a"
+    text = f"{ranked.index[0]} {ranked.iloc[0]:.1f}"
+    for (_, previous), (label, value) in zip(ranked.iloc[:-1].items(), ranked.iloc[1:].items()):
+        relation = "=" if round(previous, 1) == round(value, 1) else "<"
+        text += f" {relation} {label} {value:.1f}"
+    return text
 
 
 def _format_cell(value, decimals: int) -> str:
