@@ -1,0 +1,179 @@
+"""RunConfig validation, names, JSON round trip, learning-rate schedule and profiles."""
+
+import dataclasses
+import json
+
+import pytest
+
+from utils.config import RunConfig
+from utils.config import learning_rate_boundaries
+from utils.config import learning_rate_for_epoch
+from utils.config import profile_configs
+from utils.config import profile_settings
+
+
+def test_defaults_are_the_papers_recipe():
+    config = RunConfig(model="resnet50")
+    assert (config.momentum, config.base_learning_rate, config.weight_decay) == (0.9, 0.1, 1e-4)
+    assert config.lr_decay_fractions == (0.3, 0.6, 0.9) and config.lr_decay_factor == 0.1
+    assert config.norm == "group" and config.groups == 32
+    assert config.batch_size == 32 and config.learning_rate == pytest.approx(0.1)
+
+
+def test_small_cnn_default_learning_rate_is_lower_and_overridable():
+    assert RunConfig().base_learning_rate == 0.003
+    assert RunConfig(base_learning_rate=0.1).learning_rate == pytest.approx(0.1)
+    assert RunConfig(batch_size=2).learning_rate == pytest.approx(0.003 * 2 / 32)
+
+
+@pytest.mark.parametrize(
+    "fields, expected",
+    [
+        (dict(norm="gn", groups=32, batch_size=4), "gn_g32_bs4_seed0"),
+        (dict(norm="group", groups=8, batch_size=2, seed=3), "gn_g8_bs2_seed3"),
+        (dict(norm="bn", batch_size=32), "bn_bs32_seed0"),
+        (dict(norm="layer"), "ln_bs32_seed0"),
+        (dict(norm="instance"), "in_bs32_seed0"),
+        (dict(norm="none", batch_size=16), "none_bs16_seed0"),
+    ],
+)
+def test_run_name(fields, expected):
+    assert RunConfig(**fields).run_name == expected
+
+
+def test_aliases_are_stored_as_full_names():
+    assert RunConfig(norm="BN").norm == "batch"
+    assert RunConfig(norm="gn").groups == 32
+
+
+def test_config_is_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        RunConfig().batch_size = 2
+
+
+def test_json_round_trip():
+    config = RunConfig(norm="batch", batch_size=8, epochs=7, lr_decay_fractions=(0.5,), precision="mixed_bfloat16")
+    data = json.loads(json.dumps(config.to_dict()))
+    assert data["run_name"] == "bn_bs8_seed0"
+    assert data["lr_decay_fractions"] == [0.5]
+    assert RunConfig.from_dict(data) == config
+
+
+def test_from_dict_rejects_unknown_keys_and_wrong_run_name():
+    data = RunConfig().to_dict()
+    with pytest.raises(ValueError, match="colour"):
+        RunConfig.from_dict({**data, "colour": "red"})
+    with pytest.raises(ValueError, match="bn_bs32_seed0"):
+        RunConfig.from_dict({**data, "run_name": "bn_bs32_seed0"})
+
+
+# One test per invalid value: each must be rejected when the config is created, with a
+# message naming the bad value.
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        (dict(batch_size=0), "batch_size=0"),
+        (dict(batch_size=2.5), "batch_size=2.5"),
+        (dict(epochs=0), "epochs=0"),
+        (dict(norm="weight"), "'weight'"),
+        (dict(norm="group", groups=3), "groups=3"),
+        (dict(norm="group", groups=128), "groups=128"),
+        (dict(norm="group", groups=0), "groups=0"),
+        (dict(norm="batch", groups=32), "groups=32"),
+        (dict(norm="layer", sync_batch_norm=True), "sync_batch_norm=True"),
+        (dict(base_learning_rate=-0.1), "base_learning_rate=-0.1"),
+        (dict(base_learning_rate=0), "base_learning_rate=0"),
+        (dict(base_learning_rate=float("nan")), "base_learning_rate=nan"),
+        (dict(weight_decay=-1e-4), "weight_decay=-0.0001"),
+        (dict(momentum=1.0), "momentum=1.0"),
+        (dict(lr_decay_fractions=(0.6, 0.3)), "lr_decay_fractions=(0.6, 0.3)"),
+        (dict(lr_decay_fractions=(0.3, 0.3)), "lr_decay_fractions=(0.3, 0.3)"),
+        (dict(lr_decay_fractions=(0.0, 0.5)), "lr_decay_fractions=(0.0, 0.5)"),
+        (dict(lr_decay_fractions=(0.5, 1.0)), "lr_decay_fractions=(0.5, 1.0)"),
+        (dict(lr_decay_fractions="0.3"), "lr_decay_fractions='0.3'"),
+        (dict(lr_decay_factor=0), "lr_decay_factor=0"),
+        (dict(precision="float16"), "'float16'"),
+        (dict(model="vgg16"), "'vgg16'"),
+        (dict(dataset="imagenet"), "'imagenet'"),
+        (dict(classes=201), "classes=201"),
+        (dict(images_per_class=0), "images_per_class=0"),
+        (dict(images_per_class=501), "images_per_class=501"),
+        (dict(val_images_per_class=10), "val_images_per_class=10"),
+        (dict(steps_per_execution=0), "steps_per_execution=0"),
+        (dict(second_kernel_size=0), "second_kernel_size=0"),
+        (dict(seed=-1), "seed=-1"),
+        (dict(jit_compile="yes"), "jit_compile='yes'"),
+        (dict(distribution="tpu"), "'tpu'"),
+        (dict(distribution="multi_worker"), "keras-team/keras#20585"),
+        (dict(experiment="a/b"), "experiment='a/b'"),
+        (dict(profile="huge"), "'huge'"),
+    ],
+)
+def test_invalid_values_raise_naming_the_value(fields, message):
+    with pytest.raises(ValueError) as error:
+        RunConfig(**fields)
+    assert message in str(error.value)
+
+
+def test_groups_must_divide_resnet_widths_too():
+    assert RunConfig(model="resnet50", groups=64).groups == 64
+    with pytest.raises(ValueError, match="groups=12"):
+        RunConfig(model="resnet50", groups=12)
+
+
+def test_synthetic_data_may_use_fewer_validation_images():
+    assert RunConfig(dataset="synthetic-tiny-imagenet", val_images_per_class=4).val_images_per_class == 4
+
+
+def test_learning_rate_schedule_is_the_papers():
+    config = RunConfig(model="resnet50", epochs=100, batch_size=32)
+    assert learning_rate_boundaries(config) == [30, 60, 90]
+    rates = [learning_rate_for_epoch(config, epoch) for epoch in range(100)]
+    assert rates[0] == rates[29] == pytest.approx(0.1)
+    assert rates[30] == rates[59] == pytest.approx(0.01)
+    assert rates[60] == pytest.approx(0.001) and rates[90] == rates[99] == pytest.approx(0.0001)
+
+
+def test_learning_rate_scales_linearly_with_batch_size():
+    for batch_size in (32, 16, 8, 4, 2):
+        config = RunConfig(model="resnet50", batch_size=batch_size, epochs=10)
+        assert learning_rate_for_epoch(config, 0) == pytest.approx(0.1 * batch_size / 32)
+        assert learning_rate_boundaries(config) == [3, 6, 9]
+        assert learning_rate_for_epoch(config, 9) == pytest.approx(0.1 * batch_size / 32 / 1000)
+
+
+def test_boundaries_round_half_up():
+    assert learning_rate_boundaries(RunConfig(epochs=5)) == [2, 3, 5]
+    assert learning_rate_boundaries(RunConfig(epochs=8)) == [2, 5, 7]
+
+
+@pytest.mark.parametrize("profile", ["smoke", "cpu", "paper"])
+def test_profiles_hold_both_experiments(profile):
+    configs = profile_configs(profile)
+    names = [(c.experiment, c.norm, c.batch_size) for c in configs]
+    assert names[:4] == [("norm_comparison", norm, 32) for norm in ("batch", "layer", "instance", "group")]
+    assert names[4:] == [("batch_size_sweep", n, b) for n in ("batch", "group") for b in (32, 16, 8, 4, 2)]
+    assert all(c.profile == profile and c.groups in (None, 32) for c in configs)
+    distinct = {json.dumps(c.training_settings(), sort_keys=True) for c in configs}
+    assert len(distinct) == (14 if profile == "paper" else 12)
+
+
+def test_profile_scales():
+    smoke, cpu, paper = (profile_settings(name) for name in ("smoke", "cpu", "paper"))
+    assert smoke["dataset"] == "synthetic-tiny-imagenet"
+    assert cpu["dataset"] == paper["dataset"] == "tiny-imagenet-200"
+    assert (paper["classes"], paper["images_per_class"]) == (200, 500)
+    assert paper["epochs"] == {"norm_comparison": 100, "batch_size_sweep": 10}
+    assert cpu["classes"] * cpu["images_per_class"] < 200 * 500
+
+
+def test_profile_overrides_and_errors():
+    configs = profile_configs("smoke", "batch_size_sweep", seed=2, groups=16, epochs=3)
+    assert {c.run_name for c in configs} >= {"bn_bs2_seed2", "gn_g16_bs2_seed2"}
+    assert all(c.epochs == 3 for c in configs)
+    with pytest.raises(ValueError, match="'tiny'"):
+        profile_configs("tiny")
+    with pytest.raises(ValueError, match="'sweep'"):
+        profile_configs("smoke", "sweep")
+    with pytest.raises(ValueError, match="colour"):
+        profile_configs("smoke", colour="red")

@@ -1,0 +1,276 @@
+"""utils.training.run on a tiny synthetic data set: files, resume, cache, divergence,
+determinism, steps per epoch."""
+
+import csv
+import json
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from utils import training
+from utils.config import RunConfig
+from utils.config import learning_rate_for_epoch
+
+# 4 classes x 16 training images = 64 images; 4 x 4 validation images.
+TRAIN_IMAGES = 64
+TINY = dict(
+    experiment="norm_comparison",
+    dataset="synthetic-tiny-imagenet",
+    classes=4,
+    images_per_class=16,
+    val_images_per_class=4,
+    norm="batch",
+    batch_size=8,
+    epochs=3,
+    jit_compile=False,
+)
+# Every column but the wall time must match between equivalent runs.
+COMPARED_COLUMNS = [c for c in training.HISTORY_COLUMNS if c != "seconds"]
+
+
+def tiny_config(**fields):
+    return RunConfig(**{**TINY, **fields})
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, data_dir):
+    """An uninterrupted 3-epoch run."""
+    results = tmp_path_factory.mktemp("reference")
+    return training.run(tiny_config(), results, data_dir=data_dir, verbose=0)
+
+
+def read_csv_header(path):
+    with open(path, newline="") as file:
+        return next(csv.reader(file))
+
+
+class Killed(Exception):
+    """Stands for the process being killed."""
+
+
+class KillAt(keras.callbacks.Callback):
+    """Raises Killed after training batch `batch` of 0-based epoch `epoch`."""
+
+    def __init__(self, epoch, batch):
+        super().__init__()
+        self.kill_epoch, self.kill_batch = epoch, batch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.epoch == self.kill_epoch and batch >= self.kill_batch:
+            raise Killed()
+
+
+def test_run_writes_the_contract_files(reference):
+    path = reference.path
+    assert path.parts[-2:] == ("norm_comparison", "bn_bs8_seed0")
+    assert sorted(p.name for p in path.iterdir()) == ["config.json", "history.csv", "summary.json"]
+    config = json.loads((path / "config.json").read_text())
+    assert config["run_name"] == "bn_bs8_seed0" and RunConfig.from_dict(config) == tiny_config()
+    assert read_csv_header(path / "history.csv") == list(training.HISTORY_COLUMNS)
+    summary = json.loads((path / "summary.json").read_text())
+    assert tuple(summary) == training.SUMMARY_KEYS
+    assert summary["status"] == "complete" and summary["reused_from"] is None
+    assert summary["epochs_completed"] == summary["epochs"] == 3
+    assert summary["steps_per_epoch"] == TRAIN_IMAGES // 8 and summary["images_per_step"] == 8
+    assert set(summary["versions"]) == {"tensorflow", "keras", "python", "numpy"}
+    assert summary["dataset"] == "synthetic-tiny-imagenet" and summary["device"]
+    history = reference.history
+    assert list(history["epoch"]) == [1, 2, 3]
+    assert list(history["steps"]) == [8, 8, 8]
+    assert history["train_error"].between(0, 100).all() and history["val_error"].between(0, 100).all()
+    # The paper's statistic: median of the last (up to) 5 epochs.
+    assert summary["val_error_median5"] == pytest.approx(float(np.median(history["val_error"])))
+    assert summary["train_error_median5"] == pytest.approx(float(np.median(history["train_error"])))
+    assert summary["val_loss_median5"] == pytest.approx(float(np.median(history["val_loss"])))
+    assert summary["wall_seconds"] == pytest.approx(history["seconds"].sum(), rel=1e-4)
+
+
+def test_history_lr_is_the_schedule(reference):
+    # 3 epochs: boundaries round(0.3*3)=1, round(0.6*3)=2, round(0.9*3)=3.
+    expected = [learning_rate_for_epoch(reference.config, epoch) for epoch in range(3)]
+    initial = reference.config.base_learning_rate * 8 / 32
+    assert expected == pytest.approx([initial, initial / 10, initial / 100])
+    assert list(reference.history["lr"]) == pytest.approx(expected, rel=1e-6)
+
+
+def test_errors_and_losses_match_keras_evaluate(reference, data_dir):
+    # The val columns are the cross-entropy and top-1 error of the unaugmented validation
+    # set: check them against an independent computation at the end of a 1-epoch run.
+    config = tiny_config(epochs=1, experiment="evaluate_check")
+    run_dir = training.run_directory(config, reference.path.parent.parent)
+    seen = {}
+
+    class Capture(keras.callbacks.Callback):
+        def on_train_end(self, logs=None):
+            _, (x_val, y_val) = training.load_data(config, data_dir)
+            probabilities = self.model.predict(x_val, verbose=0)
+            seen["error"] = 100 * np.mean(probabilities.argmax(axis=1) != y_val)
+            seen["loss"] = float(keras.losses.sparse_categorical_crossentropy(y_val, probabilities).numpy().mean())
+
+    result = training.run(config, run_dir.parent.parent, data_dir=data_dir, verbose=0, callbacks=[Capture()])
+    assert result.history["val_error"].iloc[0] == pytest.approx(seen["error"], abs=1e-4)
+    assert result.history["val_loss"].iloc[0] == pytest.approx(seen["loss"], rel=1e-4)
+
+
+def test_same_config_gives_the_same_history(reference, tmp_path, data_dir):
+    again = training.run(tiny_config(), tmp_path, data_dir=data_dir, verbose=0)
+    assert again.history[COMPARED_COLUMNS].equals(reference.history[COMPARED_COLUMNS])
+
+
+def test_resume_after_a_kill_mid_epoch_gives_the_same_history(reference, tmp_path, data_dir):
+    with pytest.raises(Killed):
+        training.run(tiny_config(), tmp_path, data_dir=data_dir, verbose=0, callbacks=[KillAt(epoch=1, batch=3)])
+    run_dir = training.run_directory(tiny_config(), tmp_path)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "running" and summary["epochs_completed"] == 1
+    assert (run_dir / "backup").is_dir()
+    trained = []
+
+    class CountEpochs(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            trained.append(epoch)
+
+    resumed = training.run(tiny_config(), tmp_path, data_dir=data_dir, verbose=0, callbacks=[CountEpochs()])
+    assert trained == [1, 2], "training must resume at epoch 2, not start again"
+    assert resumed.summary["status"] == "complete"
+    assert resumed.history[COMPARED_COLUMNS].equals(reference.history[COMPARED_COLUMNS])
+    for key in ("val_error_median5", "train_error_median5", "val_loss_median5", "steps_per_epoch"):
+        assert resumed.summary[key] == reference.summary[key], key
+    assert not (run_dir / "backup").exists()
+
+
+def test_resume_after_a_kill_between_history_and_backup(reference, tmp_path, data_dir, monkeypatch):
+    # Killed after epoch 2's history row was written but before its backup: the row
+    # must be dropped and epoch 2 trained again.
+    save = keras.callbacks.BackupAndRestore._save_model
+
+    def save_or_die(self):
+        if self._current_epoch == 2:
+            raise Killed()
+        save(self)
+
+    monkeypatch.setattr(keras.callbacks.BackupAndRestore, "_save_model", save_or_die)
+    with pytest.raises(Killed):
+        training.run(tiny_config(), tmp_path, data_dir=data_dir, verbose=0)
+    run_dir = training.run_directory(tiny_config(), tmp_path)
+    assert len(training.load_run(run_dir).history) == 2
+    monkeypatch.setattr(keras.callbacks.BackupAndRestore, "_save_model", save)
+    resumed = training.run(tiny_config(), tmp_path, data_dir=data_dir, verbose=0)
+    assert resumed.history[COMPARED_COLUMNS].equals(reference.history[COMPARED_COLUMNS])
+
+
+def test_a_complete_run_is_read_back_not_trained(reference, monkeypatch):
+    def no_training(*args, **kwargs):
+        raise AssertionError("fit was called for a complete run")
+
+    monkeypatch.setattr(keras.Model, "fit", no_training)
+    again = training.run(tiny_config(), reference.path.parent.parent, verbose=0)
+    assert again.summary == reference.summary
+    assert again.history.equals(reference.history)
+
+
+def test_a_different_config_in_the_same_folder_is_refused(reference):
+    changed = tiny_config(epochs=4)
+    assert changed.run_name == reference.config.run_name
+    with pytest.raises(ValueError, match=r"epochs: stored 3, requested 4.*delete"):
+        training.run(changed, reference.path.parent.parent, verbose=0)
+
+
+def test_reuses_a_finished_run_of_another_experiment(reference, monkeypatch):
+    monkeypatch.setattr(keras.Model, "fit", lambda *a, **k: pytest.fail("fit was called"))
+    config = tiny_config(experiment="batch_size_sweep")
+    reused = training.run(config, reference.path.parent.parent, verbose=0)
+    assert reused.path.parts[-2:] == ("batch_size_sweep", "bn_bs8_seed0")
+    assert reused.summary["reused_from"] == "norm_comparison/bn_bs8_seed0"
+    assert reused.summary["experiment"] == "batch_size_sweep" and reused.summary["status"] == "complete"
+    assert reused.history.equals(reference.history)
+    assert reused.config == config
+
+
+def test_divergence_is_recorded(tmp_path, data_dir, monkeypatch):
+    class PoisonWeights(keras.callbacks.Callback):
+        """Makes the weights NaN after the second batch of epoch 2."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch, logs=None):
+            if self.epoch == 1 and batch == 1:
+                kernel = self.model.get_layer("conv1").kernel
+                kernel.assign(np.full(kernel.shape, np.nan, "float32"))
+
+    config = tiny_config()
+    result = training.run(config, tmp_path, data_dir=data_dir, verbose=0, callbacks=[PoisonWeights()])
+    assert result.summary["status"] == "diverged" and result.summary["diverged_epoch"] == 2
+    assert result.summary["epochs_completed"] == 1 and list(result.history["epoch"]) == [1]
+    assert not (result.path / "backup").exists()
+    # A diverged run is final: read back, not trained again.
+    monkeypatch.setattr(keras.Model, "fit", lambda *a, **k: pytest.fail("fit was called"))
+    assert training.run(config, tmp_path, verbose=0).summary["status"] == "diverged"
+
+
+def test_a_huge_learning_rate_diverges(tmp_path, data_dir):
+    result = training.run(tiny_config(base_learning_rate=1e6, epochs=1), tmp_path, data_dir=data_dir, verbose=0)
+    assert result.summary["status"] == "diverged" and result.summary["diverged_epoch"] == 1
+
+
+@pytest.mark.parametrize("batch_size, steps_per_execution", [(5, 1), (5, 5), (3, 4)])
+def test_steps_per_epoch_are_floor_of_images_over_batch(tmp_path, data_dir, batch_size, steps_per_execution):
+    # 64 images: batch 5 -> 12 steps (not 13, not 15 = 3 executions of 5); batch 3 -> 21.
+    config = tiny_config(batch_size=batch_size, steps_per_execution=steps_per_execution, epochs=2)
+    result = training.run(config, tmp_path, data_dir=data_dir, verbose=0)
+    assert list(result.history["steps"]) == [TRAIN_IMAGES // batch_size] * 2
+    assert result.summary["steps_per_epoch"] == TRAIN_IMAGES // batch_size
+
+
+def test_validation_pipeline_is_not_augmented(data_dir):
+    _, (x_val, y_val) = training.load_data(tiny_config(), data_dir)
+    batches = list(training.validation_dataset(x_val, y_val).as_numpy_iterator())
+    images = np.concatenate([images for images, _ in batches])
+    labels = np.concatenate([labels for _, labels in batches])
+    np.testing.assert_array_equal(images, x_val)
+    np.testing.assert_array_equal(labels, y_val)
+
+
+def test_epoch_datasets_depend_on_seed_and_epoch_only(data_dir):
+    (x, y), _ = training.load_data(tiny_config(), data_dir)
+    first = lambda epoch: next(iter(training.training_dataset(tiny_config(), x, y, epoch)))[1].numpy()  # noqa: E731
+    assert np.array_equal(first(1), first(1))
+    assert not np.array_equal(first(0), first(1))
+
+
+def test_mixed_precision_run(tmp_path, data_dir):
+    result = training.run(
+        tiny_config(precision="mixed_bfloat16", epochs=1), tmp_path, data_dir=data_dir, verbose=0
+    )
+    assert result.summary["status"] == "complete"
+    assert math.isfinite(result.history["train_loss"].iloc[0])
+    # The global policy is restored after the run.
+    assert keras.config.dtype_policy().name == "float32"
+
+
+def test_resnet50_config_builds_with_the_configs_norm():
+    model = training.build_model(RunConfig(model="resnet50", norm="group", groups=16, classes=10))
+    assert model.output_shape == (None, 10)
+    norms = [layer for layer in model.layers if "norm" in layer.name]
+    assert norms and all(layer.groups == 16 for layer in norms)
+    assert model.optimizer.momentum == 0.9
+
+
+def test_xla_runs_are_deterministic_too(tmp_path, data_dir):
+    # Keras compiles without XLA when TensorFlow's deterministic kernels are on: XLA runs
+    # leave them off and must still repeat exactly on the CPU.
+    config = tiny_config(jit_compile=True, epochs=2, norm="group", groups=4)
+    first = training.run(config, tmp_path / "first", data_dir=data_dir, verbose=0)
+    second = training.run(config, tmp_path / "second", data_dir=data_dir, verbose=0)
+    assert first.history[COMPARED_COLUMNS].equals(second.history[COMPARED_COLUMNS])

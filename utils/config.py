@@ -1,0 +1,463 @@
+"""One frozen dataclass per training run, and the profiles (grids of runs).
+
+A `RunConfig` holds every setting that changes what a training run computes, so a run
+is identified by its config alone: `results/<experiment>/<run_name>/config.json`.
+Invalid values raise `ValueError` when the config is created, before any work starts.
+
+The default recipe is the paper's (Wu & He 2018, Section 5), for every normalization:
+
+- SGD with momentum 0.9;
+- learning rate `base_learning_rate * batch_size / 32` (the paper's linear scaling
+  rule; `batch_size` is the number of images per device, as the paper's "batch size" is
+  images per GPU), with the paper's `base_learning_rate = 0.1` for ResNet-50 and 0.003
+  for the small CNN (see `DEFAULT_BASE_LEARNING_RATES` for why);
+- the learning rate is divided by 10 at 30%, 60% and 90% of the epochs (the paper's
+  epochs 30, 60 and 90 of 100);
+- weight decay 1e-4 on every weight, gamma and beta included (coupled L2, added to
+  the gradient as `weight_decay * w`, as in the paper);
+- 32 groups for group normalization.
+
+On several devices (tf.distribute) `batch_size` stays the images per device, so the
+global batch is `batch_size * replicas`, and the learning rate stays
+`base_learning_rate * batch_size / 32`: the paper's rule is stated per GPU (all its runs
+used 8 GPUs), and keeping it per device keeps the batch-size sweep's meaning (the
+normalization statistics see `batch_size` images) whatever the number of devices. Batch
+norm statistics stay per device, as in the paper, unless `sync_batch_norm=True`.
+
+Profiles (`profile_configs`) give the grids of the two experiments at three scales:
+"smoke" (synthetic data, about a minute on a CPU), "cpu" (a subset of the real Tiny
+ImageNet that fits in about 75 minutes on two CPU cores) and "paper" (the full data
+set at the 2023 report's scale, for a GPU).
+"""
+
+import dataclasses
+import math
+import re
+
+from utils.models import SHORT_NAMES
+from utils.models import canonical_norm
+
+__all__ = [
+    "RunConfig",
+    "MODELS",
+    "DATASETS",
+    "PRECISIONS",
+    "DISTRIBUTIONS",
+    "PROFILES",
+    "EXPERIMENTS",
+    "MODEL_CHANNELS",
+    "REFERENCE_BATCH_SIZE",
+    "DEFAULT_BASE_LEARNING_RATES",
+    "profile_configs",
+    "profile_settings",
+    "learning_rate_for_epoch",
+    "learning_rate_boundaries",
+]
+
+MODELS = ("small_cnn", "resnet50")
+DATASETS = ("tiny-imagenet-200", "synthetic-tiny-imagenet")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+# "auto": all local GPUs when there are two or more, else the one default device.
+# Several machines (MultiWorkerMirroredStrategy) are not offered: Keras 3's fit fails
+# under that strategy (keras-team/keras#20585, tensorflow/tensorflow#72388); a grid is
+# split over machines with `python -m utils.experiments --only` instead.
+DISTRIBUTIONS = ("auto", "none", "mirrored")
+PROFILES = ("smoke", "cpu", "paper")
+EXPERIMENTS = ("norm_comparison", "batch_size_sweep")
+
+# The paper's learning rate 0.1 is given for 32 images per GPU.
+REFERENCE_BATCH_SIZE = 32
+
+# Learning rate at 32 images per device, by model. ResNet-50: the paper's 0.1. The small
+# CNN does not train at 0.1: its global-average-pooled features after GN, LN or IN are
+# nearly the same vector for every image, so at 0.1 (and still at 0.025) the first steps
+# kill every ReLU unit of its 128-unit dense layer and it predicts the class prior forever
+# (train error stuck at chance on 30 Tiny ImageNet classes for GN and LN; BN trains but
+# worse than at lower rates). Measured on 30 classes x 200 images, batch 32: after one
+# epoch, val accuracy GN 3% / 6% / 9% / 10% at 0.1 / 0.01 / 0.003 / 0.001, BN 9% / 13% /
+# 12% / 14%; after three epochs GN and BN train as well at 0.003 as at 0.001. 0.003 is
+# the largest of these rates without collapse, which matters for the short schedules.
+DEFAULT_BASE_LEARNING_RATES = {"small_cnn": 0.003, "resnet50": 0.1}
+
+# Channels of the normalized layers: groups must divide all of them. ResNet-50's
+# widths (64 ... 2048) are all multiples of 64.
+MODEL_CHANNELS = {
+    "small_cnn": (64, 256),
+    "resnet50": (64, 128, 256, 512, 1024, 2048),
+}
+
+# Tiny ImageNet-200: 200 classes, 500 training and 50 validation images per class.
+_TINY_IMAGENET_CLASSES = 200
+_TINY_IMAGENET_TRAIN_PER_CLASS = 500
+_TINY_IMAGENET_VAL_PER_CLASS = 50
+
+_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Every setting of one training run.
+
+    Args:
+        experiment: experiment (results sub-folder), e.g. "norm_comparison" or
+            "batch_size_sweep"; letters, digits, "_", "-" and ".".
+        profile: the profile the run belongs to: "smoke", "cpu", "paper" or "custom".
+        model: "small_cnn" (the 2023 report's CNN) or "resnet50" (the paper's network).
+        norm: "batch", "layer", "instance", "group" or "none" (aliases bn, ln, in, gn
+            are accepted and stored as the full name).
+        groups: number of groups for group normalization (default 32, the paper's);
+            must divide every normalized layer's channels (64 and 256 for the small
+            CNN). Must be None for the other normalizations.
+        sync_batch_norm: batch normalization statistics over all devices instead of
+            per device (the paper keeps them per device). Batch norm only.
+        batch_size: images per device per step (the paper's "images per GPU").
+        epochs: number of training epochs.
+        base_learning_rate: learning rate for 32 images per device; the run uses
+            `base_learning_rate * batch_size / 32` (linear scaling rule). None (the
+            default) takes the model's entry of `DEFAULT_BASE_LEARNING_RATES`: 0.1 (the
+            paper's) for ResNet-50, 0.003 for the small CNN.
+        momentum: SGD momentum.
+        weight_decay: coupled L2 weight decay on every weight, gamma and beta included.
+        lr_decay_fractions: the learning rate is multiplied by `lr_decay_factor` at
+            each `round(fraction * epochs)` epoch; fractions strictly increasing in (0, 1).
+        lr_decay_factor: multiplier applied at each decay boundary, in (0, 1].
+        seed: random seed (weights, shuffling, augmentation).
+        dataset: "tiny-imagenet-200" (the real data) or "synthetic-tiny-imagenet" (a
+            generated stand-in with the same layout, for tests).
+        classes: number of classes used (the first `classes` of the data set).
+        images_per_class: training images per class.
+        val_images_per_class: validation images per class: always 50 for the real data
+            (all of them); the number generated for the synthetic data.
+        precision: Keras dtype policy: "float32", "mixed_float16" or "mixed_bfloat16".
+        jit_compile: compile the train and test steps with XLA.
+        steps_per_execution: training steps run per call into the compiled function
+            (fewer Python round trips); the steps per epoch stay floor(images / batch).
+        second_kernel_size: kernel size of the small CNN's second conv.
+        distribution: "none" (one device), "mirrored" (tf.distribute.MirroredStrategy
+            over all local GPUs) or "auto" (mirrored when there are two or more GPUs).
+        deterministic: the same config gives the same history. With jit_compile=False
+            this turns on TensorFlow's deterministic kernels for the run (slower, most of
+            all on GPU); with XLA, Keras would then silently compile without XLA, so
+            determinism rests on XLA instead, whose CPU kernels are deterministic (on GPU,
+            XLA runs may differ in the last bits).
+    """
+
+    experiment: str = "norm_comparison"
+    profile: str = "custom"
+    model: str = "small_cnn"
+    norm: str = "group"
+    groups: int | None = None
+    sync_batch_norm: bool = False
+    batch_size: int = 32
+    epochs: int = 100
+    base_learning_rate: float | None = None
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    lr_decay_fractions: tuple = (0.3, 0.6, 0.9)
+    lr_decay_factor: float = 0.1
+    seed: int = 0
+    dataset: str = "tiny-imagenet-200"
+    classes: int = 200
+    images_per_class: int = 500
+    val_images_per_class: int = 50
+    precision: str = "float32"
+    jit_compile: bool = True
+    steps_per_execution: int = 1
+    # 3x3 rather than the report's 1x1: the layer then sees spatial context, which is
+    # the setting the CPU timings were measured with (see profile_settings).
+    second_kernel_size: int = 3
+    distribution: str = "auto"
+    deterministic: bool = True
+
+    def __post_init__(self):
+        # Frozen dataclass: normalize values through object.__setattr__.
+        set_field = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
+
+        for name in ("experiment", "profile"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not _NAME_PATTERN.match(value):
+                raise ValueError(
+                    f"{name}={value!r} is not a valid name: use letters, digits, '_', '-' "
+                    "and '.' (it names a results folder)."
+                )
+        if self.profile not in PROFILES + ("custom",):
+            raise ValueError(f"Unknown profile {self.profile!r}; valid profiles are {PROFILES + ('custom',)}.")
+        if self.model not in MODELS:
+            raise ValueError(f"Unknown model {self.model!r}; valid models are {MODELS}.")
+        set_field("norm", canonical_norm(self.norm))
+
+        if self.norm == "group":
+            if self.groups is None:
+                set_field("groups", 32)
+            channels = MODEL_CHANNELS[self.model]
+            if not _is_int(self.groups) or self.groups < 1 or any(c % self.groups for c in channels):
+                divisors = [g for g in range(1, min(channels) + 1) if all(c % g == 0 for c in channels)]
+                raise ValueError(
+                    f"groups={self.groups!r} must divide the {self.model}'s normalized channels "
+                    f"{channels}; valid values are {divisors}."
+                )
+        elif self.groups is not None:
+            raise ValueError(
+                f"groups={self.groups!r} applies only to group normalization, not norm="
+                f"{self.norm!r}; leave groups as None."
+            )
+        if not isinstance(self.sync_batch_norm, bool):
+            raise ValueError(f"sync_batch_norm={self.sync_batch_norm!r} must be True or False.")
+        if self.sync_batch_norm and self.norm != "batch":
+            raise ValueError(
+                f"sync_batch_norm=True applies only to batch normalization, not norm={self.norm!r}."
+            )
+
+        for name in ("batch_size", "epochs", "steps_per_execution", "second_kernel_size"):
+            value = getattr(self, name)
+            if not _is_int(value) or value < 1:
+                raise ValueError(f"{name}={value!r} must be an integer >= 1.")
+        if not _is_int(self.seed) or self.seed < 0:
+            raise ValueError(f"seed={self.seed!r} must be an integer >= 0.")
+
+        if self.base_learning_rate is None:
+            set_field("base_learning_rate", DEFAULT_BASE_LEARNING_RATES[self.model])
+        if not _is_number(self.base_learning_rate) or self.base_learning_rate <= 0:
+            raise ValueError(f"base_learning_rate={self.base_learning_rate!r} must be a number > 0.")
+        if not _is_number(self.momentum) or not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum={self.momentum!r} must be a number in [0, 1).")
+        if not _is_number(self.weight_decay) or self.weight_decay < 0:
+            raise ValueError(f"weight_decay={self.weight_decay!r} must be a number >= 0.")
+        if not _is_number(self.lr_decay_factor) or not 0 < self.lr_decay_factor <= 1:
+            raise ValueError(f"lr_decay_factor={self.lr_decay_factor!r} must be a number in (0, 1].")
+        fractions = self.lr_decay_fractions
+        if isinstance(fractions, (str, bytes)) or not hasattr(fractions, "__iter__"):
+            raise ValueError(
+                f"lr_decay_fractions={fractions!r} must be a sequence of numbers, e.g. (0.3, 0.6, 0.9)."
+            )
+        fractions = tuple(fractions)
+        if not all(_is_number(f) and 0 < f < 1 for f in fractions) or any(
+            a >= b for a, b in zip(fractions, fractions[1:])
+        ):
+            raise ValueError(
+                f"lr_decay_fractions={fractions!r} must be strictly increasing numbers in (0, 1), "
+                "e.g. (0.3, 0.6, 0.9)."
+            )
+        set_field("lr_decay_fractions", fractions)
+
+        if self.dataset not in DATASETS:
+            raise ValueError(f"Unknown dataset {self.dataset!r}; valid datasets are {DATASETS}.")
+        if not _is_int(self.classes) or not 1 <= self.classes <= _TINY_IMAGENET_CLASSES:
+            raise ValueError(f"classes={self.classes!r} must be an integer in [1, {_TINY_IMAGENET_CLASSES}].")
+        if not _is_int(self.images_per_class) or not 1 <= self.images_per_class <= _TINY_IMAGENET_TRAIN_PER_CLASS:
+            raise ValueError(
+                f"images_per_class={self.images_per_class!r} must be an integer in "
+                f"[1, {_TINY_IMAGENET_TRAIN_PER_CLASS}]."
+            )
+        if not _is_int(self.val_images_per_class) or not 1 <= self.val_images_per_class <= _TINY_IMAGENET_VAL_PER_CLASS:
+            raise ValueError(
+                f"val_images_per_class={self.val_images_per_class!r} must be an integer in "
+                f"[1, {_TINY_IMAGENET_VAL_PER_CLASS}]."
+            )
+        if self.dataset == "tiny-imagenet-200" and self.val_images_per_class != _TINY_IMAGENET_VAL_PER_CLASS:
+            raise ValueError(
+                f"val_images_per_class={self.val_images_per_class!r}: the real Tiny ImageNet is always "
+                f"validated on all {_TINY_IMAGENET_VAL_PER_CLASS} images per class; use "
+                f"{_TINY_IMAGENET_VAL_PER_CLASS} (smaller values are for the synthetic data set)."
+            )
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"Unknown precision {self.precision!r}; valid precisions are {PRECISIONS}.")
+        for name in ("jit_compile", "deterministic"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name}={getattr(self, name)!r} must be True or False.")
+        if self.distribution == "multi_worker":
+            raise ValueError(
+                "distribution='multi_worker' is not supported: Keras 3's fit fails under "
+                "MultiWorkerMirroredStrategy (keras-team/keras#20585). Use 'mirrored' for "
+                "several GPUs of one machine, and split a grid over machines with "
+                "`python -m utils.experiments --only`."
+            )
+        if self.distribution not in DISTRIBUTIONS:
+            raise ValueError(
+                f"Unknown distribution {self.distribution!r}; valid values are {DISTRIBUTIONS}."
+            )
+
+    @property
+    def run_name(self):
+        """The run's folder name: "<short norm>[_g<groups>]_bs<batch>_seed<seed>"."""
+        groups = f"_g{self.groups}" if self.norm == "group" else ""
+        return f"{SHORT_NAMES[self.norm]}{groups}_bs{self.batch_size}_seed{self.seed}"
+
+    @property
+    def learning_rate(self):
+        """The initial learning rate: base_learning_rate * batch_size / 32."""
+        return self.base_learning_rate * self.batch_size / REFERENCE_BATCH_SIZE
+
+    def norm_options(self):
+        """Keyword arguments for the normalization layers (utils.models.make_norm)."""
+        if self.norm == "group":
+            return {"groups": self.groups}
+        if self.norm == "batch" and self.sync_batch_norm:
+            return {"synchronized": True}
+        return {}
+
+    def training_settings(self):
+        """Everything but the experiment name: two runs with equal settings train alike."""
+        settings = dataclasses.asdict(self)
+        del settings["experiment"]
+        return settings
+
+    def to_dict(self):
+        """The JSON form written to config.json: every field plus "run_name"."""
+        data = dataclasses.asdict(self)
+        data["lr_decay_fractions"] = list(self.lr_decay_fractions)
+        data["run_name"] = self.run_name
+        return data
+
+    @classmethod
+    def from_dict(cls, data):
+        """The config of a config.json dict (the inverse of `to_dict`).
+
+        Args:
+            data: mapping of field names to values; "run_name", if present, must match
+                the name the fields give.
+
+        Raises:
+            ValueError: for unknown keys, a run_name that does not match, or invalid values.
+        """
+        data = dict(data)
+        run_name = data.pop("run_name", None)
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"Unknown config keys {unknown}; valid keys are {sorted(known)}.")
+        if "lr_decay_fractions" in data and isinstance(data["lr_decay_fractions"], list):
+            data["lr_decay_fractions"] = tuple(data["lr_decay_fractions"])
+        config = cls(**data)
+        if run_name is not None and run_name != config.run_name:
+            raise ValueError(
+                f"run_name {run_name!r} does not match the config, which gives {config.run_name!r}."
+            )
+        return config
+
+
+def learning_rate_boundaries(config):
+    """The 0-based epochs at which the learning rate is multiplied by lr_decay_factor.
+
+    Each boundary is `fraction * epochs` rounded half up (0.3 * 100 -> 30; 0.3 * 5 -> 2).
+    """
+    return [math.floor(fraction * config.epochs + 0.5) for fraction in config.lr_decay_fractions]
+
+
+def learning_rate_for_epoch(config, epoch):
+    """The learning rate of 0-based `epoch`: a per-epoch step schedule.
+
+    `base_learning_rate * batch_size / 32 * lr_decay_factor ** k`, where k is the number
+    of boundaries (see `learning_rate_boundaries`) at or before `epoch`.
+    """
+    decays = sum(1 for boundary in learning_rate_boundaries(config) if boundary <= epoch)
+    return config.learning_rate * config.lr_decay_factor**decays
+
+
+# Per-profile settings shared by every run of the profile; `epochs` maps experiments to
+# their number of epochs.
+_PROFILE_SETTINGS = {
+    # Synthetic images, a handful per class: the 12 trainings take about a minute on a CPU.
+    # XLA is off because compiling takes longer than these tiny trainings.
+    "smoke": dict(
+        dataset="synthetic-tiny-imagenet",
+        classes=4,
+        images_per_class=16,
+        val_images_per_class=4,
+        jit_compile=False,
+        epochs={"norm_comparison": 2, "batch_size_sweep": 2},
+    ),
+    # PROVISIONAL, to be measured on the target machine: 40 classes x 300 images
+    # (12,000 images, 2,000 validation images), 10 epochs. From about 1.6 ms per image
+    # per epoch at batch 32 and 3.3 ms at batch 2 (3x3 second conv, XLA, two cores), the
+    # grid's 12 trainings cost about 27 ms per image-epoch in all: 12,000 x 10 x 27 ms
+    # = 54 min of training, plus validation and compilation, under 75 minutes.
+    "cpu": dict(
+        dataset="tiny-imagenet-200",
+        classes=40,
+        images_per_class=300,
+        val_images_per_class=50,
+        jit_compile=True,
+        epochs={"norm_comparison": 10, "batch_size_sweep": 10},
+    ),
+    # The 2023 report's scale: all of Tiny ImageNet, 100 epochs for the normalization
+    # comparison and 10 for the batch-size sweep.
+    "paper": dict(
+        dataset="tiny-imagenet-200",
+        classes=200,
+        images_per_class=500,
+        val_images_per_class=50,
+        jit_compile=True,
+        epochs={"norm_comparison": 100, "batch_size_sweep": 10},
+    ),
+}
+
+# The experiments: (norm, batch size) pairs.
+_EXPERIMENT_RUNS = {
+    "norm_comparison": [(norm, 32) for norm in ("batch", "layer", "instance", "group")],
+    "batch_size_sweep": [(norm, batch) for norm in ("batch", "group") for batch in (32, 16, 8, 4, 2)],
+}
+
+
+def profile_settings(profile):
+    """The settings a profile gives every run (a copy), with "epochs" per experiment.
+
+    Raises:
+        ValueError: for an unknown profile; the message lists the valid ones.
+    """
+    if profile not in _PROFILE_SETTINGS:
+        raise ValueError(f"Unknown profile {profile!r}; valid profiles are {PROFILES}.")
+    settings = dict(_PROFILE_SETTINGS[profile])
+    settings["epochs"] = dict(settings["epochs"])
+    return settings
+
+
+def profile_configs(profile, experiment="all", **overrides):
+    """The grid of run configs of a profile.
+
+    Args:
+        profile: "smoke", "cpu" or "paper".
+        experiment: "norm_comparison", "batch_size_sweep" or "all" (both, the
+            comparison first, so the sweep's batch-32 runs can reuse its results).
+        **overrides: RunConfig fields set on every run, e.g. `seed=1` or `epochs=3`.
+
+    Returns:
+        A list of `RunConfig`, in training order.
+
+    Raises:
+        ValueError: for an unknown profile, experiment or field.
+    """
+    settings = profile_settings(profile)
+    if experiment == "all":
+        experiments = EXPERIMENTS
+    elif experiment in EXPERIMENTS:
+        experiments = (experiment,)
+    else:
+        raise ValueError(f"Unknown experiment {experiment!r}; valid experiments are {EXPERIMENTS + ('all',)}.")
+    known = {field.name for field in dataclasses.fields(RunConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"Unknown config fields {unknown}; valid fields are {sorted(known)}.")
+    epochs = settings.pop("epochs")
+    configs = []
+    for name in experiments:
+        for norm, batch_size in _EXPERIMENT_RUNS[name]:
+            fields = dict(
+                settings, experiment=name, profile=profile, norm=norm, batch_size=batch_size, epochs=epochs[name]
+            )
+            fields.update(overrides)
+            # Options of one normalization apply to that normalization's runs only.
+            if norm != "group":
+                fields.pop("groups", None)
+            if norm != "batch":
+                fields.pop("sync_batch_norm", None)
+            configs.append(RunConfig(**fields))
+    return configs

@@ -1,0 +1,430 @@
+"""What the notebooks share: settings from the environment, the data check, the runner.
+
+Every notebook starts with `settings = notebook.read_settings()` and then only sets
+parameters, calls `utils` and displays. Environment variables (all optional):
+
+    GN_PROFILE         the grid of runs: "smoke", "cpu" (default) or "paper" (utils.config).
+    TINY_IMAGENET_DIR  Tiny ImageNet-200: the extracted `tiny-imagenet-200` folder or the
+                       downloaded .zip / .tar.gz. Unset: a copy in the Keras cache
+                       (`$KERAS_HOME/datasets`, `~/.keras/datasets`), else the official
+                       download, which is tried only when a run still has to be trained.
+    GN_RESULTS_DIR     the results folder (default `results/`).
+    GN_FIGURES_DIR     where figures are written (default `figures/`).
+    GN_SYNTHETIC_DIR   where the smoke profile generates its synthetic data set (default
+                       `data/`, which git ignores).
+    GN_VERBOSE         Keras fit verbosity while training: 2 (default) prints one line per
+                       epoch, 1 a live progress bar (long outputs in a saved notebook), 0
+                       nothing.
+
+Relative paths are taken from the repository root, whichever folder the notebook runs in.
+
+When every run of the profile is already complete in the results folder, nothing here
+reads an image: the engine (utils.training.run) returns finished runs from disk, and
+`find_data` only looks for a local copy of the data unless told it may download.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from utils import config as config_module
+from utils import data as data_module
+from utils import data_sources
+from utils import experiments
+from utils import plots
+from utils import results
+from utils import training
+from utils.config import RunConfig
+from utils.synthetic import SYNTHETIC_DATASET_NAME
+
+__all__ = [
+    "REPOSITORY_ROOT",
+    "ENVIRONMENT_VARIABLES",
+    "Settings",
+    "DataStatus",
+    "read_settings",
+    "show_setup",
+    "hardware",
+    "profile_configs",
+    "run_plan",
+    "pending_runs",
+    "find_data",
+    "load_profile_data",
+    "show_data",
+    "run_experiment",
+    "show_table",
+]
+
+REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PROFILE = "cpu"
+# Variable name -> what it sets (printed by `show_setup`).
+ENVIRONMENT_VARIABLES = {
+    "GN_PROFILE": f"grid of runs: one of {config_module.PROFILES} (default {DEFAULT_PROFILE!r})",
+    data_sources.ENVIRONMENT_VARIABLE: "Tiny ImageNet-200 folder or archive (default: the Keras cache)",
+    "GN_RESULTS_DIR": "results folder (default results/ at the repository root)",
+    "GN_FIGURES_DIR": "figures folder (default figures/ at the repository root)",
+    "GN_SYNTHETIC_DIR": "where the smoke profile's synthetic data is generated (default data/)",
+    "GN_VERBOSE": "Keras fit verbosity while training: 2 one line per epoch (default), 1 progress bar, 0 none",
+}
+SAMPLE_IMAGES = 32
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """A notebook's settings, read from the environment by `read_settings`.
+
+    Args:
+        profile: "smoke", "cpu" or "paper".
+        results_dir: absolute results folder.
+        figures_dir: absolute figures folder.
+        synthetic_dir: absolute folder the synthetic data set is generated in.
+        verbose: Keras fit verbosity (0, 1 or 2).
+    """
+
+    profile: str
+    results_dir: Path
+    figures_dir: Path
+    synthetic_dir: Path
+    verbose: int
+
+
+@dataclasses.dataclass(frozen=True)
+class DataStatus:
+    """Where a profile's images come from, and whether they are there.
+
+    Args:
+        dataset: "tiny-imagenet-200" or "synthetic-tiny-imagenet".
+        available: whether the images can be read without a download.
+        data_dir: what to pass to the engine as `data_dir`: the data set's folder, the
+            synthetic data's parent folder, or (when not available) the path that was
+            looked at, so that a run needing images fails at once instead of downloading.
+        message: one paragraph for the reader: where the data is, or how to get it.
+    """
+
+    dataset: str
+    available: bool
+    data_dir: Path | None
+    message: str
+
+
+def _path_setting(environ, name, default):
+    value = environ.get(name) or default
+    path = Path(value).expanduser()
+    # Relative to the repository root, not to the notebook's folder (notebooks/).
+    return path if path.is_absolute() else REPOSITORY_ROOT / path
+
+
+def read_settings(environ=None):
+    """The settings from the environment variables (see the module docstring).
+
+    Args:
+        environ: a mapping to read instead of `os.environ` (for tests).
+
+    Returns:
+        A `Settings`.
+
+    Raises:
+        ValueError: for an unknown profile or verbosity, naming the valid values.
+    """
+    environ = os.environ if environ is None else environ
+    profile = environ.get("GN_PROFILE") or DEFAULT_PROFILE
+    if profile not in config_module.PROFILES:
+        raise ValueError(
+            f"GN_PROFILE={profile!r} is not a profile; set it to one of {config_module.PROFILES}."
+        )
+    verbose_text = environ.get("GN_VERBOSE") or "2"
+    if verbose_text not in ("0", "1", "2"):
+        raise ValueError(f"GN_VERBOSE={verbose_text!r} must be 0, 1 or 2.")
+    return Settings(
+        profile=profile,
+        results_dir=_path_setting(environ, "GN_RESULTS_DIR", "results"),
+        figures_dir=_path_setting(environ, "GN_FIGURES_DIR", "figures"),
+        synthetic_dir=_path_setting(environ, "GN_SYNTHETIC_DIR", "data"),
+        verbose=int(verbose_text),
+    )
+
+
+def hardware():
+    """A few lines describing the machine: CPU, accelerators, library versions."""
+    lines = [f"CPU: {platform.machine() or 'unknown'}, {os.cpu_count()} logical cores, {platform.system()}"]
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        names = [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name) for gpu in gpus]
+        lines.append(f"GPUs: {len(gpus)} ({', '.join(names)})")
+    else:
+        lines.append("GPUs: none (training runs on the CPU)")
+    lines.append(
+        f"Python {platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}, "
+        f"NumPy {np.__version__}, pandas {pd.__version__}"
+    )
+    return "\n".join(lines)
+
+
+def show_setup(settings):
+    """Prints the profile, the folders, the data source and the hardware.
+
+    Args:
+        settings: from `read_settings`.
+    """
+    profile = config_module.profile_settings(settings.profile)
+    print(f"profile:  {settings.profile} (dataset {profile['dataset']}, {profile['classes']} classes, "
+          f"{profile['images_per_class']} training images per class, epochs {profile['epochs']})")
+    print(f"results:  {settings.results_dir}")
+    print(f"figures:  {settings.figures_dir}")
+    if profile["dataset"] == SYNTHETIC_DATASET_NAME:
+        print(f"data:     synthetic, generated in {settings.synthetic_dir}")
+    else:
+        variable = data_sources.ENVIRONMENT_VARIABLE
+        where = os.environ.get(variable)
+        print(f"data:     {variable}={where}" if where else
+              f"data:     {variable} is not set; looking in {data_sources.default_cache_dir()}")
+    print(hardware())
+
+
+def profile_configs(settings, experiment="all"):
+    """The profile's run configs (utils.config.profile_configs) for one experiment or "all".
+
+    Args:
+        settings: from `read_settings`.
+        experiment: "norm_comparison", "batch_size_sweep" or "all".
+    """
+    return config_module.profile_configs(settings.profile, experiment)
+
+
+def _stored_status(config, results_dir):
+    """(status, stored config) of a config's run folder; (None, None) when absent."""
+    run_dir = Path(results_dir) / config.experiment / config.run_name
+    stored = None
+    if (run_dir / "config.json").exists():
+        stored = RunConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+    status = None
+    if (run_dir / "summary.json").exists():
+        status = json.loads((run_dir / "summary.json").read_text()).get("status")
+    return status, stored
+
+
+def _check_results_folder(configs, results_dir):
+    """Raises ValueError when the folder holds runs of other settings (e.g. another profile).
+
+    The engine would refuse those runs one by one; the tables would then mix profiles.
+    """
+    clashes = []
+    for config in configs:
+        _, stored = _stored_status(config, results_dir)
+        if stored is not None and stored != config:
+            clashes.append(f"{config.experiment}/{config.run_name} (stored profile {stored.profile!r})")
+    if clashes:
+        raise ValueError(
+            f"{results_dir} holds runs with other settings than profile {configs[0].profile!r}: "
+            f"{', '.join(clashes)}. Set GN_RESULTS_DIR to a folder of its own for this profile "
+            "(e.g. results-smoke/), or delete those run folders."
+        )
+
+
+def _run_state(config, results_dir):
+    """"finished", "reuses <experiment>/<run>" or "to train"."""
+    action, source = training.planned_action(config, results_dir)
+    if action == "reuse":
+        return f"reuses {Path(source).relative_to(results_dir).as_posix()}"
+    return {"finished": "finished", "train": "to train"}[action]
+
+
+def pending_runs(configs, results_dir):
+    """The configs the engine would have to train: neither finished in the results folder
+    nor reusable from a finished run of another experiment.
+
+    Args:
+        configs: run configs.
+        results_dir: the results folder.
+
+    Raises:
+        ValueError: when the folder holds runs with other settings.
+    """
+    _check_results_folder(configs, results_dir)
+    return [config for config in configs if _run_state(config, results_dir) == "to train"]
+
+
+def run_plan(configs, results_dir):
+    """One row per run: its settings and what the engine will do with it.
+
+    Args:
+        configs: run configs.
+        results_dir: the results folder.
+
+    Returns:
+        A DataFrame whose "on disk" column says "finished", "reuses <experiment>/<run>"
+        or "to train".
+    """
+    _check_results_folder(configs, results_dir)
+    rows = [{
+        "experiment": config.experiment,
+        "run": config.run_name,
+        "norm": config.norm,
+        "batch size": config.batch_size,
+        "learning rate": config.learning_rate,
+        "epochs": config.epochs,
+        "classes": config.classes,
+        "training images": config.classes * config.images_per_class,
+        "on disk": _run_state(config, results_dir),
+    } for config in configs]
+    return pd.DataFrame(rows)
+
+
+def find_data(settings, *, download=False):
+    """Whether the profile's images are available, without downloading unless allowed.
+
+    The synthetic data of the smoke profile is always available (it is generated). For
+    Tiny ImageNet, `TINY_IMAGENET_DIR` and the Keras cache are searched; the official
+    archive is downloaded only when `download` is True.
+
+    Args:
+        settings: from `read_settings`.
+        download: whether the official archive may be downloaded when no copy is found.
+
+    Returns:
+        A `DataStatus`.
+    """
+    dataset = config_module.profile_settings(settings.profile)["dataset"]
+    if dataset == SYNTHETIC_DATASET_NAME:
+        return DataStatus(dataset, True, settings.synthetic_dir,
+                          f"Synthetic stand-in for Tiny ImageNet, generated in {settings.synthetic_dir}.")
+    try:
+        folder = data_sources.resolve_dataset_folder(None, download=download)
+    except (FileNotFoundError, ValueError) as error:
+        configured = os.environ.get(data_sources.ENVIRONMENT_VARIABLE)
+        looked_at = Path(configured).expanduser() if configured else (
+            data_sources.default_cache_dir() / data_sources.TINY_IMAGENET_DATASET_NAME)
+        return DataStatus(dataset, False, looked_at, f"The data is not available.\n{error}")
+    return DataStatus(dataset, True, Path(folder), f"Tiny ImageNet-200 found at {folder}.")
+
+
+def load_profile_data(settings, data):
+    """The profile's training and validation arrays and class names, as the engine loads them.
+
+    Args:
+        settings: from `read_settings`.
+        data: an available `DataStatus` from `find_data`.
+
+    Returns:
+        ((x_train, y_train), (x_val, y_val), class_names): class_names[label] is
+        (wnid, name), from utils.data.tiny_imagenet_classes.
+    """
+    if not data.available:
+        raise ValueError(f"The data is not available: {data.message}")
+    first = profile_configs(settings)[0]
+    arrays = training.load_data(first, data.data_dir)
+    folder = data.data_dir
+    if data.dataset == SYNTHETIC_DATASET_NAME:
+        folder = training.synthetic_data_folder(first, data.data_dir) / SYNTHETIC_DATASET_NAME
+    names = data_module.tiny_imagenet_classes(folder, download=False, classes=first.classes)
+    return (*arrays, names)
+
+
+def _sample_indices(labels, count):
+    """Up to `count` indices spread over the classes: the first images of each class."""
+    classes = np.unique(labels)
+    per_class = max(1, count // len(classes))
+    chosen = [index for label in classes for index in np.flatnonzero(labels == label)[:per_class]]
+    return np.asarray(chosen[:count])
+
+
+def show_data(settings, data, *, count=SAMPLE_IMAGES):
+    """Prints a summary of the profile's data and draws sample training images.
+
+    When the data is not available it prints so and how to get it, and draws nothing.
+
+    Args:
+        settings: from `read_settings`.
+        data: a `DataStatus` from `find_data`.
+        count: how many sample images to draw.
+
+    Returns:
+        The sample-image figure, or None when the data is not available.
+    """
+    print(data.message)
+    if not data.available:
+        print("\nNo sample images are shown. Finished runs are read from "
+              f"{settings.results_dir} without the data; a run that still has to be trained needs it.")
+        return None
+    (x_train, y_train), (x_val, y_val), class_names = load_profile_data(settings, data)
+    counts = np.bincount(y_train, minlength=len(class_names))
+    print(f"{data.dataset}: {len(class_names)} classes, {len(x_train)} training images "
+          f"({counts.min()} to {counts.max()} per class), {len(x_val)} validation images, "
+          f"{x_train.shape[1:]} {x_train.dtype}, pixel mean {x_train.mean():.1f}.")
+    shown = ", ".join(f"{label}: {name}" for label, (_, name) in list(enumerate(class_names))[:8])
+    print(f"First classes: {shown}{', ...' if len(class_names) > 8 else ''}")
+    indices = _sample_indices(y_train, count)
+    return plots.plot_sample_images(x_train[indices], y_train[indices], class_names,
+                                    figures_dir=settings.figures_dir, dataset=data.dataset,
+                                    profile=settings.profile, count=len(indices))
+
+
+def run_experiment(settings, experiment, data=None):
+    """Trains the runs of an experiment that are not finished yet; reads back the rest.
+
+    Finished runs come from disk without loading any image (utils.training.run). When
+    some run must be trained and `data` is not given, the data is looked for and, if
+    there is no local copy, downloaded. When the data is not available, the runs that
+    need it are reported (once, with how to get the data) and left missing; the tables
+    and figures then label them "missing".
+
+    Args:
+        settings: from `read_settings`.
+        experiment: "norm_comparison", "batch_size_sweep" or "all".
+        data: a `DataStatus` from `find_data`, or None to look for the data only if needed.
+
+    Returns:
+        A DataFrame with one row per run (utils.experiments.summary_table).
+
+    Raises:
+        ValueError: when the results folder holds runs of other settings.
+        RuntimeError: when a run failed for another reason than missing data.
+    """
+    configs = profile_configs(settings, experiment)
+    pending = pending_runs(configs, settings.results_dir)
+    if data is None:
+        data = find_data(settings, download=bool(pending))
+    print(f"{len(configs)} runs; {len(configs) - len(pending)} finished or reusable in "
+          f"{settings.results_dir}, {len(pending)} to train.")
+    missing_data = []
+
+    def print_line(line):
+        # A run that fails for lack of data says how to get it; say that once, below.
+        if not data.available and ": failed after " in line:
+            missing_data.append(line)
+            print(line.split(": failed after ")[0] + ": not trained (the data is not available)")
+        else:
+            print(line)
+
+    outcome = experiments.run_grid(configs, settings.results_dir, data_dir=data.data_dir,
+                                   verbose=settings.verbose, print_line=print_line)
+    if missing_data:
+        print(f"\n{data.message}")
+    failed = [f"{config.experiment}/{config.run_name}: {type(result).__name__}: {result}"
+              for config, result in outcome
+              if isinstance(result, BaseException) and (data.available or not isinstance(result, FileNotFoundError))]
+    if failed:
+        raise RuntimeError("Some runs failed:\n" + "\n".join(failed))
+    return experiments.summary_table(outcome)
+
+
+def show_table(frame, *, decimals=1):
+    """Displays a results table, then prints it as markdown with its caption.
+
+    Args:
+        frame: a DataFrame from utils.results (table1, table2, report_table, ...).
+        decimals: digits after the point.
+    """
+    from IPython.display import display
+
+    display(frame.round(decimals))
+    print(results.to_markdown(frame, decimals=decimals))
