@@ -177,3 +177,19 @@ def test_profile_overrides_and_errors():
         profile_configs("smoke", "sweep")
     with pytest.raises(ValueError, match="colour"):
         profile_configs("smoke", colour="red")
+
+
+def test_cpu_profile_runs_each_norm_at_its_measured_fastest_settings():
+    from utils.config import fastest_settings
+
+    configs = {(c.experiment, c.run_name): c for c in profile_configs("cpu")}
+    batch_norm_32 = configs[("norm_comparison", "bn_bs32_seed0")]
+    assert not batch_norm_32.jit_compile and batch_norm_32.steps_per_execution == 8
+    assert configs[("batch_size_sweep", "bn_bs2_seed0")].jit_compile
+    assert configs[("norm_comparison", "gn_g32_bs32_seed0")].jit_compile
+    assert all(c.second_kernel_size == 1 for c in configs.values())
+    for config in configs.values():
+        expected = fastest_settings(config.norm, config.batch_size)
+        assert (config.jit_compile, config.steps_per_execution) == tuple(expected.values())
+    # An explicit override wins over the measured defaults.
+    assert not any(c.jit_compile for c in profile_configs("cpu", jit_compile=False))
