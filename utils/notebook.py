@@ -32,6 +32,7 @@ import platform
 from pathlib import Path
 
 import keras
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import tensorflow as tf
@@ -348,7 +349,8 @@ def show_data(settings, data, *, count=SAMPLE_IMAGES):
         count: how many sample images to draw.
 
     Returns:
-        The sample-image figure, or None when the data is not available.
+        The path of the sample-image figure (not shown inline), or None when the data is
+        not available.
     """
     print(data.message)
     if not data.available:
@@ -363,9 +365,15 @@ def show_data(settings, data, *, count=SAMPLE_IMAGES):
     shown = ", ".join(f"{label}: {name}" for label, (_, name) in list(enumerate(class_names))[:8])
     print(f"First classes: {shown}{', ...' if len(class_names) > 8 else ''}")
     indices = _sample_indices(y_train, count)
-    return plots.plot_sample_images(x_train[indices], y_train[indices], class_names,
-                                    figures_dir=settings.figures_dir, dataset=data.dataset,
-                                    profile=settings.profile, count=len(indices))
+    figure = plots.plot_sample_images(x_train[indices], y_train[indices], class_names,
+                                      figures_dir=settings.figures_dir, dataset=data.dataset,
+                                      profile=settings.profile, count=len(indices))
+    # Written to disk but not embedded in the notebook: the executed notebooks are kept in
+    # the repository, which holds no part of the data set (git ignores the file, too).
+    plt.close(figure)
+    path = Path(settings.figures_dir) / "sample_images.png"
+    print(f"Sample training images with their class names: {path}")
+    return path
 
 
 def run_experiment(settings, experiment, data=None):

@@ -365,7 +365,7 @@ def plot_sample_images(images, labels, class_names=None, *, figures_dir="figures
         images = np.clip(images[:count] / scale, 0.0, 1.0)
     rows = math.ceil(count / columns)
     columns = min(columns, count)
-    figure, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.75 * rows + 0.6), squeeze=False)
+    figure, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.95 * rows + 0.6), squeeze=False)
     for index, axis in enumerate(axes.flat):
         axis.axis("off")
         if index >= count:

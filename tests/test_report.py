@@ -1,0 +1,53 @@
+"""The README's results block, generated from a results folder."""
+
+from pathlib import Path
+
+import pytest
+
+from tests import results_factory
+from utils import report
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+def test_block_has_setup_tables_conclusions_and_figures(tmp_path):
+    results_dir = results_factory.make_results(tmp_path / "results")
+    text = report.results_markdown(results_dir)
+    assert "Profile `" in text and "Training time" in text
+    assert "Table 1 analogue" in text and "Table 2 analogue" in text
+    assert "gn_g32_bs32_seed0" in text  # the run behind each number is named
+    assert "missing" in text and "diverged at epoch 4" in text
+    assert "partial (3/10 epochs)" in text
+    assert "![" in text and "figures/batch_size_sensitivity.png" in text
+
+
+def test_update_rewrites_only_the_block(tmp_path):
+    results_dir = results_factory.make_results(tmp_path / "results")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Title\n\nbefore\n\n{report.BEGIN}\nold numbers\n{report.END}\n\nafter\n")
+    assert report.update_readme(readme, results_dir)
+    text = readme.read_text()
+    assert text.startswith("# Title\n\nbefore\n\n") and text.endswith("\n\nafter\n")
+    assert "old numbers" not in text
+    assert report.readme_block(readme) == report.results_markdown(results_dir)
+    assert not report.update_readme(readme, results_dir)
+
+
+def test_update_needs_the_markers(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# No block here\n")
+    with pytest.raises(ValueError, match="has no results block"):
+        report.update_readme(readme, tmp_path)
+
+
+def test_readme_numbers_are_the_ones_the_results_folder_gives():
+    results_dir = REPOSITORY / "results"
+    if not any(results_dir.glob("*/*/summary.json")):
+        pytest.skip("results/ holds no runs yet")
+    block = report.readme_block(REPOSITORY / "README.md")
+    assert block is not None, "README.md has no results block"
+    expected = report.results_markdown(results_dir)
+    assert block == expected, "README.md's results are stale: run python -m utils.report --update README.md"
+    for name, _ in report.FIGURES:
+        figure = REPOSITORY / "figures" / f"{name}.png"
+        assert figure.exists() and figure.stat().st_size > 0, f"{figure} is missing"
