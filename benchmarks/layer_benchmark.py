@@ -20,6 +20,8 @@ import keras  # noqa: E402
 import pandas as pd  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from benchmarks import integers_argument  # noqa: E402
+from benchmarks import names_argument  # noqa: E402
 from utils.layers import GroupNormalization  # noqa: E402
 from utils.layers import InstanceNormalization  # noqa: E402
 
@@ -82,11 +84,8 @@ def main(argv=None):
     parser.add_argument("--calls", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
-    names = args.layers.split(",")
-    unknown = [n for n in names if n not in LAYERS]
-    if unknown:
-        parser.error(f"unknown layers {unknown}; choose from {list(LAYERS)}")
-    batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+    names = names_argument(parser, args.layers, LAYERS, "layers")
+    batch_sizes = integers_argument(args.batch_sizes)
     settings = list(itertools.product(names, SHAPES.values(), batch_sizes, (False, True)))
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPU cores; "
           f"forward+backward, best of {args.rounds} rounds of {args.calls} calls")

@@ -21,6 +21,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from benchmarks import integers_argument  # noqa: E402
+from benchmarks import names_argument  # noqa: E402
 from utils.models import small_cnn  # noqa: E402
 
 
@@ -95,12 +97,9 @@ def main(argv=None):
     parser.add_argument("--images-per-round", type=int, default=512)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
-    norms = args.norms.split(",")
-    unknown = [n for n in norms if n not in NORMS]
-    if unknown:
-        parser.error(f"unknown norms {unknown}; choose from {list(NORMS)}")
-    batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
-    executions = [int(s) for s in args.steps_per_execution.split(",")]
+    norms = names_argument(parser, args.norms, NORMS, "norms")
+    batch_sizes = integers_argument(args.batch_sizes)
+    executions = integers_argument(args.steps_per_execution)
     settings = list(itertools.product(norms, batch_sizes, (False, True), executions))
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPU cores; "
           f"{len(settings)} settings x {args.rounds} rounds of ~{args.images_per_round} images")
