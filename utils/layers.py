@@ -17,7 +17,6 @@ from keras import regularizers
 
 __all__ = [
     "group_normalize",
-    "group_normalize_by_channel",
     "GroupNormalization",
     "InstanceNormalization",
     "LayerNormalization",
@@ -80,67 +79,20 @@ def group_normalize(inputs, groups, axis=-1, epsilon=1e-5, gamma=None, beta=None
     return ops.reshape(grouped * multiplier + offset, dynamic_shape)
 
 
-def group_normalize_by_channel(inputs, groups, axis=-1, epsilon=1e-5, gamma=None, beta=None):
-    """`group_normalize` computed from per-channel statistics: same result, faster.
-
-    The mean and biased variance of each channel over the spatial positions are combined
-    into those of its group by the law of total variance (all channels of a group have
-    the same number of elements): mean_g = mean_c(mean_c), var_g = mean_c(var_c +
-    (mean_c - mean_g)**2). The big tensor is then never reshaped: its reductions run
-    over contiguous spatial positions for every channel, as in instance normalization,
-    and only the small (N, C) statistics are grouped. Numerically stable (no E[x**2] -
-    E[x]**2), and equal to `group_normalize` to float32 rounding (tests check both).
-
-    Args:
-        inputs, groups, axis, epsilon, gamma, beta: as for `group_normalize`.
-
-    Returns:
-        A float32 tensor with the shape of `inputs`.
-    """
-    inputs = ops.cast(inputs, "float32")
-    rank = len(inputs.shape)
-    axis = axis % rank
-    channels = inputs.shape[axis]
-    spatial_axes = [i for i in range(1, rank) if i != axis]
-    if spatial_axes:
-        channel_mean, channel_variance = ops.moments(inputs, axes=spatial_axes, keepdims=True)
-    else:  # (N, C) inputs: each channel is a single element
-        channel_mean, channel_variance = inputs, ops.zeros_like(inputs)
-    # Statistics have shape (N, 1, ..., C, ..., 1); group them as (N, ..., G, C // G, ...).
-    statistics_shape = [ops.shape(inputs)[0]] + [1] * (rank - 1)
-    statistics_shape[axis] = channels
-    grouped_shape = statistics_shape[:axis] + [groups, channels // groups] + statistics_shape[axis + 1 :]
-    channel_mean = ops.reshape(channel_mean, grouped_shape)
-    channel_variance = ops.reshape(channel_variance, grouped_shape)
-    mean = ops.mean(channel_mean, axis=axis + 1, keepdims=True)
-    variance = ops.mean(channel_variance + ops.square(channel_mean - mean), axis=axis + 1, keepdims=True)
-    multiplier = ops.broadcast_to(ops.rsqrt(variance + epsilon), ops.shape(channel_mean))
-    multiplier = ops.reshape(multiplier, statistics_shape)
-    mean = ops.reshape(ops.broadcast_to(mean, ops.shape(channel_mean)), statistics_shape)
-    affine_shape = [1] * rank
-    affine_shape[axis] = channels
-    if gamma is not None:
-        multiplier = multiplier * ops.reshape(ops.cast(gamma, "float32"), affine_shape)
-    offset = -mean * multiplier
-    if beta is not None:
-        offset = offset + ops.reshape(ops.cast(beta, "float32"), affine_shape)
-    return inputs * multiplier + offset
-
-
 def _compiled_group_normalize():
-    """The layers' kernel: `group_normalize_by_channel`, as one XLA cluster on TensorFlow.
+    """`group_normalize` as one XLA cluster on the TensorFlow backend, else as is.
 
-    In a model that is not compiled with XLA, TensorFlow runs each op as its own kernel,
-    one pass over memory each; as a single XLA cluster the forward and backward passes
-    are fused into a few loops while the convolutions around it keep TensorFlow's own
-    (oneDNN) kernels. Inside a model compiled with XLA, the cluster is simply inlined.
-    See benchmarks/README.md for the measured effect.
+    In a model that is not compiled with XLA, TensorFlow runs each op of the math above
+    as its own kernel, one pass over memory each; as a single XLA cluster the forward and
+    backward passes are fused into a few loops while the convolutions around it keep
+    TensorFlow's own (oneDNN) kernels. Inside a model compiled with XLA, the cluster is
+    simply inlined. See benchmarks/training_benchmark.py for the measured effect.
     """
     if keras.backend.backend() != "tensorflow":
-        return group_normalize_by_channel
+        return group_normalize
     import tensorflow as tf
 
-    return tf.function(group_normalize_by_channel, jit_compile=True, autograph=False)
+    return tf.function(group_normalize, jit_compile=True, autograph=False)
 
 
 _group_normalize_kernel = _compiled_group_normalize()
