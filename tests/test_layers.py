@@ -197,6 +197,23 @@ def test_unknown_batch_and_spatial_sizes_in_tf_function_and_xla():
     np.testing.assert_allclose(compiled(x[:2, :3]).numpy(), reference_group_norm(x[:2, :3], 32), atol=1e-5)
 
 
+
+def test_unknown_spatial_sizes_channels_first():
+    inputs = keras.Input((16, None, None))
+    model = keras.Model(inputs, GroupNormalization(groups=4, axis=1)(inputs))
+    x = np.random.default_rng(5).normal(size=(2, 16, 3, 6)).astype(np.float32)
+    graph = tf.function(model, input_signature=[tf.TensorSpec((None, 16, None, None))])
+    np.testing.assert_allclose(graph(x).numpy(), reference_group_norm(x, 4, axis=1), atol=1e-5)
+
+
+def test_statistics_stay_accurate_for_activations_far_from_zero():
+    # A single-pass E[x^2] - E[x]^2 in float32 loses every digit of a unit variance
+    # around a mean of 1e4; the layer must not.
+    rng = np.random.default_rng(6)
+    x = (1e4 + rng.normal(size=(2, 6, 6, 8))).astype(np.float32)
+    expected = reference_group_norm(x.astype(np.float64), 4)
+    np.testing.assert_allclose(np.asarray(group_normalize(x, 4)), expected, atol=2e-3)
+
 # One test per error message.
 
 

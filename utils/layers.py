@@ -53,49 +53,46 @@ def group_normalize(inputs, groups, axis=-1, epsilon=1e-5, gamma=None, beta=None
     rank = len(inputs.shape)
     axis = axis % rank
     channels = inputs.shape[axis]
-    dynamic_shape = ops.shape(inputs)
-    # Unknown batch and spatial sizes are taken from the running tensor.
-    input_shape = [
-        dynamic_shape[i] if size is None else size for i, size in enumerate(inputs.shape)
-    ]
-    # Groups are contiguous channel blocks: split the channel axis in place, (C,) ->
-    # (G, C // G), so no transpose is needed in either layout.
-    grouped_shape = input_shape[:axis] + [groups, channels // groups] + input_shape[axis + 1 :]
-    grouped = ops.reshape(inputs, grouped_shape)
-    reduction_axes = [i for i in range(1, rank + 1) if i != axis]
-    mean, variance = ops.moments(grouped, axes=reduction_axes, keepdims=True)
-
+    batch_size = ops.shape(inputs)[0]
+    # The group statistics are assembled from per-channel ones rather than by reshaping
+    # the activations to (..., G, C // G, ...) as Figure 3 does: every channel of a group
+    # has as many elements, so the law of total variance gives, exactly,
+    #   mean_g = mean over the group's channels of mean_c,
+    #   var_g = mean over the group's channels of (var_c + (mean_c - mean_g) ** 2).
+    # The big tensor is only viewed as (N, positions before C, C, positions after C) and
+    # reduced over its positions, the same kind of reduction as batch norm's. On CPU this
+    # is 1.2-2x faster than reducing the (..., G, C // G, ...) view, with or without XLA
+    # (benchmarks/README.md), and it has no E[x^2] - E[x]^2 cancellation.
+    positions_after = _product(ops.shape(inputs)[axis + 1 :])
+    flat = ops.reshape(inputs, [batch_size, -1, channels, positions_after])
+    channel_mean, channel_variance = ops.moments(flat, axes=[1, 3])
+    grouped_shape = [batch_size, groups, channels // groups]
+    channel_mean = ops.reshape(channel_mean, grouped_shape)
+    channel_variance = ops.reshape(channel_variance, grouped_shape)
+    mean = ops.mean(channel_mean, axis=2, keepdims=True)
+    variance = ops.mean(channel_variance + ops.square(channel_mean - mean), axis=2, keepdims=True)
+    statistics_shape = [batch_size] + [1] * (rank - 1)
+    statistics_shape[axis] = channels
+    mean = ops.reshape(ops.broadcast_to(mean, grouped_shape), statistics_shape)
     # Fold normalization and affine into one multiply-add over the big tensor:
     # y = x * (gamma / std) + (beta - mean * gamma / std).
-    multiplier = ops.rsqrt(variance + epsilon)
-    affine_shape = [1] * (rank + 1)
-    affine_shape[axis] = groups
-    affine_shape[axis + 1] = channels // groups
+    multiplier = ops.reshape(ops.broadcast_to(ops.rsqrt(variance + epsilon), grouped_shape), statistics_shape)
+    affine_shape = [1] * rank
+    affine_shape[axis] = channels
     if gamma is not None:
         multiplier = multiplier * ops.reshape(ops.cast(gamma, "float32"), affine_shape)
     offset = -mean * multiplier
     if beta is not None:
         offset = offset + ops.reshape(ops.cast(beta, "float32"), affine_shape)
-    return ops.reshape(grouped * multiplier + offset, dynamic_shape)
+    return inputs * multiplier + offset
 
 
-def _compiled_group_normalize():
-    """`group_normalize` as one XLA cluster on the TensorFlow backend, else as is.
-
-    In a model that is not compiled with XLA, TensorFlow runs each op of the math above
-    as its own kernel, one pass over memory each; as a single XLA cluster the forward and
-    backward passes are fused into a few loops while the convolutions around it keep
-    TensorFlow's own (oneDNN) kernels. Inside a model compiled with XLA, the cluster is
-    simply inlined. See benchmarks/training_benchmark.py for the measured effect.
-    """
-    if keras.backend.backend() != "tensorflow":
-        return group_normalize
-    import tensorflow as tf
-
-    return tf.function(group_normalize, jit_compile=True, autograph=False)
-
-
-_group_normalize_kernel = _compiled_group_normalize()
+def _product(sizes):
+    """The product of a sequence of static (int) or dynamic (scalar tensor) sizes."""
+    product = 1
+    for size in sizes:
+        product = product * size
+    return product
 
 
 @keras.saving.register_keras_serializable(package="utils")
@@ -245,7 +242,7 @@ class GroupNormalization(keras.layers.Layer):
 
     def call(self, inputs):
         channels = inputs.shape[self.axis]
-        outputs = _group_normalize_kernel(
+        outputs = group_normalize(
             inputs,
             groups=self._groups_for(channels),
             axis=self.axis,
