@@ -1,6 +1,6 @@
 """Training throughput of the small CNN, normalizations side by side in one process.
 
-    python -m benchmarks.training_benchmark                      # every norm, batch 32/8/2
+    python -m benchmarks.training_benchmark                      # every norm, batch 32/16/8/2
     python -m benchmarks.training_benchmark --norms gn,keras_gn --batch-sizes 32
 
 Each setting trains on random uint8 images through `model.fit` (the same call the
@@ -92,10 +92,10 @@ def measure(settings, images_per_round, rounds):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--norms", default="bn,ln,in,gn,keras_gn", help="comma-separated, from: " + ",".join(NORMS))
-    parser.add_argument("--batch-sizes", default="32,8,2")
+    parser.add_argument("--batch-sizes", default="32,16,8,2")
     parser.add_argument("--steps-per-execution", default="1,8", help="comma-separated values to try")
     parser.add_argument("--images-per-round", type=int, default=512)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args(argv)
     norms = names_argument(parser, args.norms, NORMS, "norms")
     batch_sizes = integers_argument(args.batch_sizes)

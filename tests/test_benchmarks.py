@@ -1,0 +1,51 @@
+"""The benchmark scripts run and report what they measured (their speeds are not tested)."""
+
+import numpy as np
+import pytest
+
+from benchmarks import layer_benchmark
+from benchmarks import training_benchmark
+from utils.layers import group_normalize
+
+
+def test_the_figure_3_reshape_benchmarked_against_the_layers_gives_the_same_numbers():
+    rng = np.random.default_rng(0)
+    x = rng.normal(3, 2, size=(2, 5, 7, 16)).astype(np.float32)
+    gamma = rng.normal(1, 0.3, size=16).astype(np.float32)
+    beta = rng.normal(0, 0.3, size=16).astype(np.float32)
+    expected = group_normalize(x, 4, gamma=gamma, beta=beta)
+    reshaped = layer_benchmark.reshaped_group_normalize(x, 4, gamma=gamma, beta=beta)
+    np.testing.assert_allclose(np.asarray(reshaped), np.asarray(expected), atol=1e-5)
+
+
+def test_layer_benchmark_times_every_setting(capsys):
+    table = layer_benchmark.main(["--layers", "keras_bn,gn,gn_reshaped", "--batch-sizes", "2",
+                                  "--calls", "1", "--rounds", "1"])
+    # 3 layers x 2 shapes x 1 batch size x XLA off and on
+    assert len(table) == 12
+    assert (table.microseconds > 0).all()
+    assert "relative to keras BatchNormalization" in capsys.readouterr().out
+
+
+def test_training_benchmark_reports_images_per_second_and_ratios(capsys):
+    table = training_benchmark.main(["--norms", "bn,gn", "--batch-sizes", "2", "--steps-per-execution", "2",
+                                     "--images-per-round", "4", "--rounds", "1"])
+    assert set(zip(table.norm, table.xla)) == {("bn", False), ("bn", True), ("gn", False), ("gn", True)}
+    assert (table.images_per_second > 0).all()
+    assert "BN / our GN" in capsys.readouterr().out
+
+
+def test_benchmarks_reject_unknown_names():
+    with pytest.raises(SystemExit):
+        training_benchmark.main(["--norms", "bn,groupnorm"])
+
+
+def test_profile_lists_the_ops_of_a_step_by_self_time(tmp_path, capsys):
+    from benchmarks import profile_training
+
+    table = profile_training.main(["--norm", "gn", "--batch-size", "2", "--images", "4", "--trace-dir", str(tmp_path)])
+    assert list(table.columns) == ["op", "ms_per_step"]
+    assert table.ms_per_step.is_monotonic_decreasing
+    assert any("Conv2D" in op for op in table.op)  # the convolutions' TensorFlow kernels
+    assert list(tmp_path.rglob("*.xplane.pb"))
+    assert "images/s while profiled" in capsys.readouterr().out
