@@ -45,7 +45,7 @@ class ReshapedGroupNormalization(GroupNormalization):
     """Our GroupNormalization layer running `reshaped_group_normalize`."""
 
     def call(self, inputs):
-        return reshaped_group_normalize(inputs, self.groups, gamma=self.gamma, beta=self.beta)
+        return reshaped_group_normalize(inputs, self.groups, epsilon=self.epsilon, gamma=self.gamma, beta=self.beta)
 
 
 LAYERS = {

@@ -25,6 +25,7 @@ from tensorflow.tsl.profiler.protobuf import xplane_pb2  # noqa: E402
 
 from benchmarks.training_benchmark import NORMS  # noqa: E402
 from benchmarks.training_benchmark import make_trainer  # noqa: E402
+from benchmarks.training_benchmark import steps_per_round  # noqa: E402
 from benchmarks.training_benchmark import time_epoch  # noqa: E402
 
 
@@ -50,8 +51,7 @@ def self_times(space):
 
 def profile(norm_name, batch_size, jit_compile, steps_per_execution, images, trace_dir):
     """(images/s while profiled, table of ops by self time per step)."""
-    steps = max(steps_per_execution, images // batch_size)
-    steps -= steps % steps_per_execution
+    steps = steps_per_round(images, batch_size, steps_per_execution)
     model, dataset = make_trainer(norm_name, batch_size, jit_compile, steps_per_execution, steps)
     tf.profiler.experimental.start(str(trace_dir))
     seconds = time_epoch(model, dataset, steps)
@@ -74,10 +74,9 @@ def main(argv=None):
     parser.add_argument("--top", type=int, default=25, help="ops to print")
     parser.add_argument("--trace-dir", default=None, help="where to keep the trace (default: a new temporary folder)")
     args = parser.parse_args(argv)
-    norm_name = args.norm
     trace_dir = Path(args.trace_dir or tempfile.mkdtemp(prefix="profile_training_"))
-    rate, table = profile(norm_name, args.batch_size, args.xla, args.steps_per_execution, args.images, trace_dir)
-    print(f"{norm_name}, batch {args.batch_size}, xla={args.xla}, steps_per_execution={args.steps_per_execution}: "
+    rate, table = profile(args.norm, args.batch_size, args.xla, args.steps_per_execution, args.images, trace_dir)
+    print(f"{args.norm}, batch {args.batch_size}, xla={args.xla}, steps_per_execution={args.steps_per_execution}: "
           f"{rate:.0f} images/s while profiled; trace in {trace_dir}")
     with pd.option_context("display.max_colwidth", 100):
         print(table.head(args.top).to_string(index=False))

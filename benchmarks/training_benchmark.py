@@ -63,6 +63,12 @@ def make_trainer(norm_name, batch_size, jit_compile, steps_per_execution, steps,
     return model, dataset
 
 
+def steps_per_round(images, batch_size, steps_per_execution):
+    """About `images` images' worth of steps, a whole number of compiled calls."""
+    steps = max(steps_per_execution, images // batch_size)
+    return steps - steps % steps_per_execution
+
+
 def time_epoch(model, dataset, steps):
     start = time.perf_counter()
     model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
@@ -74,8 +80,7 @@ def measure(settings, images_per_round, rounds):
     trainers = {}
     for setting in settings:
         norm_name, batch_size, jit_compile, steps_per_execution = setting
-        steps = max(steps_per_execution, images_per_round // batch_size)
-        steps -= steps % steps_per_execution
+        steps = steps_per_round(images_per_round, batch_size, steps_per_execution)
         trainers[setting] = (*make_trainer(norm_name, batch_size, jit_compile, steps_per_execution, steps), steps)
     best = {setting: 0.0 for setting in settings}
     for _ in range(rounds):

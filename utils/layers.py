@@ -53,7 +53,8 @@ def group_normalize(inputs, groups, axis=-1, epsilon=1e-5, gamma=None, beta=None
     rank = len(inputs.shape)
     axis = axis % rank
     channels = inputs.shape[axis]
-    batch_size = ops.shape(inputs)[0]
+    shape = ops.shape(inputs)
+    batch_size = shape[0]
     # The group statistics are assembled from per-channel ones rather than by reshaping
     # the activations to (..., G, C // G, ...) as Figure 3 does: every channel of a group
     # has as many elements, so the law of total variance gives, exactly,
@@ -63,7 +64,7 @@ def group_normalize(inputs, groups, axis=-1, epsilon=1e-5, gamma=None, beta=None
     # reduced over its positions, the same kind of reduction as batch norm's. On CPU the
     # layer is then 1.4-2.8x faster than through the (..., G, C // G, ...) view with XLA,
     # more without (benchmarks/README.md); there is no E[x^2] - E[x]^2 cancellation.
-    positions_after = _product(ops.shape(inputs)[axis + 1 :])
+    positions_after = _product(shape[axis + 1 :])
     flat = ops.reshape(inputs, [batch_size, -1, channels, positions_after])
     channel_mean, channel_variance = ops.moments(flat, axes=[1, 3])
     grouped_shape = [batch_size, groups, channels // groups]
