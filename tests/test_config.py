@@ -35,6 +35,10 @@ def test_small_cnn_default_learning_rate_is_lower_and_overridable():
         (dict(norm="layer"), "ln_bs32_seed0"),
         (dict(norm="instance"), "in_bs32_seed0"),
         (dict(norm="none", batch_size=16), "none_bs16_seed0"),
+        # Any other recipe names both its base rate and its decay epochs.
+        (dict(norm="bn", base_learning_rate=0.01), "bn_bs32_lr0.01_decay30-60-90_seed0"),
+        (dict(norm="gn", lr_decay_fractions=(0.5, 0.75)), "gn_g32_bs32_lr0.003_decay50-75_seed0"),
+        (dict(model="resnet50", norm="bn", base_learning_rate=0.1), "bn_bs32_seed0"),
     ],
 )
 def test_run_name(fields, expected):
@@ -54,7 +58,7 @@ def test_config_is_frozen():
 def test_json_round_trip():
     config = RunConfig(norm="batch", batch_size=8, epochs=7, lr_decay_fractions=(0.5,), precision="mixed_bfloat16")
     data = json.loads(json.dumps(config.to_dict()))
-    assert data["run_name"] == "bn_bs8_seed0"
+    assert data["run_name"] == "bn_bs8_lr0.003_decay50_seed0"
     assert data["lr_decay_fractions"] == [0.5]
     assert RunConfig.from_dict(data) == config
 
@@ -163,7 +167,7 @@ def test_profile_scales():
     assert smoke["dataset"] == "synthetic-tiny-imagenet"
     assert cpu["dataset"] == paper["dataset"] == "tiny-imagenet-200"
     assert (paper["classes"], paper["images_per_class"]) == (200, 500)
-    assert paper["epochs"] == {"norm_comparison": 100, "batch_size_sweep": 10}
+    assert paper["epochs"] == {"norm_comparison": 100, "batch_size_sweep": 10, "recipe_sweep": 10}
     assert cpu["classes"] * cpu["images_per_class"] < 200 * 500
 
 
@@ -194,3 +198,15 @@ def test_cpu_profile_runs_each_norm_at_its_measured_fastest_settings():
         assert (config.jit_compile, config.steps_per_execution) == tuple(expected.values())
     # An explicit override wins over the measured defaults.
     assert not any(c.jit_compile for c in profile_configs("cpu", jit_compile=False))
+
+
+def test_recipe_sweep_covers_every_norm_and_rate_with_distinct_names():
+    configs = profile_configs("cpu", "recipe_sweep")
+    assert {(c.norm, c.base_learning_rate) for c in configs} == {
+        (norm, rate) for norm in ("batch", "layer", "instance", "group") for rate in (0.001, 0.003, 0.01, 0.03)
+    }
+    assert {c.lr_decay_fractions for c in configs} == {(0.5, 0.75)}
+    assert {c.batch_size for c in configs} == {32}
+    assert len({c.run_name for c in configs}) == len(configs) == 16
+    # "all" is the study: the recipe sweep is trained only when asked for.
+    assert {c.experiment for c in profile_configs("cpu", "all")} == {"norm_comparison", "batch_size_sweep"}

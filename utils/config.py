@@ -45,6 +45,9 @@ __all__ = [
     "DISTRIBUTIONS",
     "PROFILES",
     "EXPERIMENTS",
+    "STUDY_EXPERIMENTS",
+    "RECIPE_SWEEP_LEARNING_RATES",
+    "RECIPE_SWEEP_DECAY_FRACTIONS",
     "MODEL_CHANNELS",
     "REFERENCE_BATCH_SIZE",
     "DEFAULT_BASE_LEARNING_RATES",
@@ -64,7 +67,9 @@ PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 # split over machines with `python -m utils.experiments --only` instead.
 DISTRIBUTIONS = ("auto", "none", "mirrored")
 PROFILES = ("smoke", "cpu", "paper")
-EXPERIMENTS = ("norm_comparison", "batch_size_sweep")
+# The study's two experiments (what "all" trains), and the sweep that chose its recipe.
+STUDY_EXPERIMENTS = ("norm_comparison", "batch_size_sweep")
+EXPERIMENTS = STUDY_EXPERIMENTS + ("recipe_sweep",)
 
 # The paper's learning rate 0.1 is given for 32 images per GPU.
 REFERENCE_BATCH_SIZE = 32
@@ -91,6 +96,9 @@ MODEL_CHANNELS = {
 _TINY_IMAGENET_CLASSES = 200
 _TINY_IMAGENET_TRAIN_PER_CLASS = 500
 _TINY_IMAGENET_VAL_PER_CLASS = 50
+
+# The paper's decay epochs, 30, 60 and 90 of 100.
+_DEFAULT_DECAY_FRACTIONS = (0.3, 0.6, 0.9)
 
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -162,7 +170,7 @@ class RunConfig:
     base_learning_rate: float | None = None
     momentum: float = 0.9
     weight_decay: float = 1e-4
-    lr_decay_fractions: tuple = (0.3, 0.6, 0.9)
+    lr_decay_fractions: tuple = _DEFAULT_DECAY_FRACTIONS
     lr_decay_factor: float = 0.1
     seed: int = 0
     dataset: str = "tiny-imagenet-200"
@@ -287,9 +295,22 @@ class RunConfig:
 
     @property
     def run_name(self):
-        """The run's folder name: "<short norm>[_g<groups>]_bs<batch>_seed<seed>"."""
+        """The run's folder name: "<short norm>[_g<groups>]_bs<batch>[_lr<base>][_decay<%>]_seed<seed>".
+
+        The base learning rate and the decay epochs (in percent of the epochs) appear when
+        either differs from the default recipe (the model's default base rate, decays at
+        30, 60 and 90%): runs of the default recipe keep their short names, and every run
+        of another recipe spells it out, e.g. "gn_g32_bs32_lr0.003_decay50-75_seed0".
+        """
         groups = f"_g{self.groups}" if self.norm == "group" else ""
-        return f"{SHORT_NAMES[self.norm]}{groups}_bs{self.batch_size}_seed{self.seed}"
+        recipe = ""
+        if (
+            self.base_learning_rate != DEFAULT_BASE_LEARNING_RATES[self.model]
+            or self.lr_decay_fractions != _DEFAULT_DECAY_FRACTIONS
+        ):
+            decays = "-".join(f"{100 * fraction:g}" for fraction in self.lr_decay_fractions)
+            recipe = f"_lr{self.base_learning_rate:g}_decay{decays}"
+        return f"{SHORT_NAMES[self.norm]}{groups}_bs{self.batch_size}{recipe}_seed{self.seed}"
 
     @property
     def learning_rate(self):
@@ -373,7 +394,7 @@ _PROFILE_SETTINGS = {
         images_per_class=16,
         val_images_per_class=4,
         jit_compile=False,
-        epochs={"norm_comparison": 2, "batch_size_sweep": 2},
+        epochs={"norm_comparison": 2, "batch_size_sweep": 2, "recipe_sweep": 2},
     ),
     # 40 classes x 500 images (20,000 training and 2,000 validation images), 10 epochs,
     # each run at its fastest settings (`fastest_settings`). Sized from the measured
@@ -386,7 +407,7 @@ _PROFILE_SETTINGS = {
         images_per_class=500,
         val_images_per_class=50,
         jit_compile="fastest",
-        epochs={"norm_comparison": 10, "batch_size_sweep": 10},
+        epochs={"norm_comparison": 10, "batch_size_sweep": 10, "recipe_sweep": 10},
     ),
     # The 2023 report's scale: all of Tiny ImageNet, 100 epochs for the normalization
     # comparison and 10 for the batch-size sweep.
@@ -396,7 +417,7 @@ _PROFILE_SETTINGS = {
         images_per_class=500,
         val_images_per_class=50,
         jit_compile=True,
-        epochs={"norm_comparison": 100, "batch_size_sweep": 10},
+        epochs={"norm_comparison": 100, "batch_size_sweep": 10, "recipe_sweep": 10},
     ),
 }
 
@@ -423,10 +444,22 @@ def fastest_settings(norm, batch_size):
     return dict(jit_compile=jit_compile, steps_per_execution=8)
 
 
-# The experiments: (norm, batch size) pairs.
+_NORMS = ("batch", "layer", "instance", "group")
+
+# The recipe sweep: base learning rates tried at batch 32 for every normalization, with a
+# schedule that keeps the base rate for half of training (x0.1 at 50% and again at 75%).
+RECIPE_SWEEP_LEARNING_RATES = (0.001, 0.003, 0.01, 0.03)
+RECIPE_SWEEP_DECAY_FRACTIONS = (0.5, 0.75)
+
+# The experiments: the fields that differ between their runs.
 _EXPERIMENT_RUNS = {
-    "norm_comparison": [(norm, 32) for norm in ("batch", "layer", "instance", "group")],
-    "batch_size_sweep": [(norm, batch) for norm in ("batch", "group") for batch in (32, 16, 8, 4, 2)],
+    "norm_comparison": [dict(norm=norm, batch_size=32) for norm in _NORMS],
+    "batch_size_sweep": [dict(norm=norm, batch_size=batch) for norm in ("batch", "group") for batch in (32, 16, 8, 4, 2)],
+    "recipe_sweep": [
+        dict(norm=norm, batch_size=32, base_learning_rate=rate, lr_decay_fractions=RECIPE_SWEEP_DECAY_FRACTIONS)
+        for norm in _NORMS
+        for rate in RECIPE_SWEEP_LEARNING_RATES
+    ],
 }
 
 
@@ -448,8 +481,9 @@ def profile_configs(profile, experiment="all", **overrides):
 
     Args:
         profile: "smoke", "cpu" or "paper".
-        experiment: "norm_comparison", "batch_size_sweep" or "all" (both, the
-            comparison first, so the sweep's batch-32 runs can reuse its results).
+        experiment: "norm_comparison", "batch_size_sweep", "recipe_sweep" or "all"
+            (the study: the comparison, then the batch-size sweep, whose batch-32 runs
+            reuse the comparison's results).
         **overrides: RunConfig fields set on every run, e.g. `seed=1` or `epochs=3`.
 
     Returns:
@@ -460,7 +494,7 @@ def profile_configs(profile, experiment="all", **overrides):
     """
     settings = profile_settings(profile)
     if experiment == "all":
-        experiments = EXPERIMENTS
+        experiments = STUDY_EXPERIMENTS
     elif experiment in EXPERIMENTS:
         experiments = (experiment,)
     else:
@@ -472,10 +506,9 @@ def profile_configs(profile, experiment="all", **overrides):
     epochs = settings.pop("epochs")
     configs = []
     for name in experiments:
-        for norm, batch_size in _EXPERIMENT_RUNS[name]:
-            fields = dict(
-                settings, experiment=name, profile=profile, norm=norm, batch_size=batch_size, epochs=epochs[name]
-            )
+        for run_fields in _EXPERIMENT_RUNS[name]:
+            norm, batch_size = run_fields["norm"], run_fields["batch_size"]
+            fields = dict(settings, experiment=name, profile=profile, epochs=epochs[name], **run_fields)
             if fields.get("jit_compile") == "fastest":
                 fields.update(fastest_settings(norm, batch_size))
             fields.update(overrides)
