@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test reproduce benchmark clean-venv
+.PHONY: install test test-fast reproduce benchmark clean-venv
 
 install: $(STAMP)
 
@@ -15,8 +15,13 @@ $(STAMP): requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
+# The whole suite (what CI runs): trains the smoke grid and executes the notebooks.
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
+
+# Layers, config, run folders, results, tables and figures, without training: under a minute.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow" tests
 
 reproduce: $(STAMP)
 	$(BIN)/python -m jupyter nbconvert --to notebook --execute --inplace \

@@ -19,33 +19,23 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import pandas as pd  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from keras import ops  # noqa: E402
 
 from benchmarks import integers_argument  # noqa: E402
 from benchmarks import names_argument  # noqa: E402
 from utils.layers import GroupNormalization  # noqa: E402
 from utils.layers import InstanceNormalization  # noqa: E402
-
-
-
-def reshaped_group_normalize(inputs, groups, axis=-1, epsilon=1e-5, gamma=None, beta=None):
-    """GN computed literally as in the paper's Figure 3, channels-last: reshape the
-    activations to (N, H, W, G, C // G) and reduce over (H, W, C // G). The layers compute
-    the same numbers from per-channel statistics instead; this is here to measure that."""
-    del axis
-    inputs = ops.cast(inputs, "float32")
-    batch, height, width, channels = ops.shape(inputs)
-    grouped = ops.reshape(inputs, (batch, height, width, groups, channels // groups))
-    mean, variance = ops.moments(grouped, axes=[1, 2, 4], keepdims=True)
-    normalized = ops.reshape((grouped - mean) * ops.rsqrt(variance + epsilon), ops.shape(inputs))
-    return normalized * gamma + beta
+from utils.layers import group_normalize_reference  # noqa: E402
 
 
 class ReshapedGroupNormalization(GroupNormalization):
-    """Our GroupNormalization layer running `reshaped_group_normalize`."""
+    """Our GroupNormalization layer computing GN literally as the paper's Figure 3 does,
+    through the (N, H, W, G, C // G) view; the layer computes the same numbers from
+    per-channel statistics instead, and this is here to measure that."""
 
     def call(self, inputs):
-        return reshaped_group_normalize(inputs, self.groups, epsilon=self.epsilon, gamma=self.gamma, beta=self.beta)
+        return group_normalize_reference(
+            inputs, self.groups, axis=self.axis, epsilon=self.epsilon, gamma=self.gamma, beta=self.beta
+        )
 
 
 LAYERS = {

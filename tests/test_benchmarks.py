@@ -3,19 +3,24 @@
 import numpy as np
 import pytest
 
+import keras
 from benchmarks import layer_benchmark
 from benchmarks import training_benchmark
-from utils.layers import group_normalize
+from utils.layers import GroupNormalization
+
+pytestmark = pytest.mark.slow  # times models at tiny sizes: the full suite only
 
 
 def test_the_figure_3_reshape_benchmarked_against_the_layers_gives_the_same_numbers():
     rng = np.random.default_rng(0)
     x = rng.normal(3, 2, size=(2, 5, 7, 16)).astype(np.float32)
-    gamma = rng.normal(1, 0.3, size=16).astype(np.float32)
-    beta = rng.normal(0, 0.3, size=16).astype(np.float32)
-    expected = group_normalize(x, 4, gamma=gamma, beta=beta)
-    reshaped = layer_benchmark.reshaped_group_normalize(x, 4, gamma=gamma, beta=beta)
-    np.testing.assert_allclose(np.asarray(reshaped), np.asarray(expected), atol=1e-5)
+    gamma = keras.initializers.Constant(rng.normal(1, 0.3, size=16))
+    beta = keras.initializers.Constant(rng.normal(0, 0.3, size=16))
+    layer = GroupNormalization(groups=4, epsilon=1e-3, gamma_initializer=gamma, beta_initializer=beta)
+    reshaped = layer_benchmark.ReshapedGroupNormalization(
+        groups=4, epsilon=1e-3, gamma_initializer=gamma, beta_initializer=beta
+    )
+    np.testing.assert_allclose(np.asarray(reshaped(x)), np.asarray(layer(x)), atol=1e-5)
 
 
 def test_layer_benchmark_times_every_setting(capsys):

@@ -4,9 +4,13 @@ import hashlib
 import http.server
 import json
 import os
+import re
 import shutil
 import socket
+import subprocess
+import sys
 import tarfile
+import time
 import threading
 import zipfile
 from pathlib import Path
@@ -75,11 +79,12 @@ def failing_decoder(monkeypatch):
     monkeypatch.setattr(data, "decode_images", fail)
 
 
-def make_zip(folder, archive):
-    """Zips `folder` under the top-level name tiny-imagenet-200/, like the official archive."""
+def make_zip(folder, archive, top="tiny-imagenet-200"):
+    """Zips `folder` under the top-level name `top`, by default tiny-imagenet-200/ like the
+    official archive."""
     with zipfile.ZipFile(archive, "w") as opened:
         for file in sorted(Path(folder).rglob("*")):
-            opened.write(file, Path("tiny-imagenet-200") / file.relative_to(folder))
+            opened.write(file, Path(top) / file.relative_to(folder))
     return archive
 
 
@@ -147,6 +152,7 @@ def test_synthetic_classes_are_distinct():
     assert len(set(recipes)) == synthetic.MAX_CLASSES == 200
 
 
+@pytest.mark.slow
 def test_synthetic_is_learnable_but_not_trivial(tmp_path):
     import keras
 
@@ -342,6 +348,7 @@ def test_changed_source_rebuilds_the_cache(synthetic_tiny_imagenet, tmp_path, mo
         ("truncate", "truncated"),
         ("flip_byte", "CRC-32"),
         ("bad_meta", "Not using the decoded cache"),
+        ("meta_not_object", "meta.json holds [1, 2], not a JSON object"),
         ("format_version", "format version"),
     ],
 )
@@ -358,6 +365,8 @@ def test_damaged_or_stale_cache_is_rebuilt(synthetic_tiny_imagenet, tmp_path, mo
         file.write_bytes(bytes(content))
     elif damage == "bad_meta":
         (slot / "meta.json").write_text("{not json")
+    elif damage == "meta_not_object":
+        (slot / "meta.json").write_text("[1, 2]")
     else:
         monkeypatch.setattr(data, "CACHE_FORMAT_VERSION", data.CACHE_FORMAT_VERSION + 1)
     capsys.readouterr()
@@ -369,6 +378,63 @@ def test_damaged_or_stale_cache_is_rebuilt(synthetic_tiny_imagenet, tmp_path, mo
     assert np.array_equal(y_train2, y_train) and np.array_equal(y_val2, y_val)
     failing_decoder(monkeypatch)
     data.load_tiny_imagenet(synthetic_tiny_imagenet, cache_dir=tmp_path)  # the rebuilt cache is good
+
+
+def dead_pid():
+    child = subprocess.Popen([sys.executable, "-c", ""])
+    child.wait()
+    return child.pid
+
+
+def temporary_named(target, pid=None, age_s=0):
+    """Makes a temporary folder of `target` with some content, as a process `pid` of this
+    machine would name it (pid=None: the older name that records no process), `age_s` old."""
+    # ".<target name>.tmp-<namespace>-<pid of this process>-<random>"
+    prefix, namespace, _, random = data_sources.temporary_sibling(target).name.rsplit("-", 3)
+    owner = "" if pid is None else f"{namespace}-{pid}-"
+    folder = target.with_name(f"{prefix}-{owner}{random}")
+    (folder / "partial").mkdir(parents=True)
+    (folder / "partial" / "data.bin").write_bytes(b"\0" * 1000)
+    stamp = time.time() - age_s
+    os.utime(folder, (stamp, stamp))
+    return folder
+
+
+@pytest.mark.parametrize("where", ["decoded cache", "extraction"])
+def test_temporaries_of_killed_runs_are_removed_on_the_next_build(
+    synthetic_tiny_imagenet, tmp_path, capsys, where
+):
+    cache = tmp_path / "cache"
+    if where == "decoded cache":
+        parent, path = cache / data.DECODED_CACHE_FOLDER, synthetic_tiny_imagenet
+    else:
+        parent = cache / data_sources.EXTRACTED_ARCHIVES_FOLDER
+        path = make_tar_gz(synthetic_tiny_imagenet, tmp_path / "tiny-imagenet-200.tar.gz")
+    target = parent / "tiny-imagenet-200-6classes-all-0123456789ab"
+    hour = data_sources.TEMPORARY_MAX_AGE_S
+    removed = [
+        temporary_named(target, pid=dead_pid()),  # its process was killed
+        temporary_named(target, pid=None, age_s=hour + 60),  # no process recorded, and old
+    ]
+    kept = [
+        # Another live build on this machine, even a slow one.
+        temporary_named(target, pid=os.getppid(), age_s=hour + 60),
+        # No process recorded (e.g. another machine sharing the folder), and recent.
+        temporary_named(target, pid=None, age_s=60),
+    ]
+    (parent / "unrelated-folder").mkdir()
+    capsys.readouterr()
+    data.load_tiny_imagenet(path, cache_dir=cache)
+    output = capsys.readouterr().out
+    assert not any(folder.exists() for folder in removed)
+    assert all(folder.exists() for folder in kept)
+    lines = [line for line in output.splitlines() if line.startswith("Removed ")]
+    assert lines == [
+        f"Removed 2 temporary folder(s) left in {parent} by interrupted runs: "
+        f"{', '.join(sorted(folder.name for folder in removed))}."
+    ]
+    hidden = sorted(entry for entry in parent.iterdir() if entry.name.startswith("."))
+    assert hidden == sorted(kept)  # and the build left none of its own
 
 
 def test_loaded_arrays_are_aligned_for_zero_copy(synthetic_tiny_imagenet, tmp_path):
@@ -409,6 +475,42 @@ def test_error_for_a_missing_class_folder(synthetic_tiny_imagenet, tmp_path):
     shutil.rmtree(folder / "train" / "n90000003")
     with pytest.raises(FileNotFoundError, match="n90000003"):
         data.load_tiny_imagenet(folder)
+
+
+@pytest.mark.parametrize("classes", [None, 2])
+def test_error_for_a_validation_annotation_with_an_unknown_wnid(synthetic_tiny_imagenet, tmp_path, classes):
+    folder = copy_dataset(synthetic_tiny_imagenet, tmp_path / "data")
+    annotations = folder / "val" / "val_annotations.txt"
+    lines = annotations.read_text().splitlines(keepends=True)
+    fields = lines[3].split("\t")
+    lines[3] = "\t".join([fields[0], "n01443537", *fields[2:]])
+    annotations.write_text("".join(lines))
+    # A damaged file, whichever classes are selected: not an image to drop silently.
+    with pytest.raises(ValueError) as raised:
+        data.load_tiny_imagenet(folder, classes=classes, cache_dir=tmp_path / "cache")
+    message = str(raised.value)
+    assert f"{annotations} line 4 " in message and "'n01443537'" in message
+    assert str(folder / "wnids.txt") in message and "download it again" in message
+    assert not decoded_slots(tmp_path / "cache")
+
+
+def test_error_for_an_archive_nested_one_level_deeper(synthetic_tiny_imagenet, tmp_path):
+    archive = make_zip(synthetic_tiny_imagenet, tmp_path / "tiny-imagenet-200.zip", top="something/tiny-imagenet-200")
+    with pytest.raises(FileNotFoundError) as raised:
+        data.load_tiny_imagenet(archive, cache_dir=tmp_path / "cache")
+    message = str(raised.value)
+    assert message.startswith(f"The archive {archive} (from the path argument) holds the data set nested one level deeper")
+    assert "'something/tiny-imagenet-200/wnids.txt' inside the archive" in message
+    suggested = message.split("Pass path=")[1].split(" ")[0]  # its extracted copy, which loads
+    assert len(data.load_tiny_imagenet(suggested, cache_dir=tmp_path / "cache")[0][0]) == 72
+
+
+def test_error_for_an_archive_without_the_data_set(tmp_path):
+    (tmp_path / "other" / "docs").mkdir(parents=True)
+    (tmp_path / "other" / "docs" / "readme.txt").write_text("not Tiny ImageNet")
+    archive = make_zip(tmp_path / "other", tmp_path / "other.zip", top="other")
+    with pytest.raises(FileNotFoundError, match=f"The archive {re.escape(str(archive))} .*is not a Tiny ImageNet-200 archive"):
+        data.load_tiny_imagenet(archive, cache_dir=tmp_path / "cache")
 
 
 def test_error_for_a_missing_validation_image(synthetic_tiny_imagenet, tmp_path):
@@ -705,6 +807,8 @@ def jpeg_channels_from_header(content):
     not REAL_DATA,
     reason=f"set {data.ENVIRONMENT_VARIABLE} to the Tiny ImageNet-200 archive or folder to test the real data",
 )
+@pytest.mark.slow
+@pytest.mark.real_data
 def test_real_tiny_imagenet():
     (x_train, y_train), (x_val, y_val) = data.load_tiny_imagenet(REAL_DATA, cache_dir=REAL_CACHE_DIR)
     assert x_train.shape == (100_000, 64, 64, 3) and x_val.shape == (10_000, 64, 64, 3)

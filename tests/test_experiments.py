@@ -13,14 +13,20 @@ from pathlib import Path
 import keras
 import pytest
 
+from tests import results_factory
 from utils import experiments
-from utils import training
+from utils import runs
 from utils.config import RunConfig
 from utils.config import profile_configs
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 # The smoke profile: 4 classes x 16 synthetic training images.
 SMOKE_TRAIN_IMAGES = 64
+
+
+def write_complete_run(config, results_dir):
+    """A finished run of `config`, written as the engine writes it (no training)."""
+    return results_factory.write_run(results_dir, config, results_factory.curve(60.0, config.epochs))
 
 
 def run_cli(*arguments):
@@ -46,14 +52,15 @@ def smoke_grid(tmp_path_factory, data_dir):
     return status, output, results
 
 
+@pytest.mark.slow
 def test_smoke_grid_completes_with_the_contract_layout(smoke_grid):
     status, _, results = smoke_grid
     assert status == 0
     for config in profile_configs("smoke"):
-        run = training.load_run(results / config.experiment / config.run_name)
+        run = runs.read_run(results / config.experiment / config.run_name)
         assert run.summary["status"] == "complete", config.run_name
         assert run.config == config
-        assert list(run.history.columns) == list(training.HISTORY_COLUMNS)
+        assert list(run.history.columns) == list(runs.HISTORY_COLUMNS)
         assert len(run.history) == config.epochs
         # Every batch size gets its own number of steps: floor(images / batch).
         expected_steps = SMOKE_TRAIN_IMAGES // config.batch_size
@@ -63,11 +70,12 @@ def test_smoke_grid_completes_with_the_contract_layout(smoke_grid):
         assert not (run.path / "backup").exists()
 
 
+@pytest.mark.slow
 def test_sweep_batch_32_runs_reuse_the_comparison(smoke_grid):
     _, output, results = smoke_grid
     for name in ("bn_bs32_seed0", "gn_g32_bs32_seed0"):
-        source = training.load_run(results / "norm_comparison" / name)
-        reused = training.load_run(results / "batch_size_sweep" / name)
+        source = runs.read_run(results / "norm_comparison" / name)
+        reused = runs.read_run(results / "batch_size_sweep" / name)
         assert source.summary["reused_from"] is None
         assert reused.summary["reused_from"] == f"norm_comparison/{name}"
         assert reused.summary["experiment"] == "batch_size_sweep"
@@ -78,6 +86,7 @@ def test_sweep_batch_32_runs_reuse_the_comparison(smoke_grid):
     assert len(trained) == 12
 
 
+@pytest.mark.slow
 def test_cli_prints_a_line_per_run_and_a_summary_table(smoke_grid):
     _, output, _ = smoke_grid
     lines = output.splitlines()
@@ -90,6 +99,7 @@ def test_cli_prints_a_line_per_run_and_a_summary_table(smoke_grid):
     assert len(table) == 14 and all(" complete " in row for row in table)
 
 
+@pytest.mark.slow
 def test_only_selects_runs_and_reads_finished_ones_back(smoke_grid, data_dir, monkeypatch):
     _, _, results = smoke_grid
     monkeypatch.setattr(keras.Model, "fit", lambda *a, **k: pytest.fail("fit was called for a finished run"))
@@ -141,6 +151,7 @@ def test_bad_set_value_is_a_usage_error(capsys):
     assert "batch_size=0" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_grid_goes_on_after_a_diverged_run(tmp_path, data_dir):
     tiny = dict(
         dataset="synthetic-tiny-imagenet", classes=4, images_per_class=16, val_images_per_class=4,
@@ -148,13 +159,65 @@ def test_grid_goes_on_after_a_diverged_run(tmp_path, data_dir):
     )
     configs = [RunConfig(norm="batch", base_learning_rate=1e6, **tiny), RunConfig(norm="group", **tiny)]
     lines = []
-    results = experiments.run_grid(configs, tmp_path, data_dir=data_dir, verbose=0, print_line=lines.append)
-    assert [result.summary["status"] for _, result in results] == ["diverged", "complete"]
+    grid = experiments.run_grid(configs, tmp_path, data_dir=data_dir, verbose=0, print_line=lines.append)
+    assert [item.outcome for item in grid] == ["trained", "trained"]
+    assert [item.record.summary["status"] for item in grid] == ["diverged", "complete"]
     assert "diverged in epoch 1" in lines[1]
-    table = experiments.summary_table(results)
+    table = experiments.summary_table(grid)
     assert list(table["status"]) == ["diverged", "complete"]
 
 
+def test_grid_without_data_skips_only_the_runs_to_train(tmp_path):
+    configs = profile_configs("smoke", "norm_comparison")
+    finished, pending = configs[0], configs[1:]
+    write_complete_run(finished, tmp_path)
+    lines = []
+    grid = experiments.run_grid(configs, tmp_path, data_available=False, verbose=0, print_line=lines.append)
+    assert [item.outcome for item in grid] == ["read back"] + ["needs data"] * len(pending)
+    assert grid[0].record.config == finished
+    assert all("not trained (the data is not available)" in line for line in lines[-len(pending):])
+    table = experiments.summary_table(grid)
+    assert list(table["status"]) == ["complete"] + ["not trained (needs data)"] * len(pending)
+
+
+def test_a_failed_run_is_reported_with_a_short_status(tmp_path, capsys):
+    # The real data set, looked for in a folder that does not exist.
+    configs = profile_configs("cpu", "norm_comparison")[:1]
+    grid = experiments.run_grid(configs, tmp_path, data_dir=tmp_path / "no-such-folder", verbose=0)
+    assert [item.outcome for item in grid] == ["failed"]
+    assert isinstance(grid[0].error, Exception)
+    assert "failed after" in capsys.readouterr().out
+    assert list(experiments.summary_table(grid)["status"]) == ["failed"]
+
+
+def test_plan_marks_finished_reusable_and_pending_runs(tmp_path):
+    configs = profile_configs("cpu")
+    comparison = [config for config in configs if config.experiment == "norm_comparison"]
+    for config in comparison:
+        write_complete_run(config, tmp_path)
+    plan = experiments.plan_runs(configs, tmp_path)
+    actions = {(p.config.experiment, p.config.run_name): p.action for p in plan}
+    assert all(actions["norm_comparison", c.run_name] == "finished" for c in comparison)
+    assert actions["batch_size_sweep", "bn_bs32_seed0"] == "reuse"
+    reused = [p for p in plan if p.action == "reuse"]
+    assert [p.source for p in reused] == [tmp_path / "norm_comparison" / p.config.run_name for p in reused]
+    assert [p.config.run_name for p in plan if p.action == "train"] == [
+        c.run_name for c in configs if c.experiment == "batch_size_sweep" and c.batch_size != 32]
+    table = experiments.plan_table(plan, tmp_path).set_index(["experiment", "run"])["on disk"]
+    assert table["batch_size_sweep", "bn_bs32_seed0"] == "reuses norm_comparison/bn_bs32_seed0"
+    assert table["batch_size_sweep", "gn_g32_bs2_seed0"] == "to train"
+
+
+def test_a_results_folder_of_other_settings_is_refused_naming_the_fields(tmp_path):
+    for config in profile_configs("cpu", "norm_comparison"):
+        write_complete_run(config, tmp_path)
+    with pytest.raises(ValueError, match="profile: stored 'cpu', requested 'smoke'") as error:
+        experiments.plan_runs(profile_configs("smoke", "norm_comparison"), tmp_path)
+    assert "norm_comparison/bn_bs32_seed0" in str(error.value)
+    assert "dataset: stored 'tiny-imagenet-200', requested 'synthetic-tiny-imagenet'" in str(error.value)
+
+
+@pytest.mark.slow
 def test_module_entry_point_lists_runs():
     completed = subprocess.run(
         [sys.executable, "-m", "utils.experiments", "--profile", "paper", "--experiment", "batch_size_sweep", "--list"],
@@ -205,6 +268,7 @@ TWO_DEVICES_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_two_logical_devices_each_replica_gets_batch_size_images(tmp_path, data_dir):
     completed = subprocess.run(
         [sys.executable, "-c", TWO_DEVICES_SCRIPT, str(data_dir), str(tmp_path)],
@@ -221,3 +285,46 @@ def test_two_logical_devices_each_replica_gets_batch_size_images(tmp_path, data_
         assert run["images_per_step"] == 8 and run["device"].startswith("2 x ")
         assert run["steps"] == [SMOKE_TRAIN_IMAGES // 8]  # global batch = 2 x 4
         assert run["synchronized"] == synchronized
+
+
+def test_a_run_being_trained_elsewhere_is_skipped_and_the_grid_goes_on(tmp_path):
+    from tests.test_runs import hold_lock_in_another_process
+
+    configs = profile_configs("smoke", "norm_comparison")[:2]
+    locked, finished = configs
+    write_complete_run(finished, tmp_path)
+    holder = hold_lock_in_another_process(runs.run_directory(locked, tmp_path))
+    try:
+        lines = []
+        grid = experiments.run_grid(configs, tmp_path, verbose=0, print_line=lines.append)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert [item.outcome for item in grid] == ["locked", "read back"]
+    assert lines[1].endswith(f"norm_comparison/bn_bs32_seed0: skipped, being trained by process {holder.pid}")
+    assert list(experiments.summary_table(grid)["status"]) == ["skipped (being trained elsewhere)", "complete"]
+
+
+def test_overrides_that_make_runs_identical_are_refused():
+    with pytest.raises(ValueError, match=r"identical \(norm_comparison/gn_g32_bs32_seed0\)"):
+        profile_configs("smoke", "norm_comparison", norm="gn")
+
+
+@pytest.mark.parametrize("kind", ["file", "read-only"])
+def test_an_unusable_results_folder_is_refused_before_any_run(tmp_path, kind, capsys):
+    results_dir = tmp_path / "results"
+    if kind == "file":
+        results_dir.write_text("not a folder")
+    else:
+        results_dir.mkdir()
+        results_dir.chmod(0o500)
+    try:
+        if os.access(results_dir, os.W_OK) and kind == "read-only":
+            pytest.skip("running as a user that may write anywhere")
+        status, output = run_cli("--profile", "smoke", "--experiment", "norm_comparison", "--results", str(results_dir))
+    finally:
+        if kind == "read-only":
+            results_dir.chmod(0o700)
+    assert status == 2
+    assert "starting" not in output
+    assert str(results_dir) in capsys.readouterr().err

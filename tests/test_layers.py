@@ -1,5 +1,7 @@
 """GroupNormalization, InstanceNormalization and the paper's LayerNormalization."""
 
+import re
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -9,6 +11,7 @@ from utils.layers import GroupNormalization
 from utils.layers import InstanceNormalization
 from utils.layers import LayerNormalization
 from utils.layers import group_normalize
+from utils.layers import group_normalize_reference
 
 
 def reference_group_norm(x, groups, axis=-1, epsilon=1e-5, gamma=None, beta=None):
@@ -29,6 +32,20 @@ def reference_group_norm(x, groups, axis=-1, epsilon=1e-5, gamma=None, beta=None
     if beta is not None:
         out = out + np.reshape(beta, affine_shape)
     return np.moveaxis(out, 1, axis)
+
+
+def random_inputs(shape, axis, seed=0):
+    """Float32 activations of `shape` (channels last) and per-channel gamma and beta; for
+    axis=1 the channel count is moved to axis 1 (channels-first)."""
+    rng = np.random.default_rng(seed)
+    shape = list(shape)
+    if axis == 1:
+        shape.insert(1, shape.pop())
+    x = rng.normal(5, 10, size=shape).astype(np.float32)
+    channels = shape[axis]
+    gamma = rng.normal(1, 0.5, size=channels).astype(np.float32)
+    beta = rng.normal(0, 0.5, size=channels).astype(np.float32)
+    return x, gamma, beta
 
 
 # The worked example of the reference notes: N=3, C=4, H=1, W=2 in NCHW.
@@ -62,6 +79,12 @@ def test_worked_example_channels_first(layer, key):
     np.testing.assert_allclose(outputs[0, :, 0, :], WORKED_EXAMPLE_SAMPLE_A[key], atol=1e-3)
 
 
+@pytest.mark.parametrize("groups, key", [(1, "layer"), (2, "group2"), (4, "instance")])
+def test_worked_example_through_the_figure_3_reference(groups, key):
+    outputs = np.asarray(group_normalize_reference(WORKED_EXAMPLE, groups, axis=1))
+    np.testing.assert_allclose(outputs[0, :, 0, :], WORKED_EXAMPLE_SAMPLE_A[key], atol=1e-3)
+
+
 def test_worked_example_channels_last_matches_channels_first():
     channels_last = np.transpose(WORKED_EXAMPLE, (0, 2, 3, 1))
     outputs = np.asarray(GroupNormalization(groups=2)(channels_last))
@@ -83,14 +106,7 @@ def test_worked_example_channels_last_matches_channels_first():
     ],
 )
 def test_matches_numpy_reference_on_random_inputs(shape, groups, axis):
-    rng = np.random.default_rng(0)
-    shape = list(shape)
-    if axis == 1:  # move the channel count to axis 1 for channels-first
-        shape.insert(1, shape.pop())
-    x = rng.normal(5, 10, size=shape).astype(np.float32)
-    channels = shape[axis]
-    gamma = rng.normal(1, 0.5, size=channels).astype(np.float32)
-    beta = rng.normal(0, 0.5, size=channels).astype(np.float32)
+    x, gamma, beta = random_inputs(shape, axis)
     layer = GroupNormalization(
         groups=groups,
         axis=axis,
@@ -101,6 +117,30 @@ def test_matches_numpy_reference_on_random_inputs(shape, groups, axis):
     np.testing.assert_allclose(np.asarray(layer(x)), expected, atol=1e-5, rtol=1e-5)
     functional = group_normalize(x, groups, axis=axis, gamma=gamma, beta=beta)
     np.testing.assert_allclose(np.asarray(functional), expected, atol=1e-5, rtol=1e-5)
+
+
+# Shapes with 6 channels, ranks 2 to 5, and 1, 2 or 6 groups (-1 is one per channel).
+# Rank 2 with one group per channel is left out: groups of a single element normalize to
+# exactly 0, which the fast kernel's folded multiply-add only reaches to within about
+# |x| / sqrt(epsilon) float32 roundings.
+FIGURE_3_CASES = [
+    (shape, groups)
+    for shape in [(4, 6), (3, 5, 6), (2, 4, 5, 6), (2, 3, 4, 2, 6)]
+    for groups in [1, 2, 6, -1]
+    if len(shape) > 2 or groups in (1, 2)
+]
+
+
+@pytest.mark.parametrize("axis", [-1, 1])
+@pytest.mark.parametrize("shape, groups", FIGURE_3_CASES)
+def test_figure_3_reference_equals_the_fast_kernel_and_numpy(shape, groups, axis):
+    x, gamma, beta = random_inputs(shape, axis)
+    reference = np.asarray(group_normalize_reference(x, groups, axis=axis, gamma=gamma, beta=beta))
+    fast = np.asarray(group_normalize(x, groups, axis=axis, gamma=gamma, beta=beta))
+    np.testing.assert_allclose(reference, fast, atol=1e-5, rtol=1e-5)
+    numpy_groups = x.shape[axis] if groups == -1 else groups
+    expected = reference_group_norm(x, numpy_groups, axis, gamma=gamma, beta=beta)
+    np.testing.assert_allclose(reference, expected, atol=1e-5, rtol=1e-5)
 
 
 def test_groups_are_contiguous_channel_blocks_not_pixels():
@@ -243,9 +283,16 @@ def test_axis_out_of_range():
         GroupNormalization(groups=2, axis=4)(np.zeros((1, 2, 2, 4), np.float32))
 
 
-def test_axis_is_the_batch_axis():
-    with pytest.raises(ValueError, match=r"axis=0 is the batch axis"):
-        GroupNormalization(groups=1, axis=0)(np.zeros((4, 2, 2, 4), np.float32))
+@pytest.mark.parametrize("layer_class", [GroupNormalization, InstanceNormalization, LayerNormalization])
+def test_batch_axis_is_refused_at_construction(layer_class):
+    # As in tensorflow-addons, whose tests expect GroupNormalization(axis=0) to fail.
+    with pytest.raises(ValueError, match=r"axis=0 is the batch axis.*-1 for channels-last.*1 for channels-first"):
+        layer_class(axis=0)
+
+
+def test_negative_batch_axis_is_refused_at_build():
+    with pytest.raises(ValueError, match=r"axis=-4 is the batch axis of an input of shape \(4, 2, 2, 4\)"):
+        GroupNormalization(groups=1, axis=-4)(np.zeros((4, 2, 2, 4), np.float32))
 
 
 def test_axis_must_be_one_integer():
@@ -259,15 +306,88 @@ def test_unsupported_rank(shape):
         GroupNormalization(groups=2)(np.zeros(shape, np.float32))
 
 
-def test_non_positive_epsilon():
-    with pytest.raises(ValueError, match=r"epsilon must be a positive float; received epsilon=0"):
-        GroupNormalization(epsilon=0)
+@pytest.mark.parametrize("epsilon", [0, -1e-3, float("nan"), "a"])
+def test_non_positive_epsilon(epsilon):
+    with pytest.raises(ValueError, match=re.escape(f"epsilon must be a positive float; received epsilon={epsilon!r}")):
+        GroupNormalization(epsilon=epsilon)
 
 
 @pytest.mark.parametrize("layer_class", [InstanceNormalization, LayerNormalization])
 def test_fixed_group_layers_reject_groups(layer_class):
     with pytest.raises(ValueError, match=r"does not take `groups`.*received groups=4"):
         layer_class(groups=4)
+
+
+def test_instance_norm_rejects_the_groups_that_tensorflow_addons_ignored():
+    with pytest.raises(
+        ValueError,
+        match=r"always uses one group per channel.*tensorflow-addons' InstanceNormalization ignored "
+        r"`groups` with a warning",
+    ):
+        InstanceNormalization(groups=32)
+
+
+# The pure functions check their arguments as the layers do.
+
+PURE_FUNCTIONS = pytest.mark.parametrize("function", [group_normalize, group_normalize_reference])
+RANK_4_INPUTS = np.zeros((2, 3, 3, 4), np.float32)
+
+
+@PURE_FUNCTIONS
+@pytest.mark.parametrize("axis", [7, 4, -5])
+def test_functions_reject_an_axis_out_of_range(function, axis):
+    with pytest.raises(ValueError, match=rf"axis={axis} is out of range for an input of rank 4.*\[-4, 3\]"):
+        function(RANK_4_INPUTS, 2, axis=axis)
+
+
+@PURE_FUNCTIONS
+@pytest.mark.parametrize("axis", [0, -4])
+def test_functions_reject_the_batch_axis(function, axis):
+    with pytest.raises(ValueError, match=rf"axis={axis} is the batch axis"):
+        function(RANK_4_INPUTS, 2, axis=axis)
+
+
+@PURE_FUNCTIONS
+def test_functions_reject_an_axis_that_is_not_an_integer(function):
+    with pytest.raises(ValueError, match=r"axis must be a single integer.*received axis=1.0"):
+        function(RANK_4_INPUTS, 2, axis=1.0)
+
+
+@PURE_FUNCTIONS
+@pytest.mark.parametrize("groups", [0, -2, 2.5, "4", True])
+def test_functions_reject_invalid_groups(function, groups):
+    with pytest.raises(ValueError, match=rf"groups must be a positive integer.*received groups={groups!r}"):
+        function(RANK_4_INPUTS, groups)
+
+
+@PURE_FUNCTIONS
+@pytest.mark.parametrize(
+    "groups, message",
+    [(3, r"groups=3 does not divide the 4 channels.*\[1, 2, 4\]"), (8, r"groups=8 is more than the 4 channels")],
+)
+def test_functions_reject_groups_that_do_not_fit_the_channels(function, groups, message):
+    with pytest.raises(ValueError, match=message):
+        function(RANK_4_INPUTS, groups)
+
+
+@PURE_FUNCTIONS
+@pytest.mark.parametrize("epsilon", [-1e-3, float("nan"), float("inf"), "a", None])
+def test_functions_reject_invalid_epsilon(function, epsilon):
+    message = f"epsilon must be a finite number >= 0; received epsilon={epsilon!r}"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        function(RANK_4_INPUTS, 2, epsilon=epsilon)
+
+
+@PURE_FUNCTIONS
+def test_functions_accept_zero_epsilon(function):
+    x, _, _ = random_inputs((2, 3, 3, 4), axis=-1)
+    np.testing.assert_allclose(np.asarray(function(x, 2, epsilon=0)), reference_group_norm(x, 2, epsilon=0), atol=1e-5)
+
+
+@PURE_FUNCTIONS
+def test_functions_reject_inputs_without_a_channel_axis(function):
+    with pytest.raises(ValueError, match=r"needs inputs of rank >= 2.*shape \(8,\)"):
+        function(np.zeros(8, np.float32), 1)
 
 
 # Serialization.

@@ -86,6 +86,7 @@ def test_weight_decay_is_the_papers_coupled_rule():
     assert not small_cnn("group", groups=4, num_classes=5).losses
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("norm", NORMALIZATIONS)
 def test_one_fit_step_for_every_norm(norm):
     keras.utils.set_random_seed(0)
@@ -99,6 +100,7 @@ def test_one_fit_step_for_every_norm(norm):
     assert any(not np.array_equal(b, w.numpy()) for b, w in zip(before, model.trainable_weights))
 
 
+@pytest.mark.slow
 def test_resnet50_matches_the_standard_parameter_count():
     ours = resnet50("batch", num_classes=1000)
     reference = keras.applications.ResNet50(weights=None)
@@ -110,6 +112,7 @@ def test_resnet50_matches_the_standard_parameter_count():
     assert sum(int(np.prod(w.shape)) for w in ours.trainable_weights) == reference_count
 
 
+@pytest.mark.slow
 def test_resnet50_last_norm_of_each_block_starts_at_zero_gamma():
     model = resnet50("group", num_classes=10, input_shape=(64, 64, 3), groups=32)
     last_norms = [layer for layer in model.layers if layer.name.endswith("_norm3")]

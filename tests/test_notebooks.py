@@ -8,9 +8,10 @@ main.ipynb trains nothing. utils.notebook, which all notebooks share, is tested 
 """
 
 import contextlib
-import csv
 import json
 import os
+import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -20,9 +21,8 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from nbformat.v4 import new_code_cell, new_notebook
 
+from tests import results_factory
 from utils import notebook
-from utils import training
-from utils.config import learning_rate_for_epoch
 from utils.config import profile_configs
 from utils.data_sources import TINY_IMAGENET_URL
 from utils.synthetic import make_synthetic_tiny_imagenet
@@ -110,40 +110,16 @@ def assert_png(path):
 
 
 def write_finished_runs(configs, results_dir):
-    """Writes, in the engine's layout, a finished run for each config (test data, no training)."""
+    """Writes a finished run for each config, as the engine writes it (no training)."""
     for number, config in enumerate(configs):
-        run_dir = training.run_directory(config, results_dir)
-        run_dir.mkdir(parents=True)
-        (run_dir / "config.json").write_text(json.dumps(config.to_dict()))
-        steps = config.classes * config.images_per_class // config.batch_size
-        rows = []
-        for epoch in range(1, config.epochs + 1):
-            val_error = 95.0 - 4.0 * epoch + number % 5
-            rows.append({"epoch": epoch, "train_loss": 4.0 - 0.2 * epoch, "train_error": val_error - 5.0,
-                         "val_loss": 4.2 - 0.2 * epoch, "val_error": val_error,
-                         "lr": learning_rate_for_epoch(config, epoch - 1), "seconds": 1.0, "steps": steps})
-        with open(run_dir / "history.csv", "w", newline="") as file:
-            writer = csv.DictWriter(file, fieldnames=training.HISTORY_COLUMNS)
-            writer.writeheader()
-            writer.writerows(rows)
-        last = rows[-5:]
-        summary = {
-            "run_name": config.run_name, "experiment": config.experiment, "status": "complete",
-            "epochs_completed": config.epochs, "epochs": config.epochs, "diverged_epoch": None,
-            "val_error_median5": sorted(row["val_error"] for row in last)[len(last) // 2],
-            "train_error_median5": sorted(row["train_error"] for row in last)[len(last) // 2],
-            "val_loss_median5": sorted(row["val_loss"] for row in last)[len(last) // 2],
-            "steps_per_epoch": steps, "images_per_step": config.batch_size,
-            "wall_seconds": float(config.epochs), "versions": {}, "device": "test",
-            "dataset": config.dataset, "profile": config.profile, "reused_from": None,
-        }
-        assert set(summary) == set(training.SUMMARY_KEYS)
-        (run_dir / "summary.json").write_text(json.dumps(summary))
+        final = 50.0 + number % 5
+        results_factory.write_run(results_dir, config, results_factory.curve(final, config.epochs))
 
 
 # ----------------------------------------------------------------- the notebooks
 
 
+@pytest.mark.slow
 def test_a_cell_that_raises_fails_the_execution(kernels, tmp_path):
     book = new_notebook(cells=[new_code_cell("import sys\nprint(sys.executable)"),
                                new_code_cell("raise ValueError('this cell fails')")])
@@ -153,10 +129,12 @@ def test_a_cell_that_raises_fails_the_execution(kernels, tmp_path):
     assert Path(book.cells[0].outputs[0].text.strip()) == Path(sys.executable)
 
 
+@pytest.mark.slow
 def test_layers_notebook(kernels, tmp_path):
     text = run_notebook("layers", kernels, GN_FIGURES_DIR=tmp_path)
     # The notebook asserts the values itself; here: it printed its tables and drew the figure.
     assert "max |layer - NumPy|" in text
+    assert "fast kernel vs Figure 3 code" in text and "x = ops.reshape" in text
     assert "GN, G=1 vs LN" in text and "GN, G=C=4 vs IN" in text
     assert "depends on the other samples" in text
     assert_png(tmp_path / "normalization_axes.png")
@@ -172,11 +150,15 @@ def smoke(tmp_path_factory, kernels):
     return folders, texts
 
 
+@pytest.mark.slow
 def test_comparison_notebook_trains_the_four_norms(smoke):
     folders, texts = smoke
     text = texts["comparison"]
-    assert "4 runs; 0 finished or reusable" in text
+    # The lesson trains the GN run itself, then the grid trains the three others.
+    assert "4 runs; 1 finished or reusable" in text and "3 to train" in text
     assert text.count("Epoch 1/2") == 4
+    assert "Total params" in text  # the model summary
+    assert "gn_g32_bs32_seed0" in text and "base_learning_rate" in text  # the config
     for run in ("bn_bs32_seed0", "ln_bs32_seed0", "in_bs32_seed0", "gn_g32_bs32_seed0"):
         summary = json.loads((folders["results"] / "norm_comparison" / run / "summary.json").read_text())
         assert summary["status"] == "complete"
@@ -186,24 +168,27 @@ def test_comparison_notebook_trains_the_four_norms(smoke):
     assert_png(folders["figures"] / "norm_comparison.png")
 
 
+@pytest.mark.slow
 def test_sweep_notebook_reuses_the_batch_32_runs(smoke):
     folders, texts = smoke
     text = texts["sweep"]
     assert "reuses norm_comparison/bn_bs32_seed0" in text  # the plan
     assert "reused from norm_comparison/bn_bs32_seed0" in text  # the engine
     assert "reused from norm_comparison/gn_g32_bs32_seed0" in text
-    assert "10 runs; 2 finished or reusable" in text
+    assert "10 runs; 3 finished or reusable" in text  # after the lesson's own batch-2 GN run
     assert text.count("Epoch 1/2") == 8
+    assert "steps of 2 images per epoch" in text
     assert "| batch size | ours BN | ours GN" in text  # Table 2 as markdown
     assert_png(folders["figures"] / "batch_size_curves.png")
     assert_png(folders["figures"] / "batch_size_sensitivity.png")
 
 
+@pytest.mark.slow
 def test_main_notebook_reads_the_finished_runs(smoke):
     folders, texts = smoke
     text = texts["main"]
     assert "Epoch " not in text  # nothing trained again
-    assert "4 runs; 4 finished or reusable" in text and "10 runs; 10 finished or reusable" in text
+    assert "14 runs; 14 finished or reusable" in text
     assert "synthetic-tiny-imagenet: 4 classes, 64 training images" in text
     assert "At batch 32, GN minus BN val error: ours" in text  # conclusions, computed
     assert "report val loss" in text
@@ -212,6 +197,7 @@ def test_main_notebook_reads_the_finished_runs(smoke):
         assert_png(folders["figures"] / f"{name}.png")
 
 
+@pytest.mark.slow
 def test_main_notebook_without_the_data(kernels, tmp_path):
     """Real-data profile, every run finished, no copy of the data and no network: the data
     cell says how to get the data, nothing is downloaded, and the study completes."""
@@ -302,21 +288,54 @@ def test_show_data_without_the_data_prints_and_draws_nothing(tmp_path, capsys):
     assert not list(tmp_path.iterdir())
 
 
-def test_plan_marks_finished_reusable_and_missing_runs(tmp_path):
-    configs = profile_configs("cpu")
-    comparison = [config for config in configs if config.experiment == "norm_comparison"]
-    sweep = [config for config in configs if config.experiment == "batch_size_sweep"]
-    write_finished_runs(comparison, tmp_path)
-    plan = notebook.run_plan(configs, tmp_path).set_index(["experiment", "run"])["on disk"]
-    assert (plan["norm_comparison"] == "finished").all()
-    assert plan["batch_size_sweep", "bn_bs32_seed0"] == "reuses norm_comparison/bn_bs32_seed0"
-    assert plan["batch_size_sweep", "gn_g32_bs2_seed0"] == "to train"
-    pending = notebook.pending_runs(configs, tmp_path)
-    assert [config.run_name for config in pending] == [
-        config.run_name for config in sweep if config.batch_size != 32]
+def test_display_path_hides_the_machines_folders(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert notebook.display_path(ROOT / "results" / "norm_comparison") == "results/norm_comparison"
+    assert notebook.display_path(tmp_path / ".keras" / "datasets") == "~/.keras/datasets"
+    outside = notebook.display_path("/opt/elsewhere/data")
+    assert not outside.startswith("/") and outside.endswith("opt/elsewhere/data")
 
 
-def test_a_results_folder_of_another_profile_is_refused(tmp_path):
-    write_finished_runs(profile_configs("cpu", "norm_comparison"), tmp_path)
-    with pytest.raises(ValueError, match="GN_RESULTS_DIR"):
-        notebook.pending_runs(profile_configs("smoke"), tmp_path)
+# Machine noise that must not be saved in a committed notebook: absolute paths of the
+# machine that ran it, TensorFlow's C++ log lines, terminal escape codes.
+NOISE = {
+    "an absolute path": re.compile(r"(?<![\w.~])/(?:root|home|tmp|work|Users|var|opt)/"),
+    "a TensorFlow C++ log line": re.compile(r"absl::InitializeLog|^[IWEF]\d{4} \d\d:\d\d:\d\d|\w+\.cc:\d+\]", re.M),
+    "a terminal escape code": re.compile("\x1b\\["),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NOTEBOOKS))
+def test_committed_notebook_outputs_are_clean(name):
+    book = nbformat.read(NOTEBOOKS[name], as_version=4)
+    for number, cell in enumerate(book.cells):
+        for output in cell.get("outputs", []):
+            text = output.get("text", "") + "".join(
+                value for key, value in output.get("data", {}).items() if key.startswith("text/"))
+            text += "".join(output.get("traceback", []))
+            for what, pattern in NOISE.items():
+                match = pattern.search(text)
+                assert match is None, f"{NOTEBOOKS[name].name}, cell {number}: {what}: {match.group(0)!r}"
+
+
+def test_the_noise_patterns_catch_what_they_are_for():
+    samples = {
+        "an absolute path": "results:  /root/.keras/datasets",
+        "a TensorFlow C++ log line": "E0000 00:00:1795316215.351866    3963 cuda_platform.cc:52] failed call",
+        "a terminal escape code": "\x1b[1m 256/2000\x1b[0m",
+    }
+    for what, text in samples.items():
+        assert NOISE[what].search(text), what
+    assert not any(pattern.search("results:  results/ and ~/.keras/datasets, 3/10 epochs")
+                   for pattern in NOISE.values())
+
+
+@pytest.mark.slow
+def test_notebook_helpers_start_tensorflow_without_its_log_lines():
+    environment = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    completed = subprocess.run(
+        [sys.executable, "-c", "from utils import notebook; print(notebook.hardware())"],
+        cwd=ROOT, env=environment, capture_output=True, text=True, timeout=300, check=True,
+    )
+    assert "TensorFlow" in completed.stdout
+    assert completed.stderr == ""

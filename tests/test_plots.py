@@ -12,7 +12,7 @@ from tests import results_factory as factory  # noqa: E402
 from utils import plots, results  # noqa: E402
 
 DATASET = "tiny-imagenet-200"
-PROFILE = "quick"
+PROFILE = "cpu"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 

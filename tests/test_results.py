@@ -40,10 +40,9 @@ def test_load_runs_finds_every_run_folder(runs):
     assert list(runs.columns) == list(results.RUN_COLUMNS)
 
 
-def test_median_is_recomputed_from_history_not_summary(runs):
+def test_median_is_the_median_of_the_last_five_epochs(runs):
     row = run_row(runs, "norm_comparison", "gn_g32_bs32_seed0")
     assert row["val_error_median5"] == pytest.approx(expected_median(61.0))
-    assert row["val_error_median5"] != pytest.approx(factory.WRONG_SUMMARY_MEDIAN)
     assert row["train_error_median5"] == pytest.approx(expected_median(61.0) - 5.0)
     assert row["median_epochs"] == 5
     assert row["groups"] == 32 and row["batch_size"] == 32
@@ -57,50 +56,29 @@ def test_partial_run_uses_all_of_its_fewer_than_five_epochs(runs):
     assert row["val_error_median5"] == pytest.approx(float(np.median(factory.curve(62.0, 10)[:3])))
 
 
-def test_diverged_run_is_labelled_with_its_epoch(runs):
+def test_diverged_run_is_labelled_with_the_epoch_that_blew_up(runs):
+    # The epoch whose loss became NaN is never written to history.csv.
     row = run_row(runs, "batch_size_sweep", "bn_bs2_seed0")
     assert row["state"] == "diverged"
     assert row["label"] == "diverged at epoch 4"
     assert row["diverged_epoch"] == 4
+    assert row["epochs_completed"] == 3
+    assert row["val_error_median5"] == pytest.approx(85.0)
 
 
-def test_nan_losses_mark_divergence_even_when_summary_says_running(tmp_path):
-    factory.write_run(tmp_path, "batch_size_sweep", "batch", 2, [90.0, 88.0, 99.5], status="running",
-                      nan_from_epoch=3)
-    row = results.load_runs(tmp_path).iloc[0]
-    assert row["state"] == "diverged"
-    assert row["diverged_epoch"] == 3
+def test_reused_run_has_the_original_history(runs):
+    original = run_row(runs, "norm_comparison", "bn_bs32_seed0")
+    reused = run_row(runs, "batch_size_sweep", "bn_bs32_seed0")
+    assert reused["reused_from"] == "norm_comparison/bn_bs32_seed0"
+    assert pd.isna(original["reused_from"])
+    assert reused["epochs_completed"] == 10
+    assert reused["val_error_median5"] == original["val_error_median5"]
 
 
-def test_diverged_epoch_defaults_to_the_epoch_after_the_last_written_one(tmp_path):
-    # The epoch that blows up is never written to history.csv.
-    factory.write_run(tmp_path, "batch_size_sweep", "batch", 2, [90.0, 88.0, 87.0], status="diverged")
-    row = results.load_runs(tmp_path).iloc[0]
-    assert row["label"] == "diverged at epoch 4"
-    assert row["val_error_median5"] == pytest.approx(88.0)
-
-
-def test_run_without_summary_counts_as_partial(tmp_path):
-    factory.write_run(tmp_path, "norm_comparison", "layer", 32, [95.0, 90.0], write_summary=False)
-    row = results.load_runs(tmp_path).iloc[0]
-    assert row["status"] == "running"
-    assert row["label"] == "partial (2/10 epochs)"
-    assert row["norm"] == "layer"
-
-
-def test_summary_saying_complete_cannot_hide_missing_epochs(tmp_path):
-    factory.write_run(tmp_path, "norm_comparison", "batch", 32, [95.0, 90.0, 85.0], status="complete")
-    assert results.load_runs(tmp_path).iloc[0]["label"] == "partial (3/10 epochs)"
-
-
-def test_reused_run_reads_the_original_history(tmp_path):
-    original = factory.write_run(tmp_path, "norm_comparison", "batch", 32, factory.curve(60.0, 10))
-    reused = factory.write_run(tmp_path, "batch_size_sweep", "batch", 32, factory.curve(60.0, 10),
-                               reused_from=str(original.relative_to(tmp_path)))
-    (reused / "history.csv").unlink()
-    row = run_row(results.load_runs(tmp_path), "batch_size_sweep", "bn_bs32_seed0")
-    assert row["epochs_completed"] == 10
-    assert row["val_error_median5"] == pytest.approx(expected_median(60.0))
+def test_a_folder_without_config_is_not_a_run(tmp_path):
+    (tmp_path / "norm_comparison" / "stray").mkdir(parents=True)
+    (tmp_path / "norm_comparison" / "stray" / "notes.txt").write_text("not a run")
+    assert results.load_runs(tmp_path).empty
 
 
 def test_missing_results_folder_names_the_path(tmp_path):
@@ -163,7 +141,8 @@ def test_table2_shows_partial_missing_and_diverged_runs(runs):
 
 def test_table_averages_several_seeds(tmp_path):
     for seed, final in ((0, 60.0), (1, 64.0)):
-        factory.write_run(tmp_path, "norm_comparison", "batch", 32, factory.curve(final, 10), seed=seed)
+        factory.write_run(tmp_path, factory.make_config("norm_comparison", "batch", 32, seed=seed),
+                          factory.curve(final, 10))
     table = results.table1(tmp_path).set_index("norm")
     assert table.loc["BN", "ours val error (%)"] == pytest.approx(
         (expected_median(60.0) + expected_median(64.0)) / 2)
@@ -239,22 +218,7 @@ def test_paper_tables_agree_with_each_other():
     assert paper.BATCH_RENORMALIZATION_AT_4["group"] == paper.TABLE2["group"][4]
 
 
-def test_paper_training_settings():
-    assert paper.paper_learning_rate(32) == pytest.approx(0.1)
-    assert paper.paper_learning_rate(2) == pytest.approx(0.00625)
-    assert paper.LR_DECAY_EPOCHS == (30, 60, 90)
-    assert paper.WEIGHT_DECAY == 1e-4 and paper.MOMENTUM == 0.9 and paper.DEFAULT_GROUPS == 32
-    with pytest.raises(ValueError, match="0"):
-        paper.paper_learning_rate(0)
-    assert paper.paper_error("batch", 2) == 34.7
-    assert paper.paper_error("layer", 32) == 25.3
-    assert math.isnan(paper.paper_error("layer", 2))
-
-
-def test_paper_and_report_records_state_their_units():
-    records = pd.DataFrame(paper.paper_records())
-    assert len(records) == 5 + 10 + 7 + 7 + 3 + 4 + 3
-    assert set(records["unit"]) == {paper.PAPER_UNIT}
+def test_report_records_state_their_unit():
     assert "error" in paper.PAPER_UNIT and "median of the last 5" in paper.PAPER_UNIT
     report = pd.DataFrame(paper.report_records())
     assert len(report) == 4 + 10

@@ -4,14 +4,21 @@ determinism, steps per epoch."""
 import csv
 import json
 import math
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 
+from utils import runs
 from utils import training
 from utils.config import RunConfig
 from utils.config import learning_rate_for_epoch
+
+pytestmark = pytest.mark.slow  # trains models: the full suite only
 
 # 4 classes x 16 training images = 64 images; 4 x 4 validation images.
 TRAIN_IMAGES = 64
@@ -27,7 +34,7 @@ TINY = dict(
     jit_compile=False,
 )
 # Every column but the wall time must match between equivalent runs.
-COMPARED_COLUMNS = [c for c in training.HISTORY_COLUMNS if c != "seconds"]
+COMPARED_COLUMNS = [c for c in runs.HISTORY_COLUMNS if c != "seconds"]
 
 
 def tiny_config(**fields):
@@ -76,9 +83,9 @@ def test_run_writes_the_contract_files(reference):
     assert sorted(p.name for p in path.iterdir()) == ["config.json", "history.csv", "summary.json"]
     config = json.loads((path / "config.json").read_text())
     assert config["run_name"] == "bn_bs8_seed0" and RunConfig.from_dict(config) == tiny_config()
-    assert read_csv_header(path / "history.csv") == list(training.HISTORY_COLUMNS)
+    assert read_csv_header(path / "history.csv") == list(runs.HISTORY_COLUMNS)
     summary = json.loads((path / "summary.json").read_text())
-    assert tuple(summary) == training.SUMMARY_KEYS
+    assert tuple(summary) == runs.SUMMARY_KEYS
     assert summary["status"] == "complete" and summary["reused_from"] is None
     assert summary["epochs_completed"] == summary["epochs"] == 3
     assert summary["steps_per_epoch"] == TRAIN_IMAGES // 8 and summary["images_per_step"] == 8
@@ -107,7 +114,7 @@ def test_errors_and_losses_match_keras_evaluate(reference, data_dir):
     # The val columns are the cross-entropy and top-1 error of the unaugmented validation
     # set: check them against an independent computation at the end of a 1-epoch run.
     config = tiny_config(epochs=1, experiment="evaluate_check")
-    run_dir = training.run_directory(config, reference.path.parent.parent)
+    run_dir = runs.run_directory(config, reference.path.parent.parent)
     seen = {}
 
     class Capture(keras.callbacks.Callback):
@@ -130,7 +137,7 @@ def test_same_config_gives_the_same_history(reference, tmp_path, data_dir):
 def test_resume_after_a_kill_mid_epoch_gives_the_same_history(reference, tmp_path, data_dir):
     with pytest.raises(Killed):
         training.run(tiny_config(), tmp_path, data_dir=data_dir, verbose=0, callbacks=[KillAt(epoch=1, batch=3)])
-    run_dir = training.run_directory(tiny_config(), tmp_path)
+    run_dir = runs.run_directory(tiny_config(), tmp_path)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "running" and summary["epochs_completed"] == 1
     assert (run_dir / "backup").is_dir()
@@ -152,20 +159,53 @@ def test_resume_after_a_kill_mid_epoch_gives_the_same_history(reference, tmp_pat
 def test_resume_after_a_kill_between_history_and_backup(reference, tmp_path, data_dir, monkeypatch):
     # Killed after epoch 2's history row was written but before its backup: the row
     # must be dropped and epoch 2 trained again.
-    save = keras.callbacks.BackupAndRestore._save_model
+    save = training._EpochBackup.on_epoch_end
 
-    def save_or_die(self):
-        if self._current_epoch == 2:
+    def save_or_die(self, epoch, logs=None):
+        if epoch + 1 == 2:
             raise Killed()
-        save(self)
+        save(self, epoch, logs)
 
-    monkeypatch.setattr(keras.callbacks.BackupAndRestore, "_save_model", save_or_die)
+    monkeypatch.setattr(training._EpochBackup, "on_epoch_end", save_or_die)
     with pytest.raises(Killed):
         training.run(tiny_config(), tmp_path, data_dir=data_dir, verbose=0)
-    run_dir = training.run_directory(tiny_config(), tmp_path)
-    assert len(training.load_run(run_dir).history) == 2
-    monkeypatch.setattr(keras.callbacks.BackupAndRestore, "_save_model", save)
+    run_dir = runs.run_directory(tiny_config(), tmp_path)
+    assert len(runs.read_run(run_dir).history) == 2
+    monkeypatch.setattr(training._EpochBackup, "on_epoch_end", save)
     resumed = training.run(tiny_config(), tmp_path, data_dir=data_dir, verbose=0)
+    assert resumed.history[COMPARED_COLUMNS].equals(reference.history[COMPARED_COLUMNS])
+
+
+def test_resume_after_a_kill_while_the_weights_are_written(reference, tmp_path, data_dir, monkeypatch):
+    # The process dies in the middle of writing epoch 2's weights: half a file is left.
+    save_weights = keras.Model.save_weights
+
+    calls = []
+
+    def write_half_and_die(model, filepath, *args, **kwargs):
+        calls.append(filepath)
+        save_weights(model, filepath, *args, **kwargs)
+        if len(calls) == 2:
+            written = Path(filepath).read_bytes()
+            Path(filepath).write_bytes(written[: len(written) // 2])
+            raise Killed()
+
+    monkeypatch.setattr(keras.Model, "save_weights", write_half_and_die)
+    with pytest.raises(Killed):
+        training.run(tiny_config(), tmp_path, data_dir=data_dir, verbose=0)
+    monkeypatch.setattr(keras.Model, "save_weights", save_weights)
+    resumed = training.run(tiny_config(), tmp_path, data_dir=data_dir, verbose=0)
+    assert resumed.history[COMPARED_COLUMNS].equals(reference.history[COMPARED_COLUMNS])
+
+
+def test_an_unreadable_backup_restarts_the_run_and_says_so(reference, tmp_path, data_dir, capsys):
+    with pytest.raises(Killed):
+        training.run(tiny_config(), tmp_path, data_dir=data_dir, verbose=0, callbacks=[KillAt(epoch=2, batch=0)])
+    backup = runs.run_directory(tiny_config(), tmp_path) / "backup"
+    weights = backup / "epoch-2.weights.h5"
+    weights.write_bytes(b"this is no longer an HDF5 file")
+    resumed = training.run(tiny_config(), tmp_path, data_dir=data_dir, verbose=0)
+    assert "the backup of epoch 2 cannot be read" in capsys.readouterr().out
     assert resumed.history[COMPARED_COLUMNS].equals(reference.history[COMPARED_COLUMNS])
 
 
@@ -274,3 +314,61 @@ def test_xla_runs_are_deterministic_too(tmp_path, data_dir):
     first = training.run(config, tmp_path / "first", data_dir=data_dir, verbose=0)
     second = training.run(config, tmp_path / "second", data_dir=data_dir, verbose=0)
     assert first.history[COMPARED_COLUMNS].equals(second.history[COMPARED_COLUMNS])
+
+
+def test_precision_is_the_one_the_layers_use(reference, tmp_path, data_dir):
+    policies = []
+
+    class RecordPolicies(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            policies.append({layer.dtype_policy.name for layer in self.model.layers if layer.weights})
+
+    mixed = training.run(tiny_config(precision="mixed_bfloat16"), tmp_path, data_dir=data_dir, verbose=0,
+                         callbacks=[RecordPolicies()])
+    assert policies and all(names == {"mixed_bfloat16"} for names in policies)
+    assert not mixed.history["train_loss"].equals(reference.history["train_loss"])
+    assert keras.config.dtype_policy().name == "float32"  # restored after the run
+
+
+KILLED_RUN = """
+import sys
+from tests.test_training import tiny_config
+from utils import training
+training.run(tiny_config(epochs=4), sys.argv[1], data_dir=sys.argv[2], verbose=0)
+"""
+
+
+def test_kills_at_random_instants_always_resume_to_the_uninterrupted_history(tmp_path, data_dir):
+    config = tiny_config(epochs=4)
+    uninterrupted = training.run(config, tmp_path / "uninterrupted", data_dir=data_dir, verbose=0)
+    results_dir = tmp_path / "killed"
+    rng = np.random.default_rng(0)
+    kills = 0
+    for _ in range(8):
+        if runs.planned_action(config, results_dir)[0] == "finished":
+            break
+        child = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(results_dir), str(data_dir)],
+                                 cwd=Path(__file__).resolve().parent.parent)
+        try:
+            child.wait(timeout=float(rng.uniform(4.0, 14.0)))
+        except subprocess.TimeoutExpired:
+            child.send_signal(signal.SIGKILL)
+            child.wait()
+            kills += 1
+    resumed = training.run(config, results_dir, data_dir=data_dir, verbose=0)
+    assert kills >= 1
+    assert resumed.summary["status"] == "complete"
+    assert resumed.history[COMPARED_COLUMNS].equals(uninterrupted.history[COMPARED_COLUMNS])
+
+
+def test_two_processes_on_one_run_never_give_another_history(reference, tmp_path, data_dir):
+    command = [sys.executable, "-c", KILLED_RUN.replace("epochs=4", "epochs=3"), str(tmp_path), str(data_dir)]
+    children = [subprocess.Popen(command, cwd=Path(__file__).resolve().parent.parent,
+                                 stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    errors = [child.communicate(timeout=600)[1] for child in children]
+    # One trains; the other either finds it locked or finds it finished.
+    assert sum(child.returncode == 0 for child in children) >= 1
+    assert all(child.returncode == 0 or "RunLockedError" in error for child, error in zip(children, errors))
+    result = runs.read_run(runs.run_directory(tiny_config(), tmp_path))
+    assert result.summary["status"] == "complete"
+    assert result.history[COMPARED_COLUMNS].equals(reference.history[COMPARED_COLUMNS])

@@ -8,10 +8,20 @@ Modules:
     data_sources  finding, extracting and downloading the data set.
     synthetic     a small synthetic stand-in in the official layout, for offline use.
     config        one frozen dataclass per training run, and the profiles (grids of runs).
+    runs          the run folder format: paths, files, atomic writers, the one reader (no TensorFlow).
     training      run(config): resumable training that writes a self-describing results folder.
     experiments   the command line: python -m utils.experiments --profile cpu --experiment all
     paper         the paper's and the 2023 report's numbers, as data.
     results       results folders into pandas tables, side by side with the paper.
     plots         the figures.
     notebook      settings and checks shared by the notebooks.
+    quiet         importing TensorFlow without its C++ start-up lines.
 """
+
+import os
+
+# TensorFlow's C++ log lines (CUDA probing on machines without a GPU, XLA notices) would
+# fill every command's output and the saved notebooks; set TF_CPP_MIN_LOG_LEVEL before
+# importing utils to see them. Errors still reach Python as exceptions. (The lines it
+# prints while it is imported ignore this setting: see utils.quiet.)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

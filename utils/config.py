@@ -34,8 +34,8 @@ import dataclasses
 import math
 import re
 
-from utils.models import SHORT_NAMES
-from utils.models import canonical_norm
+from utils.norms import SHORT_NAMES
+from utils.norms import canonical_norm
 
 __all__ = [
     "RunConfig",
@@ -518,4 +518,11 @@ def profile_configs(profile, experiment="all", **overrides):
             if norm != "batch":
                 fields.pop("sync_batch_norm", None)
             configs.append(RunConfig(**fields))
+    names = [f"{config.experiment}/{config.run_name}" for config in configs]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(
+            f"The overrides {overrides} make runs of the grid identical ({', '.join(repeated)}); "
+            "override only fields the grid does not vary, or pick runs with --only."
+        )
     return configs

@@ -18,7 +18,9 @@ Where files go (cache_dir defaults to `$KERAS_HOME/datasets`, i.e. `~/.keras/dat
 The decoded cache of a selection is one folder of .npy files plus meta.json. It is rebuilt
 (never used) when its format version, the selection, or the source files (names, sizes,
 modification times, wnids.txt, val_annotations.txt) changed, or when an array is truncated or
-its CRC-32 does not match.
+its CRC-32 does not match. It is written to a hidden temporary folder and renamed into place;
+the next cache build deletes the temporary folders of killed processes
+(`data_sources.remove_stale_temporaries`).
 
 The download URL and hash are `utils.data_sources.TINY_IMAGENET_URL` and `TINY_IMAGENET_MD5`
 (read at call time, so a mirror can be set there), or arguments of `download_tiny_imagenet`.
@@ -28,7 +30,7 @@ import hashlib
 import json
 import os
 import shutil
-import uuid
+import sys
 import zlib
 from pathlib import Path
 
@@ -199,7 +201,9 @@ def decode_images(files, *, description="images"):
     if not files:
         return images
     print(f"Decoding {len(files)} {description}...", flush=True)
-    progress = keras.utils.Progbar(len(files), unit_name="image")
+    # A live bar in a terminal; elsewhere (notebooks, log files) one plain line at the
+    # end, without the bar's terminal escape codes.
+    progress = keras.utils.Progbar(len(files), unit_name="image", verbose=1 if sys.stdout.isatty() else 2)
     dataset = (
         tf.data.Dataset.from_tensor_slices(list(files))
         .map(_read_and_decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -274,6 +278,8 @@ def _read_cache(slot, fingerprint, selection):
         return None
     try:
         meta = json.loads(meta_file.read_text())
+        if not isinstance(meta, dict):
+            raise ValueError(f"{meta_file.name} holds {json.dumps(meta)[:40]}, not a JSON object")
         if meta.get("format_version") != CACHE_FORMAT_VERSION:
             raise ValueError(f"format version {meta.get('format_version')} != {CACHE_FORMAT_VERSION}")
         if meta.get("fingerprint") != fingerprint:
@@ -300,7 +306,8 @@ def _read_cache(slot, fingerprint, selection):
 def _write_cache(slot, arrays, fingerprint):
     """Writes the arrays into a temporary folder, then renames it to `slot` (atomic)."""
     slot.parent.mkdir(parents=True, exist_ok=True)
-    temporary = slot.with_name(f".{slot.name}.tmp-{uuid.uuid4().hex[:8]}")
+    data_sources.remove_stale_temporaries(slot.parent)
+    temporary = data_sources.temporary_sibling(slot)
     temporary.mkdir()
     try:
         for name in ARRAY_NAMES:
@@ -314,7 +321,7 @@ def _write_cache(slot, arrays, fingerprint):
         }
         (temporary / "meta.json").write_text(json.dumps(meta, indent=1))
         if slot.exists():  # stale: move it aside first, a folder cannot replace a full one
-            stale = slot.with_name(f".{slot.name}.stale-{uuid.uuid4().hex[:8]}")
+            stale = data_sources.temporary_sibling(slot, "stale")
             os.replace(slot, stale)
             shutil.rmtree(stale, ignore_errors=True)
         os.replace(temporary, slot)

@@ -11,18 +11,26 @@ Order of the listed files (this order is the row order of the loaded arrays):
         `images_per_class=M` keeps images 0 .. M-1 of each class.
     val: natural numeric order of the file names (`val_0`, `val_1`, ..., `val_9999`),
         keeping the files whose class is selected.
+
+Extractions and the decoded cache are built in hidden temporary folders next to their final
+place (`temporary_sibling`) and renamed into place when complete; the next build or
+extraction in the same folder deletes the temporaries left by killed processes
+(`remove_stale_temporaries`).
 """
 
+import contextlib
 import hashlib
 import numbers
 import os
 import re
 import shutil
+import socket
 import tarfile
 import time
 import uuid
 import zipfile
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import keras
@@ -41,6 +49,12 @@ ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar")
 REQUIRED_ENTRIES = ("wnids.txt", "words.txt", "train", "val/images", "val/val_annotations.txt")
 IMAGE_SUFFIXES = (".jpeg", ".jpg")
 _NUMBERED_NAME = re.compile(r"^(.*?)(\d+)(\.[^.]*)$")
+# ".<final name>.<kind>-<process namespace>-<pid>-<random>" (see `temporary_sibling`); the
+# namespace and pid are absent from names written before they were recorded.
+_TEMPORARY_NAME = re.compile(r"^\..+\.(?:tmp|stale)-(?:([0-9a-f]{8})-(\d{1,9})-)?[0-9a-f]{8}$")
+# A temporary folder whose creator cannot be checked is deleted only after this long without
+# a change. Extraction and cache writing take minutes at most, so an hour is safe.
+TEMPORARY_MAX_AGE_S = 3600
 
 
 def default_cache_dir():
@@ -82,6 +96,84 @@ def how_to_get_data(cache_dir, reason):
     )
 
 
+@cache
+def _process_namespace():
+    """Short id of where this process's pid is meaningful: host, boot and PID namespace.
+
+    None where process ids cannot be checked (not POSIX).
+    """
+    if os.name != "posix":
+        return None
+    parts = [socket.gethostname()]
+    with contextlib.suppress(OSError):  # Linux only; elsewhere the host name alone
+        parts.append(Path("/proc/sys/kernel/random/boot_id").read_text().strip())
+        parts.append(os.readlink("/proc/self/ns/pid"))
+    return hashlib.sha1("|".join(parts).encode()).hexdigest()[:8]
+
+
+def temporary_sibling(target, kind="tmp"):
+    """Returns a new hidden path next to `target`, named after it and after this process.
+
+    Args:
+        target: the final path, e.g. an extraction or decoded-cache folder.
+        kind: "tmp" for a folder being built, "stale" for an old copy moved aside to delete.
+    """
+    target = Path(target)
+    namespace = _process_namespace()
+    owner = f"{namespace}-{os.getpid()}-" if namespace else ""
+    return target.with_name(f".{target.name}.{kind}-{owner}{uuid.uuid4().hex[:8]}")
+
+
+def _process_exists(pid):
+    try:
+        os.kill(pid, 0)  # signal 0: only checks that the process exists
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # e.g. PermissionError: it exists, under another user
+    return True
+
+
+def remove_stale_temporaries(parent):
+    """Deletes the temporary folders in `parent` (see `temporary_sibling`) of killed processes.
+
+    Args:
+        parent: the folder that holds the final folders and their temporaries.
+    """
+    parent = Path(parent)
+    if not parent.is_dir():
+        return
+    # Which temporaries are stale: when the name records a process of this machine (same
+    # host, boot and PID namespace), exactly when that process is gone, so a kill's debris
+    # goes at the next start and a live build is never touched, however slow. A process id
+    # says nothing about processes of other machines sharing the folder (a network home
+    # directory) or in other containers, and old names record none: those are deleted only
+    # when unchanged for TEMPORARY_MAX_AGE_S. A reused pid merely delays a deletion.
+    removed = []
+    for entry in sorted(parent.iterdir()):
+        match = _TEMPORARY_NAME.match(entry.name)
+        if match is None or not entry.is_dir():
+            continue
+        namespace, pid = match.groups()
+        if namespace is not None and namespace == _process_namespace():
+            stale = not _process_exists(int(pid))
+        else:
+            try:
+                stale = time.time() - entry.stat().st_mtime > TEMPORARY_MAX_AGE_S
+            except FileNotFoundError:  # just renamed into place or deleted by its owner
+                continue
+        if stale:
+            shutil.rmtree(entry, ignore_errors=True)
+            if not entry.exists():
+                removed.append(entry.name)
+    if removed:
+        print(
+            f"Removed {len(removed)} temporary folder(s) left in {parent} by interrupted runs: "
+            f"{', '.join(removed)}.",
+            flush=True,
+        )
+
+
 def is_archive(path):
     """True when `path`'s name ends like a supported archive (.zip, .tar.gz, .tgz, .tar).
 
@@ -107,6 +199,15 @@ def find_dataset_folder(folder):
         return None
     children = [child for child in sorted(folder.iterdir()) if (child / "wnids.txt").is_file()]
     return children[0] if len(children) == 1 else None
+
+
+def _nested_dataset_folders(folder, max_depth=3):
+    """The folders with a wnids.txt 2 .. max_depth levels below `folder` (deeper than
+    `find_dataset_folder` looks), nearest first."""
+    found = []
+    for depth in range(2, max_depth + 1):
+        found += sorted(path.parent for path in Path(folder).glob("/".join(["*"] * depth + ["wnids.txt"])))
+    return found
 
 
 def check_layout(folder):
@@ -168,22 +269,56 @@ def _folder_from_user_path(path, cache_dir, origin):
     path = path.expanduser()
     if not path.exists():
         raise FileNotFoundError(how_to_get_data(cache_dir, f"the path {path} (from {origin}) does not exist"))
+    archive = None
     if path.is_file():
         if not is_archive(path):
             raise ValueError(
                 f"{path} (from {origin}) is a file but not an archive with one of the suffixes "
                 f"{', '.join(ARCHIVE_SUFFIXES)}; give the archive or the extracted folder."
             )
-        path = extract_archive(path, cache_dir)
+        archive, path = path, extract_archive(path, cache_dir)
     folder = find_dataset_folder(path)
     if folder is None:
-        raise FileNotFoundError(
+        raise FileNotFoundError(_not_a_dataset_message(path, archive, origin))
+    check_layout(folder)
+    return folder
+
+
+def _not_a_dataset_message(path, archive, origin):
+    """Explains why neither `path` nor a child of it holds wnids.txt.
+
+    Args:
+        path: the folder given, or the extraction of `archive`.
+        archive: the archive `path` was extracted from, or None.
+        origin: where the path came from, e.g. "the path argument".
+    """
+    expected = f"'wnids.txt' or '{TINY_IMAGENET_DATASET_NAME}/wnids.txt'"
+    nested = _nested_dataset_folders(path)
+    if archive is None and not nested:
+        return (
             f"{path} (from {origin}) is not a Tiny ImageNet-200 folder: the expected file "
             f"'wnids.txt' is missing (looked for {path / 'wnids.txt'} and "
             f"{path / TINY_IMAGENET_DATASET_NAME / 'wnids.txt'})."
         )
-    check_layout(folder)
-    return folder
+    if not nested:
+        return (
+            f"The archive {archive} (from {origin}) is not a Tiny ImageNet-200 archive: it holds "
+            f"no wnids.txt (looked for {expected}, and up to 3 folders deep). Give the archive "
+            f"downloaded from {TINY_IMAGENET_URL}, or the extracted 'tiny-imagenet-200' folder."
+        )
+    relative = nested[0].relative_to(path) / "wnids.txt"
+    levels = len(relative.parts) - 2
+    depth = f"nested {'one level' if levels == 1 else f'{levels} levels'} deeper than expected"
+    if archive is None:
+        return (
+            f"{path} (from {origin}) holds the data set {depth}: wnids.txt is at '{relative}' "
+            f"inside it, not at {expected}. Pass path={nested[0]} instead."
+        )
+    return (
+        f"The archive {archive} (from {origin}) holds the data set {depth}: wnids.txt is at "
+        f"'{relative}' inside the archive, not at {expected}. Pass path={nested[0]} (its "
+        f"extracted copy), or repack the archive with '{TINY_IMAGENET_DATASET_NAME}/' at its top level."
+    )
 
 
 def extract_archive(archive, cache_dir):
@@ -204,8 +339,10 @@ def extract_archive(archive, cache_dir):
     target = Path(cache_dir) / EXTRACTED_ARCHIVES_FOLDER / f"{stem}-{key}"
     if (target / COMPLETE_MARKER).exists():
         return target
-    temporary = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
-    temporary.mkdir(parents=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(target.parent)
+    temporary = temporary_sibling(target)
+    temporary.mkdir()
     print(f"Extracting {archive} into {target} (done once, then reused)...", flush=True)
     started = time.perf_counter()
     try:
@@ -384,7 +521,8 @@ def list_selection(folder, classes=None, images_per_class=None):
         or images_per_class < 1
     ):
         raise ValueError(f"images_per_class={images_per_class!r} must be None or an int >= 1.")
-    wnids = select_classes(read_wnids(folder), classes)
+    all_wnids = read_wnids(folder)
+    wnids = select_classes(all_wnids, classes)
     label_of = {wnid: label for label, wnid in enumerate(wnids)}
     train_files, train_labels = [], []
     for wnid in wnids:
@@ -406,12 +544,20 @@ def list_selection(folder, classes=None, images_per_class=None):
         train_labels += [label_of[wnid]] * len(names)
     annotations = folder / "val" / "val_annotations.txt"
     val_entries = []
+    known = set(all_wnids)
     for number, line in enumerate(annotations.read_text().splitlines(), start=1):
         fields = line.split("\t")
         if len(fields) < 2:
             if line.strip():
                 raise ValueError(f"{annotations} line {number} is not 'file<TAB>wnid...': {line!r}")
             continue
+        if fields[1] not in known:
+            raise ValueError(
+                f"{annotations} line {number} labels {fields[0]} with the unknown wnid "
+                f"{fields[1]!r}: it is not a class of the data set (not in {folder / 'wnids.txt'}), "
+                "so the file is damaged. Extract the archive again, or download it again from "
+                f"{TINY_IMAGENET_URL}."
+            )
         if fields[1] in label_of:
             val_entries.append((fields[0], label_of[fields[1]]))
     val_entries.sort(key=lambda entry: natural_key(entry[0]))

@@ -13,15 +13,31 @@ final results folders.
 import argparse
 import ast
 import dataclasses
+import os
 import sys
 import time
+from pathlib import Path
 
+from utils import runs
+from utils.quiet import import_tensorflow
 from utils.config import EXPERIMENTS
 from utils.config import PROFILES
 from utils.config import RunConfig
 from utils.config import profile_configs
 
-__all__ = ["select_runs", "run_grid", "summary_table", "parse_overrides", "main"]
+__all__ = [
+    "PlannedRun",
+    "GridRun",
+    "select_runs",
+    "check_results_folder",
+    "plan_runs",
+    "needs_training",
+    "plan_table",
+    "run_grid",
+    "summary_table",
+    "parse_overrides",
+    "main",
+]
 
 _TABLE_COLUMNS = (
     "experiment",
@@ -89,23 +105,135 @@ def parse_overrides(assignments):
     return overrides
 
 
-def summary_table(results):
-    """A pandas DataFrame with one row per run result (`RunResult`, or an exception for
-    a run that failed)."""
+@dataclasses.dataclass(frozen=True)
+class PlannedRun:
+    """What the engine will do with one config.
+
+    Args:
+        config: the `RunConfig`.
+        action: "finished" (its folder holds a finished run, read back), "reuse" (a
+            finished run of another experiment has the same training settings) or
+            "train".
+        source: for "reuse", the folder of the run that is reused.
+    """
+
+    config: RunConfig
+    action: str
+    source: Path | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class GridRun:
+    """What became of one config of a grid.
+
+    Args:
+        config: the `RunConfig`.
+        outcome: "read back" (finished before), "reused", "trained" (complete or
+            diverged, see the record's status), "failed", "locked" (another process
+            is training it) or "needs data" (not trained, because the data is not
+            available).
+        record: the run folder read back (`utils.runs.RunRecord`), or None.
+        error: the exception of a failed run, else None.
+    """
+
+    config: RunConfig
+    outcome: str
+    record: object = None
+    error: BaseException | None = None
+
+
+def check_results_folder(configs, results_dir):
+    """Raises ValueError when the folder holds runs of these names with other settings
+    (e.g. another profile's), naming each run and the fields that differ.
+
+    The engine would refuse those runs one by one; tables would then mix settings.
+    """
+    clashes = []
+    for config in configs:
+        stored = runs.read_config(runs.run_directory(config, results_dir))
+        if stored is not None and stored != config:
+            differences = "; ".join(runs.config_differences(stored, config))
+            clashes.append(f"{config.experiment}/{config.run_name} ({differences})")
+    if clashes:
+        raise ValueError(
+            f"{results_dir} holds runs with other settings than requested:\n  " + "\n  ".join(clashes)
+            + "\nUse a results folder of its own for these settings (e.g. results-smoke/), or delete "
+            "those run folders."
+        )
+
+
+def check_writable(results_dir):
+    """Creates the results folder if needed; raises ValueError, naming it, when it is not
+    a folder this process can write to (checked once, before any data is loaded)."""
+    path = Path(results_dir)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"The results folder {str(path)!r} is a file; pass a folder (--results).")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"The results folder {str(path)!r} cannot be created ({error}); pass another one.") from error
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ValueError(f"The results folder {str(path)!r} is not writable; pass another one (--results).")
+
+
+def plan_runs(configs, results_dir="results"):
+    """What the engine will do with each config, without doing it.
+
+    Returns:
+        A list of `PlannedRun`, in grid order.
+
+    Raises:
+        ValueError: when the folder holds runs of these names with other settings.
+    """
+    check_results_folder(configs, results_dir)
+    return [PlannedRun(config, *runs.planned_action(config, results_dir)) for config in configs]
+
+
+def needs_training(configs, results_dir="results"):
+    """Whether any of the configs would have to be trained (and so needs the data)."""
+    return any(plan.action == "train" for plan in plan_runs(configs, results_dir))
+
+
+def plan_table(planned, results_dir="results"):
+    """A pandas DataFrame of a plan: one row per run with its settings and action."""
+    import pandas as pd
+
+    def on_disk(plan):
+        if plan.action == "reuse":
+            return f"reuses {Path(plan.source).relative_to(results_dir).as_posix()}"
+        return {"finished": "finished", "train": "to train"}[plan.action]
+
+    return pd.DataFrame([{
+        "experiment": plan.config.experiment,
+        "run": plan.config.run_name,
+        "norm": plan.config.norm,
+        "batch size": plan.config.batch_size,
+        "learning rate": plan.config.learning_rate,
+        "epochs": plan.config.epochs,
+        "classes": plan.config.classes,
+        "training images": plan.config.classes * plan.config.images_per_class,
+        "on disk": on_disk(plan),
+    } for plan in planned])
+
+
+def summary_table(grid):
+    """A pandas DataFrame with one row per `GridRun`: the run's summary, or its outcome
+    when it has none ("failed", "needs data")."""
     import pandas as pd
 
     rows = []
-    for config, result in results:
-        if isinstance(result, BaseException):
-            row = {"experiment": config.experiment, "run_name": config.run_name, "status": f"failed: {result}"}
+    for item in grid:
+        if item.record is None:
+            status = {"failed": "failed", "locked": "skipped (being trained elsewhere)"}.get(
+                item.outcome, "not trained (needs data)")
+            rows.append({"experiment": item.config.experiment, "run_name": item.config.run_name, "status": status})
         else:
-            row = {column: result.summary.get(column) for column in _TABLE_COLUMNS}
-        rows.append(row)
+            rows.append({column: item.record.summary.get(column) for column in _TABLE_COLUMNS})
     return pd.DataFrame(rows, columns=list(_TABLE_COLUMNS))
 
 
-def _describe(result):
-    summary = result.summary
+def _describe(record):
+    summary = record.summary
     text = f"{summary['status']}, {summary['epochs_completed']}/{summary['epochs']} epochs"
     if summary.get("val_error_median5") is not None:
         text += f", val error {summary['val_error_median5']:.2f}% (median of last 5)"
@@ -116,28 +244,53 @@ def _describe(result):
     return text + f", {summary['wall_seconds']:.0f} s"
 
 
-def run_grid(configs, results_dir="results", *, data_dir=None, verbose=1, print_line=print):
+def run_grid(configs, results_dir="results", *, data_dir=None, data_available=True, verbose=1, print_line=print):
     """Runs configs in order; a run that fails is reported and the grid goes on.
 
-    Returns:
-        A list of (config, RunResult or the exception raised).
-    """
-    from utils.training import run
+    Args:
+        configs: the `RunConfig`s, in training order.
+        results_dir: the results folder.
+        data_dir: where the data is (utils.training.load_data).
+        data_available: False when the data is known to be missing: runs that would
+            have to be trained are then skipped ("needs data"), the others read back.
+        verbose: Keras fit verbosity while training.
+        print_line: called with one line per run.
 
-    results = []
-    for number, config in enumerate(configs, start=1):
+    Returns:
+        A list of `GridRun`, in grid order.
+    """
+    planned = plan_runs(configs, results_dir)
+    if any(plan.action != "finished" for plan in planned):
+        check_writable(results_dir)
+    grid = []
+    for number, plan in enumerate(planned, start=1):
+        config = plan.config
         label = f"[{number}/{len(configs)}] {config.experiment}/{config.run_name}"
-        print_line(f"{label}: starting")
+        if plan.action == "train" and not data_available:
+            print_line(f"{label}: not trained (the data is not available)")
+            grid.append(GridRun(config, "needs data"))
+            continue
+        if plan.action == "train":
+            print_line(f"{label}: starting")
         start = time.perf_counter()
         try:
-            result = run(config, results_dir, data_dir=data_dir, verbose=verbose)
+            # Imported here: planning and reading need no TensorFlow.
+            import_tensorflow()
+            from utils.training import run
+
+            record = run(config, results_dir, data_dir=data_dir, verbose=verbose)
+        except runs.RunLockedError as locked:
+            print_line(f"{label}: skipped, being trained by {f'process {locked.pid}' if locked.pid else 'another process'}")
+            grid.append(GridRun(config, "locked", error=locked))
+            continue
         except Exception as error:  # noqa: BLE001 - one failed run must not stop the grid
             print_line(f"{label}: failed after {time.perf_counter() - start:.0f} s: {type(error).__name__}: {error}")
-            results.append((config, error))
+            grid.append(GridRun(config, "failed", error=error))
             continue
-        print_line(f"{label}: {_describe(result)}")
-        results.append((config, result))
-    return results
+        print_line(f"{label}: {_describe(record)}")
+        outcome = {"finished": "read back", "reuse": "reused", "train": "trained"}[plan.action]
+        grid.append(GridRun(config, outcome, record=record))
+    return grid
 
 
 def _parser():
@@ -161,7 +314,8 @@ def _parser():
 
 
 def main(argv=None):
-    """Command-line entry point; returns the exit status (1 if a run failed)."""
+    """Command-line entry point; returns the exit status (1 if a run failed, 2 for a
+    results folder that cannot be used)."""
     parser = _parser()
     arguments = parser.parse_args(argv)
     try:
@@ -174,13 +328,18 @@ def main(argv=None):
             print(f"{config.experiment}/{config.run_name}")
         return 0
     print(f"{len(configs)} run(s) of profile {arguments.profile!r} into {arguments.results}/")
-    results = run_grid(configs, arguments.results, data_dir=arguments.data, verbose=arguments.verbose)
-    table = summary_table(results)
+    try:
+        grid = run_grid(configs, arguments.results, data_dir=arguments.data, verbose=arguments.verbose)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    table = summary_table(grid)
+    table["reused_from"] = table["reused_from"].map(lambda source: source if isinstance(source, str) else "")
     import pandas as pd
 
     with pd.option_context("display.width", 200, "display.max_columns", None, "display.float_format", "{:.2f}".format):
-        print(table.fillna({"reused_from": ""}).to_string(index=False))
-    return 1 if any(isinstance(result, BaseException) for _, result in results) else 0
+        print(table.to_string(index=False))
+    return 1 if any(item.outcome == "failed" for item in grid) else 0
 
 
 if __name__ == "__main__":

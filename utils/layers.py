@@ -6,8 +6,13 @@ and `InstanceNormalization`, so code written for those ports by changing the imp
     from utils.layers import GroupNormalization, InstanceNormalization
 
 Differences from tensorflow-addons: `epsilon` defaults to 1e-5 (the paper's value, where
-tensorflow-addons used 1e-3), and statistics are always computed in float32.
+tensorflow-addons used 1e-3), statistics are always computed in float32, and
+`InstanceNormalization(groups=...)` raises an error where tensorflow-addons ignored
+`groups` with a warning.
 """
+
+import math
+import numbers
 
 import keras
 from keras import constraints
@@ -17,28 +22,93 @@ from keras import regularizers
 
 __all__ = [
     "group_normalize",
+    "group_normalize_reference",
     "GroupNormalization",
     "InstanceNormalization",
     "LayerNormalization",
 ]
 
 
+def group_normalize_reference(inputs, groups, axis=-1, epsilon=1e-5, gamma=None, beta=None):
+    """Group-normalizes `inputs` the way the paper's Figure 3 writes it, to read and test.
+
+    Figure 3 of the paper is GN in a few lines of TensorFlow for NCHW inputs:
+
+        x = tf.reshape(x, [N, G, C // G, H, W])
+        mean, var = tf.nn.moments(x, [2, 3, 4], keep_dims=True)
+        x = (x - mean) / tf.sqrt(var + eps)
+        x = tf.reshape(x, [N, C, H, W])
+        return x * gamma + beta
+
+    This function is those lines, step by step, for inputs of any rank >= 2 with the
+    channels first or last. It is written to teach GN and to test against, not for speed:
+    `group_normalize` is the fast kernel that the layers run, and it computes the same
+    function (to float32 rounding) from per-channel statistics.
+
+    Args:
+        inputs: tensor of rank >= 2 whose axis 0 is the batch axis.
+        groups: number of groups, an integer >= 1 that divides the size of `axis`,
+            or -1 for one group per channel.
+        axis: the channel axis (e.g. -1 for channels-last, 1 for channels-first).
+        epsilon: finite number >= 0 added to the variance.
+        gamma: optional per-channel scale, shape `(C,)`.
+        beta: optional per-channel offset, shape `(C,)`.
+
+    Returns:
+        A float32 tensor with the shape of `inputs`.
+
+    Reference:
+        Yuxin Wu and Kaiming He, "Group Normalization", ECCV 2018
+        (https://arxiv.org/abs/1803.08494), Figure 3.
+    """
+    # float32 whatever the input dtype, as in `group_normalize`, so that both compute
+    # the same function.
+    x = ops.cast(inputs, "float32")
+    channel_axis, channels, groups = _check_arguments(x.shape, groups, axis, epsilon)
+    rank = len(x.shape)
+    # With the channels last, splitting them into groups is a reshape of the last axis
+    # whatever the rank, and gamma and beta broadcast against it as they are.
+    channels_last = channel_axis == rank - 1
+    if not channels_last:
+        x = ops.moveaxis(x, channel_axis, -1)
+    shape = ops.shape(x)
+    # (N, ..., C) -> (N, ..., G, C // G): a group is C // G neighbouring channels.
+    x = ops.reshape(x, [*shape[:-1], groups, channels // groups])
+    # One mean and one (biased) variance per sample and group: reduce every axis but N
+    # and G, e.g. H, W and C // G of (N, H, W, G, C // G).
+    group_axis = rank - 1
+    reduced_axes = [a for a in range(1, rank + 1) if a != group_axis]
+    mean, variance = ops.moments(x, axes=reduced_axes, keepdims=True)
+    x = (x - mean) / ops.sqrt(variance + epsilon)
+    x = ops.reshape(x, shape)
+    if gamma is not None:
+        x = x * ops.cast(gamma, "float32")
+    if beta is not None:
+        x = x + ops.cast(beta, "float32")
+    if not channels_last:
+        x = ops.moveaxis(x, -1, channel_axis)
+    return x
+
+
 def group_normalize(inputs, groups, axis=-1, epsilon=1e-5, gamma=None, beta=None):
-    """Group-normalizes `inputs`: the math of the paper's Figure 3.
+    """Group-normalizes `inputs`: the fast kernel of the layers.
 
     The channel axis is split into `groups` contiguous blocks of `C // groups` channels.
     Each block of each sample is normalized by its own mean and biased variance over the
     block's channels and every spatial position; `epsilon` is added to the variance.
-    The result is then scaled and shifted per channel by `gamma` and `beta`.
+    The result is then scaled and shifted per channel by `gamma` and `beta`. This is the
+    function of the paper's Figure 3 (`group_normalize_reference` follows that code line
+    by line), computed from per-channel statistics, which is faster.
 
     The statistics and the arithmetic are done in float32 whatever the input dtype
     (squares of float16 activations overflow at about 256); the result is float32.
 
     Args:
         inputs: tensor of rank >= 2 whose axis 0 is the batch axis.
-        groups: positive number of groups; must divide the size of `axis`.
+        groups: number of groups, an integer >= 1 that divides the size of `axis`,
+            or -1 for one group per channel.
         axis: the channel axis (e.g. -1 for channels-last, 1 for channels-first).
-        epsilon: small float added to the variance.
+        epsilon: finite number >= 0 added to the variance.
         gamma: optional per-channel scale, shape `(C,)`.
         beta: optional per-channel offset, shape `(C,)`.
 
@@ -50,9 +120,8 @@ def group_normalize(inputs, groups, axis=-1, epsilon=1e-5, gamma=None, beta=None
         (https://arxiv.org/abs/1803.08494), Figure 3.
     """
     inputs = ops.cast(inputs, "float32")
+    axis, channels, groups = _check_arguments(inputs.shape, groups, axis, epsilon)
     rank = len(inputs.shape)
-    axis = axis % rank
-    channels = inputs.shape[axis]
     shape = ops.shape(inputs)
     batch_size = shape[0]
     # The group statistics are assembled from per-channel ones rather than by reshaping
@@ -94,6 +163,85 @@ def _product(sizes):
     for size in sizes:
         product = product * size
     return product
+
+
+def _check_arguments(input_shape, groups, axis, epsilon):
+    """Validates the arguments of the pure functions.
+
+    Returns the channel axis as an index in [1, rank), the number of channels and the
+    number of groups with -1 resolved.
+    """
+    _check_groups_argument(groups)
+    _check_axis_argument(axis)
+    if not (_is_finite_number(epsilon) and epsilon >= 0):
+        raise ValueError(f"epsilon must be a finite number >= 0; received epsilon={epsilon!r}.")
+    return _check_grouping(input_shape, groups, axis)
+
+
+def _check_groups_argument(groups):
+    # numbers.Integral admits NumPy integers; bool is an int subclass but never a count.
+    if isinstance(groups, bool) or not isinstance(groups, numbers.Integral) or groups == 0 or groups < -1:
+        raise ValueError(
+            f"groups must be a positive integer, or -1 for one group per channel; "
+            f"received groups={groups!r}."
+        )
+
+
+def _check_axis_argument(axis):
+    if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
+        raise ValueError(
+            f"axis must be a single integer channel axis (e.g. -1 for channels-last, "
+            f"1 for channels-first); received axis={axis!r}."
+        )
+
+
+def _is_finite_number(value):
+    """True for a finite Python or NumPy real number (a bool or string is not one)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_grouping(input_shape, groups, axis):
+    """Checks that `axis` and `groups` fit an input of shape `input_shape`.
+
+    Returns the channel axis as an index in [1, rank), the number of channels and the
+    number of groups with -1 resolved.
+    """
+    input_shape = tuple(input_shape)
+    rank = len(input_shape)
+    if rank < 2:
+        raise ValueError(
+            f"Group normalization needs inputs of rank >= 2 (batch, ..., channels); "
+            f"received an input of shape {input_shape}."
+        )
+    if not -rank <= axis < rank:
+        raise ValueError(
+            f"axis={axis} is out of range for an input of rank {rank} "
+            f"(shape {input_shape}); use an axis in [{-rank}, {rank - 1}]."
+        )
+    if axis % rank == 0:
+        raise ValueError(
+            f"axis={axis} is the batch axis of an input of shape "
+            f"{input_shape}; pass the channel axis instead (-1 or 1)."
+        )
+    channels = input_shape[axis]
+    if channels is None:
+        raise ValueError(
+            f"The channel axis {axis} of the input must have a defined size; "
+            f"received an input of shape {input_shape}."
+        )
+    resolved_groups = channels if groups == -1 else int(groups)
+    if resolved_groups > channels:
+        raise ValueError(
+            f"groups={resolved_groups} is more than the {channels} channels of the input; "
+            f"use at most {channels} groups (or -1 for one group per channel)."
+        )
+    if channels % resolved_groups != 0:
+        divisors = [d for d in range(1, channels + 1) if channels % d == 0]
+        raise ValueError(
+            f"groups={resolved_groups} does not divide the {channels} channels of the input; "
+            f"choose one of {divisors}."
+        )
+    return axis % rank, channels, resolved_groups
 
 
 @keras.saving.register_keras_serializable(package="utils")
@@ -153,20 +301,20 @@ class GroupNormalization(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if isinstance(groups, bool) or not isinstance(groups, int) or groups == 0 or groups < -1:
+        _check_groups_argument(groups)
+        _check_axis_argument(axis)
+        # Axis 0 is the batch axis at every rank, so it can be refused before the input
+        # is seen, as tensorflow-addons did (its tests expect construction to fail).
+        if axis == 0:
             raise ValueError(
-                f"groups must be a positive integer, or -1 for one group per channel; "
-                f"received groups={groups!r}."
+                "axis=0 is the batch axis, which cannot be the channel axis; pass the "
+                "channel axis instead: -1 for channels-last inputs, 1 for channels-first."
             )
-        if isinstance(axis, bool) or not isinstance(axis, int):
-            raise ValueError(
-                f"axis must be a single integer channel axis (e.g. -1 for channels-last, "
-                f"1 for channels-first); received axis={axis!r}."
-            )
-        if not epsilon > 0:
+        # Zero is allowed by `group_normalize` but would divide by zero on a constant group.
+        if not (_is_finite_number(epsilon) and epsilon > 0):
             raise ValueError(f"epsilon must be a positive float; received epsilon={epsilon!r}.")
-        self.groups = groups
-        self.axis = axis
+        self.groups = int(groups)
+        self.axis = int(axis)
         self.epsilon = epsilon
         self.center = center
         self.scale = scale
@@ -187,34 +335,7 @@ class GroupNormalization(keras.layers.Layer):
                 f"{self.__class__.__name__} expects inputs of rank 2 to 5 (batch, ..., "
                 f"channels); received an input of shape {tuple(input_shape)}."
             )
-        if not -rank <= self.axis < rank:
-            raise ValueError(
-                f"axis={self.axis} is out of range for an input of rank {rank} "
-                f"(shape {tuple(input_shape)}); use an axis in [{-rank}, {rank - 1}]."
-            )
-        if self.axis % rank == 0:
-            raise ValueError(
-                f"axis={self.axis} is the batch axis of an input of shape "
-                f"{tuple(input_shape)}; pass the channel axis instead (-1 or 1)."
-            )
-        channels = input_shape[self.axis]
-        if channels is None:
-            raise ValueError(
-                f"The channel axis {self.axis} of the input must have a defined size; "
-                f"received an input of shape {tuple(input_shape)}."
-            )
-        groups = self._groups_for(channels)
-        if groups > channels:
-            raise ValueError(
-                f"groups={groups} is more than the {channels} channels of the input; "
-                f"use at most {channels} groups (or -1 for one group per channel)."
-            )
-        if channels % groups != 0:
-            divisors = [d for d in range(1, channels + 1) if channels % d == 0]
-            raise ValueError(
-                f"groups={groups} does not divide the {channels} channels of the input; "
-                f"choose one of {divisors}."
-            )
+        _, channels, _ = _check_grouping(input_shape, self.groups, self.axis)
         self.input_spec = keras.layers.InputSpec(ndim=rank, axes={self.axis: channels})
         self.gamma = None
         self.beta = None
@@ -237,15 +358,10 @@ class GroupNormalization(keras.layers.Layer):
                 autocast=False,
             )
 
-    def _groups_for(self, channels):
-        """The number of groups for `channels` channels (resolves -1)."""
-        return channels if self.groups == -1 else self.groups
-
     def call(self, inputs):
-        channels = inputs.shape[self.axis]
         outputs = group_normalize(
             inputs,
-            groups=self._groups_for(channels),
+            groups=self.groups,
             axis=self.axis,
             epsilon=self.epsilon,
             gamma=None if self.gamma is None else self.gamma.value,
@@ -277,13 +393,18 @@ class _FixedGroupsNormalization(GroupNormalization):
     """A GroupNormalization whose number of groups is fixed by the subclass."""
 
     fixed_groups = None
+    # The fixed grouping in words, and what to tell someone porting code, for the error
+    # raised when `groups` is passed.
+    grouping = None
+    porting_note = ""
 
     def __init__(self, axis=-1, epsilon=1e-5, **kwargs):
         if "groups" in kwargs:
             raise ValueError(
-                f"{self.__class__.__name__} does not take `groups` (it always uses "
-                f"groups={self.fixed_groups}); received groups={kwargs['groups']!r}. "
-                f"Use GroupNormalization to choose the number of groups."
+                f"{self.__class__.__name__} does not take `groups`: it always uses "
+                f"{self.grouping} (groups={self.fixed_groups}); received "
+                f"groups={kwargs['groups']!r}.{self.porting_note} Use GroupNormalization "
+                f"to choose the number of groups."
             )
         super().__init__(groups=self.fixed_groups, axis=axis, epsilon=epsilon, **kwargs)
 
@@ -314,6 +435,11 @@ class InstanceNormalization(_FixedGroupsNormalization):
     """
 
     fixed_groups = -1
+    grouping = "one group per channel"
+    porting_note = (
+        " tensorflow-addons' InstanceNormalization ignored `groups` with a warning; "
+        "remove the argument when porting."
+    )
 
 
 @keras.saving.register_keras_serializable(package="utils")
@@ -338,3 +464,4 @@ class LayerNormalization(_FixedGroupsNormalization):
     """
 
     fixed_groups = 1
+    grouping = "a single group"

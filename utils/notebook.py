@@ -26,16 +26,18 @@ reads an image: the engine (utils.training.run) returns finished runs from disk,
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import platform
 from pathlib import Path
 
-import keras
+from utils.quiet import import_tensorflow
+
+tf = import_tensorflow()
+
+import keras  # noqa: E402 - after TensorFlow's quiet start
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import tensorflow as tf
 
 from utils import config as config_module
 from utils import data as data_module
@@ -44,7 +46,6 @@ from utils import experiments
 from utils import plots
 from utils import results
 from utils import training
-from utils.config import RunConfig
 from utils.synthetic import SYNTHETIC_DATASET_NAME
 
 __all__ = [
@@ -57,7 +58,7 @@ __all__ = [
     "hardware",
     "profile_configs",
     "run_plan",
-    "pending_runs",
+    "display_path",
     "find_data",
     "load_profile_data",
     "show_data",
@@ -115,6 +116,17 @@ class DataStatus:
     available: bool
     data_dir: Path | None
     message: str
+
+
+def display_path(path):
+    """A path as notebooks print it, without the machine's absolute folders: relative to
+    the repository root, or to the home folder ("~/..."), else as a relative path from
+    the repository root, so saved notebook outputs read the same on every machine."""
+    path = Path(path).expanduser().absolute()
+    for base, prefix in ((REPOSITORY_ROOT, ""), (Path.home(), "~/")):
+        if path.is_relative_to(base):
+            return prefix + (path.relative_to(base).as_posix() or ".")
+    return Path(os.path.relpath(path, REPOSITORY_ROOT)).as_posix()
 
 
 def _path_setting(environ, name, default):
@@ -179,15 +191,15 @@ def show_setup(settings):
     profile = config_module.profile_settings(settings.profile)
     print(f"profile:  {settings.profile} (dataset {profile['dataset']}, {profile['classes']} classes, "
           f"{profile['images_per_class']} training images per class, epochs {profile['epochs']})")
-    print(f"results:  {settings.results_dir}")
-    print(f"figures:  {settings.figures_dir}")
+    print(f"results:  {display_path(settings.results_dir)}")
+    print(f"figures:  {display_path(settings.figures_dir)}")
     if profile["dataset"] == SYNTHETIC_DATASET_NAME:
-        print(f"data:     synthetic, generated in {settings.synthetic_dir}")
+        print(f"data:     synthetic, generated in {display_path(settings.synthetic_dir)}")
     else:
         variable = data_sources.ENVIRONMENT_VARIABLE
         where = os.environ.get(variable)
-        print(f"data:     {variable}={where}" if where else
-              f"data:     {variable} is not set; looking in {data_sources.default_cache_dir()}")
+        print(f"data:     {variable}={display_path(where)}" if where else
+              f"data:     {variable} is not set; looking in {display_path(data_sources.default_cache_dir())}")
     print(hardware())
 
 
@@ -201,59 +213,6 @@ def profile_configs(settings, experiment="all"):
     return config_module.profile_configs(settings.profile, experiment)
 
 
-def _stored_status(config, results_dir):
-    """(status, stored config) of a config's run folder; (None, None) when absent."""
-    run_dir = Path(results_dir) / config.experiment / config.run_name
-    stored = None
-    if (run_dir / "config.json").exists():
-        stored = RunConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
-    status = None
-    if (run_dir / "summary.json").exists():
-        status = json.loads((run_dir / "summary.json").read_text()).get("status")
-    return status, stored
-
-
-def _check_results_folder(configs, results_dir):
-    """Raises ValueError when the folder holds runs of other settings (e.g. another profile).
-
-    The engine would refuse those runs one by one; the tables would then mix profiles.
-    """
-    clashes = []
-    for config in configs:
-        _, stored = _stored_status(config, results_dir)
-        if stored is not None and stored != config:
-            clashes.append(f"{config.experiment}/{config.run_name} (stored profile {stored.profile!r})")
-    if clashes:
-        raise ValueError(
-            f"{results_dir} holds runs with other settings than profile {configs[0].profile!r}: "
-            f"{', '.join(clashes)}. Set GN_RESULTS_DIR to a folder of its own for this profile "
-            "(e.g. results-smoke/), or delete those run folders."
-        )
-
-
-def _run_state(config, results_dir):
-    """"finished", "reuses <experiment>/<run>" or "to train"."""
-    action, source = training.planned_action(config, results_dir)
-    if action == "reuse":
-        return f"reuses {Path(source).relative_to(results_dir).as_posix()}"
-    return {"finished": "finished", "train": "to train"}[action]
-
-
-def pending_runs(configs, results_dir):
-    """The configs the engine would have to train: neither finished in the results folder
-    nor reusable from a finished run of another experiment.
-
-    Args:
-        configs: run configs.
-        results_dir: the results folder.
-
-    Raises:
-        ValueError: when the folder holds runs with other settings.
-    """
-    _check_results_folder(configs, results_dir)
-    return [config for config in configs if _run_state(config, results_dir) == "to train"]
-
-
 def run_plan(configs, results_dir):
     """One row per run: its settings and what the engine will do with it.
 
@@ -263,21 +222,9 @@ def run_plan(configs, results_dir):
 
     Returns:
         A DataFrame whose "on disk" column says "finished", "reuses <experiment>/<run>"
-        or "to train".
+        or "to train" (utils.experiments.plan_runs).
     """
-    _check_results_folder(configs, results_dir)
-    rows = [{
-        "experiment": config.experiment,
-        "run": config.run_name,
-        "norm": config.norm,
-        "batch size": config.batch_size,
-        "learning rate": config.learning_rate,
-        "epochs": config.epochs,
-        "classes": config.classes,
-        "training images": config.classes * config.images_per_class,
-        "on disk": _run_state(config, results_dir),
-    } for config in configs]
-    return pd.DataFrame(rows)
+    return experiments.plan_table(experiments.plan_runs(configs, results_dir), results_dir)
 
 
 def find_data(settings, *, download=False):
@@ -297,7 +244,7 @@ def find_data(settings, *, download=False):
     dataset = config_module.profile_settings(settings.profile)["dataset"]
     if dataset == SYNTHETIC_DATASET_NAME:
         return DataStatus(dataset, True, settings.synthetic_dir,
-                          f"Synthetic stand-in for Tiny ImageNet, generated in {settings.synthetic_dir}.")
+                          f"Synthetic stand-in for Tiny ImageNet, generated in {display_path(settings.synthetic_dir)}.")
     try:
         folder = data_sources.resolve_dataset_folder(None, download=download)
     except (FileNotFoundError, ValueError) as error:
@@ -305,7 +252,7 @@ def find_data(settings, *, download=False):
         looked_at = Path(configured).expanduser() if configured else (
             data_sources.default_cache_dir() / data_sources.TINY_IMAGENET_DATASET_NAME)
         return DataStatus(dataset, False, looked_at, f"The data is not available.\n{error}")
-    return DataStatus(dataset, True, Path(folder), f"Tiny ImageNet-200 found at {folder}.")
+    return DataStatus(dataset, True, Path(folder), f"Tiny ImageNet-200 found at {display_path(folder)}.")
 
 
 def load_profile_data(settings, data):
@@ -355,7 +302,7 @@ def show_data(settings, data, *, count=SAMPLE_IMAGES):
     print(data.message)
     if not data.available:
         print("\nNo sample images are shown. Finished runs are read from "
-              f"{settings.results_dir} without the data; a run that still has to be trained needs it.")
+              f"{display_path(settings.results_dir)} without the data; a run that still has to be trained needs it.")
         return None
     (x_train, y_train), (x_val, y_val), class_names = load_profile_data(settings, data)
     counts = np.bincount(y_train, minlength=len(class_names))
@@ -372,7 +319,7 @@ def show_data(settings, data, *, count=SAMPLE_IMAGES):
     # the repository, which holds no part of the data set (git ignores the file, too).
     plt.close(figure)
     path = Path(settings.figures_dir) / "sample_images.png"
-    print(f"Sample training images with their class names: {path}")
+    print(f"Sample training images with their class names: {display_path(path)}")
     return path
 
 
@@ -382,12 +329,12 @@ def run_experiment(settings, experiment, data=None):
     Finished runs come from disk without loading any image (utils.training.run). When
     some run must be trained and `data` is not given, the data is looked for and, if
     there is no local copy, downloaded. When the data is not available, the runs that
-    need it are reported (once, with how to get the data) and left missing; the tables
-    and figures then label them "missing".
+    need it are left missing (the engine says so, and this says once how to get the
+    data); the tables and figures then label them "missing".
 
     Args:
         settings: from `read_settings`.
-        experiment: "norm_comparison", "batch_size_sweep" or "all".
+        experiment: "norm_comparison", "batch_size_sweep", "recipe_sweep" or "all".
         data: a `DataStatus` from `find_data`, or None to look for the data only if needed.
 
     Returns:
@@ -395,34 +342,23 @@ def run_experiment(settings, experiment, data=None):
 
     Raises:
         ValueError: when the results folder holds runs of other settings.
-        RuntimeError: when a run failed for another reason than missing data.
+        RuntimeError: when a run failed.
     """
     configs = profile_configs(settings, experiment)
-    pending = pending_runs(configs, settings.results_dir)
+    to_train = [plan for plan in experiments.plan_runs(configs, settings.results_dir) if plan.action == "train"]
     if data is None:
-        data = find_data(settings, download=bool(pending))
-    print(f"{len(configs)} runs; {len(configs) - len(pending)} finished or reusable in "
-          f"{settings.results_dir}, {len(pending)} to train.")
-    missing_data = []
-
-    def print_line(line):
-        # A run that fails for lack of data says how to get it; say that once, below.
-        if not data.available and ": failed after " in line:
-            missing_data.append(line)
-            print(line.split(": failed after ")[0] + ": not trained (the data is not available)")
-        else:
-            print(line)
-
-    outcome = experiments.run_grid(configs, settings.results_dir, data_dir=data.data_dir,
-                                   verbose=settings.verbose, print_line=print_line)
-    if missing_data:
+        data = find_data(settings, download=bool(to_train))
+    print(f"{len(configs)} runs; {len(configs) - len(to_train)} finished or reusable in "
+          f"{display_path(settings.results_dir)}, {len(to_train)} to train.")
+    grid = experiments.run_grid(configs, settings.results_dir, data_dir=data.data_dir,
+                                data_available=data.available, verbose=settings.verbose)
+    if any(item.outcome == "needs data" for item in grid):
         print(f"\n{data.message}")
-    failed = [f"{config.experiment}/{config.run_name}: {type(result).__name__}: {result}"
-              for config, result in outcome
-              if isinstance(result, BaseException) and (data.available or not isinstance(result, FileNotFoundError))]
+    failed = [f"{item.config.experiment}/{item.config.run_name}: {type(item.error).__name__}: {item.error}"
+              for item in grid if item.outcome == "failed"]
     if failed:
         raise RuntimeError("Some runs failed:\n" + "\n".join(failed))
-    return experiments.summary_table(outcome)
+    return experiments.summary_table(grid)
 
 
 def show_table(frame, *, decimals=1):

@@ -15,14 +15,12 @@ Two sources, with different units that must never be mixed:
 Normalization keys are the project's canonical names: "batch", "layer",
 "instance", "group" (and "none" for no normalization).
 
-`paper_records()` and `report_records()` flatten everything into one record per
-number (pandas-ready: ``pandas.DataFrame(paper_records())``).
+`report_records()` flattens the report's numbers into one record per number
+(pandas-ready: ``pandas.DataFrame(report_records())``).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
 from types import MappingProxyType
 
 CITATION = 'Yuxin Wu and Kaiming He, "Group Normalization", ECCV 2018, arXiv:1803.08494'
@@ -46,63 +44,6 @@ TABLE1_NORMS = ("batch", "layer", "instance", "group")
 BATCH_SIZES = (32, 16, 8, 4, 2)
 
 
-@dataclasses.dataclass(frozen=True)
-class TrainingSettings:
-    """The paper's ImageNet training recipe (Section 4.1 of arXiv:1803.08494).
-
-    Attributes:
-        gpus: number of GPUs; BN statistics are computed per GPU.
-        base_batch_size: images per GPU at which `base_learning_rate` applies.
-        base_learning_rate: SGD learning rate at `base_batch_size` images per GPU.
-        momentum: SGD momentum.
-        weight_decay: L2 weight decay, applied to every weight including gamma and beta.
-        epochs: training length, the same for every batch size.
-        lr_decay_epochs: epochs after which the learning rate is divided by 10.
-        lr_decay_factor: multiplier applied at each decay epoch.
-        groups: default number of groups G for Group Norm.
-        epsilon: added to the variance inside every normalization.
-        median_of_last_epochs: the reported error is the median over this many final epochs.
-        zero_init_last_gamma: the last normalization layer of each residual block starts with gamma = 0.
-    """
-
-    gpus: int = 8
-    base_batch_size: int = 32
-    base_learning_rate: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    epochs: int = 100
-    lr_decay_epochs: tuple[int, ...] = (30, 60, 90)
-    lr_decay_factor: float = 0.1
-    groups: int = 32
-    epsilon: float = 1e-5
-    median_of_last_epochs: int = 5
-    zero_init_last_gamma: bool = True
-
-    def learning_rate(self, batch_size: int) -> float:
-        """Learning rate for `batch_size` images per GPU by the linear scaling rule.
-
-        Args:
-            batch_size: images per GPU (positive integer).
-
-        Returns:
-            base_learning_rate * batch_size / base_batch_size, e.g. 0.00625 at 2 images/GPU.
-        """
-        if not isinstance(batch_size, int) or batch_size <= 0:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        return self.base_learning_rate * batch_size / self.base_batch_size
-
-
-PAPER_TRAINING = TrainingSettings()
-BASE_LEARNING_RATE = PAPER_TRAINING.base_learning_rate
-BASE_BATCH_SIZE = PAPER_TRAINING.base_batch_size
-MOMENTUM = PAPER_TRAINING.momentum
-WEIGHT_DECAY = PAPER_TRAINING.weight_decay
-EPOCHS = PAPER_TRAINING.epochs
-LR_DECAY_EPOCHS = PAPER_TRAINING.lr_decay_epochs
-DEFAULT_GROUPS = PAPER_TRAINING.groups
-EPSILON = PAPER_TRAINING.epsilon
-MEDIAN_OF_LAST_EPOCHS = PAPER_TRAINING.median_of_last_epochs
-
 # ---------------------------------------------------------------------------
 # The paper (unit: PAPER_UNIT, ResNet-50 on ImageNet unless stated otherwise)
 # ---------------------------------------------------------------------------
@@ -113,8 +54,6 @@ TABLE1 = MappingProxyType({"batch": 23.6, "layer": 25.3, "instance": 28.4, "grou
 TABLE1_DIFFERENCE_TO_BN = MappingProxyType(
     {"batch": 0.0, "layer": 1.7, "instance": 4.8, "group": 0.5}
 )
-# Weight Normalization, quoted alongside Table 1.
-WEIGHT_NORMALIZATION_ERROR = 28.2
 
 # Table 2: validation error by images per GPU.
 TABLE2 = MappingProxyType(
@@ -165,68 +104,7 @@ REPORT_TABLE2_LOSS = MappingProxyType(
         "group": MappingProxyType({32: 3.882, 16: 3.904, 8: 3.868, 4: 3.776, 2: 3.831}),
     }
 )
-# Approximate top-1 ACCURACY (%) at batch 32 recoverable from the report's logs.
-REPORT_TOP1_ACCURACY_APPROXIMATE = MappingProxyType(
-    {"batch": 25.0, "group": 27.0, "instance": 26.0, "layer": 21.0}
-)
 REPORT_EPOCHS = MappingProxyType({"norm_comparison": 100, "batch_size_sweep": 10})
-
-
-def paper_learning_rate(batch_size: int) -> float:
-    """The paper's learning rate for `batch_size` images per GPU (0.1 * N / 32).
-
-    Args:
-        batch_size: images per GPU (positive integer).
-    """
-    return PAPER_TRAINING.learning_rate(batch_size)
-
-
-def _record(table, value, *, norm=None, batch_size=None, groups=None,
-            channels_per_group=None, model="ResNet-50", note=""):
-    return {
-        "source": "paper",
-        "table": table,
-        "model": model,
-        "dataset": "ImageNet",
-        "norm": norm,
-        "batch_size": batch_size,
-        "groups": groups,
-        "channels_per_group": channels_per_group,
-        "value": value,
-        "unit": PAPER_UNIT,
-        "note": note,
-    }
-
-
-def paper_records() -> list[dict]:
-    """Every number of the paper listed above as one flat record.
-
-    Returns:
-        A list of dicts with keys source, table, model, dataset, norm, batch_size,
-        groups, channels_per_group, value, unit, note. Batch size is images per GPU.
-    """
-    records = [_record("Table 1", value, norm=norm, batch_size=32) for norm, value in TABLE1.items()]
-    records.append(_record("Table 1", WEIGHT_NORMALIZATION_ERROR, norm="weight", batch_size=32,
-                           note="Weight Normalization"))
-    for norm, by_batch in TABLE2.items():
-        records += [_record("Table 2", value, norm=norm, batch_size=batch)
-                    for batch, value in by_batch.items()]
-    records += [_record("Table 3 (G fixed)", value, norm="group", batch_size=32, groups=groups,
-                        note="G = 1 is Layer Norm" if groups == 1 else "")
-                for groups, value in TABLE3_GROUPS.items()]
-    records += [_record("Table 3 (C/G fixed)", value, norm="group", batch_size=32,
-                        channels_per_group=width,
-                        note="C/G = 1 is Instance Norm" if width == 1 else "")
-                for width, value in TABLE3_CHANNELS_PER_GROUP.items()]
-    records += [_record("Batch Renorm", value, norm=norm, batch_size=4,
-                        note="r_max 1.5, d_max 0.5" if norm == "batch_renormalization" else "")
-                for norm, value in BATCH_RENORMALIZATION_AT_4.items()]
-    for batch, by_norm in RESNET101.items():
-        records += [_record("ResNet-101", value, norm=norm, batch_size=batch, model="ResNet-101")
-                    for norm, value in by_norm.items()]
-    records += [_record("VGG-16", value, norm=norm, batch_size=32, model="VGG-16")
-                for norm, value in VGG16.items()]
-    return records
 
 
 def report_records() -> list[dict]:
@@ -253,20 +131,3 @@ def report_records() -> list[dict]:
     for norm, by_batch in REPORT_TABLE2_LOSS.items():
         records += [record("batch_size_sweep", norm, batch, value) for batch, value in by_batch.items()]
     return records
-
-
-def paper_error(norm: str, batch_size: int = 32) -> float:
-    """The paper's ResNet-50 ImageNet val error (%) for `norm` at `batch_size` images/GPU.
-
-    Args:
-        norm: canonical normalization name ("batch", "layer", "instance", "group").
-        batch_size: images per GPU; Table 2 covers BN and GN at 32..2, Table 1 the rest at 32.
-
-    Returns:
-        The error in percent, or NaN when the paper has no such number.
-    """
-    if norm in TABLE2 and batch_size in TABLE2[norm]:
-        return TABLE2[norm][batch_size]
-    if batch_size == 32 and norm in TABLE1:
-        return TABLE1[norm]
-    return math.nan

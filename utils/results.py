@@ -1,8 +1,8 @@
 """Results folders into pandas tables, side by side with the paper.
 
-A results folder holds ``<experiment>/<run_name>/{config.json, history.csv, summary.json}``.
-Every statistic here is recomputed from history.csv (summary.json is used only for the
-run's status, its divergence epoch and descriptive fields): the headline number is the
+A results folder holds ``<experiment>/<run_name>/{config.json, history.csv, summary.json}``
+(utils.runs reads them). Every statistic here is recomputed from history.csv (summary.json
+gives only the run's status and divergence epoch): the headline number is the
 MEDIAN of the last 5 completed epochs, as in the paper, or of all completed epochs when a
 run has fewer than 5. Our numbers are top-1 validation error (%) of the project's model
 on the run's dataset; the paper's are ResNet-50 on ImageNet (see utils.paper).
@@ -14,19 +14,16 @@ diverged are kept and labelled, never dropped: see the ``state`` and ``label`` c
 
 from __future__ import annotations
 
-import json
 import math
 import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from utils import paper
-from utils.norms import SHORT_NAMES
+from utils import runs as runs_module
 from utils.norms import canonical_norm
 
-HISTORY_COLUMNS = ("epoch", "train_loss", "train_error", "val_loss", "val_error", "lr", "seconds", "steps")
 NORM_COMPARISON = "norm_comparison"
 BATCH_SIZE_SWEEP = "batch_size_sweep"
 RUN_COLUMNS = (
@@ -42,170 +39,44 @@ OURS_NOTE = (
 PAPER_NOTE = f"paper: {paper.PAPER_UNIT}, {paper.PAPER_SETTING} ({paper.CITATION})"
 
 
-def _read_json(path: Path) -> dict:
-    if not path.exists():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not valid JSON ({error}); fix or delete the file") from error
+def _tail_median(values: pd.Series) -> float:
+    """Median of the last 5 values (all when fewer); NaN when there are none."""
+    median = runs_module.median_of_last(values)
+    return math.nan if median is None else median
 
 
-def _read_history(path: Path) -> pd.DataFrame:
-    if not path.exists() or path.stat().st_size == 0:
-        return pd.DataFrame({column: pd.Series(dtype=float) for column in HISTORY_COLUMNS})
-    history = pd.read_csv(path)
-    missing = [column for column in ("epoch", "train_error", "val_error") if column not in history]
-    if missing:
-        raise ValueError(
-            f"{path} lacks the columns {missing}; expected the columns {list(HISTORY_COLUMNS)}"
-        )
-    written = [column for column in HISTORY_COLUMNS if column in history]
-    for column in HISTORY_COLUMNS:
-        if column not in history:
-            history[column] = np.nan
-    # A resumed run can write an epoch twice; the last write is the one that counts.
-    history = history.drop_duplicates("epoch", keep="last").sort_values("epoch").reset_index(drop=True)
-    history.attrs["written_columns"] = written
-    return history
-
-
-def _history_path(run_dir: Path, summary: dict, results_dir: Path) -> Path:
-    """history.csv of the run, following `reused_from` when the run has no history itself."""
-    own = run_dir / "history.csv"
-    reused = summary.get("reused_from")
-    if own.exists() or not reused:
-        return own
-    for candidate in (Path(reused), results_dir / reused, results_dir.parent / reused):
-        if (candidate / "history.csv").exists():
-            return candidate / "history.csv"
-    return own
-
-
-def _tail_median(values: pd.Series, count: int = paper.MEDIAN_OF_LAST_EPOCHS) -> float:
-    """Median of the last `count` values (all when fewer), ignoring non-finite ones."""
-    tail = pd.to_numeric(values.tail(count), errors="coerce").replace([np.inf, -np.inf], np.nan)
-    return float(tail.median()) if tail.notna().any() else math.nan
-
-
-def _parse_run_name(run_name: str) -> dict:
-    """Fields encoded in "<short norm>[_g<groups>]_bs<batch>_seed<seed>", for runs without config."""
-    fields = {}
-    parts = run_name.split("_")
-    if parts and parts[0] in SHORT_NAMES.values():
-        fields["norm"] = canonical_norm(parts[0])
-    for part in parts[1:]:
-        for prefix, key in (("bs", "batch_size"), ("seed", "seed"), ("g", "groups")):
-            if part.startswith(prefix) and part[len(prefix):].isdigit():
-                fields[key] = int(part[len(prefix):])
-                break
-    return fields
-
-
-def _first_divergence(history: pd.DataFrame):
-    """First epoch whose written train or val loss is NaN or infinite, else None."""
-    columns = [c for c in ("train_loss", "val_loss") if c in history.attrs.get("written_columns", ())]
-    if not columns or history.empty:
-        return None
-    losses = history[columns].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
-    bad = ~np.isfinite(losses).all(axis=1)
-    return int(history["epoch"][bad].iloc[0]) if bad.any() else None
-
-
-def _state(status, epochs_completed, epochs, diverged_epoch) -> tuple[str, str]:
-    """The run's state ("complete", "partial", "diverged") and its display label."""
-    if status == "diverged" or diverged_epoch is not None:
-        where = f" at epoch {diverged_epoch}" if diverged_epoch is not None else ""
-        return "diverged", f"diverged{where}"
-    planned = "?" if epochs is None else epochs
-    if status != "complete" or epochs is None or epochs_completed < epochs:
-        return "partial", f"partial ({epochs_completed}/{planned} epochs)"
-    return "complete", "complete"
-
-
-def _optional_int(value):
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    return int(value)
-
-
-def load_run(run_dir, results_dir=None) -> tuple[dict, pd.DataFrame]:
-    """Read one run folder.
-
-    Args:
-        run_dir: ``<results_dir>/<experiment>/<run_name>``.
-        results_dir: the results root, used to resolve `reused_from`; defaults to run_dir/../..
-
-    Returns:
-        (row, history): the run's row as in `load_runs` and its history.csv as a DataFrame.
-    """
-    run_dir = Path(run_dir)
-    results_dir = Path(results_dir) if results_dir is not None else run_dir.parent.parent
-    config = _read_json(run_dir / "config.json")
-    summary = _read_json(run_dir / "summary.json")
-    history = _read_history(_history_path(run_dir, summary, results_dir))
-    parsed = _parse_run_name(run_dir.name)
-
-    def field(name, default=None):
-        for source in (config, summary, parsed):
-            if source.get(name) is not None:
-                return source[name]
-        return default
-
-    norm = field("norm")
-    epochs = _optional_int(config.get("epochs", summary.get("epochs")))
-    epochs_completed = int(len(history))
-    # A summary without a status means the run never finished writing: treat it as running.
-    status = summary.get("status", "running")
-    diverged_epoch = _optional_int(summary.get("diverged_epoch"))
-    if diverged_epoch is None:
-        diverged_epoch = _first_divergence(history)
-    if diverged_epoch is None and status == "diverged":
-        diverged_epoch = epochs_completed + 1  # the epoch that blew up was not written
-    state, label = _state(status, epochs_completed, epochs, diverged_epoch)
-    groups = _optional_int(field("groups"))
-    row = {
-        "experiment": field("experiment", run_dir.parent.name),
-        "run_name": field("run_name", run_dir.name),
-        "norm": canonical_norm(norm) if norm is not None else None,
-        # groups only means something for Group Norm; other norms may carry a default value.
-        "groups": groups if norm is not None and canonical_norm(norm) == "group" else None,
-        "batch_size": _optional_int(field("batch_size")),
-        "seed": _optional_int(field("seed")),
-        "status": status,
-        "state": state,
-        "label": label,
-        "epochs_completed": epochs_completed,
-        "epochs": epochs,
-        "diverged_epoch": diverged_epoch,
+def run_row(record: runs_module.RunRecord) -> dict:
+    """One row of `load_runs` for a run read back with `utils.runs.read_run`."""
+    config, history = record.config, record.history
+    completed = len(history)
+    return {
+        "experiment": config.experiment,
+        "run_name": config.run_name,
+        "norm": config.norm,
+        "groups": config.groups,
+        "batch_size": config.batch_size,
+        "seed": config.seed,
+        "status": record.status,
+        "state": record.state,
+        "label": record.label,
+        "epochs_completed": completed,
+        "epochs": config.epochs,
+        "diverged_epoch": record.diverged_epoch,
         "val_error_median5": _tail_median(history["val_error"]),
         "train_error_median5": _tail_median(history["train_error"]),
         "val_loss_median5": _tail_median(history["val_loss"]),
-        "median_epochs": min(epochs_completed, paper.MEDIAN_OF_LAST_EPOCHS),
-        "final_val_error": float(history["val_error"].iloc[-1]) if epochs_completed else math.nan,
-        "best_val_error": float(pd.to_numeric(history["val_error"]).min()) if epochs_completed else math.nan,
-        "dataset": field("dataset"),
-        "profile": field("profile"),
-        "model": field("model"),
-        "base_learning_rate": field("base_learning_rate"),
-        "wall_seconds": float(pd.to_numeric(history["seconds"]).sum()) if epochs_completed else math.nan,
-        "steps_per_epoch": float(pd.to_numeric(history["steps"]).median()) if epochs_completed else math.nan,
-        "reused_from": summary.get("reused_from"),
-        "path": str(run_dir),
+        "median_epochs": min(completed, runs_module.MEDIAN_EPOCHS),
+        "final_val_error": float(history["val_error"].iloc[-1]) if completed else math.nan,
+        "best_val_error": float(history["val_error"].min()) if completed else math.nan,
+        "dataset": config.dataset,
+        "profile": config.profile,
+        "model": config.model,
+        "base_learning_rate": config.base_learning_rate,
+        "wall_seconds": float(history["seconds"].sum()) if completed else math.nan,
+        "steps_per_epoch": float(history["steps"].median()) if completed else math.nan,
+        "reused_from": record.summary.get("reused_from"),
+        "path": str(record.path),
     }
-    return row, history
-
-
-def _run_dirs(results_dir: Path):
-    if not results_dir.is_dir():
-        raise FileNotFoundError(
-            f"results folder {str(results_dir)!r} does not exist; run `python -m utils.experiments` "
-            "first or pass the folder it wrote"
-        )
-    for experiment_dir in sorted(path for path in results_dir.iterdir() if path.is_dir()):
-        for run_dir in sorted(path for path in experiment_dir.iterdir() if path.is_dir()):
-            if any((run_dir / name).exists() for name in ("config.json", "summary.json", "history.csv")):
-                yield run_dir
 
 
 def load_runs(results_dir="results") -> pd.DataFrame:
@@ -217,12 +88,11 @@ def load_runs(results_dir="results") -> pd.DataFrame:
     Returns:
         A DataFrame with the columns RUN_COLUMNS. The ``*_median5`` statistics are the
         median of the last 5 completed epochs of history.csv (of all of them when fewer;
-        ``median_epochs`` says how many), never read from summary.json. ``state`` is
-        "complete", "partial" (running, or fewer epochs than configured) or "diverged";
-        ``label`` is the text tables show, e.g. "partial (3/10 epochs)".
+        ``median_epochs`` says how many). ``state`` is "complete", "partial" (running, or
+        fewer epochs than configured) or "diverged"; ``label`` is the text tables show,
+        e.g. "partial (3/10 epochs)".
     """
-    results_dir = Path(results_dir)
-    rows = [load_run(run_dir, results_dir)[0] for run_dir in _run_dirs(results_dir)]
+    rows = [run_row(runs_module.read_run(run_dir)) for run_dir in runs_module.run_folders(results_dir)]
     frame = pd.DataFrame(rows, columns=list(RUN_COLUMNS))
     for column in ("groups", "batch_size", "seed", "epochs", "diverged_epoch"):
         frame[column] = frame[column].astype("Int64")
@@ -246,17 +116,16 @@ def load_histories(results_dir="results", runs: pd.DataFrame | None = None) -> p
     identity = ["experiment", "run_name", "norm", "groups", "batch_size", "seed", "state", "dataset", "profile"]
     pieces = []
     for run in runs.itertuples(index=False):
-        _, history = load_run(run.path, runs.attrs.get("results_dir"))
+        history = runs_module.read_run(run.path).history
         if history.empty:
             continue
         for column in identity:
             history[column] = getattr(run, column)
         pieces.append(history)
-    columns = identity + list(HISTORY_COLUMNS)
+    columns = identity + list(runs_module.HISTORY_COLUMNS)
     if not pieces:
         return pd.DataFrame(columns=columns)
-    histories = pd.concat(pieces, ignore_index=True)
-    return histories[columns + [c for c in histories.columns if c not in columns]]
+    return pd.concat(pieces, ignore_index=True)[columns]
 
 
 def as_runs(source) -> pd.DataFrame:

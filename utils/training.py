@@ -1,36 +1,26 @@
 """run(config): resumable training that writes a self-describing results folder.
 
-`run` trains one `RunConfig` and writes, atomically, into
-`<results_dir>/<experiment>/<run_name>/`:
-
-- config.json   the config (`RunConfig.to_dict`), written before training starts;
-- history.csv   one row per completed epoch, columns `HISTORY_COLUMNS`;
-- summary.json  status ("running" until the end, then "complete" or "diverged"), the
-                paper's statistic (median of the last 5 epochs), steps per epoch,
-                images per step, wall time, library versions and device.
+`run` trains one `RunConfig` into `<results_dir>/<experiment>/<run_name>/` (the format
+is utils.runs's: config.json, history.csv, summary.json, all written atomically).
 
 Killed at any point and started again, `run` resumes from the last completed epoch
-(Keras `BackupAndRestore` in the run's `backup/` folder) and ends with the history an
-uninterrupted run would have had: each epoch's shuffling and augmentation is seeded by
-(seed, epoch), so it does not depend on where training started. A finished run is
-returned from disk; a run whose training settings equal a finished run of another
-experiment reuses that run's results instead of training again.
+(the weights and optimizer state in the run's `backup/` folder) and ends with the
+history an uninterrupted run would have had: each epoch's shuffling and augmentation is
+seeded by (seed, epoch), so it does not depend on where training started. A finished run
+is returned from disk; a run whose training settings equal a finished run of another
+experiment reuses that run's results instead of training again. One process at a time
+trains a run: it holds the run folder's lock, and a second process skips the run.
 
 Loss columns are the cross-entropy alone (without the weight-decay term); error columns
 are top-1 error in percent. Validation images are never augmented.
 """
 
 import contextlib
-import csv
-import dataclasses
-import io
 import json
 import math
 import os
 import platform
 import shutil
-import statistics
-import tempfile
 import time
 from pathlib import Path
 
@@ -40,17 +30,12 @@ import tensorflow as tf
 
 from utils import data as data_module
 from utils import models
+from utils import runs
 from utils.config import RunConfig
 from utils.config import learning_rate_for_epoch
 
 __all__ = [
-    "HISTORY_COLUMNS",
-    "SUMMARY_KEYS",
-    "FINAL_STATUSES",
-    "RunResult",
     "run",
-    "load_run",
-    "run_directory",
     "make_strategy",
     "build_model",
     "load_data",
@@ -59,136 +44,9 @@ __all__ = [
     "epoch_seed",
 ]
 
-HISTORY_COLUMNS = ("epoch", "train_loss", "train_error", "val_loss", "val_error", "lr", "seconds", "steps")
-SUMMARY_KEYS = (
-    "run_name",
-    "experiment",
-    "status",
-    "epochs_completed",
-    "epochs",
-    "diverged_epoch",
-    "val_error_median5",
-    "train_error_median5",
-    "val_loss_median5",
-    "steps_per_epoch",
-    "images_per_step",
-    "wall_seconds",
-    "versions",
-    "device",
-    "dataset",
-    "profile",
-    "reused_from",
-)
-# A run with one of these statuses is finished: `run` returns it from disk.
-FINAL_STATUSES = ("complete", "diverged")
-# The paper reports the median of the last 5 epochs' validation error.
-MEDIAN_EPOCHS = 5
 # Validation images per device per step: any size gives the same numbers (no
 # normalization uses statistics across validation images), larger is faster.
 VALIDATION_BATCH_SIZE = 256
-
-
-@dataclasses.dataclass(frozen=True)
-class RunResult:
-    """A run's results folder, read back.
-
-    Args:
-        config: the run's `RunConfig`.
-        summary: the summary.json dict.
-        history: the history.csv table (pandas DataFrame, one row per completed epoch).
-        path: the run's folder.
-    """
-
-    config: RunConfig
-    summary: dict
-    history: object
-    path: Path
-
-
-# ----------------------------------------------------------------------------- files
-
-
-def _write_atomically(path, text):
-    """Writes `text` to `path` through a temporary file in the same folder and
-    os.replace, so a reader (or a killed writer) never sees a partial file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", newline="") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-
-
-def _write_json(path, data):
-    _write_atomically(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
-
-
-def _format_value(value):
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    # 8 significant digits: exact for float32 metrics, and "0.001" for the lr; a float
-    # always shows a decimal point, so readers see a float column ("75.0", not "75").
-    text = f"{float(value):.8g}"
-    return text if any(mark in text for mark in ".eni") else text + ".0"
-
-
-def _parse_value(column, text):
-    return int(text) if column in ("epoch", "steps") else float(text)
-
-
-def _write_history(path, rows):
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(HISTORY_COLUMNS)
-    for row in rows:
-        writer.writerow([_format_value(row[column]) for column in HISTORY_COLUMNS])
-    _write_atomically(path, buffer.getvalue())
-
-
-def _read_history(path):
-    """The rows of a history.csv as dicts of numbers ([] when there is no file)."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    with open(path, newline="") as file:
-        reader = csv.DictReader(file)
-        if tuple(reader.fieldnames or ()) != HISTORY_COLUMNS:
-            raise ValueError(
-                f"{path} has columns {reader.fieldnames}, expected {list(HISTORY_COLUMNS)}; "
-                "delete the run folder to train it again."
-            )
-        return [{column: _parse_value(column, row[column]) for column in HISTORY_COLUMNS} for row in reader]
-
-
-def run_directory(config, results_dir="results"):
-    """The folder of a run: `<results_dir>/<experiment>/<run_name>`."""
-    return Path(results_dir) / config.experiment / config.run_name
-
-
-def load_run(path):
-    """Reads a run folder back.
-
-    Args:
-        path: a run folder (`<results>/<experiment>/<run_name>`).
-
-    Returns:
-        A `RunResult`.
-    """
-    import pandas as pd
-
-    path = Path(path)
-    config = RunConfig.from_dict(json.loads((path / "config.json").read_text()))
-    summary = json.loads((path / "summary.json").read_text())
-    history_path = path / "history.csv"
-    history = pd.read_csv(history_path) if history_path.exists() else pd.DataFrame(columns=HISTORY_COLUMNS)
-    return RunResult(config=config, summary=summary, history=history, path=path)
 
 
 # ------------------------------------------------------------------- devices and data
@@ -478,126 +336,62 @@ class _HistoryRecorder(keras.callbacks.Callback):
         }
         # Keep the values as written to history.csv, so the summary of a resumed run
         # (whose first rows are read back from the file) equals an uninterrupted one's.
-        self.rows.append({column: _parse_value(column, _format_value(value)) for column, value in row.items()})
+        self.rows.append(runs.as_written(row))
         self.on_epoch_recorded()
 
 
+_BACKUP_EPOCH_FILE = "training_metadata.json"
+
+
+def _backup_weights(backup_dir, epoch):
+    return Path(backup_dir) / f"epoch-{epoch}.weights.h5"
+
+
+class _EpochBackup(keras.callbacks.Callback):
+    """Backs up the weights and the optimizer state after every epoch, atomically.
+
+    Keras's BackupAndRestore rewrites one weights file in place and the epoch number
+    beside it, so a process killed while the weights are written (about 35 ms an epoch
+    for the small CNN) leaves a file that cannot be read, or weights of one epoch under
+    the number of another. Here each epoch's weights are written under a temporary name
+    and renamed once complete, then the epoch number, which names the file to restore,
+    is replaced atomically; only then is the previous epoch's file deleted. At every
+    instant the backup on disk is a consistent (epoch, weights) pair.
+    """
+
+    def __init__(self, backup_dir):
+        super().__init__()
+        self.backup_dir = Path(backup_dir)
+
+    def on_epoch_end(self, epoch, logs=None):
+        completed = epoch + 1
+        self.backup_dir.mkdir(parents=True, exist_ok=True)
+        partial = self.backup_dir / "partial.weights.h5"  # Keras needs the .weights.h5 suffix
+        self.model.save_weights(partial, overwrite=True)
+        os.replace(partial, _backup_weights(self.backup_dir, completed))
+        runs.write_json(self.backup_dir / _BACKUP_EPOCH_FILE, {"epoch": completed})
+        for older in self.backup_dir.glob("epoch-*.weights.h5"):
+            if older != _backup_weights(self.backup_dir, completed):
+                older.unlink()
+
+
 def _backed_up_epoch(backup_dir):
-    """The number of epochs in the BackupAndRestore backup (0 when there is none)."""
-    weights = Path(backup_dir) / "latest.weights.h5"
-    metadata = Path(backup_dir) / "training_metadata.json"
-    if not (weights.exists() and metadata.exists()):
+    """The number of epochs in the backup (0 when there is none)."""
+    path = Path(backup_dir) / _BACKUP_EPOCH_FILE
+    if not path.exists():
         return 0
-    return int(json.loads(metadata.read_text())["epoch"])
+    epoch = json.loads(path.read_text())["epoch"]
+    return epoch if _backup_weights(backup_dir, epoch).exists() else 0
+
+
+def _restore(model, backup_dir, epoch):
+    """Loads the weights and optimizer state backed up after `epoch` epochs."""
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    model.load_weights(_backup_weights(backup_dir, epoch))
 
 
 # ------------------------------------------------------------------------------ run
-
-
-def _median(rows, column):
-    values = [row[column] for row in rows[-MEDIAN_EPOCHS:]]
-    return float(statistics.median(values)) if values else None
-
-
-def _summary(config, rows, status, *, diverged_epoch, images_per_step, device):
-    steps = [row["steps"] for row in rows]
-    return {
-        "run_name": config.run_name,
-        "experiment": config.experiment,
-        "status": status,
-        "epochs_completed": len(rows),
-        "epochs": config.epochs,
-        "diverged_epoch": diverged_epoch,
-        "val_error_median5": _median(rows, "val_error"),
-        "train_error_median5": _median(rows, "train_error"),
-        "val_loss_median5": _median(rows, "val_loss"),
-        "steps_per_epoch": steps[-1] if steps else None,
-        "images_per_step": images_per_step,
-        "wall_seconds": float(sum(row["seconds"] for row in rows)),
-        "versions": _versions(),
-        "device": device,
-        "dataset": config.dataset,
-        "profile": config.profile,
-        "reused_from": None,
-    }
-
-
-def _check_stored_config(run_dir, config):
-    """Raises ValueError when run_dir holds a run of a different config."""
-    path = run_dir / "config.json"
-    if not path.exists():
-        return
-    stored_data = json.loads(path.read_text())
-    try:
-        stored = RunConfig.from_dict(stored_data)
-    except (TypeError, ValueError) as error:
-        stored, reason = None, f"its config.json is not a valid config ({error})"
-    if stored is not None:
-        if stored == config:
-            return
-        requested = config.to_dict()
-        differences = [
-            f"{key}: stored {stored_data.get(key)!r}, requested {value!r}"
-            for key, value in requested.items()
-            if stored.to_dict().get(key) != value
-        ]
-        reason = "its config differs (" + "; ".join(differences) + ")"
-    raise ValueError(
-        f"{run_dir} already holds a run and {reason}. Use another results folder "
-        f"(results_dir=...) or delete {run_dir} to train this config."
-    )
-
-
-def _find_reusable(config, results_dir):
-    """A finished run of another experiment with the same training settings, or None."""
-    for candidate in sorted(Path(results_dir).glob(f"*/{config.run_name}")):
-        if candidate.parent.name == config.experiment:
-            continue
-        try:
-            stored = RunConfig.from_dict(json.loads((candidate / "config.json").read_text()))
-            summary = json.loads((candidate / "summary.json").read_text())
-        except (OSError, ValueError, TypeError):
-            continue
-        if (
-            stored.training_settings() == config.training_settings()
-            and summary.get("status") in FINAL_STATUSES
-            and summary.get("reused_from") is None
-        ):
-            return candidate
-    return None
-
-
-def _reuse(config, source, run_dir, results_dir):
-    """Copies a finished run's results into run_dir (summary "reused_from": source)."""
-    summary = json.loads((source / "summary.json").read_text())
-    history_text = (source / "history.csv").read_text() if (source / "history.csv").exists() else None
-    _write_json(run_dir / "config.json", config.to_dict())
-    if history_text is not None:
-        _write_atomically(run_dir / "history.csv", history_text)
-    summary.update(
-        run_name=config.run_name,
-        experiment=config.experiment,
-        reused_from=source.relative_to(results_dir).as_posix(),
-    )
-    shutil.rmtree(run_dir / "backup", ignore_errors=True)
-    _write_json(run_dir / "summary.json", summary)
-
-
-def planned_action(config, results_dir="results"):
-    """What `run` will do with `config`, without doing it.
-
-    Returns:
-        ("finished", None) when its folder holds a finished (complete or diverged) run;
-        ("reuse", source_folder) when a finished run of another experiment has the same
-        training settings; ("train", None) otherwise.
-    """
-    summary_path = run_directory(config, results_dir) / "summary.json"
-    if summary_path.exists() and json.loads(summary_path.read_text()).get("status") in FINAL_STATUSES:
-        return "finished", None
-    source = _find_reusable(config, Path(results_dir))
-    if source is not None:
-        return "reuse", source
-    return "train", None
 
 
 def run(config, results_dir="results", *, data_dir=None, verbose=1, callbacks=()):
@@ -611,7 +405,7 @@ def run(config, results_dir="results", *, data_dir=None, verbose=1, callbacks=()
         callbacks: extra Keras callbacks, called after the run's own ones.
 
     Returns:
-        A `RunResult` of the run's folder.
+        A `utils.runs.RunRecord` of the run's folder.
 
     Raises:
         ValueError: when the run's folder holds a run of a different config.
@@ -619,22 +413,30 @@ def run(config, results_dir="results", *, data_dir=None, verbose=1, callbacks=()
     if not isinstance(config, RunConfig):
         raise TypeError(f"config must be a RunConfig, got {type(config).__name__}.")
     results_dir = Path(results_dir)
-    run_dir = run_directory(config, results_dir)
-    _check_stored_config(run_dir, config)
+    run_dir = runs.run_directory(config, results_dir)
+    runs.check_stored_config(run_dir, config)
 
-    action, source = planned_action(config, results_dir)
+    action, source = runs.planned_action(config, results_dir)
     if action == "finished":
-        shutil.rmtree(run_dir / "backup", ignore_errors=True)
-        return load_run(run_dir)
+        # Clears what a process killed after the run finished may have left behind,
+        # unless another process holds the folder right now.
+        with contextlib.suppress(runs.RunLockedError), runs.run_lock(run_dir):
+            shutil.rmtree(run_dir / "backup", ignore_errors=True)
+        return runs.read_run(run_dir)
     if action == "reuse":
-        _reuse(config, source, run_dir, results_dir)
-        return load_run(run_dir)
+        with runs.run_lock(run_dir):
+            runs.copy_finished_run(config, source, results_dir)
+        return runs.read_run(run_dir)
 
-    # Keras compiles without XLA whenever TensorFlow's deterministic kernels are on, so
-    # with jit_compile=True determinism rests on XLA, whose CPU kernels are deterministic.
-    with _dtype_policy(config.precision), _op_determinism(config.deterministic and not config.jit_compile):
-        _train(config, run_dir, data_dir=data_dir, verbose=verbose, callbacks=callbacks)
-    return load_run(run_dir)
+    with runs.run_lock(run_dir):
+        # Planned again under the lock: another process may have finished it meanwhile.
+        if runs.planned_action(config, results_dir)[0] != "finished":
+            # Keras compiles without XLA whenever TensorFlow's deterministic kernels are
+            # on, so with jit_compile=True determinism rests on XLA, whose CPU kernels are
+            # deterministic.
+            with _op_determinism(config.deterministic and not config.jit_compile):
+                _train(config, run_dir, data_dir=data_dir, verbose=verbose, callbacks=callbacks)
+    return runs.read_run(run_dir)
 
 
 class _RunFiles:
@@ -648,16 +450,17 @@ class _RunFiles:
         self.device = device
 
     def write(self, status, diverged_epoch=None):
-        _write_history(self.run_dir / "history.csv", self.rows)
-        summary = _summary(
+        runs.write_history(self.run_dir, self.rows)
+        summary = runs.make_summary(
             self.config,
             self.rows,
             status,
             diverged_epoch=diverged_epoch,
             images_per_step=self.images_per_step,
             device=self.device,
+            versions=_versions(),
         )
-        _write_json(self.run_dir / "summary.json", summary)
+        runs.write_summary(self.run_dir, summary)
 
 
 def _resume_point(run_dir):
@@ -668,7 +471,7 @@ def _resume_point(run_dir):
     """
     backup_dir = run_dir / "backup"
     start_epoch = _backed_up_epoch(backup_dir)
-    rows = _read_history(run_dir / "history.csv")[:start_epoch]
+    rows = runs.read_history_rows(run_dir)[:start_epoch]
     if len(rows) < start_epoch:
         # A backup without its history rows cannot be reported: start again.
         shutil.rmtree(backup_dir, ignore_errors=True)
@@ -678,8 +481,38 @@ def _resume_point(run_dir):
 
 def _train(config, run_dir, *, data_dir, verbose, callbacks):
     """Trains (or resumes) a run into run_dir."""
-    # Free the previous run's models: a grid trains many in one process.
+    # Free the previous run's models: a grid trains many in one process. This also resets
+    # Keras's global dtype policy, so the run's policy is set after it.
     keras.backend.clear_session()
+    with _dtype_policy(config.precision):
+        _train_with_policy(config, run_dir, data_dir=data_dir, verbose=verbose, callbacks=callbacks)
+
+
+def _resumed_model(config, strategy, run_dir, start_epoch):
+    """The model of a run, with the backed-up state of its first `start_epoch` epochs.
+
+    Returns:
+        (model, start_epoch): start_epoch is 0 when the backup could not be read, in
+        which case the run starts again from its initial weights.
+    """
+    backup_dir = run_dir / "backup"
+    with strategy.scope():
+        model = build_model(config)
+        if not start_epoch:
+            return model, 0
+        try:
+            _restore(model, backup_dir, start_epoch)
+            return model, start_epoch
+        except (OSError, ValueError) as error:
+            print(f"{config.experiment}/{config.run_name}: the backup of epoch {start_epoch} cannot be read "
+                  f"({type(error).__name__}: {error}); training the run again from epoch 1.")
+            shutil.rmtree(backup_dir, ignore_errors=True)
+            # The initial weights depend on the seed alone, as in an uninterrupted run.
+            keras.utils.set_random_seed(config.seed)
+            return build_model(config), 0
+
+
+def _train_with_policy(config, run_dir, *, data_dir, verbose, callbacks):
     strategy = make_strategy(config.distribution)
     replicas = strategy.num_replicas_in_sync
     backup_dir = run_dir / "backup"
@@ -695,12 +528,12 @@ def _train(config, run_dir, *, data_dir, verbose, callbacks):
         )
 
     start_epoch, rows = _resume_point(run_dir)
+    model, start_epoch = _resumed_model(config, strategy, run_dir, start_epoch)
+    rows = rows[:start_epoch]
     files = _RunFiles(config, run_dir, rows, images_per_step=images_per_step, device=_describe_device(strategy))
-    _write_json(run_dir / "config.json", config.to_dict())
+    runs.write_config(run_dir, config)
     files.write("running")
 
-    with strategy.scope():
-        model = build_model(config)
     validation = validation_dataset(x_val, y_val, replicas)
     guard = _DivergenceGuard()
     run_callbacks = [
@@ -708,9 +541,8 @@ def _train(config, run_dir, *, data_dir, verbose, callbacks):
         *([_EpochProgressBar(config.epochs)] if verbose else []),
         guard,
         _HistoryRecorder(rows, on_epoch_recorded=lambda: files.write("running")),
-        # Saves weights, optimizer state and epoch after each epoch; restores them when
-        # fit starts. delete_checkpoint=False: each epoch is its own fit call.
-        keras.callbacks.BackupAndRestore(str(backup_dir), delete_checkpoint=False),
+        # After the history row of its epoch: a kill between the two trains the epoch again.
+        _EpochBackup(backup_dir),
         *callbacks,
     ]
 

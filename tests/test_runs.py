@@ -1,0 +1,176 @@
+"""utils.runs: the run folder format, its writers and its one reader; no TensorFlow."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests import results_factory as factory
+from utils import runs
+from utils.config import RunConfig
+from utils.config import profile_configs
+
+REPOSITORY = factory.__file__.rsplit("/tests/", 1)[0]
+
+
+def import_modules_in_a_fresh_process(code):
+    """Runs `code` in a new interpreter; returns the sorted heavy modules it imported."""
+    probe = code + "\nimport sys\nprint(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
+    completed = subprocess.run([sys.executable, "-c", probe], cwd=REPOSITORY, capture_output=True, text=True,
+                               check=True, timeout=120)
+    return completed.stdout.strip().splitlines()[-1]
+
+
+def test_config_runs_and_results_import_without_tensorflow():
+    assert import_modules_in_a_fresh_process("import utils.config, utils.runs, utils.results, utils.report") == "[]"
+
+
+def test_listing_a_grid_starts_without_tensorflow():
+    code = (
+        "import contextlib, io\n"
+        "from utils import experiments\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        "    experiments.main(['--profile', 'cpu', '--list'])\n"
+        "assert 'norm_comparison/bn_bs32_seed0' in out.getvalue()"
+    )
+    assert import_modules_in_a_fresh_process(code) == "[]"
+
+
+def test_written_run_reads_back_whole(tmp_path):
+    config = factory.make_config("norm_comparison", "group", 8)
+    run_dir = factory.write_run(tmp_path, config, factory.curve(60.0, config.epochs))
+    assert run_dir == tmp_path / "norm_comparison" / "gn_g32_bs8_seed0"
+    record = runs.read_run(run_dir)
+    assert record.config == config
+    assert list(record.history.columns) == list(runs.HISTORY_COLUMNS)
+    assert list(record.history["epoch"]) == list(range(1, 11))
+    assert record.history["val_error"].tolist() == factory.curve(60.0, 10)
+    assert tuple(record.summary) == runs.SUMMARY_KEYS
+    assert (record.status, record.state, record.label) == ("complete", "complete", "complete")
+    assert record.summary["val_error_median5"] == pytest.approx(sorted(factory.curve(60.0, 10)[-5:])[2])
+    # Atomic writes leave no temporary files behind.
+    assert sorted(path.name for path in run_dir.iterdir()) == ["config.json", "history.csv", "summary.json"]
+
+
+def test_history_keeps_integers_and_floats_apart(tmp_path):
+    row = {"epoch": 1, "train_loss": 2.5, "train_error": 75, "val_loss": 2.25, "val_error": 80.0,
+           "lr": 0.001, "seconds": 1.25, "steps": 625}
+    runs.write_history(tmp_path, [row])
+    text = (tmp_path / "history.csv").read_text()
+    assert text.splitlines()[1] == "1,2.5,75.0,2.25,80.0,0.001,1.25,625"
+    assert runs.read_history_rows(tmp_path) == [{**row, "train_error": 75.0}]
+
+
+def test_states_of_partial_and_diverged_runs(tmp_path):
+    partial = runs.read_run(factory.write_run(
+        tmp_path, factory.make_config("norm_comparison", "batch", 32), [90.0, 80.0], status="running"))
+    assert (partial.state, partial.label) == ("partial", "partial (2/10 epochs)")
+    diverged = runs.read_run(factory.write_run(
+        tmp_path, factory.make_config("norm_comparison", "layer", 32), [90.0], status="diverged"))
+    assert (diverged.state, diverged.label, diverged.diverged_epoch) == ("diverged", "diverged at epoch 2", 2)
+
+
+def test_a_damaged_config_names_its_file(tmp_path):
+    run_dir = factory.write_run(tmp_path, factory.make_config("norm_comparison", "batch", 32),
+                                factory.curve(60.0, 10))
+    (run_dir / "config.json").write_text('{"norm": "batch", ')
+    with pytest.raises(ValueError, match="config.json is not valid JSON"):
+        runs.read_run(run_dir)
+    (run_dir / "config.json").write_text(json.dumps({"norm": "weird"}))
+    with pytest.raises(ValueError, match="config.json is not a valid run config.*'weird'"):
+        runs.read_config(run_dir)
+
+
+def test_a_damaged_history_names_its_file(tmp_path):
+    run_dir = factory.write_run(tmp_path, factory.make_config("norm_comparison", "batch", 32),
+                                factory.curve(60.0, 10))
+    (run_dir / "history.csv").write_text("epoch,val_error\n1,50\n")
+    with pytest.raises(ValueError, match="history.csv has columns"):
+        runs.read_run(run_dir)
+
+
+def test_stored_config_check_lists_the_differing_fields(tmp_path):
+    config = factory.make_config("norm_comparison", "batch", 32)
+    run_dir = factory.write_run(tmp_path, config, factory.curve(60.0, 10))
+    runs.check_stored_config(run_dir, config)  # the same config: no error
+    other = RunConfig.from_dict({**config.to_dict(), "momentum": 0.8})
+    with pytest.raises(ValueError, match=r"momentum: stored 0.9, requested 0.8"):
+        runs.check_stored_config(run_dir, other)
+
+
+def test_planned_action_finished_reuse_and_train(tmp_path):
+    comparison, sweep = (
+        [c for c in profile_configs("smoke") if c.experiment == name and c.norm == "batch"]
+        for name in ("norm_comparison", "batch_size_sweep")
+    )
+    factory.write_run(tmp_path, comparison[0], factory.curve(60.0, comparison[0].epochs))
+    assert runs.planned_action(comparison[0], tmp_path) == ("finished", None)
+    at_32 = next(c for c in sweep if c.batch_size == 32)
+    assert runs.planned_action(at_32, tmp_path) == ("reuse", tmp_path / "norm_comparison" / "bn_bs32_seed0")
+    at_2 = next(c for c in sweep if c.batch_size == 2)
+    assert runs.planned_action(at_2, tmp_path) == ("train", None)
+    runs.copy_finished_run(at_32, tmp_path / "norm_comparison" / "bn_bs32_seed0", tmp_path)
+    copied = runs.read_run(runs.run_directory(at_32, tmp_path))
+    assert copied.config == at_32 and copied.summary["reused_from"] == "norm_comparison/bn_bs32_seed0"
+    assert runs.planned_action(at_32, tmp_path) == ("finished", None)
+
+
+def test_run_folders_skip_folders_without_a_config(tmp_path):
+    factory.write_run(tmp_path, factory.make_config("norm_comparison", "batch", 32), factory.curve(60.0, 10))
+    (tmp_path / "norm_comparison" / "empty").mkdir()
+    assert [path.name for path in runs.run_folders(tmp_path)] == ["bn_bs32_seed0"]
+    with pytest.raises(FileNotFoundError, match="missing-folder"):
+        runs.run_folders(tmp_path / "missing-folder")
+
+
+LOCK_HOLDER = """
+import sys, time
+from utils import runs
+with runs.run_lock(sys.argv[1]):
+    print("locked", flush=True)
+    time.sleep(120)
+"""
+
+
+def hold_lock_in_another_process(run_dir):
+    holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(run_dir)], cwd=REPOSITORY,
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def test_a_locked_run_names_the_process_and_a_killed_holder_releases_it(tmp_path):
+    run_dir = tmp_path / "norm_comparison" / "bn_bs32_seed0"
+    holder = hold_lock_in_another_process(run_dir)
+    try:
+        with pytest.raises(runs.RunLockedError, match=f"being trained by process {holder.pid}"):
+            with runs.run_lock(run_dir):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    # The operating system released the killed process's lock.
+    with runs.run_lock(run_dir):
+        assert (run_dir / runs.LOCK_FILE).read_text() == str(os.getpid())
+    assert not (run_dir / runs.LOCK_FILE).exists()  # deleted with the lock
+
+
+def test_the_lock_removes_temporaries_a_killed_writer_left(tmp_path):
+    config = factory.make_config("norm_comparison", "batch", 32)
+    run_dir = factory.write_run(tmp_path, config, factory.curve(60.0, 10))
+    leftovers = [run_dir / ".summary.json.abc123.tmp", run_dir / "backup" / ".training_metadata.json.x.tmp"]
+    for path in leftovers:
+        path.parent.mkdir(exist_ok=True)
+        path.write_text("half a fi")
+    with runs.run_lock(run_dir):
+        assert not any(path.exists() for path in leftovers)
+    assert runs.read_run(run_dir).summary["status"] == "complete"
+
+
+def test_result_files_are_readable_by_everyone_the_umask_allows(tmp_path):
+    runs.write_json(tmp_path / "summary.json", {"status": "complete"})
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "summary.json").stat().st_mode & 0o777 == 0o666 & ~umask

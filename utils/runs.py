@@ -1,0 +1,517 @@
+"""The run folder: where a training run is stored, what each file holds, how it is read.
+
+This module is the one owner of the format; the engine (utils.training) writes through
+it and every reader (utils.results, utils.report, utils.experiments, the notebooks)
+reads through it. It imports no TensorFlow, so reading results stays quick.
+
+    <results_dir>/<experiment>/<run_name>/
+        config.json    the run's `RunConfig` (`to_dict`), written before training starts
+        history.csv    one row per completed epoch, columns `HISTORY_COLUMNS`
+        summary.json   `SUMMARY_KEYS`: status, the paper's statistics, steps, wall time,
+                       library versions, device
+        backup/        the engine's weights for resuming; removed once the run finishes,
+                       never committed
+
+`status` is "running" until training ends, then "complete" or "diverged"
+(`FINAL_STATUSES`); a finished run is read back, never trained again. Every file is
+written atomically (a temporary file in the same folder, then a rename), so a reader or a
+killed writer never sees half a file. Loss columns are the cross-entropy alone (without
+the weight-decay term); error columns are top-1 error in percent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import fcntl
+import io
+import json
+import os
+import shutil
+import statistics
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from utils.config import RunConfig
+
+__all__ = [
+    "HISTORY_COLUMNS",
+    "SUMMARY_KEYS",
+    "FINAL_STATUSES",
+    "MEDIAN_EPOCHS",
+    "RunRecord",
+    "run_directory",
+    "write_atomically",
+    "write_json",
+    "write_config",
+    "write_history",
+    "as_written",
+    "write_summary",
+    "make_summary",
+    "read_history_rows",
+    "read_config",
+    "read_summary",
+    "read_run",
+    "run_folders",
+    "median_of_last",
+    "run_state",
+    "config_differences",
+    "check_stored_config",
+    "find_reusable",
+    "copy_finished_run",
+    "planned_action",
+    "RunLockedError",
+    "run_lock",
+    "LOCK_FILE",
+]
+
+HISTORY_COLUMNS = ("epoch", "train_loss", "train_error", "val_loss", "val_error", "lr", "seconds", "steps")
+SUMMARY_KEYS = (
+    "run_name",
+    "experiment",
+    "status",
+    "epochs_completed",
+    "epochs",
+    "diverged_epoch",
+    "val_error_median5",
+    "train_error_median5",
+    "val_loss_median5",
+    "steps_per_epoch",
+    "images_per_step",
+    "wall_seconds",
+    "versions",
+    "device",
+    "dataset",
+    "profile",
+    "reused_from",
+)
+# A run with one of these statuses is finished: the engine returns it from disk.
+FINAL_STATUSES = ("complete", "diverged")
+# The paper reports the median of the last 5 epochs' validation error.
+MEDIAN_EPOCHS = 5
+_INTEGER_COLUMNS = ("epoch", "steps")
+
+
+def _current_umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+# Held by the process that trains the run (see `run_lock`); never committed.
+LOCK_FILE = ".lock"
+# Files being written end with this until they are complete and renamed.
+TEMPORARY_SUFFIX = ".tmp"
+
+
+def run_directory(config, results_dir="results"):
+    """The folder of a run: `<results_dir>/<experiment>/<run_name>`."""
+    return Path(results_dir) / config.experiment / config.run_name
+
+
+# ---------------------------------------------------------------------------- writing
+
+
+def write_atomically(path, text):
+    """Writes `text` to `path` through a temporary file in the same folder and
+    os.replace, so a reader (or a killed writer) never sees a partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX)
+    try:
+        with os.fdopen(handle, "w", newline="") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        # mkstemp makes the file private (0600); results are ordinary files.
+        os.chmod(temporary, 0o666 & ~_UMASK)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
+def write_json(path, data):
+    """Writes `data` as indented JSON, atomically; NaN is refused (it is not JSON)."""
+    write_atomically(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
+
+
+def write_config(run_dir, config):
+    """Writes config.json of a run folder."""
+    write_json(Path(run_dir) / "config.json", config.to_dict())
+
+
+def _format_value(column, value):
+    if column in _INTEGER_COLUMNS:
+        return str(int(value))
+    # 8 significant digits: exact for float32 metrics, and "0.001" for the lr; a float
+    # always shows a decimal point, so readers see a float column ("75.0", not "75").
+    text = f"{float(value):.8g}"
+    return text if any(mark in text for mark in ".eni") else text + ".0"
+
+
+def _parse_value(column, text):
+    return int(text) if column in _INTEGER_COLUMNS else float(text)
+
+
+def as_written(row):
+    """A history row with each value as history.csv stores it (8 significant digits).
+
+    The engine keeps its rows in this form, so the summary of a resumed run (whose first
+    rows are read back from the file) equals an uninterrupted run's.
+    """
+    return {column: _parse_value(column, _format_value(column, row[column])) for column in HISTORY_COLUMNS}
+
+
+def write_history(run_dir, rows):
+    """Writes history.csv of a run folder: a header and one line per row (dict)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(HISTORY_COLUMNS)
+    for row in rows:
+        writer.writerow([_format_value(column, row[column]) for column in HISTORY_COLUMNS])
+    write_atomically(Path(run_dir) / "history.csv", buffer.getvalue())
+
+
+def median_of_last(values, count=MEDIAN_EPOCHS):
+    """The median of the last `count` values (of all when fewer); None when there are none."""
+    tail = list(values)[-count:]
+    return float(statistics.median(tail)) if tail else None
+
+
+def make_summary(config, rows, status, *, diverged_epoch=None, images_per_step, device, versions):
+    """The summary.json dict of a run whose completed epochs are `rows`.
+
+    Args:
+        config: the run's `RunConfig`.
+        rows: the history rows (dicts with `HISTORY_COLUMNS`).
+        status: "running", "complete" or "diverged".
+        diverged_epoch: the epoch whose loss became non-finite (1-based), or None.
+        images_per_step: images per training step over all devices.
+        device: the device description, e.g. "1 x CPU (x86_64, 2 cores)".
+        versions: library versions, a dict of name to version.
+    """
+    steps = [row["steps"] for row in rows]
+    return {
+        "run_name": config.run_name,
+        "experiment": config.experiment,
+        "status": status,
+        "epochs_completed": len(rows),
+        "epochs": config.epochs,
+        "diverged_epoch": diverged_epoch,
+        "val_error_median5": median_of_last(row["val_error"] for row in rows),
+        "train_error_median5": median_of_last(row["train_error"] for row in rows),
+        "val_loss_median5": median_of_last(row["val_loss"] for row in rows),
+        "steps_per_epoch": steps[-1] if steps else None,
+        "images_per_step": images_per_step,
+        "wall_seconds": float(sum(row["seconds"] for row in rows)),
+        "versions": versions,
+        "device": device,
+        "dataset": config.dataset,
+        "profile": config.profile,
+        "reused_from": None,
+    }
+
+
+def write_summary(run_dir, summary):
+    """Writes summary.json of a run folder."""
+    missing = [key for key in SUMMARY_KEYS if key not in summary]
+    if missing:
+        raise ValueError(f"A summary needs the keys {missing}; make it with make_summary.")
+    write_json(Path(run_dir) / "summary.json", summary)
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+def _read_json(path):
+    try:
+        return json.loads(Path(path).read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(
+            f"{path} is not valid JSON ({error}); delete its run folder to train the run again."
+        ) from error
+
+
+def read_history_rows(run_dir):
+    """The rows of a run's history.csv as dicts of numbers ([] when there is no file)."""
+    path = Path(run_dir) / "history.csv"
+    if not path.exists():
+        return []
+    with open(path, newline="") as file:
+        reader = csv.DictReader(file)
+        if tuple(reader.fieldnames or ()) != HISTORY_COLUMNS:
+            raise ValueError(
+                f"{path} has columns {reader.fieldnames}, expected {list(HISTORY_COLUMNS)}; "
+                "delete the run folder to train it again."
+            )
+        try:
+            return [{column: _parse_value(column, row[column]) for column in HISTORY_COLUMNS} for row in reader]
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{path} has a damaged row ({error}); delete the run folder to train it again.") from error
+
+
+def read_config(run_dir):
+    """The `RunConfig` of a run folder's config.json (None when there is none).
+
+    Raises:
+        ValueError: naming the file, when it is not valid JSON or not a valid config.
+    """
+    path = Path(run_dir) / "config.json"
+    if not path.exists():
+        return None
+    data = _read_json(path)
+    try:
+        return RunConfig.from_dict(data)
+    except (TypeError, ValueError, AttributeError) as error:
+        raise ValueError(f"{path} is not a valid run config ({error}).") from error
+
+
+def read_summary(run_dir):
+    """The summary.json dict of a run folder ({} when there is none yet)."""
+    path = Path(run_dir) / "summary.json"
+    return _read_json(path) if path.exists() else {}
+
+
+def run_state(status, epochs_completed, epochs, diverged_epoch):
+    """(state, label) of a run: state "complete", "partial" or "diverged"; label the text
+    tables show, e.g. "partial (3/10 epochs)" or "diverged at epoch 4"."""
+    if status == "diverged":
+        where = f" at epoch {diverged_epoch}" if diverged_epoch is not None else ""
+        return "diverged", f"diverged{where}"
+    if status != "complete" or epochs_completed < epochs:
+        return "partial", f"partial ({epochs_completed}/{epochs} epochs)"
+    return "complete", "complete"
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRecord:
+    """A run folder, read back.
+
+    Args:
+        config: the run's `RunConfig`.
+        summary: the summary.json dict ({} while the run has not written one).
+        history: history.csv as a pandas DataFrame, one row per completed epoch.
+        path: the run's folder.
+    """
+
+    config: RunConfig
+    summary: dict
+    history: pd.DataFrame
+    path: Path
+
+    @property
+    def status(self):
+        """"running", "complete" or "diverged"."""
+        return self.summary.get("status", "running")
+
+    @property
+    def diverged_epoch(self):
+        """The epoch whose loss became non-finite, for a diverged run (else None)."""
+        if self.status != "diverged":
+            return None
+        # The epoch that blew up is not in the history.
+        return self.summary.get("diverged_epoch") or len(self.history) + 1
+
+    @property
+    def state(self):
+        """"complete", "partial" (running, or fewer epochs than configured) or "diverged"."""
+        return run_state(self.status, len(self.history), self.config.epochs, self.diverged_epoch)[0]
+
+    @property
+    def label(self):
+        """The state as tables show it, e.g. "partial (3/10 epochs)"."""
+        return run_state(self.status, len(self.history), self.config.epochs, self.diverged_epoch)[1]
+
+
+def read_run(run_dir):
+    """Reads a run folder back.
+
+    Args:
+        run_dir: a run folder (`<results>/<experiment>/<run_name>`).
+
+    Returns:
+        A `RunRecord`.
+
+    Raises:
+        FileNotFoundError: when the folder has no config.json.
+        ValueError: naming the file, when one of the files is damaged.
+    """
+    run_dir = Path(run_dir)
+    config = read_config(run_dir)
+    if config is None:
+        raise FileNotFoundError(f"{run_dir} holds no run: it has no config.json.")
+    history = pd.DataFrame(read_history_rows(run_dir), columns=list(HISTORY_COLUMNS))
+    return RunRecord(config=config, summary=read_summary(run_dir), history=history, path=run_dir)
+
+
+def run_folders(results_dir):
+    """The run folders under a results folder, in (experiment, run name) order.
+
+    Raises:
+        FileNotFoundError: naming the folder, when it does not exist.
+    """
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise FileNotFoundError(
+            f"results folder {str(results_dir)!r} does not exist; run `python -m utils.experiments` "
+            "first or pass the folder it wrote"
+        )
+    return [
+        run_dir
+        for experiment_dir in sorted(path for path in results_dir.iterdir() if path.is_dir())
+        for run_dir in sorted(path for path in experiment_dir.iterdir() if path.is_dir())
+        if (run_dir / "config.json").exists()
+    ]
+
+
+# ------------------------------------------------------------------------ the lock
+
+
+class RunLockedError(RuntimeError):
+    """Another process is training this run (it holds the run folder's lock)."""
+
+    def __init__(self, run_dir, pid):
+        self.run_dir = Path(run_dir)
+        self.pid = pid
+        owner = f"process {pid}" if pid else "another process"
+        super().__init__(f"{run_dir} is being trained by {owner}; skipped.")
+
+
+@contextlib.contextmanager
+def run_lock(run_dir):
+    """Holds the run folder's lock (an OS lock on `<run_dir>/.lock`) for the block.
+
+    The operating system releases the lock when its process ends, however it ends, so a
+    killed run never blocks the next attempt. While the lock is held no other process
+    writes to the folder, so leftover temporary files of a killed writer are removed.
+    The lock file is deleted when the block ends.
+
+    Raises:
+        RunLockedError: when another process holds the lock (its process id is read
+            from the lock file).
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / LOCK_FILE
+    while True:
+        lock = open(path, "a+")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            text = lock.read().strip()
+            lock.close()
+            raise RunLockedError(run_dir, int(text) if text.isdigit() else None) from None
+        # The holder before us may have deleted the file between our open and our lock:
+        # then we hold a lock nobody else can see, and must take the new file's instead.
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(path).st_ino == os.fstat(lock.fileno()).st_ino:
+                break
+        lock.close()
+    try:
+        lock.seek(0)
+        lock.truncate()
+        lock.write(str(os.getpid()))
+        lock.flush()
+        _remove_temporaries(run_dir)
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        lock.close()  # closing releases the lock
+
+
+def _remove_temporaries(run_dir):
+    for leftover in run_dir.rglob(f"*{TEMPORARY_SUFFIX}"):
+        with contextlib.suppress(FileNotFoundError):
+            leftover.unlink()
+
+
+# ----------------------------------------------------------- what the engine will do
+
+
+def config_differences(stored, config):
+    """The fields in which two configs differ, as "field: stored X, requested Y" lines."""
+    stored_fields, requested = stored.to_dict(), config.to_dict()
+    return [
+        f"{key}: stored {stored_fields.get(key)!r}, requested {value!r}"
+        for key, value in requested.items()
+        if stored_fields.get(key) != value
+    ]
+
+
+def check_stored_config(run_dir, config):
+    """Raises ValueError when run_dir holds a run of a different config, listing the
+    fields that differ."""
+    try:
+        stored = read_config(run_dir)
+    except ValueError as error:
+        stored, reason = None, str(error)
+    else:
+        if stored is None or stored == config:
+            return
+        reason = "its config differs (" + "; ".join(config_differences(stored, config)) + ")"
+    raise ValueError(
+        f"{run_dir} already holds a run and {reason}. Use another results folder "
+        f"(results_dir=...) or delete {run_dir} to train this config."
+    )
+
+
+def find_reusable(config, results_dir):
+    """A finished run of another experiment with the same training settings, or None."""
+    for candidate in sorted(Path(results_dir).glob(f"*/{config.run_name}")):
+        if candidate.parent.name == config.experiment:
+            continue
+        try:
+            stored = read_config(candidate)
+            summary = read_summary(candidate)
+        except (OSError, ValueError):
+            continue
+        if (
+            stored is not None
+            and stored.training_settings() == config.training_settings()
+            and summary.get("status") in FINAL_STATUSES
+            and summary.get("reused_from") is None
+        ):
+            return candidate
+    return None
+
+
+def copy_finished_run(config, source, results_dir):
+    """Copies a finished run's results into the folder of `config`, whose training
+    settings are the same (summary "reused_from": the source, relative to results_dir)."""
+    results_dir = Path(results_dir)
+    run_dir = run_directory(config, results_dir)
+    summary = read_summary(source)
+    history = Path(source) / "history.csv"
+    write_config(run_dir, config)
+    if history.exists():
+        write_atomically(run_dir / "history.csv", history.read_text())
+    summary.update(
+        run_name=config.run_name,
+        experiment=config.experiment,
+        reused_from=Path(source).relative_to(results_dir).as_posix(),
+    )
+    shutil.rmtree(run_dir / "backup", ignore_errors=True)
+    write_summary(run_dir, summary)
+
+
+def planned_action(config, results_dir="results"):
+    """What the engine will do with `config`, without doing it.
+
+    Returns:
+        ("finished", None) when its folder holds a finished (complete or diverged) run;
+        ("reuse", source_folder) when a finished run of another experiment has the same
+        training settings; ("train", None) otherwise.
+    """
+    if read_summary(run_directory(config, results_dir)).get("status") in FINAL_STATUSES:
+        return "finished", None
+    source = find_reusable(config, results_dir)
+    if source is not None:
+        return "reuse", source
+    return "train", None
