@@ -9,14 +9,19 @@ import os
 import subprocess
 import sys
 
-BENCHMARKS = ("benchmarks.layer_benchmark", "benchmarks.training_benchmark", "benchmarks.data_benchmark")
+BENCHMARKS = (
+    "benchmarks.layer_benchmark",
+    "benchmarks.training_benchmark",
+    "benchmarks.data_benchmark",
+    "benchmarks.grid_benchmark",
+)
 
 
 def main():
     failed = []
     for module in BENCHMARKS:
         print(f"\n=== python -m {module}", flush=True)
-        if module.endswith("data_benchmark") and not os.environ.get("TINY_IMAGENET_DIR"):
+        if module.endswith(("data_benchmark", "grid_benchmark")) and not os.environ.get("TINY_IMAGENET_DIR"):
             print("skipped: set TINY_IMAGENET_DIR to a copy of Tiny ImageNet to measure the data path")
             continue
         if subprocess.run([sys.executable, "-m", module]).returncode != 0:

@@ -54,3 +54,12 @@ def test_profile_lists_the_ops_of_a_step_by_self_time(tmp_path, capsys):
     assert any("Conv2D" in op for op in table.op)  # the convolutions' TensorFlow kernels
     assert list(tmp_path.rglob("*.xplane.pb"))
     assert "images/s while profiled" in capsys.readouterr().out
+
+
+def test_grid_benchmark_compares_workers_on_one_grid(capsys):
+    from benchmarks import grid_benchmark
+
+    table = grid_benchmark.main(["--synthetic", "--workers", "1,2", "--batch-sizes", "16", "--epochs", "1"])
+    assert list(table["workers"]) == [1, 2]
+    assert (table["images/s"] > 0).all() and table["vs 1 worker"].iloc[0] == 1.0
+    assert "images/s" in capsys.readouterr().out

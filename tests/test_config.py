@@ -152,14 +152,31 @@ def test_boundaries_round_half_up():
 
 
 @pytest.mark.parametrize("profile", ["smoke", "cpu", "paper"])
-def test_profiles_hold_both_experiments(profile):
+def test_profiles_hold_both_experiments_for_every_seed(profile):
     configs = profile_configs(profile)
-    names = [(c.experiment, c.norm, c.batch_size) for c in configs]
-    assert names[:4] == [("norm_comparison", norm, 32) for norm in ("batch", "layer", "instance", "group")]
-    assert names[4:] == [("batch_size_sweep", n, b) for n in ("batch", "group") for b in (32, 16, 8, 4, 2)]
+    seeds = (0, 1, 2) if profile == "cpu" else (0,)
+    norms = ("batch", "layer", "instance", "group")
+    # All runs of one seed, then the next: a stopped grid has whole seeds done.
+    assert [(c.seed, c.experiment, c.norm, c.batch_size) for c in configs] == [
+        (seed, experiment, norm, batch)
+        for seed in seeds
+        for experiment, batches in (("norm_comparison", (32,)), ("batch_size_sweep", (32, 16, 8, 4, 2)))
+        for norm in norms
+        for batch in batches
+    ]
     assert all(c.profile == profile and c.groups in (None, 32) for c in configs)
     distinct = {json.dumps(c.training_settings(), sort_keys=True) for c in configs}
-    assert len(distinct) == (14 if profile == "paper" else 12)
+    # The sweep's batch-32 runs are the comparison's, except in the paper profile, whose
+    # comparison trains for longer.
+    assert len(distinct) == len(seeds) * (24 if profile == "paper" else 20)
+
+
+def test_seeds_can_be_chosen_and_the_recipe_sweep_keeps_seed_0():
+    assert {c.seed for c in profile_configs("cpu", seeds=(1,))} == {1}
+    assert {c.seed for c in profile_configs("cpu", "recipe_sweep")} == {0}
+    assert profile_configs("cpu", "recipe_sweep", seeds=(1, 2)) == []
+    with pytest.raises(ValueError, match="seeds"):
+        profile_configs("cpu", seeds=(0, 0))
 
 
 def test_profile_scales():
@@ -202,11 +219,13 @@ def test_cpu_profile_runs_each_norm_at_its_measured_fastest_settings():
 
 def test_recipe_sweep_covers_every_norm_and_rate_with_distinct_names():
     configs = profile_configs("cpu", "recipe_sweep")
-    assert {(c.norm, c.base_learning_rate) for c in configs} == {
+    assert {(c.norm, c.base_learning_rate) for c in configs if c.lr_decay_fractions == (0.5, 0.75)} == {
         (norm, rate) for norm in ("batch", "layer", "instance", "group") for rate in (0.001, 0.003, 0.01, 0.03)
     }
-    assert {c.lr_decay_fractions for c in configs} == {(0.5, 0.75)}
+    assert {c.lr_decay_fractions for c in configs} == {(0.5, 0.75), (0.3, 0.6, 0.9)}
+    # The paper's schedule only at the first study's rate, for comparison.
+    assert {c.base_learning_rate for c in configs if c.lr_decay_fractions == (0.3, 0.6, 0.9)} == {0.003}
     assert {c.batch_size for c in configs} == {32}
-    assert len({c.run_name for c in configs}) == len(configs) == 16
+    assert len({c.run_name for c in configs}) == len(configs) == 20
     # "all" is the study: the recipe sweep is trained only when asked for.
     assert {c.experiment for c in profile_configs("cpu", "all")} == {"norm_comparison", "batch_size_sweep"}

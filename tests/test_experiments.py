@@ -11,6 +11,7 @@ import textwrap
 from pathlib import Path
 
 import keras
+import numpy
 import pytest
 
 from tests import results_factory
@@ -44,10 +45,11 @@ def data_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def smoke_grid(tmp_path_factory, data_dir):
-    """The whole smoke grid (14 configs, 12 trainings) through the command line."""
+    """The whole smoke grid (24 configs, 20 trainings) through the command line."""
     results = tmp_path_factory.mktemp("results")
     status, output = run_cli(
-        "--profile", "smoke", "--experiment", "all", "--results", str(results), "--data", str(data_dir), "--verbose", "0"
+        "--profile", "smoke", "--experiment", "all", "--results", str(results), "--data", str(data_dir), "--verbose", "0",
+        "--workers", "1",
     )
     return status, output, results
 
@@ -83,20 +85,20 @@ def test_sweep_batch_32_runs_reuse_the_comparison(smoke_grid):
         assert reused.history.equals(source.history)
         assert f"batch_size_sweep/{name}: complete" in output and f"reused from norm_comparison/{name}" in output
     trained = [line for line in output.splitlines() if ": complete" in line and "reused from" not in line]
-    assert len(trained) == 12
+    assert len(trained) == 20
 
 
 @pytest.mark.slow
 def test_cli_prints_a_line_per_run_and_a_summary_table(smoke_grid):
     _, output, _ = smoke_grid
     lines = output.splitlines()
-    assert lines[0].startswith("14 run(s) of profile 'smoke'")
+    assert lines[0].startswith("24 run(s) of profile 'smoke'")
     for number, config in enumerate(profile_configs("smoke"), start=1):
-        assert any(line.startswith(f"[{number}/14] {config.experiment}/{config.run_name}: complete") for line in lines)
+        assert any(line.startswith(f"[{number}/24] {config.experiment}/{config.run_name}: complete") for line in lines)
     header = next(line for line in lines if "val_error_median5" in line)
     assert header.split()[:3] == ["experiment", "run_name", "status"]
     table = lines[lines.index(header) + 1 :]
-    assert len(table) == 14 and all(" complete " in row for row in table)
+    assert len(table) == 24 and all(" complete " in row for row in table)
 
 
 @pytest.mark.slow
@@ -105,7 +107,7 @@ def test_only_selects_runs_and_reads_finished_ones_back(smoke_grid, data_dir, mo
     monkeypatch.setattr(keras.Model, "fit", lambda *a, **k: pytest.fail("fit was called for a finished run"))
     status, output = run_cli(
         "--profile", "smoke", "--only", "batch_size_sweep/gn_g32_bs2_seed0,ln_bs32_seed0",
-        "--results", str(results), "--data", str(data_dir), "--verbose", "0",
+        "--results", str(results), "--data", str(data_dir), "--verbose", "0", "--workers", "1",
     )
     assert status == 0
     run_lines = [line for line in output.splitlines() if line.startswith("[") and "starting" not in line]
@@ -172,12 +174,13 @@ def test_grid_without_data_skips_only_the_runs_to_train(tmp_path):
     finished, pending = configs[0], configs[1:]
     write_complete_run(finished, tmp_path)
     lines = []
-    grid = experiments.run_grid(configs, tmp_path, data_available=False, verbose=0, print_line=lines.append)
-    assert [item.outcome for item in grid] == ["read back"] + ["needs data"] * len(pending)
+    grid = experiments.run_grid(configs, tmp_path, skip_training="the data is not available", verbose=0,
+                                print_line=lines.append)
+    assert [item.outcome for item in grid] == ["read back"] + ["not trained"] * len(pending)
     assert grid[0].record.config == finished
     assert all("not trained (the data is not available)" in line for line in lines[-len(pending):])
     table = experiments.summary_table(grid)
-    assert list(table["status"]) == ["complete"] + ["not trained (needs data)"] * len(pending)
+    assert list(table["status"]) == ["complete"] + ["not trained"] * len(pending)
 
 
 def test_a_failed_run_is_reported_with_a_short_status(tmp_path, capsys):
@@ -328,3 +331,32 @@ def test_an_unusable_results_folder_is_refused_before_any_run(tmp_path, kind, ca
     assert status == 2
     assert "starting" not in output
     assert str(results_dir) in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_two_workers_train_each_run_once_and_write_what_one_process_writes(smoke_grid, tmp_path, data_dir):
+    _, _, sequential = smoke_grid
+    status, output = run_cli("--profile", "smoke", "--experiment", "all", "--results", str(tmp_path),
+                             "--data", str(data_dir), "--verbose", "0", "--workers", "2")
+    assert status == 0
+    assert "in 2 processes of 1 thread(s) each" in output
+    worker_lines = [line for line in output.splitlines() if line.startswith("[worker ")]
+    started = [line for line in worker_lines if line.endswith(": starting")]
+    skipped = [line for line in worker_lines if ": skipped, being trained by process" in line]
+    # 20 distinct trainings, each trained by one worker; the other skipped it or read it back.
+    assert len(started) - len(skipped) == 20
+    assert {line.split()[1].rstrip("]") for line in started} == {"1", "2"}
+    for config in profile_configs("smoke"):
+        one, two = (runs.read_run(runs.run_directory(config, folder)) for folder in (sequential, tmp_path))
+        assert two.summary["status"] == "complete"
+        assert two.config == one.config
+        # One thread per worker may round sums differently from two threads.
+        compared = [c for c in runs.HISTORY_COLUMNS if c != "seconds"]
+        assert numpy.allclose(two.history[compared].to_numpy(), one.history[compared].to_numpy(), rtol=1e-4, atol=1e-4)
+    assert not list(tmp_path.rglob(".lock")) and not list(tmp_path.rglob("*.tmp"))
+
+
+def test_workers_must_be_positive(capsys):
+    with pytest.raises(SystemExit):
+        experiments.main(["--profile", "smoke", "--workers", "0"])
+    assert "--workers 0" in capsys.readouterr().err

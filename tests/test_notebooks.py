@@ -38,7 +38,7 @@ CELL_TIMEOUT = 300
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Variables a notebook reads; each test sets the ones it needs and removes the others.
 NOTEBOOK_VARIABLES = ("GN_PROFILE", "GN_RESULTS_DIR", "GN_FIGURES_DIR", "GN_SYNTHETIC_DIR", "GN_VERBOSE",
-                      "TINY_IMAGENET_DIR")
+                      "GN_SEEDS", "GN_WORKERS", "GN_TRAIN", "TINY_IMAGENET_DIR")
 # Any download attempt fails at once instead of waiting on the network.
 NO_NETWORK = {name: "http://127.0.0.1:9" for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY")}
 
@@ -175,8 +175,8 @@ def test_sweep_notebook_reuses_the_batch_32_runs(smoke):
     assert "reuses norm_comparison/bn_bs32_seed0" in text  # the plan
     assert "reused from norm_comparison/bn_bs32_seed0" in text  # the engine
     assert "reused from norm_comparison/gn_g32_bs32_seed0" in text
-    assert "10 runs; 3 finished or reusable" in text  # after the lesson's own batch-2 GN run
-    assert text.count("Epoch 1/2") == 8
+    assert "20 runs; 5 finished or reusable" in text  # after the lesson's own batch-2 GN run
+    assert text.count("Epoch 1/2") == 16
     assert "steps of 2 images per epoch" in text
     assert "| batch size | ours BN | ours GN" in text  # Table 2 as markdown
     assert_png(folders["figures"] / "batch_size_curves.png")
@@ -188,7 +188,7 @@ def test_main_notebook_reads_the_finished_runs(smoke):
     folders, texts = smoke
     text = texts["main"]
     assert "Epoch " not in text  # nothing trained again
-    assert "14 runs; 14 finished or reusable" in text
+    assert "24 runs; 24 finished or reusable" in text
     assert "synthetic-tiny-imagenet: 4 classes, 64 training images" in text
     assert "At batch 32, GN minus BN val error: ours" in text  # conclusions, computed
     assert "report val loss" in text
@@ -211,7 +211,7 @@ def test_main_notebook_without_the_data(kernels, tmp_path):
     assert TINY_IMAGENET_URL in text and "TINY_IMAGENET_DIR" in text
     assert "Downloading" not in text and "Epoch " not in text
     # Every run was read back from disk; none needed the data.
-    assert text.count("complete, 10/10 epochs") == 14 and "not trained" not in text
+    assert text.count("complete, 10/10 epochs") == len(profile_configs("cpu")) and "not trained" not in text
     assert not (home / ".keras" / "datasets").exists() or not any((home / ".keras" / "datasets").iterdir())
     assert "dataset tiny-imagenet-200, profile cpu" in text
     assert not (figures_dir / "sample_images.png").exists()
@@ -230,6 +230,14 @@ def test_settings_default_to_folders_at_the_repository_root():
     assert settings.synthetic_dir == ROOT / "data"
 
 
+def test_seeds_and_workers_settings_shape_the_grid():
+    settings = notebook.read_settings({"GN_SEEDS": "0", "GN_WORKERS": "1"})
+    assert settings.seeds == (0,) and settings.workers == 1
+    configs = notebook.profile_configs(settings)
+    assert {config.seed for config in configs} == {0}
+    assert {config.seed for config in notebook.profile_configs(notebook.read_settings({}))} == {0, 1, 2}
+
+
 def test_settings_resolve_relative_paths_from_the_repository_root(tmp_path):
     settings = notebook.read_settings({"GN_PROFILE": "smoke", "GN_RESULTS_DIR": "results-smoke",
                                        "GN_FIGURES_DIR": str(tmp_path), "GN_VERBOSE": "1"})
@@ -241,6 +249,9 @@ def test_settings_resolve_relative_paths_from_the_repository_root(tmp_path):
 @pytest.mark.parametrize("variables, message", [
     ({"GN_PROFILE": "fast"}, "GN_PROFILE='fast' is not a profile"),
     ({"GN_VERBOSE": "3"}, "GN_VERBOSE='3' must be 0, 1 or 2"),
+    ({"GN_SEEDS": "0,one"}, "GN_SEEDS='0,one' must be comma-separated integers"),
+    ({"GN_WORKERS": "0"}, "GN_WORKERS='0' must be an integer >= 1"),
+    ({"GN_TRAIN": "no"}, "GN_TRAIN=.no. must be 1"),
 ])
 def test_settings_reject_bad_values(variables, message):
     with pytest.raises(ValueError, match=message):
@@ -339,3 +350,15 @@ def test_notebook_helpers_start_tensorflow_without_its_log_lines():
     )
     assert "TensorFlow" in completed.stdout
     assert completed.stderr == ""
+
+
+def test_read_only_settings_train_nothing_and_say_so(tmp_path, capsys):
+    configs = profile_configs("smoke", "norm_comparison")
+    write_finished_runs(configs[:1], tmp_path)
+    settings = notebook.read_settings({"GN_PROFILE": "smoke", "GN_RESULTS_DIR": str(tmp_path), "GN_TRAIN": "0"})
+    assert settings.train is False
+    summary = notebook.run_experiment(settings, "norm_comparison")
+    out = capsys.readouterr().out
+    assert "3 to train (GN_TRAIN=0: none is trained here)" in out
+    assert out.count("not trained (GN_TRAIN=0)") == 3
+    assert list(summary["status"]) == ["complete", "not trained", "not trained", "not trained"]

@@ -128,36 +128,83 @@ def test_table1_side_by_side_with_missing_run(results_dir):
 def test_table2_shows_partial_missing_and_diverged_runs(runs):
     table = results.table2(runs).set_index("batch size")
     assert list(table.index) == [32, 16, 8, 4, 2]
-    assert table.loc[8, "GN status"] == "partial (3/10 epochs)"
-    assert table.loc[4, "GN status"] == "missing"
-    assert table.loc[2, "BN status"] == "diverged at epoch 4"
-    assert math.isnan(table.loc[2, "ours BN"])  # a diverged run has no number
-    assert math.isnan(table.loc[2, "ours GN minus BN"])
-    assert table.loc[16, "ours GN minus BN"] == pytest.approx(expected_median(61.2) - expected_median(61.0))
+    assert "GN: partial (3/10 epochs)" in table.loc[8, "status"]
+    assert "GN: missing" in table.loc[4, "status"]
+    assert "BN: diverged at epoch 4" in table.loc[2, "status"]
+    assert math.isnan(table.loc[2, "BN"])  # a diverged run has no number
+    assert math.isnan(table.loc[2, "GN minus BN"])
+    assert table.loc[16, "GN minus BN"] == pytest.approx(expected_median(61.2) - expected_median(61.0))
     assert table.loc[2, "paper GN minus BN"] == -10.6
     assert table.loc[2, "paper BN"] == 34.7
-    assert table.loc[2, "BN run"] == "bn_bs2_seed0"
+    # LN and IN were not swept in this folder; one seed gives no sd.
+    assert math.isnan(table.loc[16, "LN"]) and math.isnan(table.loc[16, "BN sd"])
 
 
-def test_table_averages_several_seeds(tmp_path):
-    for seed, final in ((0, 60.0), (1, 64.0)):
-        factory.write_run(tmp_path, factory.make_config("norm_comparison", "batch", 32, seed=seed),
+def write_seeds(results_dir, norm, batch_size, finals):
+    """Complete runs of one cell, one per seed, converging to the given final errors."""
+    for seed, final in enumerate(finals):
+        factory.write_run(results_dir, factory.make_config("batch_size_sweep", norm, batch_size, seed=seed),
                           factory.curve(final, 10))
-    table = results.table1(tmp_path).set_index("norm")
-    assert table.loc["BN", "ours val error (%)"] == pytest.approx(
-        (expected_median(60.0) + expected_median(64.0)) / 2)
-    assert table.loc["BN", "status"] == "complete (mean of 2 runs)"
-    assert table.loc["BN", "run"] == "bn_bs32_seed0, bn_bs32_seed1"
+    return [expected_median(final) for final in finals]
+
+
+def test_cells_give_mean_sd_and_the_values_of_every_seed(tmp_path):
+    values = write_seeds(tmp_path, "batch", 4, [60.0, 64.0, 61.0])
+    cell = results.run_cell(results.load_runs(tmp_path), experiment="batch_size_sweep", norm="batch", batch_size=4)
+    assert cell["n"] == 3 and cell["seeds"] == (0, 1, 2)
+    assert cell["values"] == pytest.approx(values)
+    assert cell["value"] == pytest.approx(np.mean(values))
+    assert cell["sd"] == pytest.approx(np.std(values, ddof=1))
+    assert cell["status"] == "complete (3 seeds)"
+
+
+def test_differences_are_paired_by_seed(tmp_path):
+    bn = write_seeds(tmp_path, "batch", 2, [70.0, 80.0, 75.0])
+    gn = write_seeds(tmp_path, "group", 2, [65.0, 79.0, 76.0])
+    table = results.table2(tmp_path).set_index("batch size")
+    differences = np.array(gn) - np.array(bn)
+    assert table.loc[2, "GN minus BN"] == pytest.approx(differences.mean())
+    # Paired: the spread of the differences, not of either column.
+    assert table.loc[2, "GN minus BN sd"] == pytest.approx(np.std(differences, ddof=1))
+    assert table.loc[2, "GN sd"] == pytest.approx(np.std(gn, ddof=1))
+    assert table.loc[2, "n"] == "BN 3, LN 0, IN 0, GN 3"
+    text = "\n".join(results.conclusions(tmp_path))
+    lower = int((differences < 0).sum())
+    assert f"(GN lower in {lower} of 3 seeds)" in text
+
+
+def test_seed_table_lists_every_seed(tmp_path):
+    values = write_seeds(tmp_path, "group", 8, [60.0, 62.0])
+    table = results.seed_table(tmp_path)
+    assert list(table.columns) == [0, 1]
+    assert table.loc[("batch_size_sweep", "group", 8)].tolist() == pytest.approx(values)
+
+
+def test_drop_counts_the_seeds_where_the_small_batch_is_worse(tmp_path):
+    at_32 = write_seeds(tmp_path, "batch", 32, [60.0, 60.0, 60.0])
+    at_2 = write_seeds(tmp_path, "batch", 2, [70.0, 58.0, 66.0])
+    drop = results.batch_size_drop(tmp_path).loc["BN"]
+    increases = np.array(at_2) - np.array(at_32)
+    assert drop["n"] == 3 and drop["higher_at_small"] == int((increases > 0).sum()) == 2
+    assert drop["ours_increase"] == pytest.approx(increases.mean())
+    assert drop["ours_increase_sd"] == pytest.approx(np.std(increases, ddof=1))
+
+
+def test_markdown_shows_mean_and_sd_together(tmp_path):
+    values = write_seeds(tmp_path, "batch", 32, [60.0, 64.0])
+    text = results.to_markdown(results.table2(tmp_path))
+    assert f"| {np.mean(values):.1f} ± {np.std(values, ddof=1):.1f} |" in text
+    assert "BN sd" not in text.split("\n")[0]
 
 
 def test_markdown_export(results_dir):
     text = results.to_markdown(results.table2(results_dir))
     lines = text.split("\n")
-    assert lines[0].startswith("| batch size | ours BN |")
+    assert lines[0].startswith("| batch size | BN | LN | IN | GN | GN minus BN | n |")
     assert lines[1].startswith("|---:|")
     table_lines = [line for line in lines if line.startswith("|")]
     assert len(table_lines) == 2 + 5
-    assert "| missing |" in text and "diverged at epoch 4" in text and "partial (3/10 epochs)" in text
+    assert "GN: missing" in text and "diverged at epoch 4" in text and "partial (3/10 epochs)" in text
     assert "| 2 | – |" in text  # NaN shows as a dash, not "nan"
     assert "nan" not in text.lower().replace("nats", "")
     assert text.endswith(results.table2(results_dir).attrs["caption"])
@@ -191,7 +238,7 @@ def test_batch_size_drop_ours_and_paper(runs):
 def test_conclusions_name_the_numbers_and_the_gaps(runs):
     text = "\n".join(results.conclusions(runs))
     gap = expected_median(61.0) - expected_median(60.0)
-    assert f"ours {gap:+.1f} points, paper +0.5" in text
+    assert f"ours {gap:+.1f} points (GN higher in 1 of 1 seed), paper +0.5" in text
     assert "LN: missing" in text
     assert "diverged at epoch 4" in text
     assert "paper +11.1" in text

@@ -386,9 +386,11 @@ def learning_rate_for_epoch(config, epoch):
 # Per-profile settings shared by every run of the profile; `epochs` maps experiments to
 # their number of epochs.
 _PROFILE_SETTINGS = {
-    # Synthetic images, a handful per class: the 12 trainings take about a minute on a CPU.
-    # XLA is off because compiling takes longer than these tiny trainings.
+    # Synthetic images, a handful per class, one seed: the 20 trainings take about a
+    # minute or two on a CPU. XLA is off because compiling takes longer than these tiny
+    # trainings.
     "smoke": dict(
+        seeds=(0,),
         dataset="synthetic-tiny-imagenet",
         classes=4,
         images_per_class=16,
@@ -402,6 +404,7 @@ _PROFILE_SETTINGS = {
     # about 13.5 ms per training image-epoch in all, so 20,000 x 10 x 13.5 ms = 45 min of
     # training, plus validation, compilation and data loading: under 75 minutes.
     "cpu": dict(
+        seeds=(0, 1, 2),
         dataset="tiny-imagenet-200",
         classes=40,
         images_per_class=500,
@@ -412,6 +415,7 @@ _PROFILE_SETTINGS = {
     # The 2023 report's scale: all of Tiny ImageNet, 100 epochs for the normalization
     # comparison and 10 for the batch-size sweep.
     "paper": dict(
+        seeds=(0,),
         dataset="tiny-imagenet-200",
         classes=200,
         images_per_class=500,
@@ -451,15 +455,22 @@ _NORMS = ("batch", "layer", "instance", "group")
 RECIPE_SWEEP_LEARNING_RATES = (0.001, 0.003, 0.01, 0.03)
 RECIPE_SWEEP_DECAY_FRACTIONS = (0.5, 0.75)
 
+# The recipe sweep is read at one seed (utils.recipe); the study's experiments use the
+# profile's seeds.
+_EXPERIMENT_SEEDS = {"recipe_sweep": (0,)}
+
 # The experiments: the fields that differ between their runs.
 _EXPERIMENT_RUNS = {
     "norm_comparison": [dict(norm=norm, batch_size=32) for norm in _NORMS],
-    "batch_size_sweep": [dict(norm=norm, batch_size=batch) for norm in ("batch", "group") for batch in (32, 16, 8, 4, 2)],
+    "batch_size_sweep": [dict(norm=norm, batch_size=batch) for norm in _NORMS for batch in (32, 16, 8, 4, 2)],
+    # Beside them, the paper's schedule at the first study's rate: those runs are the
+    # first study's (reused when its results are there), for comparison.
     "recipe_sweep": [
         dict(norm=norm, batch_size=32, base_learning_rate=rate, lr_decay_fractions=RECIPE_SWEEP_DECAY_FRACTIONS)
         for norm in _NORMS
         for rate in RECIPE_SWEEP_LEARNING_RATES
-    ],
+    ]
+    + [dict(norm=norm, batch_size=32, base_learning_rate=0.003, lr_decay_fractions=(0.3, 0.6, 0.9)) for norm in _NORMS],
 }
 
 
@@ -476,7 +487,7 @@ def profile_settings(profile):
     return settings
 
 
-def profile_configs(profile, experiment="all", **overrides):
+def profile_configs(profile, experiment="all", *, seeds=None, **overrides):
     """The grid of run configs of a profile.
 
     Args:
@@ -484,10 +495,13 @@ def profile_configs(profile, experiment="all", **overrides):
         experiment: "norm_comparison", "batch_size_sweep", "recipe_sweep" or "all"
             (the study: the comparison, then the batch-size sweep, whose batch-32 runs
             reuse the comparison's results).
-        **overrides: RunConfig fields set on every run, e.g. `seed=1` or `epochs=3`.
+        seeds: the seeds of the study's runs (default: the profile's, e.g. 0, 1 and 2
+            for "cpu"); the recipe sweep always uses seed 0.
+        **overrides: RunConfig fields set on every run, e.g. `epochs=3`.
 
     Returns:
-        A list of `RunConfig`, in training order.
+        A list of `RunConfig`, in training order: all runs of the first seed, then of
+        the next, so that a stopped grid has whole seeds done.
 
     Raises:
         ValueError: for an unknown profile, experiment or field.
@@ -504,20 +518,30 @@ def profile_configs(profile, experiment="all", **overrides):
     if unknown:
         raise ValueError(f"Unknown config fields {unknown}; valid fields are {sorted(known)}.")
     epochs = settings.pop("epochs")
+    profile_seeds = settings.pop("seeds")
+    seeds = tuple(profile_seeds if seeds is None else seeds)
+    if not seeds or not all(_is_int(seed) and seed >= 0 for seed in seeds) or len(set(seeds)) < len(seeds):
+        raise ValueError(f"seeds={seeds!r} must be distinct integers >= 0, e.g. (0, 1, 2).")
+    grid = [
+        (seed, name, run_fields)
+        for seed in seeds
+        for name in experiments
+        if seed in _EXPERIMENT_SEEDS.get(name, seeds)
+        for run_fields in _EXPERIMENT_RUNS[name]
+    ]
     configs = []
-    for name in experiments:
-        for run_fields in _EXPERIMENT_RUNS[name]:
-            norm, batch_size = run_fields["norm"], run_fields["batch_size"]
-            fields = dict(settings, experiment=name, profile=profile, epochs=epochs[name], **run_fields)
-            if fields.get("jit_compile") == "fastest":
-                fields.update(fastest_settings(norm, batch_size))
-            fields.update(overrides)
-            # Options of one normalization apply to that normalization's runs only.
-            if norm != "group":
-                fields.pop("groups", None)
-            if norm != "batch":
-                fields.pop("sync_batch_norm", None)
-            configs.append(RunConfig(**fields))
+    for seed, name, run_fields in grid:
+        norm, batch_size = run_fields["norm"], run_fields["batch_size"]
+        fields = dict(settings, experiment=name, profile=profile, epochs=epochs[name], seed=seed, **run_fields)
+        if fields.get("jit_compile") == "fastest":
+            fields.update(fastest_settings(norm, batch_size))
+        fields.update(overrides)
+        # Options of one normalization apply to that normalization's runs only.
+        if norm != "group":
+            fields.pop("groups", None)
+        if norm != "batch":
+            fields.pop("sync_batch_norm", None)
+        configs.append(RunConfig(**fields))
     names = [f"{config.experiment}/{config.run_name}" for config in configs]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:

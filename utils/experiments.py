@@ -3,6 +3,7 @@
     python -m utils.experiments --profile cpu --experiment all
     python -m utils.experiments --profile cpu --only gn_g32_bs2_seed0,bn_bs2_seed0
     python -m utils.experiments --profile smoke --results /tmp/results --set epochs=3
+    python -m utils.experiments --profile cpu --workers 2
 
 Runs already complete in the results folder are read back, not trained again; a killed
 grid started again resumes where it stopped. `--only` selects runs by name (or
@@ -36,6 +37,7 @@ __all__ = [
     "run_grid",
     "summary_table",
     "parse_overrides",
+    "parse_seeds",
     "main",
 ]
 
@@ -130,8 +132,7 @@ class GridRun:
         config: the `RunConfig`.
         outcome: "read back" (finished before), "reused", "trained" (complete or
             diverged, see the record's status), "failed", "locked" (another process
-            is training it) or "needs data" (not trained, because the data is not
-            available).
+            is training it) or "not trained" (training was off: `skip_training`).
         record: the run folder read back (`utils.runs.RunRecord`), or None.
         error: the exception of a failed run, else None.
     """
@@ -216,16 +217,30 @@ def plan_table(planned, results_dir="results"):
     } for plan in planned])
 
 
+def parse_seeds(text):
+    """Seeds from "0,1,2" (None for None or an empty text).
+
+    Raises:
+        ValueError: for anything but comma-separated integers.
+    """
+    if not text or not text.strip():
+        return None
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise ValueError(f"--seeds {text!r} must be comma-separated integers, e.g. 0,1,2.") from None
+
+
 def summary_table(grid):
     """A pandas DataFrame with one row per `GridRun`: the run's summary, or its outcome
-    when it has none ("failed", "needs data")."""
+    when it has none ("failed", "not trained", "locked")."""
     import pandas as pd
 
     rows = []
     for item in grid:
         if item.record is None:
             status = {"failed": "failed", "locked": "skipped (being trained elsewhere)"}.get(
-                item.outcome, "not trained (needs data)")
+                item.outcome, "not trained")
             rows.append({"experiment": item.config.experiment, "run_name": item.config.run_name, "status": status})
         else:
             rows.append({column: item.record.summary.get(column) for column in _TABLE_COLUMNS})
@@ -244,31 +259,32 @@ def _describe(record):
     return text + f", {summary['wall_seconds']:.0f} s"
 
 
-def run_grid(configs, results_dir="results", *, data_dir=None, data_available=True, verbose=1, print_line=print):
+def run_grid(configs, results_dir="results", *, data_dir=None, skip_training=None, verbose=1, print_line=print):
     """Runs configs in order; a run that fails is reported and the grid goes on.
 
     Args:
         configs: the `RunConfig`s, in training order.
         results_dir: the results folder.
         data_dir: where the data is (utils.training.load_data).
-        data_available: False when the data is known to be missing: runs that would
-            have to be trained are then skipped ("needs data"), the others read back.
+        skip_training: None to train what is not finished; else the reason why nothing
+            may be trained (e.g. "the data is not available"): runs that would have to
+            be trained are then skipped ("not trained"), the others read back.
         verbose: Keras fit verbosity while training.
         print_line: called with one line per run.
 
     Returns:
         A list of `GridRun`, in grid order.
     """
-    planned = plan_runs(configs, results_dir)
-    if any(plan.action != "finished" for plan in planned):
+    if any(plan.action != "finished" for plan in plan_runs(configs, results_dir)):
         check_writable(results_dir)
     grid = []
-    for number, plan in enumerate(planned, start=1):
-        config = plan.config
+    for number, config in enumerate(configs, start=1):
+        # Planned again for each run: another process may have trained it meanwhile.
+        plan = PlannedRun(config, *runs.planned_action(config, results_dir))
         label = f"[{number}/{len(configs)}] {config.experiment}/{config.run_name}"
-        if plan.action == "train" and not data_available:
-            print_line(f"{label}: not trained (the data is not available)")
-            grid.append(GridRun(config, "needs data"))
+        if plan.action == "train" and skip_training:
+            print_line(f"{label}: not trained ({skip_training})")
+            grid.append(GridRun(config, "not trained"))
             continue
         if plan.action == "train":
             print_line(f"{label}: starting")
@@ -303,6 +319,7 @@ def _parser():
         "--experiment", choices=EXPERIMENTS + ("all",), default="all", help="which experiment (default: all)"
     )
     parser.add_argument("--only", help="comma-separated run names (or experiment/run_name) to run")
+    parser.add_argument("--seeds", help="comma-separated seeds of the study's runs (default: the profile's)")
     parser.add_argument("--results", default="results", help="results folder (default: results)")
     parser.add_argument("--data", default=None, help="Tiny ImageNet folder or archive (synthetic: cache folder)")
     parser.add_argument(
@@ -310,6 +327,10 @@ def _parser():
     )
     parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1, help="Keras fit verbosity")
     parser.add_argument("--list", action="store_true", help="list the selected runs and exit")
+    parser.add_argument(
+        "--workers", type=int, default=None,
+        help="training processes side by side (default: 2 on a CPU with two or more cores, 1 with a GPU)",
+    )
     return parser
 
 
@@ -319,17 +340,25 @@ def main(argv=None):
     parser = _parser()
     arguments = parser.parse_args(argv)
     try:
-        configs = profile_configs(arguments.profile, arguments.experiment, **parse_overrides(arguments.set))
+        configs = profile_configs(arguments.profile, arguments.experiment, seeds=parse_seeds(arguments.seeds),
+                                  **parse_overrides(arguments.set))
         configs = select_runs(configs, arguments.only)
     except ValueError as error:
         parser.error(str(error))
+    if arguments.workers is not None and arguments.workers < 1:
+        parser.error(f"--workers {arguments.workers} must be 1 or more.")
     if arguments.list:
         for config in configs:
             print(f"{config.experiment}/{config.run_name}")
         return 0
     print(f"{len(configs)} run(s) of profile {arguments.profile!r} into {arguments.results}/")
+    from utils import workers
+
     try:
-        grid = run_grid(configs, arguments.results, data_dir=arguments.data, verbose=arguments.verbose)
+        grid = workers.run_in_workers(
+            configs, arguments.results, workers=arguments.workers or workers.default_workers(),
+            data_dir=arguments.data, verbose=arguments.verbose,
+        )
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

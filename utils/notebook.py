@@ -15,6 +15,12 @@ parameters, calls `utils` and displays. Environment variables (all optional):
     GN_VERBOSE         Keras fit verbosity while training: 2 (default) prints one line per
                        epoch, 1 a live progress bar (long outputs in a saved notebook), 0
                        nothing.
+    GN_SEEDS           the seeds of the study's runs, e.g. `0` for a quick pass with one
+                       seed (default: the profile's: 0, 1 and 2 for `cpu`).
+    GN_WORKERS         training processes side by side (default: 2 on a CPU with two or
+                       more cores, 1 with a GPU; utils.workers).
+    GN_TRAIN           1 (default) trains the runs that are missing; 0 only reads the
+                       results folder (e.g. while a grid trains in the background).
 
 Relative paths are taken from the repository root, whichever folder the notebook runs in.
 
@@ -45,7 +51,9 @@ from utils import data_sources
 from utils import experiments
 from utils import plots
 from utils import results
+from utils import runs
 from utils import training
+from utils import workers
 from utils.synthetic import SYNTHETIC_DATASET_NAME
 
 __all__ = [
@@ -58,6 +66,7 @@ __all__ = [
     "hardware",
     "profile_configs",
     "run_plan",
+    "example_config",
     "display_path",
     "find_data",
     "load_profile_data",
@@ -76,6 +85,9 @@ ENVIRONMENT_VARIABLES = {
     "GN_FIGURES_DIR": "figures folder (default figures/ at the repository root)",
     "GN_SYNTHETIC_DIR": "where the smoke profile's synthetic data is generated (default data/)",
     "GN_VERBOSE": "Keras fit verbosity while training: 2 one line per epoch (default), 1 progress bar, 0 none",
+    "GN_SEEDS": "seeds of the study's runs, e.g. 0 for a quick pass (default: the profile's)",
+    "GN_WORKERS": "training processes side by side (default: 2 on a CPU with two or more cores, 1 with a GPU)",
+    "GN_TRAIN": "1 (default) trains what is missing; 0 only reads the results folder",
 }
 SAMPLE_IMAGES = 32
 
@@ -90,6 +102,9 @@ class Settings:
         figures_dir: absolute figures folder.
         synthetic_dir: absolute folder the synthetic data set is generated in.
         verbose: Keras fit verbosity (0, 1 or 2).
+        seeds: the seeds of the study's runs, or None for the profile's.
+        workers: training processes side by side, or None for utils.workers's default.
+        train: False to only read the results folder, training nothing (GN_TRAIN=0).
     """
 
     profile: str
@@ -97,6 +112,9 @@ class Settings:
     figures_dir: Path
     synthetic_dir: Path
     verbose: int
+    seeds: tuple | None = None
+    workers: int | None = None
+    train: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,7 +172,17 @@ def read_settings(environ=None):
         raise ValueError(
             f"GN_PROFILE={profile!r} is not a profile; set it to one of {config_module.PROFILES}."
         )
+    try:
+        seeds = experiments.parse_seeds(environ.get("GN_SEEDS"))
+    except ValueError:
+        raise ValueError(f"GN_SEEDS={environ.get('GN_SEEDS')!r} must be comma-separated integers, e.g. 0 or 0,1,2.") from None
     verbose_text = environ.get("GN_VERBOSE") or "2"
+    train_text = environ.get("GN_TRAIN") or "1"
+    if train_text not in ("0", "1"):
+        raise ValueError(f"GN_TRAIN={train_text!r} must be 1 (train what is missing) or 0 (only read results).")
+    workers_text = environ.get("GN_WORKERS") or ""
+    if workers_text and not (workers_text.isdigit() and int(workers_text) >= 1):
+        raise ValueError(f"GN_WORKERS={workers_text!r} must be an integer >= 1.")
     if verbose_text not in ("0", "1", "2"):
         raise ValueError(f"GN_VERBOSE={verbose_text!r} must be 0, 1 or 2.")
     return Settings(
@@ -163,6 +191,9 @@ def read_settings(environ=None):
         figures_dir=_path_setting(environ, "GN_FIGURES_DIR", "figures"),
         synthetic_dir=_path_setting(environ, "GN_SYNTHETIC_DIR", "data"),
         verbose=int(verbose_text),
+        seeds=seeds,
+        workers=int(workers_text) if workers_text else None,
+        train=train_text == "1",
     )
 
 
@@ -191,6 +222,8 @@ def show_setup(settings):
     profile = config_module.profile_settings(settings.profile)
     print(f"profile:  {settings.profile} (dataset {profile['dataset']}, {profile['classes']} classes, "
           f"{profile['images_per_class']} training images per class, epochs {profile['epochs']})")
+    seeds = settings.seeds if settings.seeds is not None else profile["seeds"]
+    print(f"seeds:    {', '.join(map(str, seeds))} (the study's runs; the recipe sweep uses seed 0)")
     print(f"results:  {display_path(settings.results_dir)}")
     print(f"figures:  {display_path(settings.figures_dir)}")
     if profile["dataset"] == SYNTHETIC_DATASET_NAME:
@@ -210,7 +243,22 @@ def profile_configs(settings, experiment="all"):
         settings: from `read_settings`.
         experiment: "norm_comparison", "batch_size_sweep" or "all".
     """
-    return config_module.profile_configs(settings.profile, experiment)
+    return config_module.profile_configs(settings.profile, experiment, seeds=settings.seeds)
+
+
+def example_config(configs, results_dir, **fields):
+    """The config a lesson shows: the first of `configs` whose fields match `fields` and
+    whose run is finished in the results folder (it is then read back, not trained), else
+    the first that matches.
+
+    Raises:
+        ValueError: when no config matches `fields`.
+    """
+    matching = [config for config in configs if all(getattr(config, key) == value for key, value in fields.items())]
+    if not matching:
+        raise ValueError(f"No config of the grid has {fields}.")
+    finished = [config for config in matching if runs.planned_action(config, results_dir)[0] == "finished"]
+    return (finished or matching)[0]
 
 
 def run_plan(configs, results_dir):
@@ -232,7 +280,7 @@ def find_data(settings, *, download=False):
 
     The synthetic data of the smoke profile is always available (it is generated). For
     Tiny ImageNet, `TINY_IMAGENET_DIR` and the Keras cache are searched; the official
-    archive is downloaded only when `download` is True.
+    archive is downloaded only when `download` is True (and training is on: GN_TRAIN).
 
     Args:
         settings: from `read_settings`.
@@ -242,6 +290,7 @@ def find_data(settings, *, download=False):
         A `DataStatus`.
     """
     dataset = config_module.profile_settings(settings.profile)["dataset"]
+    download = download and settings.train
     if dataset == SYNTHETIC_DATASET_NAME:
         return DataStatus(dataset, True, settings.synthetic_dir,
                           f"Synthetic stand-in for Tiny ImageNet, generated in {display_path(settings.synthetic_dir)}.")
@@ -349,11 +398,16 @@ def run_experiment(settings, experiment, data=None):
     if data is None:
         data = find_data(settings, download=bool(to_train))
     print(f"{len(configs)} runs; {len(configs) - len(to_train)} finished or reusable in "
-          f"{display_path(settings.results_dir)}, {len(to_train)} to train.")
-    grid = experiments.run_grid(configs, settings.results_dir, data_dir=data.data_dir,
-                                data_available=data.available, verbose=settings.verbose)
-    if any(item.outcome == "needs data" for item in grid):
-        print(f"\n{data.message}")
+          f"{display_path(settings.results_dir)}, {len(to_train)} to train"
+          + ("." if settings.train else " (GN_TRAIN=0: none is trained here)."))
+    if data.available and settings.train:
+        grid = workers.run_in_workers(configs, settings.results_dir, workers=settings.workers or workers.default_workers(),
+                                      data_dir=data.data_dir, verbose=settings.verbose)
+    else:
+        reason = "GN_TRAIN=0" if not settings.train else "the data is not available"
+        grid = experiments.run_grid(configs, settings.results_dir, skip_training=reason, verbose=settings.verbose)
+        if settings.train and any(item.outcome == "not trained" for item in grid):
+            print(f"\n{data.message}")
     failed = [f"{item.config.experiment}/{item.config.run_name}: {type(item.error).__name__}: {item.error}"
               for item in grid if item.outcome == "failed"]
     if failed:

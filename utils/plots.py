@@ -1,11 +1,14 @@
-"""The figures: analogues of the paper's Figures 1, 2, 4 and 5, plus a data sanity grid.
+"""The figures: analogues of the paper's Figures 1, 2, 4 and 5, the recipe sweep, and a data
+sanity grid.
 
 Every function saves ``<figures_dir>/<name>.png`` (150 dpi) and returns the matplotlib
 figure. Curves and points come from history.csv through utils.results (median of the last
-5 completed epochs, as in the paper); the paper's numbers (Wu & He, ECCV 2018,
-arXiv:1803.08494; ResNet-50 on ImageNet) are drawn dashed or quoted in legends as
-"paper". Missing, partial and diverged runs appear in the legends with their status.
-Titles carry the dataset and profile, read from the runs unless given.
+5 completed epochs, as in the paper); a cell trained with several seeds is drawn as the
+mean over seeds with its spread, ±1 sample standard deviation ("sd", n - 1 in the
+denominator), as a shaded band around curves and as error bars on points. The paper's
+numbers (Wu & He, ECCV 2018, arXiv:1803.08494; ResNet-50 on ImageNet) are drawn dashed or
+quoted in legends as "paper". Missing, partial and diverged runs appear in the legends with
+their status. Titles carry the dataset and profile, read from the runs unless given.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Polygon  # noqa: E402
 from matplotlib.ticker import FixedLocator, MaxNLocator, NullLocator  # noqa: E402
 
-from utils import paper, results  # noqa: E402
+from utils import paper, recipe, results  # noqa: E402
+from utils.config import RECIPE_SWEEP_DECAY_FRACTIONS, RECIPE_SWEEP_LEARNING_RATES  # noqa: E402
 
 DPI = 150
 # One colour per normalization, the same in every figure.
@@ -40,6 +44,8 @@ NORM_COLORS = {
     "group": "#d62728",
     "none": "#7f7f7f",
 }
+# One marker per normalization, so that points stay apart in print and for colour-blind readers.
+NORM_MARKERS = {"batch": "o", "layer": "^", "instance": "D", "group": "s", "none": "v"}
 # One colour per batch size, dark (large batch) to light (small batch).
 BATCH_SIZE_COLORS = {
     size: matplotlib.colormaps["plasma"](position)
@@ -48,6 +54,11 @@ BATCH_SIZE_COLORS = {
 ERROR_LABEL = "top-1 error (%)"
 VAL_ERROR_LABEL = "validation top-1 error (%)"
 NORM_NAMES = {"batch": "Batch Norm", "layer": "Layer Norm", "instance": "Instance Norm", "group": "Group Norm"}
+# Opacity of the ±1 sd bands: light enough to see the other curves through them.
+BAND_ALPHA = 0.2
+# Where the recipe figure draws runs of another schedule: this factor right of their rate.
+OTHER_SCHEDULE_SHIFT = 1.12
+CURVES_LEGEND_TITLE = "mean ± sd over seeds (n) of the median of the last 5 epochs\nshaded: ±1 sd over seeds"
 
 
 def _frames(results_source, histories):
@@ -84,36 +95,109 @@ def _history_of(histories: pd.DataFrame, run_name: str, experiment: str) -> pd.D
     return chosen.sort_values("epoch")
 
 
-def _draw_runs(axis, runs, histories, column, color, label, *, experiment, **selection):
-    """Plot `column` vs epoch for every run matching `selection`; returns the legend handle."""
+def _averaged_runs(matches: pd.DataFrame) -> pd.DataFrame:
+    """The runs whose mean `results.run_cell` reports: the complete ones, else the partial ones."""
+    for state in ("complete", "partial"):
+        usable = matches[(matches["state"] == state) & matches["val_error_median5"].notna()]
+        if not usable.empty:
+            return usable
+    return matches.iloc[0:0]
+
+
+def _seed_curve(histories: pd.DataFrame, runs: pd.DataFrame, column: str, experiment: str) -> pd.DataFrame:
+    """Mean, sd and count over `runs` of `column`, epoch by epoch (index: epoch)."""
+    chosen = histories[(histories["experiment"] == experiment) & histories["run_name"].isin(runs["run_name"])]
+    values = pd.to_numeric(chosen[column], errors="coerce")
+    # sd with n - 1 in the denominator, as in utils.results; NaN where only one run has the epoch.
+    return values.groupby(chosen["epoch"]).agg(["mean", "std", "count"]).sort_index()
+
+
+def _draw_single_run(axis, history, column, color, handle, state, linewidth):
+    """One run outside the mean: dashed when partial, with an X where it diverged."""
+    axis.plot(history["epoch"], history[column], color=color, linewidth=linewidth,
+              linestyle="--" if state == "partial" else "-")
+    if state != "diverged":
+        return
+    finite = history[np.isfinite(pd.to_numeric(history[column], errors="coerce"))]
+    handle.set_marker("X")
+    handle.set_markeredgecolor("black")
+    if not finite.empty:
+        axis.plot(finite["epoch"].iloc[-1], finite[column].iloc[-1], marker="X",
+                  markersize=10, color=color, markeredgecolor="black")
+
+
+def _draw_cell(axis, runs, histories, column, color, label, *, experiment, **selection):
+    """Plot `column` vs epoch for one cell (the runs matching `selection`); returns the legend handle.
+
+    The runs behind the cell's number are drawn as their mean over seeds, with a ±1 sd band
+    at the epochs two or more seeds reached (none for a single seed); the others (diverged
+    runs, partial runs beside complete ones) are drawn one by one.
+    """
     matches = results.find_runs(runs, experiment=experiment, **selection)
     handle = Line2D([], [], color=color, linewidth=2, label=label,
                     linestyle="-" if not matches.empty else ":")
-    for run in matches.itertuples(index=False):
-        history = _history_of(histories, run.run_name, experiment)
-        if history.empty:
-            continue
-        style = "--" if run.state == "partial" else "-"
-        axis.plot(history["epoch"], history[column], color=color, linewidth=1.8, linestyle=style)
-        if run.state == "diverged":
-            finite = history[np.isfinite(pd.to_numeric(history[column], errors="coerce"))]
-            handle.set_marker("X")
-            handle.set_markeredgecolor("black")
-            if not finite.empty:
-                axis.plot(finite["epoch"].iloc[-1], finite[column].iloc[-1], marker="X",
-                          markersize=10, color=color, markeredgecolor="black")
-        if run.state == "partial":
+    if histories.empty:
+        return handle
+    averaged = _averaged_runs(matches)
+    if not averaged.empty:
+        partial = bool((averaged["state"] == "partial").all())
+        curve = _seed_curve(histories, averaged, column, experiment)
+        axis.plot(curve.index, curve["mean"], color=color, linewidth=1.8, linestyle="--" if partial else "-")
+        spread = curve[curve["count"] >= 2]
+        if not spread.empty:
+            axis.fill_between(spread.index, spread["mean"] - spread["std"], spread["mean"] + spread["std"],
+                              color=color, alpha=BAND_ALPHA, linewidth=0)
+        if partial:
             handle.set_linestyle("--")
+    # Thinner than a mean beside them; as wide as one when they are all the cell has.
+    linewidth = 1.0 if not averaged.empty else 1.8
+    for run in matches.drop(averaged.index).itertuples(index=False):
+        history = _history_of(histories, run.run_name, experiment)
+        if not history.empty:
+            _draw_single_run(axis, history, column, color, handle, run.state, linewidth)
     return handle
 
 
-def _status_text(cell: dict) -> str:
+def _train_cell(runs: pd.DataFrame, **selection) -> dict:
+    """`results.run_cell` for the training error, over the same runs as the validation number."""
+    # run_cell summarises val_error_median5; handing it the train column in its place picks
+    # the same runs by the same rule, so train and validation numbers cover the same seeds.
+    return results.run_cell(runs.assign(val_error_median5=runs["train_error_median5"]), **selection)
+
+
+def _left_out(cell: dict) -> str:
+    """What a legend or note must add to the cell's number: "" when every run is complete."""
     status = cell["status"]
-    return "" if status == "complete" else f" [{status}]"
+    if status.startswith("complete"):
+        # The seed count is shown with the number; only runs left out of it need naming.
+        _, _, others = status.partition("; also ")
+        return f"also {others}" if others else ""
+    return status
+
+
+def _status_text(cell: dict) -> str:
+    left_out = _left_out(cell)
+    return f" [{left_out}]" if left_out else ""
 
 
 def _value_text(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value:.1f}%"
+
+
+def _mean_text(cell: dict) -> str:
+    """"76.1 ± 0.4% (n=3)": the mean over seeds, its sd when there are two or more, and n."""
+    if not cell["n"] or math.isnan(cell["value"]):
+        return "n/a"
+    spread = "" if math.isnan(cell["sd"]) else f" ± {cell['sd']:.1f}"
+    return f"{cell['value']:.1f}{spread}% (n={cell['n']})"
+
+
+def _seed_count_text(cells) -> str:
+    """"n=3" when every cell with a number has 3 seeds, "n=1–3" when they differ."""
+    counts = sorted({cell["n"] for cell in cells if cell["n"]})
+    if not counts:
+        return "n=0"
+    return f"n={counts[0]}" if len(counts) == 1 else f"n={counts[0]}–{counts[-1]}"
 
 
 def _legend_below(axis, handles, title):
@@ -133,6 +217,10 @@ def plot_norm_comparison(results_source="results", *, histories=None, figures_di
                          batch_size=32, name="norm_comparison"):
     """Train and validation error vs epoch for BN, LN, IN, GN (the paper's Figure 4).
 
+    Each normalization is drawn as its mean curve over seeds with a ±1 sd band (where two
+    or more seeds ran); the legends give the mean ± sd of the median of the last 5 epochs
+    and the number of seeds n, or the status of runs that are not complete.
+
     Args:
         results_source: a results folder or a runs frame from utils.results.load_runs.
         histories: the matching frame from load_histories (loaded from the runs when None).
@@ -151,19 +239,18 @@ def plot_norm_comparison(results_source="results", *, histories=None, figures_di
     figure, (train_axis, val_axis) = plt.subplots(1, 2, figsize=(12, 6.5), sharey=True)
     train_handles, val_handles = [], []
     for norm in paper.TABLE1_NORMS:
-        cell = results.run_cell(runs, experiment=experiment, norm=norm, batch_size=batch_size)
+        selection = {"experiment": experiment, "norm": norm, "batch_size": batch_size}
+        cell = results.run_cell(runs, **selection)
         short = paper.NORM_LABELS[norm]
         color = NORM_COLORS[norm]
-        train_label = f"{short}: {_value_text(cell['train'])}{_status_text(cell)}"
-        val_label = (f"{short}: ours {_value_text(cell['value'])}, paper {paper.TABLE1[norm]:.1f}%"
-                     f"{_status_text(cell)}")
-        train_handles.append(_draw_runs(train_axis, runs, histories, "train_error", color, train_label,
-                                        experiment=experiment, norm=norm, batch_size=batch_size))
-        val_handles.append(_draw_runs(val_axis, runs, histories, "val_error", color, val_label,
-                                      experiment=experiment, norm=norm, batch_size=batch_size))
+        train_label = f"{short}: {_mean_text(_train_cell(runs, **selection))}{_status_text(cell)}"
+        val_label = f"{short}: ours {_mean_text(cell)}, paper {paper.TABLE1[norm]:.1f}%{_status_text(cell)}"
+        train_handles.append(_draw_cell(train_axis, runs, histories, "train_error", color, train_label,
+                                        **selection))
+        val_handles.append(_draw_cell(val_axis, runs, histories, "val_error", color, val_label, **selection))
     for axis, panel, handles, legend_title in (
-        (train_axis, "training error", train_handles, "median of last 5 epochs"),
-        (val_axis, "validation error", val_handles, "median of last 5 epochs\n(paper: ResNet-50, ImageNet)"),
+        (train_axis, "training error", train_handles, CURVES_LEGEND_TITLE),
+        (val_axis, "validation error", val_handles, f"{CURVES_LEGEND_TITLE}\n(paper: ResNet-50, ImageNet)"),
     ):
         axis.set_title(f"{panel}, batch {batch_size}")
         _epoch_axis(axis)
@@ -178,7 +265,11 @@ def plot_norm_comparison(results_source="results", *, histories=None, figures_di
 def plot_batch_size_curves(results_source="results", *, histories=None, figures_dir="figures",
                            dataset=None, profile=None, experiment=results.BATCH_SIZE_SWEEP,
                            batch_sizes=paper.BATCH_SIZES, name="batch_size_curves"):
-    """Validation error vs epoch at each batch size, BN beside GN (the paper's Figure 5).
+    """Validation error vs epoch at each batch size, one panel per normalization (the paper's
+    Figure 5, which shows BN and GN; LN and IN are added here).
+
+    Each batch size is drawn as its mean curve over seeds with a ±1 sd band (where two or
+    more seeds ran).
 
     Args:
         results_source: a results folder or a runs frame from utils.results.load_runs.
@@ -191,26 +282,31 @@ def plot_batch_size_curves(results_source="results", *, histories=None, figures_
         name: file name without extension.
 
     Returns:
-        The matplotlib figure (two panels sharing the y axis: BN, GN).
+        The matplotlib figure (a 2 x 2 grid sharing the y axis: BN, LN in the top row, IN,
+        GN in the bottom row).
     """
     runs, histories = _frames(results_source, histories)
     dataset, profile = _context(runs, dataset, profile)
-    figure, axes = plt.subplots(1, 2, figsize=(12, 6.5), sharey=True)
-    for axis, norm in zip(axes, ("batch", "group")):
+    # Shared axes: panels compare at a glance, and a panel without runs keeps the epoch axis.
+    figure, axes = plt.subplots(2, 2, figsize=(13, 13), sharex=True, sharey=True)
+    for axis, norm in zip(axes.flat, paper.TABLE1_NORMS):
+        published = paper.TABLE2.get(norm, {})
         handles = []
         for batch_size in batch_sizes:
-            cell = results.run_cell(runs, experiment=experiment, norm=norm, batch_size=batch_size)
+            selection = {"experiment": experiment, "norm": norm, "batch_size": batch_size}
+            cell = results.run_cell(runs, **selection)
+            label = f"batch {batch_size}: ours {_mean_text(cell)}"
+            if published:  # the paper reports only BN and GN by batch size
+                label += f", paper {_value_text(published.get(batch_size, math.nan))}"
             color = BATCH_SIZE_COLORS.get(batch_size, "black")
-            paper_value = paper.TABLE2[norm].get(batch_size, math.nan)
-            label = (f"batch {batch_size}: ours {_value_text(cell['value'])}, paper "
-                     f"{_value_text(paper_value)}{_status_text(cell)}")
-            handles.append(_draw_runs(axis, runs, histories, "val_error", color, label,
-                                      experiment=experiment, norm=norm, batch_size=batch_size))
+            handles.append(_draw_cell(axis, runs, histories, "val_error", color, label + _status_text(cell),
+                                      **selection))
         axis.set_title(f"{NORM_NAMES[norm]} ({paper.NORM_LABELS[norm]})")
         _epoch_axis(axis)
         axis.set_ylabel(VAL_ERROR_LABEL)
-        axis.tick_params(labelleft=True)
-        _legend_below(axis, handles, "median of last 5 epochs (paper: ResNet-50, ImageNet)")
+        axis.tick_params(labelleft=True, labelbottom=True)
+        legend_title = CURVES_LEGEND_TITLE + ("\n(paper: ResNet-50, ImageNet)" if published else "")
+        _legend_below(axis, handles, legend_title)
     _suptitle(figure, "Validation error vs epoch by batch size (analogue of the paper's Figure 5)",
               dataset, profile)
     figure.tight_layout()
@@ -224,15 +320,52 @@ def _batch_axis(axis, batch_sizes):
     axis.set_xticklabels([str(size) for size in batch_sizes])
     # Decreasing to the right, as in the paper's Figure 1.
     axis.set_xlim(max(batch_sizes) * 1.35, min(batch_sizes) / 1.35)
-    axis.set_xlabel("batch size (images per worker)")
+    axis.set_xlabel("batch size (images per device and step)")
     axis.set_ylabel(VAL_ERROR_LABEL)
     axis.grid(alpha=0.3)
+
+
+def _label_points(axis, positions, values, competitors, color, *, above_on_tie):
+    """Writes each value beside its point: above when it is the higher of the two series."""
+    for position, value, competitor in zip(positions, values, competitors):
+        if math.isnan(value):
+            continue
+        above = math.isnan(competitor) or value > competitor or (value == competitor and above_on_tie)
+        axis.annotate(f"{value:.1f}", (position, value), textcoords="offset points",
+                      xytext=(0, 9 if above else -15), ha="center", fontsize=8, color=color,
+                      bbox={"boxstyle": "round,pad=0.1", "facecolor": "white", "edgecolor": "none",
+                            "alpha": 0.8})
+
+
+def _mark_without_number(axis, position, height, color, marker, text, *, align="center", hollow=False):
+    """A marker at `height` (a fraction of the panel) for a point that has no number, with the reason."""
+    axis.plot(position, height, marker=marker, markersize=9, color=color, markeredgewidth=2,
+              markerfacecolor="white" if hollow else color, transform=axis.get_xaxis_transform(), clip_on=False)
+    axis.annotate(text, (position, height), xycoords=axis.get_xaxis_transform(), textcoords="offset points",
+                  xytext=(0, -13), ha=align, fontsize=7, color=color)
+
+
+def _hollow(axis, position, value, color, marker):
+    """A hollow marker over a point: the number is not final (partial) or the run collapsed."""
+    axis.plot(position, value, marker=marker, markersize=11, color=color, markerfacecolor="white",
+              markeredgewidth=2, linestyle="")
+
+
+def _head_room(axis, fraction):
+    """Extends the y axis upwards by `fraction` of its range, for labels and marks at the top."""
+    low, high = axis.get_ylim()
+    axis.set_ylim(low - 0.08 * (high - low), high + fraction * (high - low))
 
 
 def plot_batch_size_sensitivity(results_source="results", *, figures_dir="figures", dataset=None,
                                 profile=None, experiment=results.BATCH_SIZE_SWEEP,
                                 batch_sizes=paper.BATCH_SIZES, name="batch_size_sensitivity"):
-    """Final validation error vs batch size for BN and GN, ours beside the paper's (Figure 1).
+    """Final validation error vs batch size for BN, LN, IN and GN, ours beside the paper's BN
+    and GN (Figure 1).
+
+    Our points are the mean over seeds with error bars of ±1 sd over seeds (none for a
+    single seed); the points of one batch size are shifted slightly sideways so that their
+    bars do not overlap.
 
     Args:
         results_source: a results folder or a runs frame from utils.results.load_runs.
@@ -249,50 +382,42 @@ def plot_batch_size_sensitivity(results_source="results", *, figures_dir="figure
     runs = results.as_runs(results_source)
     dataset, profile = _context(runs, dataset, profile)
     models = sorted({str(model) for model in runs["model"].dropna()}) if "model" in runs else []
-    figure, (ours_axis, paper_axis) = plt.subplots(1, 2, figsize=(12, 5))
+    figure, (ours_axis, paper_axis) = plt.subplots(1, 2, figsize=(13, 5.5))
+    cells = {norm: [results.run_cell(runs, experiment=experiment, norm=norm, batch_size=size)
+                    for size in batch_sizes]
+             for norm in paper.TABLE1_NORMS}
+    # One row of no-number marks near the top edge for each normalization that needs one.
+    marked = [norm for norm, row in cells.items() if any(math.isnan(cell["value"]) for cell in row)]
     notes = []
-    series = {}
-    for norm in ("batch", "group"):
-        cells = [results.run_cell(runs, experiment=experiment, norm=norm, batch_size=size)
-                 for size in batch_sizes]
-        series[norm] = (cells, np.array([cell["value"] for cell in cells], dtype=float),
-                        np.array([paper.TABLE2[norm].get(size, math.nan) for size in batch_sizes]))
-    for norm, marker in (("batch", "o"), ("group", "s")):
-        other = "group" if norm == "batch" else "batch"
-        color = NORM_COLORS[norm]
-        short = paper.NORM_LABELS[norm]
-        cells, values, paper_values = series[norm]
-        ours_axis.plot(batch_sizes, values, color=color, marker=marker, linewidth=2, label=short)
-        paper_axis.plot(batch_sizes, paper_values, color=color, marker=marker, linewidth=2,
-                        linestyle="--", label=f"{short} (paper)")
-        for axis, own, others in ((ours_axis, values, series[other][1]),
-                                  (paper_axis, paper_values, series[other][2])):
-            for size, value, competitor in zip(batch_sizes, own, others):
-                if math.isnan(value):
-                    continue
-                # The higher of BN and GN is labelled above its point, the lower below.
-                above = math.isnan(competitor) or value > competitor or (value == competitor and norm == "batch")
-                axis.annotate(f"{value:.1f}", (size, value), textcoords="offset points",
-                              xytext=(0, 9 if above else -15), ha="center", fontsize=8, color=color,
-                              bbox={"boxstyle": "round,pad=0.1", "facecolor": "white", "edgecolor": "none",
-                                    "alpha": 0.8})
-        for index, (size, value, cell) in enumerate(zip(batch_sizes, values, cells)):
-            if cell["status"] == "complete":
+    for index, norm in enumerate(paper.TABLE1_NORMS):
+        color, marker, short = NORM_COLORS[norm], NORM_MARKERS[norm], paper.NORM_LABELS[norm]
+        values = np.array([cell["value"] for cell in cells[norm]], dtype=float)
+        spreads = np.array([cell["sd"] for cell in cells[norm]], dtype=float)
+        # A small sideways shift per normalization (the axis is log 2) keeps the error bars
+        # of one batch size apart.
+        positions = np.array(batch_sizes, dtype=float) * 2.0 ** (0.06 * (index - 1.5))
+        ours_axis.errorbar(positions, values, yerr=spreads, color=color, marker=marker, linewidth=2,
+                           capsize=3, label=short)
+        for place, (position, value, cell) in enumerate(zip(positions, values, cells[norm])):
+            left_out = _left_out(cell)
+            if not left_out:
                 continue
-            notes.append(f"{short} batch {size}: {cell['status']}")
+            notes.append(f"{short} batch {batch_sizes[place]}: {left_out}")
             if not math.isnan(value):
-                # Partial: hollow marker over the filled one.
-                ours_axis.plot(size, value, marker=marker, markersize=11, markerfacecolor="white",
-                               markeredgecolor=color, markeredgewidth=2)
+                if not cell["status"].startswith("complete"):
+                    _hollow(ours_axis, position, value, color, marker)
                 continue
-            # No number: a cross near the top edge of the panel, with the reason beside it.
-            height = 0.95 if norm == "batch" else 0.86
-            ours_axis.plot(size, height, marker="x", markersize=9, color=color, markeredgewidth=2,
-                           transform=ours_axis.get_xaxis_transform(), clip_on=False)
-            align = "right" if index == len(batch_sizes) - 1 else "left" if index == 0 else "center"
-            ours_axis.annotate(f"{short}: {cell['status']}", (size, height),
-                               xycoords=ours_axis.get_xaxis_transform(), textcoords="offset points",
-                               xytext=(0, -13), ha=align, fontsize=7, color=color)
+            align = "right" if place == len(batch_sizes) - 1 else "left" if place == 0 else "center"
+            _mark_without_number(ours_axis, position, 0.95 - 0.09 * marked.index(norm), color, "x",
+                                 f"{short}: {cell['status']}", align=align)
+    published = {norm: np.array([paper.TABLE2[norm].get(size, math.nan) for size in batch_sizes])
+                 for norm in ("batch", "group")}
+    for norm, other in (("batch", "group"), ("group", "batch")):
+        color, short = NORM_COLORS[norm], paper.NORM_LABELS[norm]
+        paper_axis.plot(batch_sizes, published[norm], color=color, marker=NORM_MARKERS[norm], linewidth=2,
+                        linestyle="--", label=f"{short} (paper)")
+        _label_points(paper_axis, batch_sizes, published[norm], published[other], color,
+                      above_on_tie=norm == "batch")
     _batch_axis(ours_axis, batch_sizes)
     _batch_axis(paper_axis, batch_sizes)
     model_text = ", ".join(models) if models else "our model"
@@ -305,17 +430,146 @@ def plot_batch_size_sensitivity(results_source="results", *, figures_dir="figure
                    label="hollow: partial run"),
             Line2D([], [], marker="x", color="black", linestyle="", label="x near top: no number"),
         ]
-    ours_axis.legend(handles=ours_handles, fontsize=8, loc="upper left")
+    seed_count = _seed_count_text([cell for row in cells.values() for cell in row])
+    # Below the panel: the top of it holds the rows of no-number marks.
+    ours_axis.legend(handles=ours_handles, fontsize=8, title_fontsize=8, loc="upper center",
+                     bbox_to_anchor=(0.5, -0.15), ncol=3, frameon=False,
+                     title=f"mean; error bars: ±1 sd over seeds, {seed_count}")
     paper_axis.legend(fontsize=8, loc="upper left")
-    for axis in (ours_axis, paper_axis):
-        low, high = axis.get_ylim()
-        # Head room for the value labels and the no-number crosses.
-        axis.set_ylim(low - 0.08 * (high - low), high + 0.3 * (high - low))
-    footer = "median of the last 5 epochs (of all completed epochs when fewer)"
+    # Head room for the rows of no-number marks, and for the paper's legend and value labels.
+    _head_room(ours_axis, 0.1 + 0.16 * len(marked))
+    _head_room(paper_axis, 0.3)
+    footer = ("ours: mean over seeds of the median of the last 5 epochs (of all completed epochs when fewer); "
+              "error bars: ±1 sd (sample standard deviation) over seeds, none for a single seed")
     if notes:
         footer += "\nnot complete: " + "; ".join(notes)
     figure.text(0.5, -0.02, footer, ha="center", va="top", fontsize=8, wrap=True)
     _suptitle(figure, "Sensitivity to batch size (analogue of the paper's Figure 1)", dataset, profile)
+    figure.tight_layout()
+    return _save(figure, figures_dir, name)
+
+
+def _matches_fractions(runs: pd.DataFrame, fractions) -> pd.Series:
+    # A frame column of tuples cannot be compared to a tuple with ==, which pandas would
+    # read as one value per row.
+    return runs["lr_decay_fractions"].apply(lambda value: tuple(value) == tuple(fractions))
+
+
+def _recipe_notes(runs: pd.DataFrame, sweep_label: str) -> list[str]:
+    """The runs of the sweep that are not complete, e.g. "BN at 0.03: partial (5/10 epochs)"."""
+    sweep_runs = runs[runs["experiment"] == recipe.RECIPE_SWEEP]
+    if sweep_runs.empty:
+        return ["no runs of the recipe sweep yet"]
+    planned = [(tuple(RECIPE_SWEEP_DECAY_FRACTIONS), float(rate)) for rate in RECIPE_SWEEP_LEARNING_RATES]
+    found = [(tuple(fractions), float(rate)) for fractions, rate
+             in zip(sweep_runs["lr_decay_fractions"], sweep_runs["base_learning_rate"])]
+    notes = []
+    for fractions, rate in dict.fromkeys(planned + found):
+        schedule = recipe.schedule_label(fractions)
+        chosen = sweep_runs[_matches_fractions(sweep_runs, fractions)
+                            & np.isclose(sweep_runs["base_learning_rate"].astype(float), rate)]
+        where = f"{rate:g}" + ("" if schedule == sweep_label else f" ({schedule})")
+        for norm in paper.TABLE1_NORMS:
+            left_out = _left_out(results.run_cell(chosen, norm=norm))
+            if left_out:
+                notes.append(f"{paper.NORM_LABELS[norm]} at {where}: {left_out}")
+    return notes
+
+
+def plot_recipe_sweep(results_source="results", *, figures_dir="figures", dataset=None, profile=None,
+                      name="recipe_sweep"):
+    """Validation error vs base learning rate for BN, LN, IN and GN in the recipe sweep
+    (utils.recipe), with the rate its rule chooses.
+
+    Lines: the sweep's schedule (÷10 at 50% and 75% of the epochs) at each base rate.
+    Hollow markers: collapsed runs (diverged, or a last training error within
+    `recipe.COLLAPSE_MARGIN` points of chance); one that diverged has no number and is
+    marked near the top of the panel. Crosses: the runs of another schedule (the paper's,
+    ÷10 at 30%, 60%, 90%, at 0.003), drawn slightly right of their rate so as not to hide
+    the sweep's points. The dotted vertical line marks the chosen rate, once
+    every run of the sweep's schedule has finished. One seed per run: no spread is drawn.
+
+    Args:
+        results_source: a results folder or a runs frame from utils.results.load_runs.
+        figures_dir: where ``<name>.png`` is written.
+        dataset: dataset name for the title (default: read from the runs).
+        profile: profile name for the title (default: read from the runs).
+        name: file name without extension.
+
+    Returns:
+        The matplotlib figure (one panel).
+    """
+    runs = results.as_runs(results_source)
+    dataset, profile = _context(runs, dataset, profile)
+    table = recipe.recipe_table(runs)
+    sweep_label = recipe.schedule_label(RECIPE_SWEEP_DECAY_FRACTIONS)
+    on_sweep = table[table["schedule"] == sweep_label]
+    elsewhere = table[table["schedule"] != sweep_label]
+    sweep_rates = on_sweep["base lr"].astype(float)
+    rates = sorted({float(rate) for rate in RECIPE_SWEEP_LEARNING_RATES} | set(sweep_rates)
+                   | set(elsewhere["base lr"].astype(float)))
+    figure, axis = plt.subplots(figsize=(11, 6))
+    handles = []
+    collapsed_notes = []
+    # One row of marks near the top edge for each normalization with a diverged run.
+    marked = [norm for norm in paper.TABLE1_NORMS
+              if any(paper.NORM_LABELS[norm] in collapsed.split(", ") and math.isnan(value)
+                     for collapsed, value in zip(on_sweep["collapsed"], on_sweep[paper.NORM_LABELS[norm]]))]
+    for norm in paper.TABLE1_NORMS:
+        color, marker, short = NORM_COLORS[norm], NORM_MARKERS[norm], paper.NORM_LABELS[norm]
+        values = on_sweep[short].astype(float)
+        handles += axis.plot(sweep_rates, values, color=color, marker=marker, linewidth=2,
+                             label=f"{NORM_NAMES[norm]} ({short})")
+        for rate, value, collapsed in zip(sweep_rates, values, on_sweep["collapsed"]):
+            if short not in collapsed.split(", "):
+                continue
+            collapsed_notes.append(f"{short} at {rate:g}")
+            if math.isnan(value):
+                _mark_without_number(axis, rate, 0.95 - 0.09 * marked.index(norm), color, marker,
+                                     f"{short}: diverged", hollow=True)
+            else:
+                _hollow(axis, rate, value, color, marker)
+        for rate, value in zip(elsewhere["base lr"].astype(float), elsewhere[short].astype(float)):
+            # Shifted a little to the right of the rate, so as not to hide the sweep's point there.
+            axis.plot(rate * OTHER_SCHEDULE_SHIFT, value, marker="x", markersize=10, markeredgewidth=2,
+                      color=color, linestyle="")
+    handles += axis.plot(sweep_rates, on_sweep["mean"].astype(float), color="black", linestyle="--",
+                         linewidth=1, label="mean of the four (the rule's criterion)")
+    for schedule in dict.fromkeys(elsewhere["schedule"]):
+        handles.append(Line2D([], [], marker="x", markersize=9, markeredgewidth=2, color="black", linestyle="",
+                              label=schedule))
+    if collapsed_notes:
+        handles.append(Line2D([], [], marker="o", markerfacecolor="white", markeredgecolor="black",
+                              markeredgewidth=2, linestyle="", label="hollow: collapsed"))
+    chosen = table.attrs["chosen"]
+    if chosen is not None:
+        handles.append(axis.axvline(chosen, color="black", linestyle=":", linewidth=1.5,
+                                    label=f"chosen: {chosen:g}"))
+    axis.set_xscale("log")
+    axis.xaxis.set_major_locator(FixedLocator(rates))
+    axis.xaxis.set_minor_locator(NullLocator())
+    axis.set_xticklabels([f"{rate:g}" for rate in rates])
+    axis.set_xlim(min(rates) / 1.6, max(rates) * 1.6)
+    axis.set_xlabel("base learning rate (for 32 images; log scale)")
+    axis.set_ylabel(VAL_ERROR_LABEL)
+    axis.grid(alpha=0.3)
+    axis.set_title(f"lines: {sweep_label}; batch 32, one seed")
+    axis.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), title_fontsize=8,
+                title="median of the last 5 epochs")
+    _head_room(axis, 0.05 + 0.16 * len(marked))
+    footer = [f"collapsed: diverged, or a last training error within {recipe.COLLAPSE_MARGIN:g} points of chance"
+              + (f" ({'; '.join(collapsed_notes)})" if collapsed_notes else " (none)")]
+    if chosen is None:
+        finished = not on_sweep.empty and (on_sweep["finished"] == "yes").all()
+        footer.append("no rate chosen: every rate has a collapsed normalization" if finished
+                      else "no rate chosen yet: not every run of the sweep's schedule has finished")
+    else:
+        footer.append(f"chosen: {chosen:g}, the lowest mean among the rates where no normalization collapsed")
+    notes = _recipe_notes(runs, sweep_label)
+    if notes:
+        footer.append("not complete: " + "; ".join(notes))
+    figure.text(0.5, -0.02, "\n".join(footer), ha="center", va="top", fontsize=8, wrap=True)
+    _suptitle(figure, "Base learning rate sweep (how the study's rate was chosen)", dataset, profile)
     figure.tight_layout()
     return _save(figure, figures_dir, name)
 

@@ -30,13 +30,18 @@ RUN_COLUMNS = (
     "experiment", "run_name", "norm", "groups", "batch_size", "seed", "status", "state", "label",
     "epochs_completed", "epochs", "diverged_epoch", "val_error_median5", "train_error_median5",
     "val_loss_median5", "median_epochs", "final_val_error", "best_val_error", "dataset", "profile",
-    "model", "base_learning_rate", "wall_seconds", "steps_per_epoch", "reused_from", "path",
+    "model", "base_learning_rate", "lr_decay_fractions", "final_train_error", "classes", "wall_seconds",
+    "steps_per_epoch", "reused_from", "path",
 )
 OURS_NOTE = (
     "ours: top-1 validation error (%), median of the last 5 completed epochs (of all "
     "completed epochs when a run has fewer than 5), recomputed from history.csv"
 )
 PAPER_NOTE = f"paper: {paper.PAPER_UNIT}, {paper.PAPER_SETTING} ({paper.CITATION})"
+SPREAD_NOTE = (
+    "mean ± standard deviation over seeds (n seeds), differences paired by seed; the seed sets "
+    "the initial weights, the data order and the augmentation, on one fixed data subset"
+)
 
 
 def _tail_median(values: pd.Series) -> float:
@@ -72,6 +77,9 @@ def run_row(record: runs_module.RunRecord) -> dict:
         "profile": config.profile,
         "model": config.model,
         "base_learning_rate": config.base_learning_rate,
+        "lr_decay_fractions": config.lr_decay_fractions,
+        "final_train_error": float(history["train_error"].iloc[-1]) if completed else math.nan,
+        "classes": config.classes,
         "wall_seconds": float(history["seconds"].sum()) if completed else math.nan,
         "steps_per_epoch": float(history["steps"].median()) if completed else math.nan,
         "reused_from": record.summary.get("reused_from"),
@@ -158,41 +166,96 @@ def find_runs(runs: pd.DataFrame, *, experiment=None, norm=None, batch_size=None
 
 
 def run_cell(runs: pd.DataFrame, **selection) -> dict:
-    """Our number for one table cell, with its status and the run(s) behind it.
+    """Our number for one table cell over seeds, with its status and the runs behind it.
 
     Args:
         runs: a frame from `load_runs`.
         **selection: fields passed to `find_runs` (experiment, norm, batch_size, groups).
 
     Returns:
-        {"value": float, "train": float, "loss": float, "status": str, "run": str}. Value is
-        the median val error of the complete runs (averaged over seeds when several), of the
-        partial runs when none is complete, and NaN when the run is missing or diverged.
+        {"value", "sd", "n", "values", "seeds", "train", "loss", "status", "run"}: value is
+        the mean over seeds of the median val error of the complete runs (of the partial
+        runs when none is complete; NaN when the runs are missing or diverged), sd their
+        standard deviation (n - 1 in the denominator; NaN for one seed), n how many,
+        values and seeds the per-seed numbers behind them.
     """
-    matches = find_runs(runs, **selection)
+    matches = find_runs(runs, **selection).sort_values("seed")
+    empty = {"value": math.nan, "sd": math.nan, "n": 0, "values": (), "seeds": (), "train": math.nan,
+             "loss": math.nan}
     if matches.empty:
-        return {"value": math.nan, "train": math.nan, "loss": math.nan, "status": "missing", "run": ""}
+        return {**empty, "status": "missing", "run": ""}
     names = ", ".join(matches["run_name"].astype(str))
     for state in ("complete", "partial"):
         usable = matches[(matches["state"] == state) & matches["val_error_median5"].notna()]
         if usable.empty:
             continue
         if state == "complete":
-            status = "complete" if len(usable) == 1 else f"complete (mean of {len(usable)} runs)"
+            status = "complete" if len(usable) == 1 else f"complete ({len(usable)} seeds)"
         else:
             status = "; ".join(usable["label"])
         others = matches.drop(usable.index)
         if not others.empty:
             status += "; also " + "; ".join(others["run_name"] + ": " + others["label"])
+        values = usable["val_error_median5"].astype(float)
         return {
-            "value": float(usable["val_error_median5"].mean()),
+            "value": float(values.mean()),
+            "sd": float(values.std(ddof=1)) if len(values) > 1 else math.nan,
+            "n": len(values),
+            "values": tuple(values),
+            "seeds": tuple(int(seed) for seed in usable["seed"]),
             "train": float(usable["train_error_median5"].mean()),
             "loss": float(usable["val_loss_median5"].mean()),
             "status": status,
             "run": names,
         }
-    return {"value": math.nan, "train": math.nan, "loss": math.nan,
-            "status": "; ".join(matches["label"]), "run": names}
+    return {**empty, "status": "; ".join(matches["label"]), "run": names}
+
+
+def _spread(values) -> tuple[float, float]:
+    """(mean, sd) of numbers; sd with n - 1 in the denominator, NaN for fewer than two."""
+    values = [float(value) for value in values]
+    if not values:
+        return math.nan, math.nan
+    mean = float(np.mean(values))
+    return mean, float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
+
+
+def paired_difference(first: dict, second: dict) -> dict:
+    """`first` minus `second` seed by seed, for two cells from `run_cell`.
+
+    Returns:
+        {"mean", "sd", "n", "values", "seeds", "negative"}: the differences for the seeds
+        both cells have (paired: the same seed gives both runs the same data order and
+        augmentation), their mean and sd, and in how many seeds the difference is < 0.
+    """
+    second_by_seed = dict(zip(second["seeds"], second["values"]))
+    pairs = [(seed, value - second_by_seed[seed]) for seed, value in zip(first["seeds"], first["values"])
+             if seed in second_by_seed]
+    values = tuple(difference for _, difference in pairs)
+    mean, sd = _spread(values)
+    return {"mean": mean, "sd": sd, "n": len(values), "values": values,
+            "seeds": tuple(seed for seed, _ in pairs), "negative": sum(value < 0 for value in values)}
+
+
+def seed_table(source="results", *, experiment=None, column="val_error_median5") -> pd.DataFrame:
+    """The per-seed numbers behind every mean: one row per (experiment, norm, batch size),
+    one column per seed.
+
+    Args:
+        source: a results folder or a frame from `load_runs`.
+        experiment: restrict to one experiment (None: all).
+        column: the statistic, e.g. "val_error_median5" or "train_error_median5".
+
+    Returns:
+        A DataFrame indexed by (experiment, norm, batch_size), columns the seeds; runs
+        that are not complete are left out (NaN).
+    """
+    runs = as_runs(source)
+    runs = runs[runs["state"] == "complete"]
+    if experiment is not None:
+        runs = runs[runs["experiment"] == experiment]
+    return runs.pivot_table(index=["experiment", "norm", "batch_size"], columns="seed", values=column,
+                            aggfunc="first")
 
 
 def _context(runs: pd.DataFrame) -> str:
@@ -202,8 +265,31 @@ def _context(runs: pd.DataFrame) -> str:
     return f"dataset {values('dataset')}, profile {values('profile')}"
 
 
+def _cells(runs, experiment, batch_size, groups=None) -> dict:
+    """The run_cell of every normalization of Table 1 at one batch size."""
+    return {norm: run_cell(runs, experiment=experiment, norm=norm, batch_size=batch_size,
+                           groups=groups if norm == "group" else None)
+            for norm in paper.TABLE1_NORMS}
+
+
+def _seed_counts(cells: dict) -> str:
+    """"3" when every cell has 3 seeds, else "BN 3, LN 2, ..."."""
+    counts = {paper.NORM_LABELS[norm]: cell["n"] for norm, cell in cells.items()}
+    if len(set(counts.values())) == 1:
+        return str(next(iter(counts.values())))
+    return ", ".join(f"{label} {count}" for label, count in counts.items())
+
+
+def _statuses(cells: dict) -> str:
+    """"complete" when every cell is, else the cells that are not, with their status."""
+    others = [f"{paper.NORM_LABELS[norm]}: {cell['status']}" for norm, cell in cells.items()
+              if not cell["status"].startswith("complete") or "; also" in cell["status"]]
+    return "; ".join(others) if others else "complete"
+
+
 def table1(source="results", *, experiment=NORM_COMPARISON, batch_size=32, groups=None) -> pd.DataFrame:
-    """Table 1 side by side: BN, LN, IN, GN at batch 32, ours beside the paper's.
+    """Table 1 side by side: BN, LN, IN, GN at batch 32, ours (mean and sd over seeds)
+    beside the paper's.
 
     Args:
         source: a results folder or a frame from `load_runs`.
@@ -212,35 +298,40 @@ def table1(source="results", *, experiment=NORM_COMPARISON, batch_size=32, group
         groups: restrict GN to runs with this many groups (None: any).
 
     Returns:
-        One row per normalization with columns "norm", "ours val error (%)", "ours minus BN",
-        "paper val error (%)", "paper minus BN", "status", "run". Units and sources are in
-        ``frame.attrs["caption"]``.
+        One row per normalization with columns "norm", "ours val error (%)" and its
+        "... sd", "n" (seeds), "ours minus BN" (paired by seed) and its sd, "paper val
+        error (%)", "paper minus BN", "status", "run". `to_markdown` shows each mean with
+        its sd. Units and sources are in ``frame.attrs["caption"]``.
     """
     runs = as_runs(source)
-    cells = {norm: run_cell(runs, experiment=experiment, norm=norm, batch_size=batch_size,
-                            groups=groups if norm == "group" else None)
-             for norm in paper.TABLE1_NORMS}
-    ours_bn = cells["batch"]["value"]
-    rows = [{
-        "norm": paper.NORM_LABELS[norm],
-        "ours val error (%)": cell["value"],
-        "ours minus BN": cell["value"] - ours_bn,
-        "paper val error (%)": paper.TABLE1[norm],
-        "paper minus BN": paper.TABLE1_DIFFERENCE_TO_BN[norm],
-        "status": cell["status"],
-        "run": cell["run"],
-    } for norm, cell in cells.items()]
+    cells = _cells(runs, experiment, batch_size, groups)
+    rows = []
+    for norm, cell in cells.items():
+        difference = paired_difference(cell, cells["batch"])
+        rows.append({
+            "norm": paper.NORM_LABELS[norm],
+            "ours val error (%)": cell["value"],
+            "ours val error (%) sd": cell["sd"],
+            "n": cell["n"],
+            "ours minus BN": difference["mean"],
+            "ours minus BN sd": difference["sd"],
+            "paper val error (%)": paper.TABLE1[norm],
+            "paper minus BN": paper.TABLE1_DIFFERENCE_TO_BN[norm],
+            "status": cell["status"],
+            "run": cell["run"],
+        })
     frame = pd.DataFrame(rows)
     frame.attrs["caption"] = (
-        f"Table 1 analogue: validation error at batch {batch_size} ({_context(runs)}). "
-        f"{OURS_NOTE}. {PAPER_NOTE}, 32 images/GPU."
+        f"Table 1 analogue: validation error at batch {batch_size} ({_context(runs)}). {OURS_NOTE}; "
+        f"{SPREAD_NOTE}. {PAPER_NOTE}, 32 images/GPU."
     )
     return frame
 
 
 def table2(source="results", *, experiment=BATCH_SIZE_SWEEP, batch_sizes=paper.BATCH_SIZES,
            groups=None) -> pd.DataFrame:
-    """Table 2 side by side: BN and GN by batch size, with GN minus BN, ours beside the paper's.
+    """Table 2 side by side: every normalization by batch size, with GN minus BN (paired
+    by seed), ours (mean and sd over seeds) beside the paper's.
 
     Args:
         source: a results folder or a frame from `load_runs`.
@@ -249,34 +340,34 @@ def table2(source="results", *, experiment=BATCH_SIZE_SWEEP, batch_sizes=paper.B
         groups: restrict GN to runs with this many groups (None: any).
 
     Returns:
-        One row per batch size with columns "batch size", "ours BN", "ours GN",
-        "ours GN minus BN", "paper BN", "paper GN", "paper GN minus BN", "BN status",
-        "GN status", "BN run", "GN run". Units are in ``frame.attrs["caption"]``.
+        One row per batch size with columns "batch size", "BN", "LN", "IN", "GN" (our
+        mean val error, each followed by its "... sd"), "GN minus BN" and its sd, "n"
+        (seeds), "paper BN", "paper GN", "paper GN minus BN", "status". `to_markdown`
+        shows each mean with its sd. Units are in ``frame.attrs["caption"]``.
     """
     runs = as_runs(source)
     rows = []
     for batch_size in batch_sizes:
-        bn = run_cell(runs, experiment=experiment, norm="batch", batch_size=batch_size)
-        gn = run_cell(runs, experiment=experiment, norm="group", batch_size=batch_size, groups=groups)
-        paper_bn = paper.TABLE2["batch"].get(batch_size, math.nan)
-        paper_gn = paper.TABLE2["group"].get(batch_size, math.nan)
-        rows.append({
-            "batch size": batch_size,
-            "ours BN": bn["value"],
-            "ours GN": gn["value"],
-            "ours GN minus BN": gn["value"] - bn["value"],
-            "paper BN": paper_bn,
-            "paper GN": paper_gn,
+        cells = _cells(runs, experiment, batch_size, groups)
+        row = {"batch size": batch_size}
+        for norm, cell in cells.items():
+            row[paper.NORM_LABELS[norm]] = cell["value"]
+            row[f"{paper.NORM_LABELS[norm]} sd"] = cell["sd"]
+        difference = paired_difference(cells["group"], cells["batch"])
+        row.update({
+            "GN minus BN": difference["mean"],
+            "GN minus BN sd": difference["sd"],
+            "n": _seed_counts(cells),
+            "paper BN": paper.TABLE2["batch"].get(batch_size, math.nan),
+            "paper GN": paper.TABLE2["group"].get(batch_size, math.nan),
             "paper GN minus BN": paper.TABLE2_GN_MINUS_BN.get(batch_size, math.nan),
-            "BN status": bn["status"],
-            "GN status": gn["status"],
-            "BN run": bn["run"],
-            "GN run": gn["run"],
+            "status": _statuses(cells),
         })
+        rows.append(row)
     frame = pd.DataFrame(rows)
     frame.attrs["caption"] = (
-        f"Table 2 analogue: validation error (%) by batch size ({_context(runs)}). "
-        f"{OURS_NOTE}. {PAPER_NOTE}."
+        f"Table 2 analogue: validation error (%) by batch size ({_context(runs)}). BN, LN, IN, GN: "
+        f"ours. {OURS_NOTE}; {SPREAD_NOTE}. {PAPER_NOTE}."
     )
     return frame
 
@@ -315,7 +406,7 @@ def report_table(source="results") -> pd.DataFrame:
 
 
 def batch_size_drop(source="results", *, large=32, small=2, experiment=BATCH_SIZE_SWEEP) -> pd.DataFrame:
-    """How many points of val error BN and GN lose going from batch `large` to batch `small`.
+    """How many points of val error each normalization loses from batch `large` to `small`.
 
     Args:
         source: a results folder or a frame from `load_runs`.
@@ -324,25 +415,28 @@ def batch_size_drop(source="results", *, large=32, small=2, experiment=BATCH_SIZ
         experiment: the experiment whose runs are compared.
 
     Returns:
-        Rows "BN" and "GN" (index "norm") with columns ours_large, ours_small, ours_increase,
-        paper_large, paper_small, paper_increase, status_large, status_small. Increase =
-        error at `small` minus error at `large`, in percentage points; NaN when a run is
+        Rows "BN", "LN", "IN", "GN" (index "norm") with columns ours_large, ours_small
+        (means over seeds), ours_increase and ours_increase_sd (error at `small` minus
+        error at `large`, seed by seed, in percentage points), n (seeds with both),
+        higher_at_small (in how many of them the error is higher at `small`),
+        paper_increase (BN and GN only), status_large, status_small. NaN where runs are
         missing or diverged.
     """
     runs = as_runs(source)
     rows = {}
-    for norm in ("batch", "group"):
+    for norm in paper.TABLE1_NORMS:
         at_large = run_cell(runs, experiment=experiment, norm=norm, batch_size=large)
         at_small = run_cell(runs, experiment=experiment, norm=norm, batch_size=small)
-        paper_large = paper.TABLE2[norm].get(large, math.nan)
-        paper_small = paper.TABLE2[norm].get(small, math.nan)
+        increase = paired_difference(at_small, at_large)
+        published = paper.TABLE2.get(norm, {})
         rows[paper.NORM_LABELS[norm]] = {
             "ours_large": at_large["value"],
             "ours_small": at_small["value"],
-            "ours_increase": at_small["value"] - at_large["value"],
-            "paper_large": paper_large,
-            "paper_small": paper_small,
-            "paper_increase": paper_small - paper_large,
+            "ours_increase": increase["mean"],
+            "ours_increase_sd": increase["sd"],
+            "n": increase["n"],
+            "higher_at_small": increase["n"] - increase["negative"] - sum(v == 0 for v in increase["values"]),
+            "paper_increase": published.get(small, math.nan) - published.get(large, math.nan),
             "status_large": at_large["status"],
             "status_small": at_small["status"],
         }
@@ -351,12 +445,21 @@ def batch_size_drop(source="results", *, large=32, small=2, experiment=BATCH_SIZ
     return frame
 
 
-def _points(value: float) -> str:
-    return "n/a" if math.isnan(value) else f"{value:+.1f}"
+def _points(value: float, sd: float = math.nan) -> str:
+    if math.isnan(value):
+        return "n/a"
+    return f"{value:+.1f}" if math.isnan(sd) else f"{value:+.1f} ± {sd:.1f}"
+
+
+def _seeds(count: int, total: int) -> str:
+    return f"{count} of {total} seed{'s' if total != 1 else ''}"
 
 
 def conclusions(source="results", *, large=32, small=2) -> list[str]:
     """The headline findings as sentences, computed from the numbers (for notebooks to print).
+
+    Every number is a mean ± sd over seeds; a claim about a direction says in how many
+    seeds it holds, so a reader sees whether it holds in all of them.
 
     Args:
         source: a results folder or a frame from `load_runs`.
@@ -371,16 +474,17 @@ def conclusions(source="results", *, large=32, small=2) -> list[str]:
     lines = []
     first = table1(runs)
     ours = first.set_index("norm")["ours val error (%)"]
-    gap = ours["GN"] - ours["BN"]
+    cells = _cells(runs, NORM_COMPARISON, large)
+    gap = paired_difference(cells["group"], cells["batch"])
     lines.append(
-        f"At batch 32, GN minus BN val error: ours {_points(gap)} points, paper "
+        f"At batch {large}, GN minus BN val error: ours {_points(gap['mean'], gap['sd'])} points "
+        f"(GN higher in {_seeds(gap['n'] - gap['negative'], gap['n'])}), paper "
         f"{paper.TABLE1['group'] - paper.TABLE1['batch']:+.1f} (ResNet-50, ImageNet)."
     )
     paper_errors = pd.Series({paper.NORM_LABELS[norm]: error for norm, error in paper.TABLE1.items()})
     lines.append(
-        "Lowest to highest val error at batch 32: ours "
-        + _ranking(ours)
-        + "; paper " + _ranking(paper_errors) + "."
+        f"Lowest to highest mean val error at batch {large}: ours " + _ranking(ours)
+        + f" (that order in {_seeds(*_order_holds(cells))}); paper " + _ranking(paper_errors) + "."
     )
     unavailable = first[~first["status"].str.startswith("complete")]
     if not unavailable.empty:
@@ -390,21 +494,39 @@ def conclusions(source="results", *, large=32, small=2) -> list[str]:
     for label in drop.index:
         row = drop.loc[label]
         sentence = (
-            f"{label} from batch {large} to {small}: val error changes by {_points(row['ours_increase'])} "
-            f"points (paper {_points(row['paper_increase'])})."
+            f"{label} from batch {large} to {small}: val error changes by "
+            f"{_points(row['ours_increase'], row['ours_increase_sd'])} points, higher at batch {small} in "
+            f"{_seeds(row['higher_at_small'], row['n'])}"
         )
+        if not math.isnan(row["paper_increase"]):
+            sentence += f" (paper {_points(row['paper_increase'])})"
+        sentence += "."
         caveats = [f"batch {size}: {status}" for size, status in
                    ((large, row["status_large"]), (small, row["status_small"]))
                    if not status.startswith("complete")]
         if caveats:
             sentence += " [" + "; ".join(caveats) + "]"
         lines.append(sentence)
-    second = table2(runs, batch_sizes=(small,))
+    at_small = _cells(runs, BATCH_SIZE_SWEEP, small)
+    small_gap = paired_difference(at_small["group"], at_small["batch"])
     lines.append(
-        f"At batch {small}, GN minus BN: ours {_points(second['ours GN minus BN'].iloc[0])} points, "
-        f"paper {_points(second['paper GN minus BN'].iloc[0])}."
+        f"At batch {small}, GN minus BN: ours {_points(small_gap['mean'], small_gap['sd'])} points "
+        f"(GN lower in {_seeds(small_gap['negative'], small_gap['n'])}), "
+        f"paper {_points(paper.TABLE2_GN_MINUS_BN[small])}."
     )
     return lines
+
+
+def _order_holds(cells: dict) -> tuple[int, int]:
+    """(seeds in which the normalizations rank as their means do, seeds they all have)."""
+    means = {norm: cell["value"] for norm, cell in cells.items() if cell["n"]}
+    order = sorted(means, key=means.get)
+    by_seed = {norm: dict(zip(cell["seeds"], cell["values"])) for norm, cell in cells.items() if cell["n"]}
+    common = set.intersection(*(set(values) for values in by_seed.values())) if by_seed else set()
+    holds = sum(
+        all(by_seed[a][seed] < by_seed[b][seed] for a, b in zip(order, order[1:])) for seed in common
+    )
+    return holds, len(common)
 
 
 def _ranking(errors: pd.Series) -> str:
@@ -429,11 +551,28 @@ def _format_cell(value, decimals: int) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
+def with_spread(frame: pd.DataFrame, *, decimals: int = 1) -> pd.DataFrame:
+    """`frame` with every column "X" that has a column "X sd" shown as "mean ± sd" text
+    (the mean alone when there is no sd, e.g. one seed), and the "X sd" columns dropped."""
+    shown = frame.copy()
+    for column in [c for c in frame.columns if f"{c} sd" in frame.columns]:
+        shown[column] = [
+            _format_cell(mean, decimals) if pd.isna(sd) or pd.isna(mean)
+            else f"{mean:.{decimals}f} ± {sd:.{decimals}f}"
+            for mean, sd in zip(frame[column], frame[f"{column} sd"])
+        ]
+        shown = shown.drop(columns=f"{column} sd")
+    shown.attrs = dict(frame.attrs)
+    shown.attrs["numeric"] = [c for c in shown.columns if pd.api.types.is_numeric_dtype(frame[c])]
+    return shown
+
+
 def to_markdown(frame: pd.DataFrame, *, decimals: int = 1, index: bool = False, caption: bool = True) -> str:
     """A GitHub-flavoured markdown table of `frame` (no extra dependency).
 
     Args:
-        frame: any DataFrame, e.g. from `table1` or `table2`.
+        frame: any DataFrame, e.g. from `table1` or `table2`; a column "X sd" beside a
+            column "X" is shown with it as "mean ± sd".
         decimals: digits after the point for floats; NaN prints as "–".
         index: include the index as the first column.
         caption: append ``frame.attrs["caption"]`` (when present) below the table.
@@ -443,8 +582,9 @@ def to_markdown(frame: pd.DataFrame, *, decimals: int = 1, index: bool = False, 
     """
     if index:
         frame = frame.reset_index()
+    frame = with_spread(frame, decimals=decimals)
     headers = [str(column) for column in frame.columns]
-    numeric = [pd.api.types.is_numeric_dtype(frame[column]) for column in frame.columns]
+    numeric = [column in frame.attrs["numeric"] for column in frame.columns]
     body = [[_format_cell(value, decimals) for value in row] for row in frame.itertuples(index=False)]
     lines = [
         "| " + " | ".join(headers) + " |",
