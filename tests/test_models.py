@@ -7,6 +7,7 @@ import keras
 from utils.layers import GroupNormalization
 from utils.layers import InstanceNormalization
 from utils.layers import LayerNormalization
+from utils.layers import WeightStandardizedConv2D
 from utils.models import NORMALIZATIONS
 from utils.models import canonical_norm
 from utils.models import make_norm
@@ -44,6 +45,22 @@ def test_groups_only_for_group_norm():
     assert make_norm("group", groups=8).groups == 8
     with pytest.raises(ValueError, match=r"groups=8 applies only to group normalization"):
         make_norm("batch", groups=8)
+
+
+def test_channels_per_group_only_for_group_norm():
+    layer = make_norm("gn", channels_per_group=16)
+    assert type(layer) is GroupNormalization and layer.channels_per_group == 16 and layer.epsilon == 1e-5
+    with pytest.raises(ValueError, match=r"channels_per_group=4 applies only to group normalization"):
+        make_norm("layer", channels_per_group=4)
+    with pytest.raises(ValueError, match=r"Pass either groups or channels_per_group, not both"):
+        make_norm("group", groups=8, channels_per_group=4)
+
+
+def test_small_cnn_with_channels_per_group():
+    model = small_cnn("group", num_classes=5, channels_per_group=16)
+    # conv1 has 64 channels and conv2 256: 4 and 16 groups of 16 channels.
+    assert model.get_layer("norm1").groups == 4
+    assert model.get_layer("norm2").groups == 16
 
 
 def test_registry_passes_layer_options():
@@ -131,3 +148,48 @@ def test_small_cnn_accepts_a_layer_factory():
     assert type(model.get_layer("norm1")) is keras.layers.GroupNormalization
     assert model.get_layer("norm2").groups == 8
     assert len(model.losses) == len(model.trainable_weights)
+
+
+def conv_layers(model):
+    return [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+
+
+@pytest.mark.parametrize("norm", ["group", "batch", "none"])
+def test_small_cnn_weight_standardization_swaps_every_conv(norm):
+    model = small_cnn(norm, num_classes=5, weight_standardization=True)
+    convs = conv_layers(model)
+    assert [layer.name for layer in convs] == ["conv1", "conv2"]
+    assert all(type(layer) is WeightStandardizedConv2D for layer in convs)
+    assert model.name.endswith("_ws")
+    assert all(type(layer) is keras.layers.Conv2D for layer in conv_layers(small_cnn(norm, num_classes=5)))
+
+
+def test_weight_standardization_must_be_a_boolean():
+    message = r"weight_standardization must be True or False.*received weight_standardization='yes'"
+    with pytest.raises(ValueError, match=message):
+        small_cnn("group", weight_standardization="yes")
+
+
+@pytest.mark.slow
+def test_small_cnn_with_weight_standardization_trains_one_step():
+    keras.utils.set_random_seed(0)
+    model = small_cnn(
+        "group", num_classes=4, input_shape=(32, 32, 3), weight_decay=1e-4, weight_standardization=True, groups=8
+    )
+    model.compile(keras.optimizers.SGD(0.01, momentum=0.9), "sparse_categorical_crossentropy", jit_compile=True)
+    images = np.random.default_rng(0).integers(0, 256, size=(4, 32, 32, 3)).astype(np.uint8)
+    labels = np.array([0, 1, 2, 3])
+    kernel_before = model.get_layer("conv1").kernel.numpy().copy()
+    history = model.fit(images, labels, batch_size=2, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert not np.array_equal(kernel_before, model.get_layer("conv1").kernel.numpy())
+
+
+@pytest.mark.slow
+def test_resnet50_weight_standardization_swaps_every_conv():
+    model = resnet50("group", num_classes=10, input_shape=(64, 64, 3), weight_standardization=True, groups=32)
+    convs = conv_layers(model)
+    # The stem, three convs per block (16 blocks) and the four projection shortcuts.
+    assert len(convs) == 1 + 3 * 16 + 4
+    assert all(type(layer) is WeightStandardizedConv2D for layer in convs)
+    assert model(np.zeros((1, 64, 64, 3), np.float32)).shape == (1, 10)

@@ -1,4 +1,4 @@
-"""Group Normalization and its two special cases, written with `keras.ops`.
+"""Group Normalization and its two special cases, and Weight Standardization, with `keras.ops`.
 
 The layers mirror the argument names of `tensorflow_addons.layers.GroupNormalization`
 and `InstanceNormalization`, so code written for those ports by changing the import:
@@ -9,6 +9,10 @@ Differences from tensorflow-addons: `epsilon` defaults to 1e-5 (the paper's valu
 tensorflow-addons used 1e-3), statistics are always computed in float32, and
 `InstanceNormalization(groups=...)` raises an error where tensorflow-addons ignored
 `groups` with a warning.
+
+`WeightStandardizedConv2D` is a `keras.layers.Conv2D` whose kernel is standardized per
+output channel before convolving (Qiao et al., 2019), the companion of GN in the paper's
+follow-ups; `utils.models.small_cnn(weight_standardization=True)` uses it.
 """
 
 import math
@@ -26,7 +30,12 @@ __all__ = [
     "GroupNormalization",
     "InstanceNormalization",
     "LayerNormalization",
+    "standardize_kernel",
+    "WeightStandardizedConv2D",
 ]
+
+# The paper's choice of G when neither `groups` nor `channels_per_group` is given.
+DEFAULT_GROUPS = 32
 
 
 def group_normalize_reference(inputs, groups, axis=-1, epsilon=1e-5, gamma=None, beta=None):
@@ -195,6 +204,33 @@ def _check_axis_argument(axis):
         )
 
 
+def _check_channels_per_group_argument(channels_per_group):
+    if (
+        isinstance(channels_per_group, bool)
+        or not isinstance(channels_per_group, numbers.Integral)
+        or channels_per_group < 1
+    ):
+        raise ValueError(
+            f"channels_per_group must be a positive integer (the number of channels in each "
+            f"group); received channels_per_group={channels_per_group!r}."
+        )
+
+
+def _groups_from_channels_per_group(input_shape, channels_per_group, axis):
+    """The number of groups of `channels_per_group` channels each for an input of shape
+    `input_shape`, after checking that `axis` fits it and that the size divides C."""
+    # One group per channel always fits: this checks the rank, the axis and the channel
+    # count with the messages of `_check_grouping`.
+    _, channels, _ = _check_grouping(input_shape, -1, axis)
+    if channels % channels_per_group != 0:
+        divisors = [d for d in range(1, channels + 1) if channels % d == 0]
+        raise ValueError(
+            f"channels_per_group={channels_per_group} does not divide the {channels} channels "
+            f"of the input; choose one of {divisors}."
+        )
+    return channels // channels_per_group
+
+
 def _is_finite_number(value):
     """True for a finite Python or NumPy real number (a bool or string is not one)."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
@@ -255,12 +291,20 @@ class GroupNormalization(keras.layers.Layer):
     inference. `groups=1` is the paper's Layer Normalization, `groups=-1` (one group per
     channel) is Instance Normalization.
 
+    The grouping is given either by the number of groups (`groups`, the paper's G) or by
+    their size (`channels_per_group`, as in the bottom half of the paper's Table 3), never
+    both. With `channels_per_group` the number of groups is C // channels_per_group,
+    resolved in `build` (and then read from the `groups` attribute):
+    `channels_per_group=1` is Instance Normalization, `channels_per_group=C` Layer
+    Normalization.
+
     Under a mixed-precision policy the statistics are computed in float32, the weights
     are float32 and the output has the layer's compute dtype.
 
     Args:
-        groups: number of groups, 32 by default (the paper's choice). Must divide the
-            number of channels; -1 means one group per channel.
+        groups: number of groups. Must divide the number of channels; -1 means one group
+            per channel. None (the default) means 32, the paper's choice, unless
+            `channels_per_group` is given.
         axis: the channel axis, -1 (channels-last, default) or 1 (channels-first).
         epsilon: small float added to the variance, 1e-5 by default.
         center: if True, add the per-channel offset `beta`.
@@ -271,6 +315,9 @@ class GroupNormalization(keras.layers.Layer):
         gamma_regularizer: optional regularizer for `gamma`.
         beta_constraint: optional constraint for `beta`.
         gamma_constraint: optional constraint for `gamma`.
+        channels_per_group: number of channels in each group, instead of `groups`: a
+            positive integer that divides the number of channels. None (the default)
+            uses `groups`; giving both is an error.
         **kwargs: base layer keyword arguments (e.g. `name`, `dtype`).
 
     Input shape:
@@ -287,7 +334,7 @@ class GroupNormalization(keras.layers.Layer):
 
     def __init__(
         self,
-        groups=32,
+        groups=None,
         axis=-1,
         epsilon=1e-5,
         center=True,
@@ -298,10 +345,21 @@ class GroupNormalization(keras.layers.Layer):
         gamma_regularizer=None,
         beta_constraint=None,
         gamma_constraint=None,
+        channels_per_group=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _check_groups_argument(groups)
+        if groups is not None and channels_per_group is not None:
+            raise ValueError(
+                f"Pass either groups or channels_per_group, not both; received groups={groups!r} "
+                f"and channels_per_group={channels_per_group!r}. groups fixes the number of "
+                f"groups, channels_per_group their size (groups = channels // channels_per_group)."
+            )
+        if channels_per_group is not None:
+            _check_channels_per_group_argument(channels_per_group)
+        else:
+            groups = DEFAULT_GROUPS if groups is None else groups
+            _check_groups_argument(groups)
         _check_axis_argument(axis)
         # Axis 0 is the batch axis at every rank, so it can be refused before the input
         # is seen, as tensorflow-addons did (its tests expect construction to fail).
@@ -313,7 +371,9 @@ class GroupNormalization(keras.layers.Layer):
         # Zero is allowed by `group_normalize` but would divide by zero on a constant group.
         if not (_is_finite_number(epsilon) and epsilon > 0):
             raise ValueError(f"epsilon must be a positive float; received epsilon={epsilon!r}.")
-        self.groups = int(groups)
+        # With channels_per_group, `groups` is resolved in `build` from the channel count.
+        self.channels_per_group = None if channels_per_group is None else int(channels_per_group)
+        self.groups = None if groups is None else int(groups)
         self.axis = int(axis)
         self.epsilon = epsilon
         self.center = center
@@ -335,6 +395,8 @@ class GroupNormalization(keras.layers.Layer):
                 f"{self.__class__.__name__} expects inputs of rank 2 to 5 (batch, ..., "
                 f"channels); received an input of shape {tuple(input_shape)}."
             )
+        if self.channels_per_group is not None:
+            self.groups = _groups_from_channels_per_group(input_shape, self.channels_per_group, self.axis)
         _, channels, _ = _check_grouping(input_shape, self.groups, self.axis)
         self.input_spec = keras.layers.InputSpec(ndim=rank, axes={self.axis: channels})
         self.gamma = None
@@ -374,7 +436,9 @@ class GroupNormalization(keras.layers.Layer):
 
     def get_config(self):
         config = {
-            "groups": self.groups,
+            # The argument as given: None when the groups follow from channels_per_group.
+            "groups": None if self.channels_per_group is not None else self.groups,
+            "channels_per_group": self.channels_per_group,
             "axis": self.axis,
             "epsilon": self.epsilon,
             "center": self.center,
@@ -399,18 +463,21 @@ class _FixedGroupsNormalization(GroupNormalization):
     porting_note = ""
 
     def __init__(self, axis=-1, epsilon=1e-5, **kwargs):
-        if "groups" in kwargs:
-            raise ValueError(
-                f"{self.__class__.__name__} does not take `groups`: it always uses "
-                f"{self.grouping} (groups={self.fixed_groups}); received "
-                f"groups={kwargs['groups']!r}.{self.porting_note} Use GroupNormalization "
-                f"to choose the number of groups."
-            )
+        for argument in ("groups", "channels_per_group"):
+            if argument in kwargs:
+                porting_note = self.porting_note if argument == "groups" else ""
+                raise ValueError(
+                    f"{self.__class__.__name__} does not take `{argument}`: it always uses "
+                    f"{self.grouping} (groups={self.fixed_groups}); received "
+                    f"{argument}={kwargs[argument]!r}.{porting_note} Use GroupNormalization "
+                    f"to choose the grouping."
+                )
         super().__init__(groups=self.fixed_groups, axis=axis, epsilon=epsilon, **kwargs)
 
     def get_config(self):
         config = super().get_config()
         del config["groups"]
+        del config["channels_per_group"]
         return config
 
 
@@ -420,7 +487,8 @@ class InstanceNormalization(_FixedGroupsNormalization):
 
     Each channel of each sample is normalized by its own mean and variance over the
     spatial positions, then scaled and shifted by per-channel `gamma` and `beta`.
-    Equal to `GroupNormalization(groups=-1)`; takes the same arguments except `groups`.
+    Equal to `GroupNormalization(groups=-1)` and to `channels_per_group=1`; takes the same
+    arguments except `groups` and `channels_per_group`.
 
     Args:
         axis: the channel axis, -1 (channels-last, default) or 1 (channels-first).
@@ -450,7 +518,8 @@ class LayerNormalization(_FixedGroupsNormalization):
     positions, then scaled and shifted per channel. This differs from
     `keras.layers.LayerNormalization`, which either normalizes over the channel axis
     alone (its default) or, given several axes, learns a gamma and beta per element.
-    Equal to `GroupNormalization(groups=1)`; takes the same arguments except `groups`.
+    Equal to `GroupNormalization(groups=1)` and to `channels_per_group=C`; takes the same
+    arguments except `groups` and `channels_per_group`.
 
     Args:
         axis: the channel axis, -1 (channels-last, default) or 1 (channels-first).
@@ -465,3 +534,125 @@ class LayerNormalization(_FixedGroupsNormalization):
 
     fixed_groups = 1
     grouping = "a single group"
+
+
+def standardize_kernel(kernel, epsilon=1e-5, epsilon_inside_sqrt=True):
+    """Standardizes a convolution kernel per output channel (Weight Standardization).
+
+    Each output channel's weights, over its fan-in (kh, kw, c_in) for a Conv2D kernel of
+    shape (kh, kw, c_in, c_out), are shifted to mean 0 and divided by their standard
+    deviation (the biased one, over the fan-in):
+
+        w_hat = (w - mean) / sqrt(var + epsilon)      (epsilon_inside_sqrt=True)
+        w_hat = (w - mean) / (sqrt(var) + epsilon)    (epsilon_inside_sqrt=False)
+
+    The second form is the original code's (Qiao et al.'s TensorFlow layer divides by
+    `std + 1e-5`; their PyTorch layer does too, with the unbiased std). With
+    epsilon inside the square root the result has variance var / (var + epsilon) rather
+    than exactly 1: about 0.99 for a He-initialized 3x3x256 kernel at epsilon=1e-5.
+
+    The arithmetic is done in float32 whatever the kernel dtype; the result is float32.
+
+    Args:
+        kernel: a kernel of rank >= 2 whose last axis is the output channels.
+        epsilon: finite number >= 0; see the formulas above.
+        epsilon_inside_sqrt: where epsilon goes, as above.
+
+    Returns:
+        A float32 tensor of the kernel's shape.
+
+    Reference:
+        Siyuan Qiao, Huiyu Wang, Chenxi Liu, Wei Shen and Alan Yuille, "Micro-Batch
+        Training with Batch-Channel Normalization and Weight Standardization", 2019
+        (https://arxiv.org/abs/1903.10520; first titled "Weight Standardization").
+    """
+    if not (_is_finite_number(epsilon) and epsilon >= 0):
+        raise ValueError(f"epsilon must be a finite number >= 0; received epsilon={epsilon!r}.")
+    _check_epsilon_inside_sqrt(epsilon_inside_sqrt)
+    kernel = ops.cast(kernel, "float32")
+    if len(kernel.shape) < 2:
+        raise ValueError(
+            f"standardize_kernel needs a kernel of rank >= 2 (fan-in axes, then the output "
+            f"channels); received a kernel of shape {tuple(kernel.shape)}."
+        )
+    fan_in_axes = list(range(len(kernel.shape) - 1))
+    mean, variance = ops.moments(kernel, axes=fan_in_axes, keepdims=True)
+    if epsilon_inside_sqrt:
+        return (kernel - mean) * ops.rsqrt(variance + epsilon)
+    return (kernel - mean) / (ops.sqrt(variance) + epsilon)
+
+
+def _check_epsilon_inside_sqrt(epsilon_inside_sqrt):
+    if not isinstance(epsilon_inside_sqrt, bool):
+        raise ValueError(
+            f"epsilon_inside_sqrt must be True (divide by sqrt(var + epsilon)) or False "
+            f"(divide by sqrt(var) + epsilon, as the original WS code); received "
+            f"epsilon_inside_sqrt={epsilon_inside_sqrt!r}."
+        )
+
+
+@keras.saving.register_keras_serializable(package="utils")
+class WeightStandardizedConv2D(keras.layers.Conv2D):
+    """A 2D convolution whose kernel is standardized per output channel (Qiao et al., 2019).
+
+    Before each convolution the kernel, of shape (kh, kw, c_in, c_out), is standardized
+    over the fan-in (kh, kw, c_in) of every output channel, with its biased variance:
+
+        w_hat = (w - mean) / sqrt(var + epsilon)
+
+    epsilon goes inside the square root. The original WS code added it outside, dividing
+    by (std + epsilon); `epsilon_inside_sqrt=False` does that. The trainable variable
+    stays the raw kernel (weight decay applies to it); only the convolution sees w_hat.
+    WS is meant for convolutions followed by a normalization layer (GN or BN): the output
+    scale is fixed by w_hat, not learned by the kernel.
+
+    Under a mixed-precision policy the kernel is float32, standardized in float32 and
+    cast to the compute dtype for the convolution.
+
+    Args:
+        filters: number of output channels.
+        kernel_size: int or pair of ints, the height and width of the kernel.
+        *args: the remaining positional arguments of `keras.layers.Conv2D` (strides, ...).
+        epsilon: small positive float, 1e-5 by default; see above for where it goes.
+        epsilon_inside_sqrt: True (default) divides by sqrt(var + epsilon), False by
+            sqrt(var) + epsilon as the original code.
+        **kwargs: the keyword arguments of `keras.layers.Conv2D` (padding, use_bias,
+            kernel_initializer, ...) and base layer keyword arguments.
+
+    Reference:
+        Siyuan Qiao, Huiyu Wang, Chenxi Liu, Wei Shen and Alan Yuille, "Micro-Batch
+        Training with Batch-Channel Normalization and Weight Standardization", 2019
+        (https://arxiv.org/abs/1903.10520); code at
+        https://github.com/joe-siyuan-qiao/WeightStandardization.
+    """
+
+    def __init__(self, filters, kernel_size, *args, epsilon=1e-5, epsilon_inside_sqrt=True, **kwargs):
+        super().__init__(filters, kernel_size, *args, **kwargs)
+        if not (_is_finite_number(epsilon) and epsilon > 0):
+            raise ValueError(f"epsilon must be a positive float; received epsilon={epsilon!r}.")
+        _check_epsilon_inside_sqrt(epsilon_inside_sqrt)
+        self.epsilon = epsilon
+        self.epsilon_inside_sqrt = epsilon_inside_sqrt
+
+    def add_weight(self, *args, **kwargs):
+        # Conv2D's `build` creates the kernel and bias here. Without autocasting they are
+        # read in their float32 variable dtype under a mixed policy (Keras autocasts the
+        # variables of a top-level call even for a layer with `autocast=False`), so the
+        # kernel is standardized in float32 and only then cast in `call`.
+        return super().add_weight(*args, **{**kwargs, "autocast": False})
+
+    def call(self, inputs):
+        inputs = ops.cast(inputs, self.compute_dtype)
+        kernel = standardize_kernel(self.kernel, self.epsilon, self.epsilon_inside_sqrt)
+        outputs = self.convolution_op(inputs, ops.cast(kernel, self.compute_dtype))
+        if self.use_bias:
+            bias_shape = [1] * (self.rank + 2)
+            bias_shape[-1 if self.data_format == "channels_last" else 1] = self.filters
+            outputs = outputs + ops.reshape(ops.cast(self.bias, self.compute_dtype), bias_shape)
+        if self.activation is not None:
+            return self.activation(outputs)
+        return outputs
+
+    def get_config(self):
+        config = {"epsilon": self.epsilon, "epsilon_inside_sqrt": self.epsilon_inside_sqrt}
+        return {**super().get_config(), **config}

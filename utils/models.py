@@ -2,7 +2,8 @@
 
 `small_cnn` is the Tiny ImageNet CNN of the 2023 course report; `resnet50` is the
 paper's ResNet-50 for users with a GPU. Both take pixel values in [0, 255] and rescale
-them by 1/255 themselves: pixel scaling lives in the model, nowhere else.
+them by 1/255 themselves: pixel scaling lives in the model, nowhere else. Either can
+standardize its convolution kernels (`weight_standardization=True`), with any norm.
 """
 
 import keras
@@ -11,6 +12,7 @@ from keras import layers
 from utils.layers import GroupNormalization
 from utils.layers import InstanceNormalization
 from utils.layers import LayerNormalization
+from utils.layers import WeightStandardizedConv2D
 from utils.norms import NORMALIZATIONS
 from utils.norms import SHORT_NAMES
 from utils.norms import canonical_norm
@@ -31,7 +33,8 @@ def make_norm(name, /, **kwargs):
             "layer" is the paper's Layer Norm: statistics over (H, W, C) with per-channel
             gamma and beta.
         **kwargs: passed to the layer (`name` included: the first argument is
-            positional-only), e.g. `groups` for "group", `synchronized=True`
+            positional-only), e.g. `groups` or `channels_per_group` (not both) for
+            "group", `synchronized=True`
             for "batch" (BN statistics across devices), `gamma_initializer`, regularizers,
             `name`. epsilon defaults to 1e-5 for all four.
 
@@ -39,11 +42,12 @@ def make_norm(name, /, **kwargs):
         A Keras layer ("none" gives an identity layer).
     """
     key = canonical_norm(name)
-    if "groups" in kwargs and key != "group":
-        raise ValueError(
-            f"groups={kwargs['groups']!r} applies only to group normalization; "
-            f"remove it for normalization {name!r}."
-        )
+    for option in ("groups", "channels_per_group"):
+        if option in kwargs and key != "group":
+            raise ValueError(
+                f"{option}={kwargs[option]!r} applies only to group normalization; "
+                f"remove it for normalization {name!r}."
+            )
     if key == "none":
         return layers.Identity(name=kwargs.get("name"))
     kwargs.setdefault("epsilon", EPSILON)
@@ -77,8 +81,19 @@ def _norm_block(x, norm, weight_decay, norm_kwargs, name, **extra):
     return make_norm(norm, name=name, **norm_kwargs, **extra)(x)
 
 
-def _model_suffix(norm):
-    return "custom" if callable(norm) else SHORT_NAMES[canonical_norm(norm)]
+def _model_suffix(norm, weight_standardization=False):
+    suffix = "custom" if callable(norm) else SHORT_NAMES[canonical_norm(norm)]
+    return f"{suffix}_ws" if weight_standardization else suffix
+
+
+def _conv_class(weight_standardization):
+    """Conv2D, or WeightStandardizedConv2D for `weight_standardization=True`."""
+    if not isinstance(weight_standardization, bool):
+        raise ValueError(
+            f"weight_standardization must be True or False; received "
+            f"weight_standardization={weight_standardization!r}."
+        )
+    return WeightStandardizedConv2D if weight_standardization else layers.Conv2D
 
 
 def small_cnn(
@@ -88,6 +103,7 @@ def small_cnn(
     *,
     second_kernel_size=1,
     weight_decay=0.0,
+    weight_standardization=False,
     **norm_kwargs,
 ):
     """The small Tiny ImageNet CNN of the 2023 course report.
@@ -104,13 +120,18 @@ def small_cnn(
         second_kernel_size: kernel size of the second conv; the report's code used 1.
         weight_decay: coupled L2 weight decay on every weight, gamma and beta included:
             each gradient gets `weight_decay * w` added (the paper's rule).
-        **norm_kwargs: options for the normalization layers, e.g. `groups=32`.
+        weight_standardization: if True, both convolutions are
+            `WeightStandardizedConv2D` (Weight Standardization, Qiao et al. 2019); the
+            dense layers are unchanged. The model's name then ends in "_ws".
+        **norm_kwargs: options for the normalization layers, e.g. `groups=32` or
+            `channels_per_group=16`.
 
     Returns:
         A `keras.Model` taking pixel values in [0, 255] and returning float32 class
         probabilities.
     """
     key = norm if callable(norm) else canonical_norm(norm)
+    conv = _conv_class(weight_standardization)
     # A conv bias is redundant before a normalization that re-centres its input.
     use_bias = key == "none"
     conv_options = dict(
@@ -126,22 +147,25 @@ def small_cnn(
     )
     inputs = keras.Input(input_shape, name="pixels")
     x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
-    x = layers.Conv2D(64, 7, strides=2, padding="valid", name="conv1", **conv_options)(x)
+    x = conv(64, 7, strides=2, padding="valid", name="conv1", **conv_options)(x)
     x = _norm_block(x, key, weight_decay, norm_kwargs, name="norm1")
     x = layers.ReLU(name="relu1")(x)
     x = layers.MaxPooling2D(strides=2, padding="same", name="pool1")(x)
-    x = layers.Conv2D(256, second_kernel_size, padding="same", name="conv2", **conv_options)(x)
+    x = conv(256, second_kernel_size, padding="same", name="conv2", **conv_options)(x)
     x = _norm_block(x, key, weight_decay, norm_kwargs, name="norm2")
     x = layers.ReLU(name="relu2")(x)
     x = layers.GlobalAveragePooling2D(name="pool2")(x)
     x = layers.Dense(128, activation="relu", name="dense1", **dense_options)(x)
     x = layers.Dense(num_classes, name="logits", **dense_options)(x)
     outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(x)
-    return keras.Model(inputs, outputs, name=f"small_cnn_{_model_suffix(norm)}")
+    return keras.Model(inputs, outputs, name=f"small_cnn_{_model_suffix(norm, weight_standardization)}")
 
 
-def _bottleneck(x, filters, stride, norm, weight_decay, norm_kwargs, name):
-    """A ResNet v1 bottleneck block (stride on the 3x3 conv, as in the paper's code)."""
+def _bottleneck(x, filters, stride, norm, weight_decay, norm_kwargs, name, conv=layers.Conv2D):
+    """A ResNet v1 bottleneck block (stride on the 3x3 conv, as in the paper's code).
+
+    `conv` is the convolution class (Conv2D or WeightStandardizedConv2D).
+    """
     conv_options = dict(
         use_bias=False,
         kernel_initializer=keras.initializers.HeNormal(),
@@ -149,15 +173,15 @@ def _bottleneck(x, filters, stride, norm, weight_decay, norm_kwargs, name):
     )
     shortcut = x
     if stride != 1 or x.shape[-1] != 4 * filters:
-        shortcut = layers.Conv2D(4 * filters, 1, strides=stride, name=f"{name}_proj", **conv_options)(x)
+        shortcut = conv(4 * filters, 1, strides=stride, name=f"{name}_proj", **conv_options)(x)
         shortcut = _norm_block(shortcut, norm, weight_decay, norm_kwargs, name=f"{name}_proj_norm")
-    y = layers.Conv2D(filters, 1, name=f"{name}_conv1", **conv_options)(x)
+    y = conv(filters, 1, name=f"{name}_conv1", **conv_options)(x)
     y = _norm_block(y, norm, weight_decay, norm_kwargs, name=f"{name}_norm1")
     y = layers.ReLU(name=f"{name}_relu1")(y)
-    y = layers.Conv2D(filters, 3, strides=stride, padding="same", name=f"{name}_conv2", **conv_options)(y)
+    y = conv(filters, 3, strides=stride, padding="same", name=f"{name}_conv2", **conv_options)(y)
     y = _norm_block(y, norm, weight_decay, norm_kwargs, name=f"{name}_norm2")
     y = layers.ReLU(name=f"{name}_relu2")(y)
-    y = layers.Conv2D(4 * filters, 1, name=f"{name}_conv3", **conv_options)(y)
+    y = conv(4 * filters, 1, name=f"{name}_conv3", **conv_options)(y)
     # The paper starts the last gamma of each block at 0, so each block begins as an
     # identity map and deep networks train from the first step.
     zero_gamma = {} if norm == "none" else {"gamma_initializer": "zeros"}
@@ -172,6 +196,7 @@ def resnet50(
     input_shape=(224, 224, 3),
     *,
     weight_decay=0.0,
+    weight_standardization=False,
     **norm_kwargs,
 ):
     """The paper's ResNet-50 (He et al., 2016) with a choice of normalization.
@@ -185,6 +210,9 @@ def resnet50(
         num_classes: number of classes.
         input_shape: (height, width, channels) of the input images.
         weight_decay: coupled L2 weight decay on every weight, gamma and beta included.
+        weight_standardization: if True, every convolution (stem, blocks, projections)
+            is a `WeightStandardizedConv2D`, as in the GN+WS ResNets of Qiao et al.
+            (2019); the classifier is unchanged. The model's name then ends in "_ws".
         **norm_kwargs: options for the normalization layers, e.g. `groups=32`.
 
     Returns:
@@ -196,9 +224,10 @@ def resnet50(
         Wu & He, "Group Normalization", ECCV 2018, Section 5.
     """
     key = norm if callable(norm) else canonical_norm(norm)
+    conv = _conv_class(weight_standardization)
     inputs = keras.Input(input_shape, name="pixels")
     x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
-    x = layers.Conv2D(
+    x = conv(
         64, 7, strides=2, padding="same", use_bias=False, name="stem_conv",
         kernel_initializer=keras.initializers.HeNormal(), kernel_regularizer=_l2(weight_decay),
     )(x)
@@ -208,7 +237,9 @@ def resnet50(
     for stage, (filters, blocks) in enumerate(zip((64, 128, 256, 512), (3, 4, 6, 3)), start=1):
         for block in range(blocks):
             stride = 2 if block == 0 and stage > 1 else 1
-            x = _bottleneck(x, filters, stride, key, weight_decay, norm_kwargs, name=f"stage{stage}_block{block + 1}")
+            x = _bottleneck(
+                x, filters, stride, key, weight_decay, norm_kwargs, name=f"stage{stage}_block{block + 1}", conv=conv
+            )
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     x = layers.Dense(
         num_classes, name="logits",
@@ -216,4 +247,4 @@ def resnet50(
         kernel_regularizer=_l2(weight_decay), bias_regularizer=_l2(weight_decay),
     )(x)
     outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(x)
-    return keras.Model(inputs, outputs, name=f"resnet50_{_model_suffix(norm)}")
+    return keras.Model(inputs, outputs, name=f"resnet50_{_model_suffix(norm, weight_standardization)}")
