@@ -203,12 +203,12 @@ def test_profile_overrides_and_errors():
 def test_cpu_profile_runs_each_norm_at_its_measured_fastest_settings():
     from utils.config import fastest_settings
 
-    configs = {(c.experiment, c.run_name): c for c in profile_configs("cpu")}
-    batch_norm_32 = configs[("norm_comparison", "bn_bs32_seed0")]
+    configs = {(c.experiment, c.norm, c.batch_size, c.seed): c for c in profile_configs("cpu")}
+    batch_norm_32 = configs[("norm_comparison", "batch", 32, 0)]
     assert not batch_norm_32.jit_compile and batch_norm_32.steps_per_execution == 8
-    assert configs[("batch_size_sweep", "bn_bs2_seed0")].jit_compile
-    assert not configs[("norm_comparison", "gn_g32_bs32_seed0")].jit_compile
-    assert configs[("batch_size_sweep", "gn_g32_bs8_seed0")].jit_compile
+    assert configs[("batch_size_sweep", "batch", 2, 0)].jit_compile
+    assert not configs[("norm_comparison", "group", 32, 1)].jit_compile
+    assert configs[("batch_size_sweep", "group", 8, 2)].jit_compile
     assert all(c.second_kernel_size == 1 for c in configs.values())
     for config in configs.values():
         expected = fastest_settings(config.norm, config.batch_size)

@@ -178,7 +178,7 @@ def test_sweep_notebook_reuses_the_batch_32_runs(smoke):
     assert "20 runs; 5 finished or reusable" in text  # after the lesson's own batch-2 GN run
     assert text.count("Epoch 1/2") == 16
     assert "steps of 2 images per epoch" in text
-    assert "| batch size | ours BN | ours GN" in text  # Table 2 as markdown
+    assert "| batch size | BN | LN | IN | GN | GN minus BN |" in text  # Table 2 as markdown
     assert_png(folders["figures"] / "batch_size_curves.png")
     assert_png(folders["figures"] / "batch_size_sensitivity.png")
 

@@ -289,17 +289,18 @@ def test_recipe_sweep_marks_collapsed_runs_and_the_chosen_rate(tmp_path):
 
 
 def test_recipe_sweep_without_a_chosen_rate_while_runs_are_unfinished(tmp_path):
+    # A run still training at a rate that is still a candidate (0.003: nothing collapsed).
     unfinished = {norm: dict(by_rate) for norm, by_rate in RECIPE_FINALS.items()}
-    del unfinished["group"][0.03]
+    del unfinished["group"][0.003]
     results_dir = write_recipe_sweep(tmp_path / "results", unfinished, {})
-    partial = factory.make_config("recipe_sweep", "group", 32, base_learning_rate=0.03,
+    partial = factory.make_config("recipe_sweep", "group", 32, base_learning_rate=0.003,
                                   lr_decay_fractions=(0.5, 0.75), dataset=DATASET, profile=PROFILE)
     factory.write_run(results_dir, partial, factory.curve(67.0, factory.EPOCHS)[:3], status="running")
     figure = plots.plot_recipe_sweep(results_dir, figures_dir=tmp_path / "figures")
     (axis,) = figure.axes
     assert not any(line.get_label().startswith("chosen") for line in axis.get_lines())
     text = figure_text(figure)
-    assert "no rate chosen yet" in text and "GN at 0.03: partial (3/10 epochs)" in text
+    assert "no rate chosen yet" in text and "GN at 0.003: partial (3/10 epochs)" in text
     assert "÷10 at 30%" not in legend_text(axis)
 
 

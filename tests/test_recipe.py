@@ -1,12 +1,16 @@
 """utils.recipe: the recipe sweep's table and the rule that chooses the study's rate."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tests import results_factory as factory
 from utils import recipe
+from utils.config import CPU_STUDY_RECIPE
+from utils.config import RECIPE_SWEEP_DECAY_FRACTIONS
+from utils.config import profile_configs
 
 NORMS = ("batch", "layer", "instance", "group")
 SWEEP_SCHEDULE = (0.5, 0.75)
@@ -80,3 +84,18 @@ def test_the_papers_schedule_is_shown_but_never_chosen(tmp_path):
     table = recipe.recipe_table(tmp_path)
     assert table["schedule"].tolist() == ["÷10 at 50%, 75%"] * 3 + ["÷10 at 30%, 60%, 90%"]
     assert recipe.chosen_learning_rate(tmp_path) == 0.01
+
+
+def test_a_collapsed_rate_need_not_finish_before_the_choice(tmp_path):
+    # IN collapsed at 0.01, so LN still running there cannot change the choice.
+    write_sweep(tmp_path, FINALS, collapsed={("instance", 0.01)}, missing={("layer", 0.01)})
+    assert recipe.chosen_learning_rate(tmp_path) == 0.003
+
+
+def test_the_cpu_study_uses_the_rate_the_committed_sweep_chose():
+    folder = Path(__file__).resolve().parent.parent / "results"
+    if not (folder / recipe.RECIPE_SWEEP).is_dir():
+        pytest.skip("no recipe sweep in results/")
+    assert recipe.chosen_learning_rate(folder) == CPU_STUDY_RECIPE["base_learning_rate"]
+    assert CPU_STUDY_RECIPE["lr_decay_fractions"] == RECIPE_SWEEP_DECAY_FRACTIONS
+    assert {config.base_learning_rate for config in profile_configs("cpu")} == {CPU_STUDY_RECIPE["base_learning_rate"]}

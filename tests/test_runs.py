@@ -33,9 +33,14 @@ def test_listing_a_grid_starts_without_tensorflow():
         "from utils import experiments\n"
         "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
         "    experiments.main(['--profile', 'cpu', '--list'])\n"
-        "assert 'norm_comparison/bn_bs32_seed0' in out.getvalue()"
+        "assert 'norm_comparison/bn_bs32_lr0.003_decay50-75_seed2' in out.getvalue()"
     )
     assert import_modules_in_a_fresh_process(code) == "[]"
+
+
+def write_complete_run(results_dir):
+    """A finished BN run at batch 32, written as the engine writes it."""
+    return factory.write_run(results_dir, factory.make_config("norm_comparison", "batch", 32), factory.curve(60.0, 10))
 
 
 def test_written_run_reads_back_whole(tmp_path):
@@ -73,8 +78,7 @@ def test_states_of_partial_and_diverged_runs(tmp_path):
 
 
 def test_a_damaged_config_names_its_file(tmp_path):
-    run_dir = factory.write_run(tmp_path, factory.make_config("norm_comparison", "batch", 32),
-                                factory.curve(60.0, 10))
+    run_dir = write_complete_run(tmp_path)
     (run_dir / "config.json").write_text('{"norm": "batch", ')
     with pytest.raises(ValueError, match="config.json is not valid JSON"):
         runs.read_run(run_dir)
@@ -84,8 +88,7 @@ def test_a_damaged_config_names_its_file(tmp_path):
 
 
 def test_a_damaged_history_names_its_file(tmp_path):
-    run_dir = factory.write_run(tmp_path, factory.make_config("norm_comparison", "batch", 32),
-                                factory.curve(60.0, 10))
+    run_dir = write_complete_run(tmp_path)
     (run_dir / "history.csv").write_text("epoch,val_error\n1,50\n")
     with pytest.raises(ValueError, match="history.csv has columns"):
         runs.read_run(run_dir)
@@ -118,7 +121,7 @@ def test_planned_action_finished_reuse_and_train(tmp_path):
 
 
 def test_run_folders_skip_folders_without_a_config(tmp_path):
-    factory.write_run(tmp_path, factory.make_config("norm_comparison", "batch", 32), factory.curve(60.0, 10))
+    write_complete_run(tmp_path)
     (tmp_path / "norm_comparison" / "empty").mkdir()
     assert [path.name for path in runs.run_folders(tmp_path)] == ["bn_bs32_seed0"]
     with pytest.raises(FileNotFoundError, match="missing-folder"):
@@ -158,8 +161,7 @@ def test_a_locked_run_names_the_process_and_a_killed_holder_releases_it(tmp_path
 
 
 def test_the_lock_removes_temporaries_a_killed_writer_left(tmp_path):
-    config = factory.make_config("norm_comparison", "batch", 32)
-    run_dir = factory.write_run(tmp_path, config, factory.curve(60.0, 10))
+    run_dir = write_complete_run(tmp_path)
     leftovers = [run_dir / ".summary.json.abc123.tmp", run_dir / "backup" / ".training_metadata.json.x.tmp"]
     for path in leftovers:
         path.parent.mkdir(exist_ok=True)

@@ -11,6 +11,8 @@ Modules:
     runs          the run folder format: paths, files, atomic writers, the one reader (no TensorFlow).
     training      run(config): resumable training that writes a self-describing results folder.
     experiments   the command line: python -m utils.experiments --profile cpu --experiment all
+    workers       several training processes side by side (--workers), sharing the grid.
+    recipe        the recipe sweep's table and the rule that chose the study's learning rate.
     paper         the paper's and the 2023 report's numbers, as data.
     results       results folders into pandas tables, side by side with the paper.
     plots         the figures.

@@ -562,7 +562,7 @@ def plot_recipe_sweep(results_source="results", *, figures_dir="figures", datase
     if chosen is None:
         finished = not on_sweep.empty and (on_sweep["finished"] == "yes").all()
         footer.append("no rate chosen: every rate has a collapsed normalization" if finished
-                      else "no rate chosen yet: not every run of the sweep's schedule has finished")
+                      else "no rate chosen yet: a rate that is still a candidate has unfinished runs")
     else:
         footer.append(f"chosen: {chosen:g}, the lowest mean among the rates where no normalization collapsed")
     notes = _recipe_notes(runs, sweep_label)

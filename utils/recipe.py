@@ -12,7 +12,8 @@ and 90%) at 0.003, for comparison. The study's rate is chosen by this rule:
 3. among the other rates, the one with the lowest mean over the four normalizations of
    the validation error (median of the last 5 epochs).
 
-A rate is only chosen once every rate of the sweep has all four runs finished.
+The choice is made once it cannot change: every rate not already excluded by a collapse
+has all four runs finished (a collapse excludes a rate whatever its other runs do).
 """
 
 from __future__ import annotations
@@ -95,16 +96,15 @@ def recipe_table(source="results", *, experiment=RECIPE_SWEEP) -> pd.DataFrame:
 
 
 def _choose(frame: pd.DataFrame) -> float | None:
-    candidates = frame[frame["sweep schedule"]]
+    # A collapse excludes a rate for good, so the choice is made as soon as every rate
+    # that is still a candidate has all its runs finished.
+    candidates = frame[frame["sweep schedule"] & (frame["collapsed"] == "none")]
     if candidates.empty or not (candidates["finished"] == "yes").all():
         return None
-    usable = candidates[(candidates["collapsed"] == "none") & candidates["mean"].notna()]
-    if usable.empty:
-        return None
-    return float(usable.loc[usable["mean"].idxmin(), "rate"])
+    return float(candidates.loc[candidates["mean"].idxmin(), "rate"])
 
 
 def chosen_learning_rate(source="results", *, experiment=RECIPE_SWEEP) -> float | None:
-    """The base learning rate the rule picks from the sweep, or None while any run of the
-    sweep's schedule is unfinished (or when every rate collapses)."""
+    """The base learning rate the rule picks from the sweep, or None while a rate that is
+    still a candidate has unfinished runs (or when every rate collapses)."""
     return recipe_table(source, experiment=experiment).attrs["chosen"]
