@@ -43,8 +43,9 @@ def _setup_lines(runs):
     seeds = ", ".join(str(seed) for seed in sorted(complete["seed"].dropna().unique()))
     return [
         f"- Profile `{first['profile']}`: {first['model']} on {first['dataset']}; seeds {seeds or 'none yet'}.",
-        f"- Runs complete: {len(complete)} of the profile's {len(planned)} ({len(trained)} trained here; the "
-        "batch-size sweep's batch-32 runs reuse the comparison's).",
+        f"- Runs complete: {len(complete)} of the profile's {len(planned)}; {len(trained)} of them trained for "
+        "the study, the others reuse finished runs with the same settings (the batch-size sweep's batch-32 "
+        "runs are the comparison's, seed 0's batch-32 runs the recipe sweep's).",
         f"- Device: {'; '.join(devices)}. Libraries: {version_text}.",
         f"- Training time, summed over the trainings: {trained['wall_seconds'].sum() / 60:.1f} minutes.",
     ]

@@ -55,6 +55,7 @@ def distinct_trainings(configs, results_dir):
 def prepare_data(configs, data_dir):
     """Decodes (or generates) each data selection once, before the workers start, so that
     they only read the cache and never build it at the same time."""
+    import_tensorflow()
     from utils import training
 
     for config in {(c.dataset, c.classes, c.images_per_class, c.val_images_per_class): c for c in configs}.values():
