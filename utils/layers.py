@@ -54,17 +54,7 @@ def group_normalize_reference(inputs, groups, axis=-1, epsilon=1e-5, gamma=None,
     `group_normalize` is the fast kernel that the layers run, and it computes the same
     function (to float32 rounding) from per-channel statistics.
 
-    Args:
-        inputs: tensor of rank >= 2 whose axis 0 is the batch axis.
-        groups: number of groups, an integer >= 1 that divides the size of `axis`,
-            or -1 for one group per channel.
-        axis: the channel axis (e.g. -1 for channels-last, 1 for channels-first).
-        epsilon: finite number >= 0 added to the variance.
-        gamma: optional per-channel scale, shape `(C,)`.
-        beta: optional per-channel offset, shape `(C,)`.
-
-    Returns:
-        A float32 tensor with the shape of `inputs`.
+    Args and result: as `group_normalize`.
 
     Reference:
         Yuxin Wu and Kaiming He, "Group Normalization", ECCV 2018
