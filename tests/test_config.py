@@ -39,6 +39,10 @@ def test_small_cnn_default_learning_rate_is_lower_and_overridable():
         (dict(norm="bn", base_learning_rate=0.01), "bn_bs32_lr0.01_decay30-60-90_seed0"),
         (dict(norm="gn", lr_decay_fractions=(0.5, 0.75)), "gn_g32_bs32_lr0.003_decay50-75_seed0"),
         (dict(model="resnet50", norm="bn", base_learning_rate=0.1), "bn_bs32_seed0"),
+        (dict(norm="gn", channels_per_group=16), "gn_cpg16_bs32_seed0"),
+        (dict(norm="gn", weight_standardization=True, batch_size=2), "gn_g32_ws_bs2_seed0"),
+        (dict(norm="bn", weight_standardization=True), "bn_ws_bs32_seed0"),
+        (dict(norm="brn", batch_size=4), "brn_bs4_seed0"),
     ],
 )
 def test_run_name(fields, expected):
@@ -85,6 +89,12 @@ def test_from_dict_rejects_unknown_keys_and_wrong_run_name():
         (dict(norm="group", groups=0), "groups=0"),
         (dict(norm="batch", groups=32), "groups=32"),
         (dict(norm="layer", sync_batch_norm=True), "sync_batch_norm=True"),
+        (dict(norm="batch_renorm", sync_batch_norm=True), "sync_batch_norm=True"),
+        (dict(norm="group", groups=8, channels_per_group=8), "groups=8 and channels_per_group=8"),
+        (dict(norm="group", channels_per_group=3), "channels_per_group=3"),
+        (dict(norm="group", channels_per_group=128), "channels_per_group=128"),
+        (dict(norm="layer", channels_per_group=4), "channels_per_group=4"),
+        (dict(weight_standardization="yes"), "weight_standardization='yes'"),
         (dict(base_learning_rate=-0.1), "base_learning_rate=-0.1"),
         (dict(base_learning_rate=0), "base_learning_rate=0"),
         (dict(base_learning_rate=float("nan")), "base_learning_rate=nan"),
@@ -184,7 +194,8 @@ def test_profile_scales():
     assert smoke["dataset"] == "synthetic-tiny-imagenet"
     assert cpu["dataset"] == paper["dataset"] == "tiny-imagenet-200"
     assert (paper["classes"], paper["images_per_class"]) == (200, 500)
-    assert paper["epochs"] == {"norm_comparison": 100, "batch_size_sweep": 10, "recipe_sweep": 10}
+    assert paper["epochs"] == {"norm_comparison": 100, "batch_size_sweep": 10, "recipe_sweep": 10,
+                               "group_ablation": 100, "batch_renorm": 10, "weight_standardization": 10}
     assert cpu["classes"] * cpu["images_per_class"] < 200 * 500
 
 
@@ -229,3 +240,42 @@ def test_recipe_sweep_covers_every_norm_and_rate_with_distinct_names():
     assert len({c.run_name for c in configs}) == len(configs) == 20
     # "all" is the study: the recipe sweep is trained only when asked for.
     assert {c.experiment for c in profile_configs("cpu", "all")} == {"norm_comparison", "batch_size_sweep"}
+
+
+def test_channels_per_group_runs_build_their_own_groups():
+    config = RunConfig(norm="group", channels_per_group=16)
+    assert config.groups is None
+    assert config.norm_options() == {"channels_per_group": 16}
+    assert RunConfig(norm="group").norm_options() == {"groups": 32}
+    assert RunConfig.from_dict(config.to_dict()) == config
+
+
+def test_configs_written_before_the_new_fields_still_read():
+    data = RunConfig(norm="group", batch_size=8).to_dict()
+    for field in ("channels_per_group", "weight_standardization"):
+        del data[field]
+    assert RunConfig.from_dict(data) == RunConfig(norm="group", batch_size=8)
+
+
+def test_beyond_the_paper_shares_the_study_runs_it_repeats():
+    configs = profile_configs("cpu", "beyond_the_paper")
+    assert {c.experiment for c in configs} == {"group_ablation", "batch_renorm", "weight_standardization"}
+    assert len({(c.experiment, c.run_name) for c in configs}) == len(configs) == 3 * (14 + 12 + 12)
+    study = {repr(c.training_settings()) for c in profile_configs("cpu", "all")}
+    new = {repr(c.training_settings()) for c in configs} - study
+    # Trained anew: G in 64..2 but 32 (5) and C/G in 64..2 (6), BRN at 4 batch sizes,
+    # GN+WS and BN+WS at 3: 21 per seed; every other cell is a study run.
+    assert len(new) == 3 * 21
+    ablation = [c for c in configs if c.experiment == "group_ablation" and c.seed == 0]
+    assert [c.run_name.split("_bs")[0] for c in ablation] == [
+        "gn_g64", "gn_g32", "gn_g16", "gn_g8", "gn_g4", "gn_g2", "ln",
+        "gn_cpg64", "gn_cpg32", "gn_cpg16", "gn_cpg8", "gn_cpg4", "gn_cpg2", "in",
+    ]
+    assert all(c.batch_size == 32 for c in ablation)
+    renorm = {(c.norm, c.batch_size) for c in configs if c.experiment == "batch_renorm"}
+    assert renorm == {(norm, batch) for norm in ("batch_renorm", "batch", "group") for batch in (32, 8, 4, 2)}
+    standardized = {(c.norm, c.weight_standardization, c.batch_size) for c in configs
+                    if c.experiment == "weight_standardization"}
+    assert len(standardized) == 12
+    with pytest.raises(ValueError, match="beyond_the_paper"):
+        profile_configs("cpu", "beyond")

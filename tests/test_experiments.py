@@ -362,3 +362,22 @@ def test_workers_must_be_positive(capsys):
     with pytest.raises(SystemExit):
         experiments.main(["--profile", "smoke", "--workers", "0"])
     assert "--workers 0" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_further_experiments_train_their_new_runs_and_reuse_the_study_ones(smoke_grid, data_dir):
+    _, _, results = smoke_grid
+    status, output = run_cli(
+        "--profile", "smoke", "--experiment", "beyond_the_paper", "--results", str(results), "--data",
+        str(data_dir), "--verbose", "0", "--workers", "1", "--seeds", "0",
+        "--only", "brn_bs2_seed0,gn_cpg16_bs32_seed0,bn_ws_bs2_seed0,in_bs32_seed0,bn_bs2_seed0",
+    )
+    assert status == 0, output
+    for name in ("batch_renorm/brn_bs2_seed0", "group_ablation/gn_cpg16_bs32_seed0",
+                 "weight_standardization/bn_ws_bs2_seed0"):
+        record = runs.read_run(results / name)
+        assert record.state == "complete" and record.summary.get("reused_from") is None, name
+        assert int(record.history["steps"].iloc[0]) == SMOKE_TRAIN_IMAGES // record.config.batch_size
+    # IN is C/G = 1 and BN at batch 2 is the sweep's: both copied, not trained again.
+    assert runs.read_summary(results / "group_ablation/in_bs32_seed0")["reused_from"].startswith("norm_comparison/")
+    assert runs.read_summary(results / "batch_renorm/bn_bs2_seed0")["reused_from"] == "batch_size_sweep/bn_bs2_seed0"

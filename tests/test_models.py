@@ -68,7 +68,30 @@ def test_registry_passes_layer_options():
     assert layer.synchronized and layer.name == "bn_sync"
     assert make_norm("bn").momentum == 0.9
     assert canonical_norm(" GN ") == "group"
-    assert set(NORMALIZATIONS) == {"batch", "layer", "instance", "group", "none"}
+    assert set(NORMALIZATIONS) == {"batch", "layer", "instance", "group", "batch_renorm", "none"}
+
+
+def test_batch_renorm_uses_the_papers_clipping_and_one_pair_of_statistics():
+    layer = make_norm("brn", name="renorm")
+    assert isinstance(layer, keras.layers.BatchNormalization) and layer.renorm
+    assert layer.renorm_clipping == {"rmin": pytest.approx(1 / 1.5), "rmax": 1.5, "dmax": 0.5}
+    assert layer.momentum == layer.renorm_momentum == 0.9
+    assert layer.epsilon == 1e-5
+    assert not make_norm("batch").renorm
+
+
+def test_group_norm_with_one_group_is_layer_norm_and_one_channel_per_group_is_instance_norm():
+    # Why the group ablation's G = 1 and C/G = 1 cells are the study's LN and IN runs:
+    # the same seed builds the same weights and the networks compute the same function.
+    images = np.random.default_rng(1).integers(0, 256, size=(2, 64, 64, 3)).astype(np.float32)
+    pairs = [(dict(norm="layer"), dict(norm="group", groups=1)),
+             (dict(norm="instance"), dict(norm="group", channels_per_group=1))]
+    for special, general in pairs:
+        outputs = []
+        for options in (special, general):
+            keras.utils.set_random_seed(3)
+            outputs.append(small_cnn(num_classes=7, **options)(images, training=True))
+        np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-6, atol=1e-7)
 
 
 def test_small_cnn_output_shapes():
@@ -193,3 +216,17 @@ def test_resnet50_weight_standardization_swaps_every_conv():
     assert len(convs) == 1 + 3 * 16 + 4
     assert all(type(layer) is WeightStandardizedConv2D for layer in convs)
     assert model(np.zeros((1, 64, 64, 3), np.float32)).shape == (1, 10)
+
+
+def test_run_configs_of_the_further_experiments_build_the_layers_they_name():
+    from utils.config import RunConfig
+    from utils.layers import WeightStandardizedConv2D
+    from utils.training import build_model
+
+    model = build_model(RunConfig(norm="group", channels_per_group=16, weight_standardization=True, classes=5))
+    assert (model.get_layer("norm1").groups, model.get_layer("norm2").groups) == (4, 16)
+    assert all(isinstance(model.get_layer(name), WeightStandardizedConv2D) for name in ("conv1", "conv2"))
+    assert not isinstance(build_model(RunConfig(norm="group", classes=5)).get_layer("conv1"),
+                          WeightStandardizedConv2D)
+    renorm = build_model(RunConfig(norm="batch_renorm", classes=5)).get_layer("norm2")
+    assert renorm.renorm and renorm.renorm_clipping["rmax"] == 1.5

@@ -261,8 +261,10 @@ def test_paper_tables_agree_with_each_other():
     assert paper.TABLE1["group"] == paper.TABLE2["group"][32] == paper.TABLE3_GROUPS[32]
     assert paper.TABLE3_GROUPS[1] == paper.TABLE1["layer"]
     assert paper.TABLE3_CHANNELS_PER_GROUP[1] == paper.TABLE1["instance"]
-    assert paper.BATCH_RENORMALIZATION_AT_4["batch"] == paper.TABLE2["batch"][4]
-    assert paper.BATCH_RENORMALIZATION_AT_4["group"] == paper.TABLE2["group"][4]
+    assert paper.BATCH_RENORM_AT_4["batch"] == paper.TABLE2["batch"][4]
+    assert paper.BATCH_RENORM_AT_4["group"] == paper.TABLE2["group"][4]
+    assert paper.WEIGHT_STANDARDIZATION["group"] == paper.TABLE1["group"]
+    assert paper.WEIGHT_STANDARDIZATION["batch"] == paper.TABLE1["batch"]
 
 
 def test_report_records_state_their_unit():

@@ -46,6 +46,9 @@ __all__ = [
     "PROFILES",
     "EXPERIMENTS",
     "STUDY_EXPERIMENTS",
+    "BEYOND_EXPERIMENTS",
+    "EXPERIMENT_GROUPS",
+    "GROUP_ABLATION_SIZES",
     "RECIPE_SWEEP_LEARNING_RATES",
     "RECIPE_SWEEP_DECAY_FRACTIONS",
     "CPU_STUDY_RECIPE",
@@ -68,9 +71,14 @@ PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 # split over machines with `python -m utils.experiments --only` instead.
 DISTRIBUTIONS = ("auto", "none", "mirrored")
 PROFILES = ("smoke", "cpu", "paper")
-# The study's two experiments (what "all" trains), and the sweep that chose its recipe.
+# The study's two experiments (what "all" trains), the sweep that chose its recipe, and
+# the paper's further questions (what "beyond_the_paper" trains): how many groups
+# (Table 3), Batch Renormalization, Weight Standardization.
 STUDY_EXPERIMENTS = ("norm_comparison", "batch_size_sweep")
-EXPERIMENTS = STUDY_EXPERIMENTS + ("recipe_sweep",)
+BEYOND_EXPERIMENTS = ("group_ablation", "batch_renorm", "weight_standardization")
+EXPERIMENTS = STUDY_EXPERIMENTS + ("recipe_sweep",) + BEYOND_EXPERIMENTS
+# Names that stand for several experiments on the command line and in profile_configs.
+EXPERIMENT_GROUPS = {"all": STUDY_EXPERIMENTS, "beyond_the_paper": BEYOND_EXPERIMENTS}
 
 # The paper's learning rate 0.1 is given for 32 images per GPU.
 REFERENCE_BATCH_SIZE = 32
@@ -121,13 +129,21 @@ class RunConfig:
             "batch_size_sweep"; letters, digits, "_", "-" and ".".
         profile: the profile the run belongs to: "smoke", "cpu", "paper" or "custom".
         model: "small_cnn" (the 2023 report's CNN) or "resnet50" (the paper's network).
-        norm: "batch", "layer", "instance", "group" or "none" (aliases bn, ln, in, gn
-            are accepted and stored as the full name).
-        groups: number of groups for group normalization (default 32, the paper's);
-            must divide every normalized layer's channels (64 and 256 for the small
-            CNN). Must be None for the other normalizations.
+        norm: "batch", "layer", "instance", "group", "batch_renorm" or "none" (aliases
+            bn, ln, in, gn, brn are accepted and stored as the full name).
+        groups: number of groups for group normalization (default 32, the paper's,
+            unless `channels_per_group` is given); must divide every normalized layer's
+            channels (64 and 256 for the small CNN). Must be None for the other
+            normalizations.
+        channels_per_group: group normalization with this many channels in every group
+            instead of a fixed number of groups (the paper's Table 3, bottom half), so
+            the number of groups differs between layers; must divide every normalized
+            layer's channels. Mutually exclusive with `groups`.
+        weight_standardization: standardize every convolution kernel (Qiao et al.,
+            2019; `utils.layers.WeightStandardizedConv2D`), with any normalization.
         sync_batch_norm: batch normalization statistics over all devices instead of
-            per device (the paper keeps them per device). Batch norm only.
+            per device (the paper keeps them per device). Batch norm only (not
+            batch_renorm).
         batch_size: images per device per step (the paper's "images per GPU").
         epochs: number of training epochs.
         base_learning_rate: learning rate for 32 images per device; the run uses
@@ -165,6 +181,8 @@ class RunConfig:
     model: str = "small_cnn"
     norm: str = "group"
     groups: int | None = None
+    channels_per_group: int | None = None
+    weight_standardization: bool = False
     sync_batch_norm: bool = False
     batch_size: int = 32
     epochs: int = 100
@@ -204,20 +222,31 @@ class RunConfig:
         set_field("norm", canonical_norm(self.norm))
 
         if self.norm == "group":
-            if self.groups is None:
+            if self.groups is not None and self.channels_per_group is not None:
+                raise ValueError(
+                    f"groups={self.groups!r} and channels_per_group={self.channels_per_group!r} "
+                    "were both given; give one of them (the other follows from the channels)."
+                )
+            if self.groups is None and self.channels_per_group is None:
                 set_field("groups", 32)
             channels = MODEL_CHANNELS[self.model]
-            if not _is_int(self.groups) or self.groups < 1 or any(c % self.groups for c in channels):
-                divisors = [g for g in range(1, min(channels) + 1) if all(c % g == 0 for c in channels)]
-                raise ValueError(
-                    f"groups={self.groups!r} must divide the {self.model}'s normalized channels "
-                    f"{channels}; valid values are {divisors}."
-                )
-        elif self.groups is not None:
-            raise ValueError(
-                f"groups={self.groups!r} applies only to group normalization, not norm="
-                f"{self.norm!r}; leave groups as None."
-            )
+            for name in ("groups", "channels_per_group"):
+                value = getattr(self, name)
+                if value is not None and (not _is_int(value) or value < 1 or any(c % value for c in channels)):
+                    divisors = [g for g in range(1, min(channels) + 1) if all(c % g == 0 for c in channels)]
+                    raise ValueError(
+                        f"{name}={value!r} must divide the {self.model}'s normalized channels "
+                        f"{channels}; valid values are {divisors}."
+                    )
+        else:
+            for name in ("groups", "channels_per_group"):
+                if getattr(self, name) is not None:
+                    raise ValueError(
+                        f"{name}={getattr(self, name)!r} applies only to group normalization, not "
+                        f"norm={self.norm!r}; leave {name} as None."
+                    )
+        if not isinstance(self.weight_standardization, bool):
+            raise ValueError(f"weight_standardization={self.weight_standardization!r} must be True or False.")
         if not isinstance(self.sync_batch_norm, bool):
             raise ValueError(f"sync_batch_norm={self.sync_batch_norm!r} must be True or False.")
         if self.sync_batch_norm and self.norm != "batch":
@@ -296,14 +325,18 @@ class RunConfig:
 
     @property
     def run_name(self):
-        """The run's folder name: "<short norm>[_g<groups>]_bs<batch>[_lr<base>][_decay<%>]_seed<seed>".
+        """The run's folder name: "<short norm>[_g<G>|_cpg<C/G>][_ws]_bs<batch>[_lr<base>_decay<%>]_seed<seed>".
 
         The base learning rate and the decay epochs (in percent of the epochs) appear when
         either differs from the default recipe (the model's default base rate, decays at
         30, 60 and 90%): runs of the default recipe keep their short names, and every run
         of another recipe spells it out, e.g. "gn_g32_bs32_lr0.003_decay50-75_seed0".
         """
-        groups = f"_g{self.groups}" if self.norm == "group" else ""
+        groups = ""
+        if self.norm == "group":
+            groups = f"_g{self.groups}" if self.groups is not None else f"_cpg{self.channels_per_group}"
+        if self.weight_standardization:
+            groups += "_ws"
         recipe = ""
         if (
             self.base_learning_rate != DEFAULT_BASE_LEARNING_RATES[self.model]
@@ -321,6 +354,8 @@ class RunConfig:
     def norm_options(self):
         """Keyword arguments for the normalization layers (utils.models.make_norm)."""
         if self.norm == "group":
+            if self.channels_per_group is not None:
+                return {"channels_per_group": self.channels_per_group}
             return {"groups": self.groups}
         if self.norm == "batch" and self.sync_batch_norm:
             return {"synchronized": True}
@@ -408,7 +443,7 @@ _PROFILE_SETTINGS = {
         images_per_class=16,
         val_images_per_class=4,
         jit_compile=False,
-        epochs={"norm_comparison": 2, "batch_size_sweep": 2, "recipe_sweep": 2},
+        epochs=dict.fromkeys(EXPERIMENTS, 2),
     ),
     # 40 classes x 500 images (20,000 training and 2,000 validation images), 10 epochs,
     # three seeds, each run at its fastest settings (`fastest_settings`), with the recipe
@@ -421,10 +456,11 @@ _PROFILE_SETTINGS = {
         images_per_class=500,
         val_images_per_class=50,
         jit_compile="fastest",
-        epochs={"norm_comparison": 10, "batch_size_sweep": 10, "recipe_sweep": 10},
+        epochs=dict.fromkeys(EXPERIMENTS, 10),
     ),
-    # The 2023 report's scale: all of Tiny ImageNet, 100 epochs for the normalization
-    # comparison and 10 for the batch-size sweep.
+    # The 2023 report's scale: all of Tiny ImageNet, 100 epochs for the comparisons at
+    # batch 32 (the normalization comparison and the group ablation) and 10 for the
+    # sweeps over batch sizes.
     "paper": dict(
         seeds=(0,),
         dataset="tiny-imagenet-200",
@@ -432,7 +468,7 @@ _PROFILE_SETTINGS = {
         images_per_class=500,
         val_images_per_class=50,
         jit_compile=True,
-        epochs={"norm_comparison": 100, "batch_size_sweep": 10, "recipe_sweep": 10},
+        epochs={**dict.fromkeys(EXPERIMENTS, 10), "norm_comparison": 100, "group_ablation": 100},
     ),
 }
 
@@ -461,6 +497,9 @@ def fastest_settings(norm, batch_size):
 
 _NORMS = ("batch", "layer", "instance", "group")
 
+# Table 3's values of G and of C/G (channels per group).
+GROUP_ABLATION_SIZES = (64, 32, 16, 8, 4, 2, 1)
+
 
 # The recipe sweep is read at one seed (utils.recipe); the study's experiments use the
 # profile's seeds.
@@ -478,6 +517,31 @@ _EXPERIMENT_RUNS = {
         for rate in RECIPE_SWEEP_LEARNING_RATES
     ]
     + [dict(norm=norm, batch_size=32, base_learning_rate=0.003, lr_decay_fractions=(0.3, 0.6, 0.9)) for norm in _NORMS],
+    # Table 3 at batch 32. G = 1 is Layer Norm and C/G = 1 is Instance Norm: the same
+    # computation (utils.layers defines LN and IN as GN with those groups), so those
+    # cells are the LN and IN runs, shared with the study's comparison.
+    "group_ablation": [
+        dict(norm="group", groups=size, batch_size=32) if size > 1 else dict(norm="layer", batch_size=32)
+        for size in GROUP_ABLATION_SIZES
+    ]
+    + [
+        dict(norm="group", channels_per_group=size, batch_size=32) if size > 1
+        else dict(norm="instance", batch_size=32)
+        for size in GROUP_ABLATION_SIZES
+    ],
+    # Batch Renorm beside BN and GN (shared with the batch-size sweep); the paper
+    # compares them at 4 images per GPU.
+    "batch_renorm": [
+        dict(norm=norm, batch_size=batch) for norm in ("batch_renorm", "batch", "group") for batch in (32, 8, 4, 2)
+    ],
+    # GN and BN with and without Weight Standardization (the runs without are shared
+    # with the batch-size sweep).
+    "weight_standardization": [
+        dict(norm=norm, batch_size=batch, weight_standardization=standardized)
+        for norm in ("group", "batch")
+        for standardized in (True, False)
+        for batch in (32, 8, 2)
+    ],
 }
 
 
@@ -499,9 +563,10 @@ def profile_configs(profile, experiment="all", *, seeds=None, **overrides):
 
     Args:
         profile: "smoke", "cpu" or "paper".
-        experiment: "norm_comparison", "batch_size_sweep", "recipe_sweep" or "all"
-            (the study: the comparison, then the batch-size sweep, whose batch-32 runs
-            reuse the comparison's results).
+        experiment: one of `EXPERIMENTS`, "all" (the study: the comparison, then the
+            batch-size sweep, whose batch-32 runs reuse the comparison's results) or
+            "beyond_the_paper" (the group ablation, Batch Renorm and Weight
+            Standardization, which reuse the study's runs where they repeat them).
         seeds: the seeds of the study's runs (default: the profile's, e.g. 0, 1 and 2
             for "cpu"); the recipe sweep always uses seed 0.
         **overrides: RunConfig fields set on every run, e.g. `epochs=3`.
@@ -514,12 +579,14 @@ def profile_configs(profile, experiment="all", *, seeds=None, **overrides):
         ValueError: for an unknown profile, experiment or field.
     """
     settings = profile_settings(profile)
-    if experiment == "all":
-        experiments = STUDY_EXPERIMENTS
+    if experiment in EXPERIMENT_GROUPS:
+        experiments = EXPERIMENT_GROUPS[experiment]
     elif experiment in EXPERIMENTS:
         experiments = (experiment,)
     else:
-        raise ValueError(f"Unknown experiment {experiment!r}; valid experiments are {EXPERIMENTS + ('all',)}.")
+        raise ValueError(
+            f"Unknown experiment {experiment!r}; valid experiments are {EXPERIMENTS + tuple(EXPERIMENT_GROUPS)}."
+        )
     known = {field.name for field in dataclasses.fields(RunConfig)}
     unknown = sorted(set(overrides) - known)
     if unknown:
@@ -546,6 +613,7 @@ def profile_configs(profile, experiment="all", *, seeds=None, **overrides):
         # Options of one normalization apply to that normalization's runs only.
         if norm != "group":
             fields.pop("groups", None)
+            fields.pop("channels_per_group", None)
         if norm != "batch":
             fields.pop("sync_batch_norm", None)
         configs.append(RunConfig(**fields))

@@ -1,6 +1,7 @@
 """The command line: trains a profile's grid of runs, one line per run, then a table.
 
     python -m utils.experiments --profile cpu --experiment all
+    python -m utils.experiments --profile cpu --experiment beyond_the_paper
     python -m utils.experiments --profile cpu --only gn_g32_bs2_seed0,bn_bs2_seed0
     python -m utils.experiments --profile smoke --results /tmp/results --set epochs=3
     python -m utils.experiments --profile cpu --workers 2
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from utils import runs
 from utils.quiet import import_tensorflow
+from utils.config import EXPERIMENT_GROUPS
 from utils.config import EXPERIMENTS
 from utils.config import PROFILES
 from utils.config import RunConfig
@@ -316,7 +318,8 @@ def _parser():
     )
     parser.add_argument("--profile", choices=PROFILES, default="cpu", help="grid scale (default: cpu)")
     parser.add_argument(
-        "--experiment", choices=EXPERIMENTS + ("all",), default="all", help="which experiment (default: all)"
+        "--experiment", choices=EXPERIMENTS + tuple(EXPERIMENT_GROUPS), default="all",
+        help="which experiment: one, 'all' (the study) or 'beyond_the_paper' (default: all)",
     )
     parser.add_argument("--only", help="comma-separated run names (or experiment/run_name) to run")
     parser.add_argument("--seeds", help="comma-separated seeds of the study's runs (default: the profile's)")

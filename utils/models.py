@@ -23,15 +23,22 @@ __all__ = ["NORMALIZATIONS", "SHORT_NAMES", "canonical_norm", "make_norm", "smal
 # as in the paper's reference implementation (Keras's 0.99 lags too much on short runs).
 EPSILON = 1e-5
 BATCH_NORM_MOMENTUM = 0.9
+# Batch Renormalization as the GN paper compares it (Section 5.1): r clipped to
+# [1 / 1.5, 1.5] and d to [-0.5, 0.5] from the first step (no warm-up: Keras's bounds are
+# fixed). "rmin" is given because Keras reads a missing one as 0, not 1 / rmax. The r/d
+# statistics use BN's momentum too, so Keras's two pairs of moving statistics coincide
+# and the layer is exactly Ioffe's Algorithm 1 (tests/test_renorm.py).
+BATCH_RENORM_CLIPPING = {"rmin": 1 / 1.5, "rmax": 1.5, "dmax": 0.5}
 
 
 def make_norm(name, /, **kwargs):
     """Creates the normalization layer registered under `name`.
 
     Args:
-        name: "batch", "layer", "instance", "group" or "none" (or bn, ln, in, gn).
-            "layer" is the paper's Layer Norm: statistics over (H, W, C) with per-channel
-            gamma and beta.
+        name: "batch", "layer", "instance", "group", "batch_renorm" or "none" (or bn,
+            ln, in, gn, brn). "layer" is the paper's Layer Norm: statistics over
+            (H, W, C) with per-channel gamma and beta. "batch_renorm" is Keras's
+            `BatchNormalization(renorm=True)` with `BATCH_RENORM_CLIPPING`.
         **kwargs: passed to the layer (`name` included: the first argument is
             positional-only), e.g. `groups` or `channels_per_group` (not both) for
             "group", `synchronized=True`
@@ -51,8 +58,12 @@ def make_norm(name, /, **kwargs):
     if key == "none":
         return layers.Identity(name=kwargs.get("name"))
     kwargs.setdefault("epsilon", EPSILON)
-    if key == "batch":
+    if key in ("batch", "batch_renorm"):
         kwargs.setdefault("momentum", BATCH_NORM_MOMENTUM)
+        if key == "batch_renorm":
+            kwargs.update(renorm=True)
+            kwargs.setdefault("renorm_clipping", dict(BATCH_RENORM_CLIPPING))
+            kwargs.setdefault("renorm_momentum", kwargs["momentum"])
         return layers.BatchNormalization(**kwargs)
     layer_class = {
         "layer": LayerNormalization,

@@ -3,8 +3,12 @@
 Kept free of TensorFlow so that reading results stays quick.
 """
 
-NORMALIZATIONS = ("batch", "layer", "instance", "group", "none")
-SHORT_NAMES = {"batch": "bn", "layer": "ln", "instance": "in", "group": "gn", "none": "none"}
+# "batch_renorm" is Batch Renormalization (Ioffe, 2017), the paper's other small-batch
+# baseline; the study's four are batch, layer, instance and group.
+NORMALIZATIONS = ("batch", "layer", "instance", "group", "batch_renorm", "none")
+SHORT_NAMES = {
+    "batch": "bn", "layer": "ln", "instance": "in", "group": "gn", "batch_renorm": "brn", "none": "none",
+}
 _ALIASES = {short: name for name, short in SHORT_NAMES.items()}
 
 

@@ -42,10 +42,11 @@ NORM_COLORS = {
     "layer": "#2ca02c",
     "instance": "#9467bd",
     "group": "#d62728",
+    "batch_renorm": "#17becf",
     "none": "#7f7f7f",
 }
 # One marker per normalization, so that points stay apart in print and for colour-blind readers.
-NORM_MARKERS = {"batch": "o", "layer": "^", "instance": "D", "group": "s", "none": "v"}
+NORM_MARKERS = {"batch": "o", "layer": "^", "instance": "D", "group": "s", "batch_renorm": "P", "none": "v"}
 # One colour per batch size, dark (large batch) to light (small batch).
 BATCH_SIZE_COLORS = {
     size: matplotlib.colormaps["plasma"](position)
@@ -53,7 +54,10 @@ BATCH_SIZE_COLORS = {
 }
 ERROR_LABEL = "top-1 error (%)"
 VAL_ERROR_LABEL = "validation top-1 error (%)"
-NORM_NAMES = {"batch": "Batch Norm", "layer": "Layer Norm", "instance": "Instance Norm", "group": "Group Norm"}
+NORM_NAMES = {
+    "batch": "Batch Norm", "layer": "Layer Norm", "instance": "Instance Norm", "group": "Group Norm",
+    "batch_renorm": "Batch Renorm",
+}
 # Opacity of the ±1 sd bands: light enough to see the other curves through them.
 BAND_ALPHA = 0.2
 # Where the recipe figure draws runs of another schedule: this factor right of their rate.

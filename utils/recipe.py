@@ -87,7 +87,7 @@ def recipe_table(source="results", *, experiment=RECIPE_SWEEP) -> pd.DataFrame:
     frame = frame.drop(columns=["sweep schedule", "rate"])
     frame.attrs["chosen"] = chosen
     frame.attrs["caption"] = (
-        f"Recipe sweep ({results._context(runs)}), batch 32, seed 0: validation error (%), median of the "
+        f"Recipe sweep ({results.data_context(runs)}), batch 32, seed 0: validation error (%), median of the "
         f"last 5 epochs. A normalization collapsed when its run diverged or ended with a training error within "
         f"{COLLAPSE_MARGIN:g} points of chance. Chosen: the rate of the sweep's schedule with the lowest mean "
         "over the four normalizations among the rates where none collapsed."

@@ -27,7 +27,8 @@ from utils.norms import canonical_norm
 NORM_COMPARISON = "norm_comparison"
 BATCH_SIZE_SWEEP = "batch_size_sweep"
 RUN_COLUMNS = (
-    "experiment", "run_name", "norm", "groups", "batch_size", "seed", "status", "state", "label",
+    "experiment", "run_name", "norm", "groups", "channels_per_group", "weight_standardization",
+    "batch_size", "seed", "status", "state", "label",
     "epochs_completed", "epochs", "diverged_epoch", "val_error_median5", "train_error_median5",
     "val_loss_median5", "median_epochs", "final_val_error", "best_val_error", "dataset", "profile",
     "model", "base_learning_rate", "lr_decay_fractions", "final_train_error", "classes", "wall_seconds",
@@ -59,6 +60,8 @@ def run_row(record: runs_module.RunRecord) -> dict:
         "run_name": config.run_name,
         "norm": config.norm,
         "groups": config.groups,
+        "channels_per_group": config.channels_per_group,
+        "weight_standardization": config.weight_standardization,
         "batch_size": config.batch_size,
         "seed": config.seed,
         "status": record.status,
@@ -102,7 +105,7 @@ def load_runs(results_dir="results") -> pd.DataFrame:
     """
     rows = [run_row(runs_module.read_run(run_dir)) for run_dir in runs_module.run_folders(results_dir)]
     frame = pd.DataFrame(rows, columns=list(RUN_COLUMNS))
-    for column in ("groups", "batch_size", "seed", "epochs", "diverged_epoch"):
+    for column in ("groups", "channels_per_group", "batch_size", "seed", "epochs", "diverged_epoch"):
         frame[column] = frame[column].astype("Int64")
     frame.attrs["results_dir"] = str(results_dir)
     return frame
@@ -116,12 +119,14 @@ def load_histories(results_dir="results", runs: pd.DataFrame | None = None) -> p
         runs: a frame from `load_runs` (its ``path`` column says where each run lives).
 
     Returns:
-        The history.csv columns plus experiment, run_name, norm, groups, batch_size, seed,
-        state, dataset and profile.
+        The history.csv columns plus experiment, run_name, norm, groups,
+        channels_per_group, weight_standardization, batch_size, seed, state, dataset and
+        profile.
     """
     if runs is None:
         runs = load_runs(results_dir)
-    identity = ["experiment", "run_name", "norm", "groups", "batch_size", "seed", "state", "dataset", "profile"]
+    identity = ["experiment", "run_name", "norm", "groups", "channels_per_group", "weight_standardization",
+                "batch_size", "seed", "state", "dataset", "profile"]
     pieces = []
     for run in runs.itertuples(index=False):
         history = runs_module.read_run(run.path).history
@@ -151,17 +156,17 @@ def as_runs(source) -> pd.DataFrame:
     )
 
 
-def find_runs(runs: pd.DataFrame, *, experiment=None, norm=None, batch_size=None, groups=None) -> pd.DataFrame:
+def find_runs(runs: pd.DataFrame, *, experiment=None, norm=None, batch_size=None, groups=None,
+              channels_per_group=None, weight_standardization=None) -> pd.DataFrame:
     """The rows of `runs` that match every given field (None matches anything)."""
     mask = pd.Series(True, index=runs.index)
-    if experiment is not None:
-        mask &= runs["experiment"] == experiment
     if norm is not None:
         mask &= runs["norm"] == canonical_norm(norm)
-    if batch_size is not None:
-        mask &= runs["batch_size"] == batch_size
-    if groups is not None:
-        mask &= runs["groups"] == groups
+    fields = dict(experiment=experiment, batch_size=batch_size, groups=groups,
+                  channels_per_group=channels_per_group, weight_standardization=weight_standardization)
+    for column, value in fields.items():
+        if value is not None:
+            mask &= runs[column] == value
     return runs[mask.fillna(False).astype(bool)]
 
 
@@ -170,7 +175,8 @@ def run_cell(runs: pd.DataFrame, **selection) -> dict:
 
     Args:
         runs: a frame from `load_runs`.
-        **selection: fields passed to `find_runs` (experiment, norm, batch_size, groups).
+        **selection: fields passed to `find_runs` (experiment, norm, batch_size, groups,
+            channels_per_group, weight_standardization).
 
     Returns:
         {"value", "sd", "n", "values", "seeds", "train", "loss", "status", "run"}: value is
@@ -258,7 +264,8 @@ def seed_table(source="results", *, experiment=None, column="val_error_median5")
                             aggfunc="first")
 
 
-def _context(runs: pd.DataFrame) -> str:
+def data_context(runs: pd.DataFrame) -> str:
+    """"dataset X, profile Y" of the runs in a frame, for captions."""
     def values(column):
         found = sorted({str(value) for value in runs[column].dropna()}) if column in runs else []
         return ", ".join(found) if found else "unknown"
@@ -322,7 +329,7 @@ def table1(source="results", *, experiment=NORM_COMPARISON, batch_size=32, group
         })
     frame = pd.DataFrame(rows)
     frame.attrs["caption"] = (
-        f"Table 1 analogue: validation error at batch {batch_size} ({_context(runs)}). {OURS_NOTE}; "
+        f"Table 1 analogue: validation error at batch {batch_size} ({data_context(runs)}). {OURS_NOTE}; "
         f"{SPREAD_NOTE}. {PAPER_NOTE}, 32 images/GPU."
     )
     return frame
@@ -366,7 +373,7 @@ def table2(source="results", *, experiment=BATCH_SIZE_SWEEP, batch_sizes=paper.B
         rows.append(row)
     frame = pd.DataFrame(rows)
     frame.attrs["caption"] = (
-        f"Table 2 analogue: validation error (%) by batch size ({_context(runs)}). BN, LN, IN, GN: "
+        f"Table 2 analogue: validation error (%) by batch size ({data_context(runs)}). BN, LN, IN, GN: "
         f"ours. {OURS_NOTE}; {SPREAD_NOTE}. {PAPER_NOTE}."
     )
     return frame
@@ -398,7 +405,7 @@ def report_table(source="results") -> pd.DataFrame:
         })
     frame = pd.DataFrame(rows)
     frame.attrs["caption"] = (
-        f"Validation cross-entropy loss (nats), median of the last 5 epochs ({_context(runs)}), "
+        f"Validation cross-entropy loss (nats), median of the last 5 epochs ({data_context(runs)}), "
         f"beside the {paper.REPORT_CITATION} ({paper.REPORT_SETTING}), whose tables call this loss "
         "'error'. Its batch sizes never took effect, so its sweep rows are all batch-32 runs."
     )
@@ -445,7 +452,8 @@ def batch_size_drop(source="results", *, large=32, small=2, experiment=BATCH_SIZ
     return frame
 
 
-def _points(value: float, sd: float = math.nan) -> str:
+def format_points(value: float, sd: float = math.nan) -> str:
+    """A signed number of points, "+1.2" or "+1.2 ± 0.3"; "n/a" for NaN."""
     if math.isnan(value):
         return "n/a"
     return f"{value:+.1f}" if math.isnan(sd) else f"{value:+.1f} ± {sd:.1f}"
@@ -477,7 +485,7 @@ def conclusions(source="results", *, large=32, small=2) -> list[str]:
     cells = _cells(runs, NORM_COMPARISON, large)
     gap = paired_difference(cells["group"], cells["batch"])
     lines.append(
-        f"At batch {large}, GN minus BN val error: ours {_points(gap['mean'], gap['sd'])} points "
+        f"At batch {large}, GN minus BN val error: ours {format_points(gap['mean'], gap['sd'])} points "
         f"(GN higher in {_seeds(gap['n'] - gap['negative'], gap['n'])}), paper "
         f"{paper.TABLE1['group'] - paper.TABLE1['batch']:+.1f} (ResNet-50, ImageNet)."
     )
@@ -495,11 +503,11 @@ def conclusions(source="results", *, large=32, small=2) -> list[str]:
         row = drop.loc[label]
         sentence = (
             f"{label} from batch {large} to {small}: val error changes by "
-            f"{_points(row['ours_increase'], row['ours_increase_sd'])} points, higher at batch {small} in "
+            f"{format_points(row['ours_increase'], row['ours_increase_sd'])} points, higher at batch {small} in "
             f"{_seeds(row['higher_at_small'], row['n'])}"
         )
         if not math.isnan(row["paper_increase"]):
-            sentence += f" (paper {_points(row['paper_increase'])})"
+            sentence += f" (paper {format_points(row['paper_increase'])})"
         sentence += "."
         caveats = [f"batch {size}: {status}" for size, status in
                    ((large, row["status_large"]), (small, row["status_small"]))
@@ -510,9 +518,9 @@ def conclusions(source="results", *, large=32, small=2) -> list[str]:
     at_small = _cells(runs, BATCH_SIZE_SWEEP, small)
     small_gap = paired_difference(at_small["group"], at_small["batch"])
     lines.append(
-        f"At batch {small}, GN minus BN: ours {_points(small_gap['mean'], small_gap['sd'])} points "
+        f"At batch {small}, GN minus BN: ours {format_points(small_gap['mean'], small_gap['sd'])} points "
         f"(GN lower in {_seeds(small_gap['negative'], small_gap['n'])}), "
-        f"paper {_points(paper.TABLE2_GN_MINUS_BN[small])}."
+        f"paper {format_points(paper.TABLE2_GN_MINUS_BN[small])}."
     )
     return lines
 

@@ -200,23 +200,17 @@ def build_model(config, num_classes=None, input_shape=(64, 64, 3)):
         A compiled `keras.Model`.
     """
     num_classes = num_classes or config.classes
+    options = dict(
+        num_classes=num_classes,
+        input_shape=input_shape,
+        weight_decay=config.weight_decay,
+        weight_standardization=config.weight_standardization,
+        **config.norm_options(),
+    )
     if config.model == "small_cnn":
-        model = models.small_cnn(
-            config.norm,
-            num_classes=num_classes,
-            input_shape=input_shape,
-            second_kernel_size=config.second_kernel_size,
-            weight_decay=config.weight_decay,
-            **config.norm_options(),
-        )
+        model = models.small_cnn(config.norm, second_kernel_size=config.second_kernel_size, **options)
     else:
-        model = models.resnet50(
-            config.norm,
-            num_classes=num_classes,
-            input_shape=input_shape,
-            weight_decay=config.weight_decay,
-            **config.norm_options(),
-        )
+        model = models.resnet50(config.norm, **options)
     model.compile(
         optimizer=keras.optimizers.SGD(learning_rate=config.learning_rate, momentum=config.momentum),
         loss="sparse_categorical_crossentropy",

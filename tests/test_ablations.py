@@ -1,0 +1,176 @@
+"""utils.ablations tables and findings on handmade results folders of the three experiments."""
+
+import math
+
+import numpy as np
+import pytest
+
+from tests import results_factory as factory
+from utils import ablations
+from utils import paper
+from utils import results
+from utils.runs import copy_finished_run
+from utils.runs import run_directory
+
+SEEDS = (0, 1)
+# Final val error by seed of every group-ablation cell: (setting, size) -> (seed 0, seed 1).
+# ("groups", 1) is the LN runs and ("channels_per_group", 1) the IN runs;
+# ("channels_per_group", 2) is missing on purpose.
+ABLATION_FINAL = {
+    ("groups", 64): (63.0, 64.0), ("groups", 32): (60.0, 61.0), ("groups", 16): (61.0, 61.5),
+    ("groups", 8): (61.5, 62.5), ("groups", 4): (62.0, 63.0), ("groups", 2): (62.5, 63.0),
+    ("groups", 1): (64.0, 66.0),
+    ("channels_per_group", 64): (62.0, 62.0), ("channels_per_group", 32): (61.0, 62.0),
+    ("channels_per_group", 16): (60.5, 61.5), ("channels_per_group", 8): (61.0, 61.0),
+    ("channels_per_group", 4): (62.0, 63.0), ("channels_per_group", 1): (70.0, 73.0),
+}
+# Batch renorm experiment: norm -> batch -> (seed 0, seed 1).
+RENORM_FINAL = {
+    "batch": {32: (60.0, 60.5), 8: (62.0, 63.0), 4: (66.0, 67.0), 2: (75.0, 74.0)},
+    "batch_renorm": {32: (60.5, 60.5), 8: (61.0, 62.0), 4: (63.0, 65.0), 2: (70.0, 76.0)},
+    "group": {32: (61.0, 61.0), 8: (61.0, 61.5), 4: (61.5, 61.0), 2: (61.0, 62.0)},
+}
+# Weight standardization experiment: (norm, standardized) -> batch -> (seed 0, seed 1).
+WS_FINAL = {
+    ("batch", False): {32: (60.0, 60.5), 8: (62.0, 63.0), 2: (75.0, 74.0)},
+    ("batch", True): {32: (59.0, 60.0), 8: (61.0, 62.0), 2: (73.0, 74.5)},
+    ("group", False): {32: (61.0, 61.0), 8: (61.0, 61.5), 2: (61.0, 62.0)},
+    ("group", True): {32: (59.5, 60.0), 8: (60.0, 60.5), 2: (60.0, 61.0)},
+}
+
+
+def median(final):
+    return float(np.median(factory.curve(final, factory.EPOCHS)[-5:]))
+
+
+def ablation_config(setting, size, seed):
+    if size == 1:
+        norm = "layer" if setting == "groups" else "instance"
+        return factory.make_config("group_ablation", norm, 32, seed=seed)
+    return factory.make_config("group_ablation", "group", 32, seed=seed, **{setting: size})
+
+
+@pytest.fixture(scope="module")
+def results_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ablations")
+    for (setting, size), finals in ABLATION_FINAL.items():
+        for seed, final in zip(SEEDS, finals):
+            factory.write_run(root, ablation_config(setting, size, seed), factory.curve(final, factory.EPOCHS))
+    for norm, by_batch in RENORM_FINAL.items():
+        for batch_size, finals in by_batch.items():
+            for seed, final in zip(SEEDS, finals):
+                config = factory.make_config("batch_renorm", norm, batch_size, seed=seed)
+                factory.write_run(root, config, factory.curve(final, factory.EPOCHS))
+    for (norm, standardized), by_batch in WS_FINAL.items():
+        for batch_size, finals in by_batch.items():
+            for seed, final in zip(SEEDS, finals):
+                config = factory.make_config("weight_standardization", norm, batch_size, seed=seed,
+                                             weight_standardization=standardized)
+                if not standardized and batch_size in RENORM_FINAL[norm]:
+                    # Shared runs are copies of another experiment's, as the engine makes them.
+                    source = run_directory(factory.make_config("batch_renorm", norm, batch_size, seed=seed), root)
+                    copy_finished_run(config, source, root)
+                    continue
+                factory.write_run(root, config, factory.curve(final, factory.EPOCHS))
+    return root
+
+
+@pytest.fixture(scope="module")
+def runs(results_dir):
+    return results.load_runs(results_dir)
+
+
+def mean_sd(values):
+    return float(np.mean(values)), float(np.std(values, ddof=1))
+
+
+def test_run_names_and_columns_carry_the_new_settings(runs):
+    names = set(runs["run_name"])
+    assert {"gn_cpg16_bs32_seed0", "gn_g64_bs32_seed1", "brn_bs4_seed0", "gn_g32_ws_bs2_seed1",
+            "bn_ws_bs8_seed0"} <= names
+    row = runs[runs["run_name"] == "gn_cpg16_bs32_seed0"].iloc[0]
+    assert row["channels_per_group"] == 16 and row["groups"] is results.pd.NA
+    assert runs[runs["run_name"] == "bn_ws_bs8_seed0"].iloc[0]["weight_standardization"]
+
+
+def test_table3_has_both_halves_with_paired_differences_and_the_papers_numbers(runs):
+    table = ablations.table3(runs).set_index("size")
+    assert list(table.index) == [64, 32, 16, 8, 4, 2, 1]
+    for (setting, size), finals in ABLATION_FINAL.items():
+        label = {"groups": "G", "channels_per_group": "C/G"}[setting]
+        mean, sd = mean_sd([median(final) for final in finals])
+        assert table.loc[size, f"{label}: ours"] == pytest.approx(mean)
+        assert table.loc[size, f"{label}: ours sd"] == pytest.approx(sd)
+    # G = 1 is LN: its difference to G = 32 is paired by seed.
+    ln, gn = ABLATION_FINAL[("groups", 1)], ABLATION_FINAL[("groups", 32)]
+    differences = [median(a) - median(b) for a, b in zip(ln, gn)]
+    assert table.loc[1, "G: minus G = 32"] == pytest.approx(np.mean(differences))
+    assert table.loc[1, "G: minus G = 32 sd"] == pytest.approx(np.std(differences, ddof=1))
+    assert table.loc[1, "G: paper"] == paper.TABLE1["layer"]
+    assert table.loc[1, "C/G: paper"] == paper.TABLE1["instance"]
+    assert table.loc[16, "C/G: minus C/G = 16"] == pytest.approx(0.0)
+    assert table.loc[64, "C/G: groups per layer"] == "1, 4"
+    assert table.loc[1, "C/G: groups per layer"] == "64, 256"
+    # The missing cell is labelled, not dropped, and its seeds are counted apart.
+    assert math.isnan(table.loc[2, "C/G: ours"])
+    assert "C/G = 2: missing" in table.loc[2, "status"]
+    assert table.loc[2, "n"] == "G = 2 2, C/G = 2 0"
+    assert table.loc[32, "status"] == "complete" and table.loc[32, "n"] == "2"
+    assert "G = 1 is LN" in table.attrs["caption"]
+
+
+def test_table3_markdown_shows_mean_and_sd(runs):
+    text = results.to_markdown(ablations.table3(runs))
+    mean, sd = mean_sd([median(final) for final in ABLATION_FINAL[("groups", 32)]])
+    assert f"{mean:.1f} ± {sd:.1f}" in text
+    assert "| size |" in text.splitlines()[0]
+
+
+def test_batch_renorm_table_pairs_by_seed_and_shows_the_paper_at_4(runs):
+    table = ablations.batch_renorm_table(runs).set_index("batch size")
+    assert list(table.index) == [32, 8, 4, 2]
+    for label, norm in (("BN", "batch"), ("BRN", "batch_renorm"), ("GN", "group")):
+        mean, _ = mean_sd([median(final) for final in RENORM_FINAL[norm][4]])
+        assert table.loc[4, label] == pytest.approx(mean)
+    differences = [median(a) - median(b) for a, b in zip(RENORM_FINAL["batch_renorm"][2], RENORM_FINAL["batch"][2])]
+    assert table.loc[2, "BRN minus BN"] == pytest.approx(np.mean(differences))
+    assert table.loc[2, "BRN minus BN sd"] == pytest.approx(np.std(differences, ddof=1))
+    assert table.loc[4, "paper BRN"] == paper.BATCH_RENORM_AT_4["batch_renorm"]
+    assert math.isnan(table.loc[32, "paper BRN"])
+    assert (table["status"] == "complete").all()
+
+
+def test_weight_standardization_table_compares_gn_ws_with_bn_at_the_same_batch(runs):
+    table = ablations.weight_standardization_table(runs).set_index("batch size")
+    assert list(table.index) == [32, 8, 2]
+    gn_ws, bn = WS_FINAL[("group", True)][8], WS_FINAL[("batch", False)][8]
+    assert table.loc[8, "GN+WS minus BN"] == pytest.approx(np.mean([median(a) - median(b) for a, b in zip(gn_ws, bn)]))
+    assert table.loc[32, "Qiao et al. GN+WS"] == paper.WEIGHT_STANDARDIZATION["group+ws"]
+    assert math.isnan(table.loc[2, "paper GN"])
+    # The runs without WS are the batch-renorm experiment's copies: same numbers.
+    assert table.loc[2, "BN"] == pytest.approx(np.mean([median(final) for final in RENORM_FINAL["batch"][2]]))
+
+
+def test_conclusions_count_the_seeds_each_direction_holds_in(runs):
+    lines = ablations.conclusions(runs)
+    text = "\n".join(lines)
+    # IN minus C/G = 16: IN higher in both seeds.
+    assert "C/G = 1 (IN) minus C/G = 16" in text and "IN lower in 0 of 2 seeds" in text
+    # BRN at 4 is lower than BN in both seeds; the paper's difference follows.
+    at_4 = next(line for line in lines if line.startswith("Batch 4:"))
+    assert "BRN lower in 2 of 2 seeds" in at_4 and "paper at 4: BRN minus BN -1.0" in at_4
+    # Over G in {64..2} the means span max - min.
+    proper = {size: np.mean([median(f) for f in ABLATION_FINAL[("groups", size)]]) for size in (64, 32, 16, 8, 4, 2)}
+    assert f"spans {max(proper.values()) - min(proper.values()):.1f} points, lowest at G = 32" in text
+    # A cell with missing runs gives n/a, not a number.
+    assert any("GN by C/G" in line for line in lines)
+
+
+def test_conclusions_of_an_empty_folder_say_n_a(tmp_path):
+    lines = ablations.conclusions(results.load_runs(tmp_path))
+    assert lines and all("n/a" in line for line in lines[:-1])
+
+
+def test_unknown_setting_is_refused(runs):
+    with pytest.raises(ValueError, match="setting='group'"):
+        ablations.group_ablation_cell(runs, "group", 4)
