@@ -105,3 +105,68 @@ def make_results(results_dir, *, dataset: str = DATASET, profile: str = PROFILE)
     write_run(results_dir, make_config("batch_size_sweep", "group", 8, **common), curve(62.0, EPOCHS)[:3],
               status="running")
     return results_dir
+
+
+# The further experiments (utils.ablations), seeds 0 and 1.
+ABLATION_SEEDS = (0, 1)
+# Final val error by seed of every group-ablation cell: (setting, size) -> (seed 0, seed 1).
+# ("groups", 1) is the LN runs and ("channels_per_group", 1) the IN runs;
+# ("channels_per_group", 2) is missing on purpose.
+ABLATION_FINAL = {
+    ("groups", 64): (63.0, 64.0), ("groups", 32): (60.0, 61.0), ("groups", 16): (61.0, 61.5),
+    ("groups", 8): (61.5, 62.5), ("groups", 4): (62.0, 63.0), ("groups", 2): (62.5, 63.0),
+    ("groups", 1): (64.0, 66.0),
+    ("channels_per_group", 64): (62.0, 62.0), ("channels_per_group", 32): (61.0, 62.0),
+    ("channels_per_group", 16): (60.5, 61.5), ("channels_per_group", 8): (61.0, 61.0),
+    ("channels_per_group", 4): (62.0, 63.0), ("channels_per_group", 1): (70.0, 73.0),
+}
+# Batch renorm experiment: norm -> batch -> (seed 0, seed 1).
+RENORM_FINAL = {
+    "batch": {32: (60.0, 60.5), 8: (62.0, 63.0), 4: (66.0, 67.0), 2: (75.0, 74.0)},
+    "batch_renorm": {32: (60.5, 60.5), 8: (61.0, 62.0), 4: (63.0, 65.0), 2: (70.0, 76.0)},
+    "group": {32: (61.0, 61.0), 8: (61.0, 61.5), 4: (61.5, 61.0), 2: (61.0, 62.0)},
+}
+# Weight standardization experiment: (norm, standardized) -> batch -> (seed 0, seed 1).
+WS_FINAL = {
+    ("batch", False): {32: (60.0, 60.5), 8: (62.0, 63.0), 2: (75.0, 74.0)},
+    ("batch", True): {32: (59.0, 60.0), 8: (61.0, 62.0), 2: (73.0, 74.5)},
+    ("group", False): {32: (61.0, 61.0), 8: (61.0, 61.5), 2: (61.0, 62.0)},
+    ("group", True): {32: (59.5, 60.0), 8: (60.0, 60.5), 2: (60.0, 61.0)},
+}
+
+
+def ablation_config(setting, size, seed):
+    if size == 1:
+        norm = "layer" if setting == "groups" else "instance"
+        return make_config("group_ablation", norm, 32, seed=seed)
+    return make_config("group_ablation", "group", 32, seed=seed, **{setting: size})
+
+
+def make_ablation_results(root):
+    """Writes a folder of the three further experiments, seeds 0 and 1 (see the
+    *_FINAL tables): every cell complete but C/G = 2, which is missing; the runs without
+    WS are copies of the batch-renorm experiment's, as the engine makes them.
+
+    Returns:
+        The results folder.
+    """
+    for (setting, size), finals in ABLATION_FINAL.items():
+        for seed, final in zip(ABLATION_SEEDS, finals):
+            write_run(root, ablation_config(setting, size, seed), curve(final, EPOCHS))
+    for norm, by_batch in RENORM_FINAL.items():
+        for batch_size, finals in by_batch.items():
+            for seed, final in zip(ABLATION_SEEDS, finals):
+                config = make_config("batch_renorm", norm, batch_size, seed=seed)
+                write_run(root, config, curve(final, EPOCHS))
+    for (norm, standardized), by_batch in WS_FINAL.items():
+        for batch_size, finals in by_batch.items():
+            for seed, final in zip(ABLATION_SEEDS, finals):
+                config = make_config("weight_standardization", norm, batch_size, seed=seed,
+                                     weight_standardization=standardized)
+                if not standardized and batch_size in RENORM_FINAL[norm]:
+                    # Shared runs are copies of another experiment's, as the engine makes them.
+                    source = runs.run_directory(make_config("batch_renorm", norm, batch_size, seed=seed), root)
+                    runs.copy_finished_run(config, source, root)
+                    continue
+                write_run(root, config, curve(final, EPOCHS))
+    return root

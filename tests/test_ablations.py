@@ -9,70 +9,15 @@ from tests import results_factory as factory
 from utils import ablations
 from utils import paper
 from utils import results
-from utils.runs import copy_finished_run
-from utils.runs import run_directory
-
-SEEDS = (0, 1)
-# Final val error by seed of every group-ablation cell: (setting, size) -> (seed 0, seed 1).
-# ("groups", 1) is the LN runs and ("channels_per_group", 1) the IN runs;
-# ("channels_per_group", 2) is missing on purpose.
-ABLATION_FINAL = {
-    ("groups", 64): (63.0, 64.0), ("groups", 32): (60.0, 61.0), ("groups", 16): (61.0, 61.5),
-    ("groups", 8): (61.5, 62.5), ("groups", 4): (62.0, 63.0), ("groups", 2): (62.5, 63.0),
-    ("groups", 1): (64.0, 66.0),
-    ("channels_per_group", 64): (62.0, 62.0), ("channels_per_group", 32): (61.0, 62.0),
-    ("channels_per_group", 16): (60.5, 61.5), ("channels_per_group", 8): (61.0, 61.0),
-    ("channels_per_group", 4): (62.0, 63.0), ("channels_per_group", 1): (70.0, 73.0),
-}
-# Batch renorm experiment: norm -> batch -> (seed 0, seed 1).
-RENORM_FINAL = {
-    "batch": {32: (60.0, 60.5), 8: (62.0, 63.0), 4: (66.0, 67.0), 2: (75.0, 74.0)},
-    "batch_renorm": {32: (60.5, 60.5), 8: (61.0, 62.0), 4: (63.0, 65.0), 2: (70.0, 76.0)},
-    "group": {32: (61.0, 61.0), 8: (61.0, 61.5), 4: (61.5, 61.0), 2: (61.0, 62.0)},
-}
-# Weight standardization experiment: (norm, standardized) -> batch -> (seed 0, seed 1).
-WS_FINAL = {
-    ("batch", False): {32: (60.0, 60.5), 8: (62.0, 63.0), 2: (75.0, 74.0)},
-    ("batch", True): {32: (59.0, 60.0), 8: (61.0, 62.0), 2: (73.0, 74.5)},
-    ("group", False): {32: (61.0, 61.0), 8: (61.0, 61.5), 2: (61.0, 62.0)},
-    ("group", True): {32: (59.5, 60.0), 8: (60.0, 60.5), 2: (60.0, 61.0)},
-}
 
 
 def median(final):
     return float(np.median(factory.curve(final, factory.EPOCHS)[-5:]))
 
 
-def ablation_config(setting, size, seed):
-    if size == 1:
-        norm = "layer" if setting == "groups" else "instance"
-        return factory.make_config("group_ablation", norm, 32, seed=seed)
-    return factory.make_config("group_ablation", "group", 32, seed=seed, **{setting: size})
-
-
 @pytest.fixture(scope="module")
 def results_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ablations")
-    for (setting, size), finals in ABLATION_FINAL.items():
-        for seed, final in zip(SEEDS, finals):
-            factory.write_run(root, ablation_config(setting, size, seed), factory.curve(final, factory.EPOCHS))
-    for norm, by_batch in RENORM_FINAL.items():
-        for batch_size, finals in by_batch.items():
-            for seed, final in zip(SEEDS, finals):
-                config = factory.make_config("batch_renorm", norm, batch_size, seed=seed)
-                factory.write_run(root, config, factory.curve(final, factory.EPOCHS))
-    for (norm, standardized), by_batch in WS_FINAL.items():
-        for batch_size, finals in by_batch.items():
-            for seed, final in zip(SEEDS, finals):
-                config = factory.make_config("weight_standardization", norm, batch_size, seed=seed,
-                                             weight_standardization=standardized)
-                if not standardized and batch_size in RENORM_FINAL[norm]:
-                    # Shared runs are copies of another experiment's, as the engine makes them.
-                    source = run_directory(factory.make_config("batch_renorm", norm, batch_size, seed=seed), root)
-                    copy_finished_run(config, source, root)
-                    continue
-                factory.write_run(root, config, factory.curve(final, factory.EPOCHS))
-    return root
+    return factory.make_ablation_results(tmp_path_factory.mktemp("ablations"))
 
 
 @pytest.fixture(scope="module")
@@ -96,13 +41,13 @@ def test_run_names_and_columns_carry_the_new_settings(runs):
 def test_table3_has_both_halves_with_paired_differences_and_the_papers_numbers(runs):
     table = ablations.table3(runs).set_index("size")
     assert list(table.index) == [64, 32, 16, 8, 4, 2, 1]
-    for (setting, size), finals in ABLATION_FINAL.items():
+    for (setting, size), finals in factory.ABLATION_FINAL.items():
         label = {"groups": "G", "channels_per_group": "C/G"}[setting]
         mean, sd = mean_sd([median(final) for final in finals])
         assert table.loc[size, f"{label}: ours"] == pytest.approx(mean)
         assert table.loc[size, f"{label}: ours sd"] == pytest.approx(sd)
     # G = 1 is LN: its difference to G = 32 is paired by seed.
-    ln, gn = ABLATION_FINAL[("groups", 1)], ABLATION_FINAL[("groups", 32)]
+    ln, gn = factory.ABLATION_FINAL[("groups", 1)], factory.ABLATION_FINAL[("groups", 32)]
     differences = [median(a) - median(b) for a, b in zip(ln, gn)]
     assert table.loc[1, "G: minus G = 32"] == pytest.approx(np.mean(differences))
     assert table.loc[1, "G: minus G = 32 sd"] == pytest.approx(np.std(differences, ddof=1))
@@ -121,7 +66,7 @@ def test_table3_has_both_halves_with_paired_differences_and_the_papers_numbers(r
 
 def test_table3_markdown_shows_mean_and_sd(runs):
     text = results.to_markdown(ablations.table3(runs))
-    mean, sd = mean_sd([median(final) for final in ABLATION_FINAL[("groups", 32)]])
+    mean, sd = mean_sd([median(final) for final in factory.ABLATION_FINAL[("groups", 32)]])
     assert f"{mean:.1f} ± {sd:.1f}" in text
     assert "| size |" in text.splitlines()[0]
 
@@ -130,9 +75,9 @@ def test_batch_renorm_table_pairs_by_seed_and_shows_the_paper_at_4(runs):
     table = ablations.batch_renorm_table(runs).set_index("batch size")
     assert list(table.index) == [32, 8, 4, 2]
     for label, norm in (("BN", "batch"), ("BRN", "batch_renorm"), ("GN", "group")):
-        mean, _ = mean_sd([median(final) for final in RENORM_FINAL[norm][4]])
+        mean, _ = mean_sd([median(final) for final in factory.RENORM_FINAL[norm][4]])
         assert table.loc[4, label] == pytest.approx(mean)
-    differences = [median(a) - median(b) for a, b in zip(RENORM_FINAL["batch_renorm"][2], RENORM_FINAL["batch"][2])]
+    differences = [median(a) - median(b) for a, b in zip(factory.RENORM_FINAL["batch_renorm"][2], factory.RENORM_FINAL["batch"][2])]
     assert table.loc[2, "BRN minus BN"] == pytest.approx(np.mean(differences))
     assert table.loc[2, "BRN minus BN sd"] == pytest.approx(np.std(differences, ddof=1))
     assert table.loc[4, "paper BRN"] == paper.BATCH_RENORM_AT_4["batch_renorm"]
@@ -143,12 +88,12 @@ def test_batch_renorm_table_pairs_by_seed_and_shows_the_paper_at_4(runs):
 def test_weight_standardization_table_compares_gn_ws_with_bn_at_the_same_batch(runs):
     table = ablations.weight_standardization_table(runs).set_index("batch size")
     assert list(table.index) == [32, 8, 2]
-    gn_ws, bn = WS_FINAL[("group", True)][8], WS_FINAL[("batch", False)][8]
+    gn_ws, bn = factory.WS_FINAL[("group", True)][8], factory.WS_FINAL[("batch", False)][8]
     assert table.loc[8, "GN+WS minus BN"] == pytest.approx(np.mean([median(a) - median(b) for a, b in zip(gn_ws, bn)]))
     assert table.loc[32, "Qiao et al. GN+WS"] == paper.WEIGHT_STANDARDIZATION["group+ws"]
     assert math.isnan(table.loc[2, "paper GN"])
     # The runs without WS are the batch-renorm experiment's copies: same numbers.
-    assert table.loc[2, "BN"] == pytest.approx(np.mean([median(final) for final in RENORM_FINAL["batch"][2]]))
+    assert table.loc[2, "BN"] == pytest.approx(np.mean([median(final) for final in factory.RENORM_FINAL["batch"][2]]))
 
 
 def test_conclusions_count_the_seeds_each_direction_holds_in(runs):
@@ -160,7 +105,7 @@ def test_conclusions_count_the_seeds_each_direction_holds_in(runs):
     at_4 = next(line for line in lines if line.startswith("Batch 4:"))
     assert "BRN lower in 2 of 2 seeds" in at_4 and "paper at 4: BRN minus BN -1.0" in at_4
     # Over G in {64..2} the means span max - min.
-    proper = {size: np.mean([median(f) for f in ABLATION_FINAL[("groups", size)]]) for size in (64, 32, 16, 8, 4, 2)}
+    proper = {size: np.mean([median(f) for f in factory.ABLATION_FINAL[("groups", size)]]) for size in (64, 32, 16, 8, 4, 2)}
     assert f"spans {max(proper.values()) - min(proper.values()):.1f} points, lowest at G = 32" in text
     # A cell with missing runs gives n/a, not a number.
     assert any("GN by C/G" in line for line in lines)
@@ -174,3 +119,43 @@ def test_conclusions_of_an_empty_folder_say_n_a(tmp_path):
 def test_unknown_setting_is_refused(runs):
     with pytest.raises(ValueError, match="setting='group'"):
         ablations.group_ablation_cell(runs, "group", 4)
+
+
+# ---------------------------------------------------------------- figures
+
+
+def points(axis, label):
+    """(x, y) of the series labelled `label` in `axis` (error bars or a plain line)."""
+    labelled = {container.get_label(): container.lines[0] for container in axis.containers}
+    labelled.update({line.get_label(): line for line in axis.get_lines()})
+    line = labelled[label]
+    return np.asarray(line.get_xdata(), dtype=float), np.asarray(line.get_ydata(), dtype=float)
+
+
+def test_group_ablation_figure_draws_both_halves_and_the_paper(runs, tmp_path):
+    from utils import ablation_plots
+
+    figure = ablation_plots.plot_group_ablation(runs, figures_dir=tmp_path)
+    assert (tmp_path / "group_ablation.png").stat().st_size > 10_000
+    ours, published = figure.axes[:2]
+    _, values = points(ours, "G")
+    expected = [np.mean([median(f) for f in factory.ABLATION_FINAL[("groups", size)]]) for size in (64, 32, 16, 8, 4, 2, 1)]
+    np.testing.assert_allclose(values, expected)
+    _, values = points(ours, "C/G")
+    assert np.isnan(values[5])  # C/G = 2 is missing ...
+    assert any("not complete: C/G = 2: missing" in text.get_text() for text in figure.texts)  # ... and named
+    _, paper_values = points(published, "G (paper)")
+    assert list(paper_values) == [paper.TABLE3_GROUPS[size] for size in (64, 32, 16, 8, 4, 2, 1)]
+
+
+def test_batch_renorm_and_weight_standardization_figures(runs, tmp_path):
+    from utils import ablation_plots
+
+    figure = ablation_plots.plot_batch_renorm(runs, figures_dir=tmp_path)
+    _, values = points(figure.axes[0], "BRN")
+    np.testing.assert_allclose(values, [np.mean([median(f) for f in factory.RENORM_FINAL["batch_renorm"][b]])
+                                        for b in (32, 8, 4, 2)])
+    assert list(points(figure.axes[1], "BRN (published)")[1]) == [paper.BATCH_RENORM_AT_4["batch_renorm"]]
+    figure = ablation_plots.plot_weight_standardization(runs, figures_dir=tmp_path)
+    assert [container.get_label() for container in figure.axes[0].containers] == ["BN", "BN+WS", "GN", "GN+WS"]
+    assert {path.name for path in tmp_path.iterdir()} == {"batch_renorm.png", "weight_standardization.png"}

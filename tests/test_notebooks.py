@@ -32,6 +32,7 @@ NOTEBOOKS = {
     "layers": ROOT / "notebooks" / "01_normalization_layers.ipynb",
     "comparison": ROOT / "notebooks" / "02_norm_comparison.ipynb",
     "sweep": ROOT / "notebooks" / "03_batch_size_sweep.ipynb",
+    "beyond": ROOT / "notebooks" / "04_beyond_the_paper.ipynb",
     "main": ROOT / "main.ipynb",
 }
 CELL_TIMEOUT = 300
@@ -142,11 +143,11 @@ def test_layers_notebook(kernels, tmp_path):
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory, kernels):
-    """02, 03 and main.ipynb run in that order on one results folder (smoke profile)."""
+    """02, 03, main.ipynb and 04 run in that order on one results folder (smoke profile)."""
     folders = {name: tmp_path_factory.mktemp(name) for name in ("results", "figures", "synthetic")}
     variables = dict(GN_PROFILE="smoke", GN_RESULTS_DIR=folders["results"],
                      GN_FIGURES_DIR=folders["figures"], GN_SYNTHETIC_DIR=folders["synthetic"])
-    texts = {name: run_notebook(name, kernels, **variables) for name in ("comparison", "sweep", "main")}
+    texts = {name: run_notebook(name, kernels, **variables) for name in ("comparison", "sweep", "main", "beyond")}
     return folders, texts
 
 
@@ -195,6 +196,31 @@ def test_main_notebook_reads_the_finished_runs(smoke):
     for name in ("sample_images", "normalization_axes", "norm_comparison", "batch_size_curves",
                  "batch_size_sensitivity"):
         assert_png(folders["figures"] / f"{name}.png")
+
+
+@pytest.mark.slow
+def test_beyond_notebook_trains_the_new_runs_and_reuses_the_study(smoke):
+    folders, texts = smoke
+    text = texts["beyond"]
+    assert "on 64 channels: 4 groups" in text and "max |GN(G=1) - LN| = 0.0" in text
+    assert "'rmin': 0.6666666666666666, 'rmax': 1.5, 'dmax': 0.5" in text
+    assert "gn_g32_ws_bs2_seed0 - WeightStandardizedConv2D" in text
+    # 38 runs: the lesson's own, 20 more trainings, and 17 shared with the study.
+    assert "38 runs; 1 finished or reusable" in text and text.count("Epoch 1/2") == 21
+    assert "reused from norm_comparison/ln_bs32_seed0" in text
+    assert "reused from batch_size_sweep/bn_bs2_seed0" in text
+    assert "| size | G: ours |" in text and "| batch size | BN | BRN | GN |" in text
+    assert "Batch 4: BRN minus BN" in text
+    for name in ("group_ablation", "batch_renorm", "weight_standardization"):
+        assert_png(folders["figures"] / f"{name}.png")
+
+
+@pytest.mark.slow
+def test_notebooks_only_read_with_gn_train_0(kernels, tmp_path):
+    text = run_notebook("beyond", kernels, GN_PROFILE="smoke", GN_RESULTS_DIR=tmp_path / "results",
+                        GN_FIGURES_DIR=tmp_path / "figures", GN_SYNTHETIC_DIR=tmp_path / "synthetic", GN_TRAIN=0)
+    assert "Epoch " not in text and "not trained (GN_TRAIN=0)" in text
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").glob("*/*/summary.json"))
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""The README's results block, generated from a results folder."""
+"""The README's results blocks, generated from a results folder."""
 
 from pathlib import Path
 
@@ -24,20 +24,36 @@ def test_block_has_setup_tables_conclusions_and_figures(tmp_path):
 def test_update_rewrites_only_the_block(tmp_path):
     results_dir = results_factory.make_results(tmp_path / "results")
     readme = tmp_path / "README.md"
-    readme.write_text(f"# Title\n\nbefore\n\n{report.BEGIN}\nold numbers\n{report.END}\n\nafter\n")
+    readme.write_text(f"# Title\n\nbefore\n\n{report.BEGIN}\nold numbers\n{report.END}\n\nbetween\n\n"
+                      f"{report.BEYOND_BEGIN}\nold too\n{report.BEYOND_END}\n\nafter\n")
     assert report.update_readme(readme, results_dir)
     text = readme.read_text()
     assert text.startswith("# Title\n\nbefore\n\n") and text.endswith("\n\nafter\n")
-    assert "old numbers" not in text
+    assert "\n\nbetween\n\n" in text
+    assert "old numbers" not in text and "old too" not in text
     assert report.readme_block(readme) == report.results_markdown(results_dir)
+    # No runs of the further experiments in this folder: the block says how to train them.
+    assert "--experiment beyond_the_paper" in report.readme_block(readme, "beyond")
     assert not report.update_readme(readme, results_dir)
 
 
 def test_update_needs_the_markers(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("# No block here\n")
-    with pytest.raises(ValueError, match="has no results block"):
+    with pytest.raises(ValueError, match="has no block for results_markdown"):
         report.update_readme(readme, tmp_path)
+    readme.write_text(f"{report.BEGIN}\n{report.END}\n")
+    with pytest.raises(ValueError, match="beyond:begin"):
+        report.update_readme(readme, tmp_path)
+
+
+def test_beyond_block_has_the_three_tables_findings_and_figures(tmp_path):
+    text = report.beyond_markdown(results_factory.make_ablation_results(tmp_path / "results"))
+    assert "Profile `smoke`" in text and "Runs complete:" in text
+    assert "Table 3 analogue" in text and "Batch Renorm beside BN and GN" in text
+    assert "**Weight Standardization**" in text and "GN+WS minus BN" in text
+    assert "C/G = 2: missing" in text
+    assert "figures/group_ablation.png" in text and "figures/weight_standardization.png" in text
 
 
 def test_readme_numbers_are_the_ones_the_results_folder_gives():
@@ -48,6 +64,8 @@ def test_readme_numbers_are_the_ones_the_results_folder_gives():
     assert block is not None, "README.md has no results block"
     expected = report.results_markdown(results_dir)
     assert block == expected, "README.md's results are stale: run python -m utils.report --update README.md"
+    assert report.readme_block(REPOSITORY / "README.md", "beyond") == report.beyond_markdown(results_dir), (
+        "README.md's further results are stale: run python -m utils.report --update README.md")
     for name, _ in report.FIGURES:
         figure = REPOSITORY / "figures" / f"{name}.png"
         assert figure.exists() and figure.stat().st_size > 0, f"{figure} is missing"

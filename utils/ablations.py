@@ -27,10 +27,12 @@ from utils.results import OURS_NOTE
 from utils.results import PAPER_NOTE
 from utils.results import SPREAD_NOTE
 from utils.results import as_runs
+from utils.results import cell_statuses
 from utils.results import data_context
 from utils.results import format_points
 from utils.results import paired_difference
 from utils.results import run_cell
+from utils.results import seed_counts
 
 GROUP_ABLATION = "group_ablation"
 BATCH_RENORM = "batch_renorm"
@@ -54,21 +56,6 @@ def group_ablation_cell(runs: pd.DataFrame, setting: str, size: int, *, experime
     if size == 1:
         return run_cell(runs, experiment=experiment, norm=_SPECIAL_CASE[setting], batch_size=batch_size)
     return run_cell(runs, experiment=experiment, norm="group", batch_size=batch_size, **{setting: size})
-
-
-def _counts(cells: dict) -> str:
-    """"3" when every cell has 3 seeds, else "BN 3, GN 2, ..."."""
-    counts = {label: cell["n"] for label, cell in cells.items()}
-    if len(set(counts.values())) == 1:
-        return str(next(iter(counts.values())))
-    return ", ".join(f"{label} {count}" for label, count in counts.items())
-
-
-def _statuses(cells: dict) -> str:
-    """"complete" when every cell is, else the cells that are not, with their status."""
-    others = [f"{label}: {cell['status']}" for label, cell in cells.items()
-              if not cell["status"].startswith("complete") or "; also" in cell["status"]]
-    return "; ".join(others) if others else "complete"
 
 
 def _groups_per_layer(setting: str, size: int) -> str:
@@ -113,8 +100,8 @@ def table3(source="results", *, experiment=GROUP_ABLATION, batch_size=32) -> pd.
             })
             if setting == "channels_per_group":
                 row["C/G: groups per layer"] = _groups_per_layer(setting, size)
-        row["n"] = _counts(cells)
-        row["status"] = _statuses(cells)
+        row["n"] = seed_counts(cells)
+        row["status"] = cell_statuses(cells)
         rows.append(row)
     frame = pd.DataFrame(rows)
     frame.attrs["caption"] = (
@@ -142,9 +129,9 @@ def _by_batch_table(labelled_cells, batch_sizes, differences, paper_columns, cap
             difference = paired_difference(cells[first], cells[second])
             row[f"{first} minus {second}"] = difference["mean"]
             row[f"{first} minus {second} sd"] = difference["sd"]
-        row["n"] = _counts(cells)
+        row["n"] = seed_counts(cells)
         row.update(paper_columns(batch_size))
-        row["status"] = _statuses(cells)
+        row["status"] = cell_statuses(cells)
         rows.append(row)
     frame = pd.DataFrame(rows)
     frame.attrs["caption"] = caption
@@ -211,6 +198,8 @@ def weight_standardization_table(source="results", *, experiment=WEIGHT_STANDARD
 def _direction(difference: dict, lower: str) -> str:
     """"lower in 3 of 3 seeds" for a paired difference (first minus second)."""
     count, total = difference["negative"], difference["n"]
+    if not total:
+        return "no seed has both runs yet"
     return f"{lower} in {count} of {total} seed{'s' if total != 1 else ''}"
 
 
@@ -230,7 +219,7 @@ def conclusions(source="results") -> list[str]:
         published = _PAPER_TABLE3[setting]
         name = paper.NORM_LABELS[_SPECIAL_CASE[setting]]
         sentence = f"{label} = 1 ({name}) minus {label} = {reference}: {format_points(special['mean'], special['sd'])} points"
-        sentence += f" ({_direction(special, 'lower').replace('lower', name + ' lower')}; paper "
+        sentence += f" ({_direction(special, name + ' lower')}; paper "
         sentence += f"{format_points(published[1] - published[reference])})."
         if proper:
             best = min(proper, key=proper.get)
@@ -268,7 +257,7 @@ def conclusions(source="results") -> list[str]:
         lines.append(
             f"Batch {batch_size}: WS changes GN by {format_points(gn_gain['mean'], gn_gain['sd'])} points "
             f"({_direction(gn_gain, 'lower with WS')}) and BN by {format_points(bn_gain['mean'], bn_gain['sd'])} "
-            f"({_direction(bn_gain, 'lower with WS')}); GN+WS minus BN at batch 32: "
+            f"({_direction(bn_gain, 'lower with WS')}); GN+WS at batch {batch_size} minus BN at batch 32: "
             f"{format_points(to_bn['mean'], to_bn['sd'])} ({_direction(to_bn, 'GN+WS lower')})."
         )
     published = paper.WEIGHT_STANDARDIZATION

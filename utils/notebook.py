@@ -241,7 +241,8 @@ def profile_configs(settings, experiment="all"):
 
     Args:
         settings: from `read_settings`.
-        experiment: "norm_comparison", "batch_size_sweep" or "all".
+        experiment: an experiment of utils.config.EXPERIMENTS, "all" (the study) or
+            "beyond_the_paper".
     """
     return config_module.profile_configs(settings.profile, experiment, seeds=settings.seeds)
 
@@ -383,7 +384,8 @@ def run_experiment(settings, experiment, data=None):
 
     Args:
         settings: from `read_settings`.
-        experiment: "norm_comparison", "batch_size_sweep", "recipe_sweep" or "all".
+        experiment: an experiment of utils.config.EXPERIMENTS, "all" (the study) or
+            "beyond_the_paper".
         data: a `DataStatus` from `find_data`, or None to look for the data only if needed.
 
     Returns:

@@ -317,16 +317,21 @@ def plot_batch_size_curves(results_source="results", *, histories=None, figures_
     return _save(figure, figures_dir, name)
 
 
-def _batch_axis(axis, batch_sizes):
+def decreasing_log2_axis(axis, ticks, label, *, margin=1.35):
+    """A log-2 x axis with a tick at each value, decreasing to the right (as the paper's
+    Figure 1 draws batch sizes), and the val error as y label."""
     axis.set_xscale("log", base=2)
-    axis.xaxis.set_major_locator(FixedLocator(list(batch_sizes)))
+    axis.xaxis.set_major_locator(FixedLocator(list(ticks)))
     axis.xaxis.set_minor_locator(NullLocator())
-    axis.set_xticklabels([str(size) for size in batch_sizes])
-    # Decreasing to the right, as in the paper's Figure 1.
-    axis.set_xlim(max(batch_sizes) * 1.35, min(batch_sizes) / 1.35)
-    axis.set_xlabel("batch size (images per device and step)")
+    axis.set_xticklabels([str(value) for value in ticks])
+    axis.set_xlim(max(ticks) * margin, min(ticks) / margin)
+    axis.set_xlabel(label)
     axis.set_ylabel(VAL_ERROR_LABEL)
     axis.grid(alpha=0.3)
+
+
+def _batch_axis(axis, batch_sizes):
+    decreasing_log2_axis(axis, batch_sizes, "batch size (images per device and step)")
 
 
 def _label_points(axis, positions, values, competitors, color, *, above_on_tie):

@@ -279,17 +279,23 @@ def _cells(runs, experiment, batch_size, groups=None) -> dict:
             for norm in paper.TABLE1_NORMS}
 
 
-def _seed_counts(cells: dict) -> str:
-    """"3" when every cell has 3 seeds, else "BN 3, LN 2, ..."."""
-    counts = {paper.NORM_LABELS[norm]: cell["n"] for norm, cell in cells.items()}
+def _labelled(cells: dict) -> dict:
+    """Cells keyed by normalization name, keyed by their table label instead ("BN", ...)."""
+    return {paper.NORM_LABELS[norm]: cell for norm, cell in cells.items()}
+
+
+def seed_counts(cells: dict) -> str:
+    """"3" when every cell of {label: run_cell} has 3 seeds, else "BN 3, LN 2, ..."."""
+    counts = {label: cell["n"] for label, cell in cells.items()}
     if len(set(counts.values())) == 1:
         return str(next(iter(counts.values())))
     return ", ".join(f"{label} {count}" for label, count in counts.items())
 
 
-def _statuses(cells: dict) -> str:
-    """"complete" when every cell is, else the cells that are not, with their status."""
-    others = [f"{paper.NORM_LABELS[norm]}: {cell['status']}" for norm, cell in cells.items()
+def cell_statuses(cells: dict) -> str:
+    """"complete" when every cell of {label: run_cell} is, else the cells that are not,
+    with their status."""
+    others = [f"{label}: {cell['status']}" for label, cell in cells.items()
               if not cell["status"].startswith("complete") or "; also" in cell["status"]]
     return "; ".join(others) if others else "complete"
 
@@ -364,11 +370,11 @@ def table2(source="results", *, experiment=BATCH_SIZE_SWEEP, batch_sizes=paper.B
         row.update({
             "GN minus BN": difference["mean"],
             "GN minus BN sd": difference["sd"],
-            "n": _seed_counts(cells),
+            "n": seed_counts(_labelled(cells)),
             "paper BN": paper.TABLE2["batch"].get(batch_size, math.nan),
             "paper GN": paper.TABLE2["group"].get(batch_size, math.nan),
             "paper GN minus BN": paper.TABLE2_GN_MINUS_BN.get(batch_size, math.nan),
-            "status": _statuses(cells),
+            "status": cell_statuses(_labelled(cells)),
         })
         rows.append(row)
     frame = pd.DataFrame(rows)
