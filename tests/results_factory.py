@@ -170,3 +170,72 @@ def make_ablation_results(root):
                     continue
                 write_run(root, config, curve(final, EPOCHS))
     return root
+
+
+# The tests of the 2021 study's claims (utils.understanding), seeds 0 and 1.
+# Landscape: a probe's quantities scale with a factor per normalization (and seed).
+LANDSCAPE_FACTOR = {"batch": 1.0, "group": 2.0, "none": 3.0}
+PROBE_MULTIPLIERS = (0.5, 1.0, 2.0, 4.0)
+PROBES_PER_EPOCH = 3
+# Distortion: (norm, condition) -> final val error by seed.
+DISTORTION_FINAL = {
+    ("batch", "recipe"): (60.0, 61.0), ("batch", "noise"): (62.0, 62.5), ("batch", "no weight decay"): (60.5, 61.0),
+    ("group", "recipe"): (61.0, 61.5), ("group", "noise"): (89.0, 89.5), ("group", "no weight decay"): (60.0, 60.0),
+}
+DISTORTION_FIELDS = {"recipe": {}, "noise": dict(norm_noise_mean=1e-3, norm_noise_stddev=1.001),
+                     "no weight decay": dict(weight_decay=0.0)}
+# Mixtures: norm -> batch -> final val error by seed; the learnt s ends at these values.
+MIXTURE_FINAL = {
+    "batch": {32: (60.0, 60.5), 8: (62.0, 63.0), 2: (75.0, 74.0)},
+    "group": {32: (61.0, 61.0), 8: (61.0, 61.5), 2: (61.0, 62.0)},
+    "gn_plus_parallel": {32: (60.0, 60.2), 8: (60.5, 61.0), 2: (63.0, 64.0)},
+    "gn_plus_gn_first": {32: (60.5, 60.5), 8: (60.8, 61.0), 2: (61.0, 61.5)},
+    "gn_plus_bn_first": {32: (62.0, 61.0), 8: (63.0, 64.0), 2: (70.0, 72.0)},
+}
+FINAL_MIXING_WEIGHT = {"norm1": 0.9, "norm2": 0.6}
+
+
+def landscape_rows(norm, seed, epochs, steps_per_epoch):
+    """landscape.csv rows: loss range 0.035 f, largest gradient change 0.4 f and
+    beta-smoothness 0.5 f at every probe, f = LANDSCAPE_FACTOR[norm] + seed / 10."""
+    factor = LANDSCAPE_FACTOR[norm] + seed / 10
+    every = steps_per_epoch // PROBES_PER_EPOCH
+    rows = []
+    for epoch in range(1, epochs + 1):
+        for step in range((epoch - 1) * steps_per_epoch, epoch * steps_per_epoch, every):
+            for multiplier in PROBE_MULTIPLIERS:
+                rows.append({"epoch": epoch, "step": step, "multiplier": multiplier, "step_size": multiplier * 0.003,
+                             "base_loss": 3.0, "loss": 3.0 + factor * multiplier * 0.01, "gradient_norm": 1.0,
+                             "gradient_distance": factor * multiplier * 0.1, "step_length": multiplier * 0.2})
+    return rows
+
+
+def make_understanding_results(root):
+    """Writes a folder of the landscape, distortion and mixtures experiments, seeds 0 and 1:
+    every cell complete, with landscape.csv and mixing.csv where the engine writes them.
+
+    Returns:
+        The results folder.
+    """
+    for norm in LANDSCAPE_FACTOR:
+        for batch_size in (32, 2):
+            for seed in ABLATION_SEEDS:
+                config = make_config("landscape", norm, batch_size, seed=seed, landscape_probes=PROBES_PER_EPOCH)
+                run_dir = write_run(root, config, curve(60.0 + LANDSCAPE_FACTOR[norm], EPOCHS))
+                steps = config.classes * config.images_per_class // batch_size
+                runs.write_measurements(run_dir, "landscape.csv", landscape_rows(norm, seed, EPOCHS, steps))
+    for (norm, condition), finals in DISTORTION_FINAL.items():
+        for seed, final in zip(ABLATION_SEEDS, finals):
+            config = make_config("distortion", norm, 32, seed=seed, **DISTORTION_FIELDS[condition])
+            train = [99.0] * EPOCHS if final > 85 else None  # the noisy GN stops learning
+            write_run(root, config, curve(final, EPOCHS), train_errors=train)
+    for norm, by_batch in MIXTURE_FINAL.items():
+        for batch_size, finals in by_batch.items():
+            for seed, final in zip(ABLATION_SEEDS, finals):
+                run_dir = write_run(root, make_config("mixtures", norm, batch_size, seed=seed), curve(final, EPOCHS))
+                if norm.startswith("gn_plus_"):
+                    runs.write_measurements(run_dir, "mixing.csv", [
+                        {"epoch": epoch, "layer": layer, "mixing_weight": 0.731 + (end - 0.731) * epoch / EPOCHS}
+                        for epoch in range(1, EPOCHS + 1) for layer, end in FINAL_MIXING_WEIGHT.items()
+                    ])
+    return root

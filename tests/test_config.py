@@ -43,6 +43,10 @@ def test_small_cnn_default_learning_rate_is_lower_and_overridable():
         (dict(norm="gn", weight_standardization=True, batch_size=2), "gn_g32_ws_bs2_seed0"),
         (dict(norm="bn", weight_standardization=True), "bn_ws_bs32_seed0"),
         (dict(norm="brn", batch_size=4), "brn_bs4_seed0"),
+        (dict(norm="gn_plus_gn_first", batch_size=8), "gnbn_gn_first_g32_bs8_seed0"),
+        (dict(norm="gn", weight_decay=0.0), "gn_g32_bs32_wd0_seed0"),
+        (dict(norm="bn", norm_noise_mean=1e-3, norm_noise_stddev=1.001), "bn_bs32_noise0.001-1.001_seed0"),
+        (dict(norm="none", batch_size=2, landscape_probes=20), "none_bs2_probes20_seed0"),
     ],
 )
 def test_run_name(fields, expected):
@@ -95,6 +99,14 @@ def test_from_dict_rejects_unknown_keys_and_wrong_run_name():
         (dict(norm="group", channels_per_group=128), "channels_per_group=128"),
         (dict(norm="layer", channels_per_group=4), "channels_per_group=4"),
         (dict(weight_standardization="yes"), "weight_standardization='yes'"),
+        (dict(norm="gn_plus_parallel", channels_per_group=8), "channels_per_group=8 applies only to norm='group'"),
+        (dict(norm="gn_plus_bn_first", groups=3), "groups=3"),
+        (dict(norm_noise_stddev=-1.0), "norm_noise_stddev=-1.0"),
+        (dict(norm_noise_mean=float("inf")), "norm_noise_mean=inf"),
+        (dict(norm="none", norm_noise_stddev=1.0), "needs a normalization"),
+        (dict(model="resnet50", norm_noise_stddev=1.0), "model='resnet50'"),
+        (dict(landscape_probes=-1), "landscape_probes=-1"),
+        (dict(landscape_probes=2.5), "landscape_probes=2.5"),
         (dict(base_learning_rate=-0.1), "base_learning_rate=-0.1"),
         (dict(base_learning_rate=0), "base_learning_rate=0"),
         (dict(base_learning_rate=float("nan")), "base_learning_rate=nan"),
@@ -195,7 +207,8 @@ def test_profile_scales():
     assert cpu["dataset"] == paper["dataset"] == "tiny-imagenet-200"
     assert (paper["classes"], paper["images_per_class"]) == (200, 500)
     assert paper["epochs"] == {"norm_comparison": 100, "batch_size_sweep": 10, "recipe_sweep": 10,
-                               "group_ablation": 100, "batch_renorm": 10, "weight_standardization": 10}
+                               "group_ablation": 100, "batch_renorm": 10, "weight_standardization": 10,
+                               "landscape": 10, "distortion": 10, "mixtures": 10}
     assert cpu["classes"] * cpu["images_per_class"] < 200 * 500
 
 
@@ -279,3 +292,19 @@ def test_beyond_the_paper_shares_the_study_runs_it_repeats():
     assert len(standardized) == 12
     with pytest.raises(ValueError, match="beyond_the_paper"):
         profile_configs("cpu", "beyond")
+
+
+def test_understanding_gn_trains_19_runs_a_seed_and_shares_the_rest():
+    configs = profile_configs("cpu", "understanding_gn")
+    assert {c.experiment for c in configs} == {"landscape", "distortion", "mixtures"}
+    study = {repr(c.training_settings()) for c in profile_configs("cpu", "all")}
+    new = {repr(c.training_settings()) for c in configs} - study
+    assert len(new) == 3 * 19
+    probed = [c for c in configs if c.experiment == "landscape"]
+    assert {(c.norm, c.batch_size) for c in probed} == {(n, b) for n in ("batch", "group", "none") for b in (32, 2)}
+    assert all(c.landscape_probes == 20 for c in probed)
+    distortion = {(c.norm, c.weight_decay, c.norm_noise_stddev) for c in configs if c.experiment == "distortion"}
+    assert distortion == {(n, wd, sd) for n in ("batch", "group") for wd, sd in ((1e-4, 0.0), (1e-4, 1.001), (0.0, 0.0))}
+    assert {c.norm for c in configs if c.experiment == "mixtures"} == {
+        "batch", "group", "gn_plus_parallel", "gn_plus_gn_first", "gn_plus_bn_first"}
+    assert all(c.groups == 32 for c in configs if c.norm.startswith("gn_plus_"))

@@ -68,7 +68,8 @@ def test_registry_passes_layer_options():
     assert layer.synchronized and layer.name == "bn_sync"
     assert make_norm("bn").momentum == 0.9
     assert canonical_norm(" GN ") == "group"
-    assert set(NORMALIZATIONS) == {"batch", "layer", "instance", "group", "batch_renorm", "none"}
+    assert set(NORMALIZATIONS) == {"batch", "layer", "instance", "group", "batch_renorm", "gn_plus_parallel",
+                                   "gn_plus_gn_first", "gn_plus_bn_first", "none"}
 
 
 def test_batch_renorm_uses_the_papers_clipping_and_one_pair_of_statistics():
@@ -230,3 +231,19 @@ def test_run_configs_of_the_further_experiments_build_the_layers_they_name():
                           WeightStandardizedConv2D)
     renorm = build_model(RunConfig(norm="batch_renorm", classes=5)).get_layer("norm2")
     assert renorm.renorm and renorm.renorm_clipping["rmax"] == 1.5
+
+
+
+def test_registry_builds_the_mixtures_and_the_noise_goes_after_each_norm():
+    from utils.distortion import OutputNoise
+    from utils.mixtures import GNPlusBNFirst
+
+    layer = make_norm("gn_plus_bn_first", groups=8)
+    assert isinstance(layer, GNPlusBNFirst) and layer.groups == 8 and layer.momentum == 0.9
+    with pytest.raises(ValueError, match="channels_per_group=4 applies only to group"):
+        make_norm("gn_plus_parallel", channels_per_group=4)
+    model = small_cnn("group", num_classes=3, norm_noise=(1e-3, 1.001))
+    names = [layer.name for layer in model.layers]
+    assert names.index("norm1_noise") == names.index("norm1") + 1 and "norm2_noise" in names
+    assert isinstance(model.get_layer("norm2_noise"), OutputNoise)
+    assert model.get_layer("norm2_noise").stddev == 1.001

@@ -33,6 +33,7 @@ NOTEBOOKS = {
     "comparison": ROOT / "notebooks" / "02_norm_comparison.ipynb",
     "sweep": ROOT / "notebooks" / "03_batch_size_sweep.ipynb",
     "beyond": ROOT / "notebooks" / "04_beyond_the_paper.ipynb",
+    "understanding": ROOT / "notebooks" / "05_understanding_gn.ipynb",
     "main": ROOT / "main.ipynb",
 }
 CELL_TIMEOUT = 300
@@ -143,11 +144,11 @@ def test_layers_notebook(kernels, tmp_path):
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory, kernels):
-    """02, 03, main.ipynb and 04 run in that order on one results folder (smoke profile)."""
+    """02, 03, main.ipynb, 04 and 05 run in that order on one results folder (smoke profile)."""
     folders = {name: tmp_path_factory.mktemp(name) for name in ("results", "figures", "synthetic")}
     variables = dict(GN_PROFILE="smoke", GN_RESULTS_DIR=folders["results"],
                      GN_FIGURES_DIR=folders["figures"], GN_SYNTHETIC_DIR=folders["synthetic"])
-    texts = {name: run_notebook(name, kernels, **variables) for name in ("comparison", "sweep", "main", "beyond")}
+    texts = {name: run_notebook(name, kernels, **variables) for name in ("comparison", "sweep", "main", "beyond", "understanding")}
     return folders, texts
 
 
@@ -206,12 +207,32 @@ def test_beyond_notebook_trains_the_new_runs_and_reuses_the_study(smoke):
     assert "'rmin': 0.6666666666666666, 'rmax': 1.5, 'dmax': 0.5" in text
     assert "gn_g32_ws_bs2_seed0 - WeightStandardizedConv2D" in text
     # 38 runs: the lesson's own, 20 more trainings, and 17 shared with the study.
-    assert "38 runs; 1 finished or reusable" in text and text.count("Epoch 1/2") == 21
+    assert "38 runs; 18 finished or reusable" in text and "20 to train" in text
+    assert text.count("Epoch 1/2") == 21
     assert "reused from norm_comparison/ln_bs32_seed0" in text
     assert "reused from batch_size_sweep/bn_bs2_seed0" in text
     assert "| size | G: ours |" in text and "| batch size | BN | BRN | GN |" in text
     assert "Batch 4: BRN minus BN" in text
     for name in ("group_ablation", "batch_renorm", "weight_standardization"):
+        assert_png(folders["figures"] / f"{name}.png")
+
+
+@pytest.mark.slow
+def test_understanding_notebook_probes_distorts_and_mixes(smoke):
+    folders, texts = smoke
+    text = texts["understanding"]
+    assert "beta-smoothness: " in text and "analytic |A g| / |g|" in text
+    assert "s at the start: 0.731" in text
+    # 27 runs: the lesson's own, 18 more trainings, and 8 shared with the study.
+    assert "27 runs; 9 finished or reusable" in text and "18 to train" in text
+    assert text.count("Epoch 1/2") == 19
+    assert "reused from norm_comparison/gn_g32_bs32_seed0" in text
+    assert "| norm | recipe | noise | no weight decay |" in text
+    assert "Claim: GN smooths the loss landscape less than BN" in text
+    probes = folders["results"] / "landscape" / "gn_g32_bs2_probes20_seed0" / "landscape.csv"
+    assert probes.exists() and len(probes.read_text().splitlines()) > 20
+    assert (folders["results"] / "mixtures" / "gnbn_bn_first_g32_bs8_seed0" / "mixing.csv").exists()
+    for name in ("landscape", "distortion", "mixtures"):
         assert_png(folders["figures"] / f"{name}.png")
 
 

@@ -25,15 +25,17 @@ def test_update_rewrites_only_the_block(tmp_path):
     results_dir = results_factory.make_results(tmp_path / "results")
     readme = tmp_path / "README.md"
     readme.write_text(f"# Title\n\nbefore\n\n{report.BEGIN}\nold numbers\n{report.END}\n\nbetween\n\n"
-                      f"{report.BEYOND_BEGIN}\nold too\n{report.BEYOND_END}\n\nafter\n")
+                      f"{report.BEYOND_BEGIN}\nold too\n{report.BEYOND_END}\n\n"
+                      f"{report.UNDERSTANDING_BEGIN}\nold as well\n{report.UNDERSTANDING_END}\n\nafter\n")
     assert report.update_readme(readme, results_dir)
     text = readme.read_text()
     assert text.startswith("# Title\n\nbefore\n\n") and text.endswith("\n\nafter\n")
     assert "\n\nbetween\n\n" in text
-    assert "old numbers" not in text and "old too" not in text
+    assert "old numbers" not in text and "old too" not in text and "old as well" not in text
     assert report.readme_block(readme) == report.results_markdown(results_dir)
     # No runs of the further experiments in this folder: the block says how to train them.
     assert "--experiment beyond_the_paper" in report.readme_block(readme, "beyond")
+    assert "--experiment understanding_gn" in report.readme_block(readme, "understanding")
     assert not report.update_readme(readme, results_dir)
 
 
@@ -64,8 +66,17 @@ def test_readme_numbers_are_the_ones_the_results_folder_gives():
     assert block is not None, "README.md has no results block"
     expected = report.results_markdown(results_dir)
     assert block == expected, "README.md's results are stale: run python -m utils.report --update README.md"
-    assert report.readme_block(REPOSITORY / "README.md", "beyond") == report.beyond_markdown(results_dir), (
-        "README.md's further results are stale: run python -m utils.report --update README.md")
+    for block, (_, _, write) in report.BLOCKS.items():
+        assert report.readme_block(REPOSITORY / "README.md", block) == write(results_dir), (
+            f"README.md's {block} block is stale: run python -m utils.report --update README.md")
     for name, _ in report.FIGURES:
         figure = REPOSITORY / "figures" / f"{name}.png"
         assert figure.exists() and figure.stat().st_size > 0, f"{figure} is missing"
+
+
+def test_understanding_block_has_the_three_tables_claims_and_figures(tmp_path):
+    text = report.understanding_markdown(results_factory.make_understanding_results(tmp_path / "results"))
+    assert "**Loss landscape**" in text and "effective beta-smoothness, epoch 1" in text
+    assert "stopped learning with noise" in text and "GN+BN, GN first minus GN" in text
+    assert "Claim: GN is more sensitive than BN to noise" in text and "**Computed from these runs**" in text
+    assert "figures/landscape.png" in text and "figures/mixtures.png" in text

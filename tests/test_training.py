@@ -11,11 +11,13 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import pandas as pd
 import pytest
 
 from utils import runs
 from utils import training
 from utils.config import RunConfig
+from utils.distortion import OutputNoise
 from utils.config import learning_rate_for_epoch
 
 pytestmark = pytest.mark.slow  # trains models: the full suite only
@@ -372,3 +374,43 @@ def test_two_processes_on_one_run_never_give_another_history(reference, tmp_path
     result = runs.read_run(runs.run_directory(tiny_config(), tmp_path))
     assert result.summary["status"] == "complete"
     assert result.history[COMPARED_COLUMNS].equals(reference.history[COMPARED_COLUMNS])
+
+
+def test_landscape_probes_are_written_survive_a_kill_and_do_not_change_training(reference, tmp_path, data_dir):
+    # With probes the run trains exactly as the reference (the same config without them).
+    probed = tiny_config(landscape_probes=2)
+    with pytest.raises(Killed):
+        training.run(probed, tmp_path, data_dir=data_dir, verbose=0, callbacks=[KillAt(epoch=1, batch=3)])
+    run_dir = runs.run_directory(probed, tmp_path)
+    assert set(runs.read_measurements(run_dir, "landscape.csv")["epoch"]) == {1}
+    record = training.run(probed, tmp_path, data_dir=data_dir, verbose=0)
+    assert record.history[COMPARED_COLUMNS].equals(reference.history[COMPARED_COLUMNS])
+    probes = runs.read_measurements(run_dir, "landscape.csv")
+    uninterrupted = training.run(probed, tmp_path / "uninterrupted", data_dir=data_dir, verbose=0)
+    uninterrupted = runs.read_measurements(uninterrupted.path, "landscape.csv")
+    # 8 steps an epoch, a probe every 4 and at step 0: steps 0, 4, 8, ..., 24; 4 step sizes each.
+    steps_per_epoch = TRAIN_IMAGES // probed.batch_size
+    assert sorted(set(probes["step"])) == list(range(0, 3 * steps_per_epoch + 1, steps_per_epoch // 2))
+    assert len(probes) == 4 * len(set(probes["step"]))
+    # A resumed run probes on the batches an uninterrupted one does.
+    pd.testing.assert_frame_equal(probes, uninterrupted)
+    assert (probes["loss"] > 0).all() and (probes["step_length"] > 0).all()
+
+
+def test_mixture_runs_log_the_learnt_weight_of_each_layer(tmp_path, data_dir):
+    config = tiny_config(norm="gn_plus_gn_first", groups=4, epochs=2, jit_compile=True)
+    record = training.run(config, tmp_path, data_dir=data_dir, verbose=0)
+    assert record.summary["status"] == "complete"
+    weights = runs.read_measurements(record.path, "mixing.csv")
+    assert list(weights.columns) == ["epoch", "layer", "mixing_weight"]
+    assert list(zip(weights["epoch"], weights["layer"])) == [(1, "norm1"), (1, "norm2"), (2, "norm1"), (2, "norm2")]
+    assert ((weights["mixing_weight"] > 0) & (weights["mixing_weight"] < 1)).all()
+    assert not np.allclose(weights["mixing_weight"], 1 / (1 + np.exp(-1.0)))  # s was learnt
+
+
+def test_norm_noise_run_trains_and_differs_from_the_clean_run(reference, tmp_path, data_dir):
+    noisy = training.run(tiny_config(norm_noise_mean=1e-3, norm_noise_stddev=1.001), tmp_path, data_dir=data_dir,
+                         verbose=0)
+    assert noisy.summary["status"] == "complete"
+    assert not noisy.history["train_loss"].equals(reference.history["train_loss"])
+    assert isinstance(training.build_model(noisy.config).get_layer("norm1_noise"), OutputNoise)

@@ -27,6 +27,7 @@ from utils.results import OURS_NOTE
 from utils.results import PAPER_NOTE
 from utils.results import SPREAD_NOTE
 from utils.results import as_runs
+from utils.results import by_batch_table
 from utils.results import cell_statuses
 from utils.results import data_context
 from utils.results import format_points
@@ -112,32 +113,6 @@ def table3(source="results", *, experiment=GROUP_ABLATION, batch_size=32) -> pd.
     return frame
 
 
-def _by_batch_table(labelled_cells, batch_sizes, differences, paper_columns, caption):
-    """Rows by batch size of labelled cells, paired differences and the paper's numbers.
-
-    `labelled_cells(batch_size)` gives {label: run_cell}; `differences` is a list of
-    (first label, second label); `paper_columns(batch_size)` gives {column: number}.
-    """
-    rows = []
-    for batch_size in batch_sizes:
-        cells = labelled_cells(batch_size)
-        row = {"batch size": batch_size}
-        for label, cell in cells.items():
-            row[label] = cell["value"]
-            row[f"{label} sd"] = cell["sd"]
-        for first, second in differences:
-            difference = paired_difference(cells[first], cells[second])
-            row[f"{first} minus {second}"] = difference["mean"]
-            row[f"{first} minus {second} sd"] = difference["sd"]
-        row["n"] = seed_counts(cells)
-        row.update(paper_columns(batch_size))
-        row["status"] = cell_statuses(cells)
-        rows.append(row)
-    frame = pd.DataFrame(rows)
-    frame.attrs["caption"] = caption
-    return frame
-
-
 def batch_renorm_table(source="results", *, experiment=BATCH_RENORM, batch_sizes=(32, 8, 4, 2)) -> pd.DataFrame:
     """Batch Renorm beside BN and GN by batch size, with the paper's numbers at 4 images/GPU.
 
@@ -156,7 +131,7 @@ def batch_renorm_table(source="results", *, experiment=BATCH_RENORM, batch_sizes
         return {f"paper {paper.NORM_LABELS[norm]}": paper.BATCH_RENORM_AT_4[norm] if batch_size == 4 else math.nan
                 for norm in ("batch", "batch_renorm", "group")}
 
-    return _by_batch_table(
+    return by_batch_table(
         cells, batch_sizes, [("BRN", "BN"), ("GN", "BRN")], published,
         "Batch Renorm (r in [1/1.5, 1.5], d in [-0.5, 0.5] from the first step) beside BN and GN: validation "
         f"error (%) by batch size ({data_context(runs)}). {OURS_NOTE}; {SPREAD_NOTE}. {PAPER_NOTE}, 4 images/GPU only.",
@@ -188,7 +163,7 @@ def weight_standardization_table(source="results", *, experiment=WEIGHT_STANDARD
             "Qiao et al. GN+WS": paper.WEIGHT_STANDARDIZATION["group+ws"] if at_32 else math.nan,
         }
 
-    return _by_batch_table(
+    return by_batch_table(
         cells, batch_sizes, [("BN+WS", "BN"), ("GN+WS", "GN"), ("GN+WS", "BN")], published,
         f"Weight Standardization: validation error (%) by batch size ({data_context(runs)}). {OURS_NOTE}; {SPREAD_NOTE}. "
         f"{PAPER_NOTE}, 32 images/GPU; GN+WS: {paper.WS_CITATION}, ResNet-50 on ImageNet.",

@@ -34,6 +34,7 @@ import dataclasses
 import math
 import re
 
+from utils.norms import GROUPED
 from utils.norms import SHORT_NAMES
 from utils.norms import canonical_norm
 
@@ -47,6 +48,9 @@ __all__ = [
     "EXPERIMENTS",
     "STUDY_EXPERIMENTS",
     "BEYOND_EXPERIMENTS",
+    "UNDERSTANDING_EXPERIMENTS",
+    "LANDSCAPE_PROBES_PER_EPOCH",
+    "DISTORTION_NOISE",
     "EXPERIMENT_GROUPS",
     "GROUP_ABLATION_SIZES",
     "RECIPE_SWEEP_LEARNING_RATES",
@@ -71,14 +75,21 @@ PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 # split over machines with `python -m utils.experiments --only` instead.
 DISTRIBUTIONS = ("auto", "none", "mirrored")
 PROFILES = ("smoke", "cpu", "paper")
-# The study's two experiments (what "all" trains), the sweep that chose its recipe, and
-# the paper's further questions (what "beyond_the_paper" trains): how many groups
-# (Table 3), Batch Renormalization, Weight Standardization.
+# The study's two experiments (what "all" trains), the sweep that chose its recipe, the
+# paper's further questions (what "beyond_the_paper" trains: how many groups (Table 3),
+# Batch Renormalization, Weight Standardization) and the tests of the 2021 study's
+# explanation of GN's lag (what "understanding_gn" trains: loss-landscape probes,
+# distortion and weight-decay sensitivity, GN+BN mixture layers).
 STUDY_EXPERIMENTS = ("norm_comparison", "batch_size_sweep")
 BEYOND_EXPERIMENTS = ("group_ablation", "batch_renorm", "weight_standardization")
-EXPERIMENTS = STUDY_EXPERIMENTS + ("recipe_sweep",) + BEYOND_EXPERIMENTS
+UNDERSTANDING_EXPERIMENTS = ("landscape", "distortion", "mixtures")
+EXPERIMENTS = STUDY_EXPERIMENTS + ("recipe_sweep",) + BEYOND_EXPERIMENTS + UNDERSTANDING_EXPERIMENTS
 # Names that stand for several experiments on the command line and in profile_configs.
-EXPERIMENT_GROUPS = {"all": STUDY_EXPERIMENTS, "beyond_the_paper": BEYOND_EXPERIMENTS}
+EXPERIMENT_GROUPS = {
+    "all": STUDY_EXPERIMENTS,
+    "beyond_the_paper": BEYOND_EXPERIMENTS,
+    "understanding_gn": UNDERSTANDING_EXPERIMENTS,
+}
 
 # The paper's learning rate 0.1 is given for 32 images per GPU.
 REFERENCE_BATCH_SIZE = 32
@@ -106,8 +117,9 @@ _TINY_IMAGENET_CLASSES = 200
 _TINY_IMAGENET_TRAIN_PER_CLASS = 500
 _TINY_IMAGENET_VAL_PER_CLASS = 50
 
-# The paper's decay epochs, 30, 60 and 90 of 100.
+# The paper's decay epochs, 30, 60 and 90 of 100, and its weight decay.
 _DEFAULT_DECAY_FRACTIONS = (0.3, 0.6, 0.9)
+_DEFAULT_WEIGHT_DECAY = 1e-4
 
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -129,18 +141,27 @@ class RunConfig:
             "batch_size_sweep"; letters, digits, "_", "-" and ".".
         profile: the profile the run belongs to: "smoke", "cpu", "paper" or "custom".
         model: "small_cnn" (the 2023 report's CNN) or "resnet50" (the paper's network).
-        norm: "batch", "layer", "instance", "group", "batch_renorm" or "none" (aliases
-            bn, ln, in, gn, brn are accepted and stored as the full name).
-        groups: number of groups for group normalization (default 32, the paper's,
-            unless `channels_per_group` is given); must divide every normalized layer's
-            channels (64 and 256 for the small CNN). Must be None for the other
-            normalizations.
+        norm: "batch", "layer", "instance", "group", "batch_renorm", one of the GN+BN
+            mixtures "gn_plus_parallel", "gn_plus_gn_first", "gn_plus_bn_first", or
+            "none" (short names such as bn, ln, in, gn, brn are accepted and stored as
+            the full name).
+        groups: number of groups for group normalization and the GN+BN mixtures
+            (default 32, the paper's, unless `channels_per_group` is given); must divide
+            every normalized layer's channels (64 and 256 for the small CNN). Must be
+            None for the other normalizations.
         channels_per_group: group normalization with this many channels in every group
             instead of a fixed number of groups (the paper's Table 3, bottom half), so
             the number of groups differs between layers; must divide every normalized
             layer's channels. Mutually exclusive with `groups`.
         weight_standardization: standardize every convolution kernel (Qiao et al.,
             2019; `utils.layers.WeightStandardizedConv2D`), with any normalization.
+        norm_noise_mean, norm_noise_stddev: Gaussian noise of this mean and standard
+            deviation added to every normalization's output while training (the
+            distortion test of Gunawan et al., 2021); 0 and 0 add none. Small CNN only.
+        landscape_probes: how many times per epoch to probe the loss landscape along
+            the gradient (utils.landscape; written to landscape.csv); 0 probes never.
+            Probing reads the weights and never changes them, so a probed run trains as
+            the same run without probes.
         sync_batch_norm: batch normalization statistics over all devices instead of
             per device (the paper keeps them per device). Batch norm only (not
             batch_renorm).
@@ -183,12 +204,15 @@ class RunConfig:
     groups: int | None = None
     channels_per_group: int | None = None
     weight_standardization: bool = False
+    norm_noise_mean: float = 0.0
+    norm_noise_stddev: float = 0.0
+    landscape_probes: int = 0
     sync_batch_norm: bool = False
     batch_size: int = 32
     epochs: int = 100
     base_learning_rate: float | None = None
     momentum: float = 0.9
-    weight_decay: float = 1e-4
+    weight_decay: float = _DEFAULT_WEIGHT_DECAY
     lr_decay_fractions: tuple = _DEFAULT_DECAY_FRACTIONS
     lr_decay_factor: float = 0.1
     seed: int = 0
@@ -221,7 +245,12 @@ class RunConfig:
             raise ValueError(f"Unknown model {self.model!r}; valid models are {MODELS}.")
         set_field("norm", canonical_norm(self.norm))
 
-        if self.norm == "group":
+        if self.norm in GROUPED:
+            if self.channels_per_group is not None and self.norm != "group":
+                raise ValueError(
+                    f"channels_per_group={self.channels_per_group!r} applies only to norm='group', not "
+                    f"norm={self.norm!r}; give groups instead."
+                )
             if self.groups is not None and self.channels_per_group is not None:
                 raise ValueError(
                     f"groups={self.groups!r} and channels_per_group={self.channels_per_group!r} "
@@ -242,11 +271,23 @@ class RunConfig:
             for name in ("groups", "channels_per_group"):
                 if getattr(self, name) is not None:
                     raise ValueError(
-                        f"{name}={getattr(self, name)!r} applies only to group normalization, not "
-                        f"norm={self.norm!r}; leave {name} as None."
+                        f"{name}={getattr(self, name)!r} applies only to group normalization (and "
+                        f"groups to the GN+BN mixtures), not norm={self.norm!r}; leave {name} as None."
                     )
         if not isinstance(self.weight_standardization, bool):
             raise ValueError(f"weight_standardization={self.weight_standardization!r} must be True or False.")
+        for name in ("norm_noise_mean", "norm_noise_stddev"):
+            if not _is_number(getattr(self, name)):
+                raise ValueError(f"{name}={getattr(self, name)!r} must be a finite number.")
+        if self.norm_noise_stddev < 0:
+            raise ValueError(f"norm_noise_stddev={self.norm_noise_stddev!r} must be >= 0.")
+        if self.has_norm_noise and (self.model != "small_cnn" or self.norm == "none"):
+            raise ValueError(
+                f"norm noise (mean {self.norm_noise_mean!r}, sd {self.norm_noise_stddev!r}) needs a normalization "
+                f"to distort and the small CNN; got model={self.model!r}, norm={self.norm!r}."
+            )
+        if not _is_int(self.landscape_probes) or self.landscape_probes < 0:
+            raise ValueError(f"landscape_probes={self.landscape_probes!r} must be an integer >= 0.")
         if not isinstance(self.sync_batch_norm, bool):
             raise ValueError(f"sync_batch_norm={self.sync_batch_norm!r} must be True or False.")
         if self.sync_batch_norm and self.norm != "batch":
@@ -325,7 +366,8 @@ class RunConfig:
 
     @property
     def run_name(self):
-        """The run's folder name: "<short norm>[_g<G>|_cpg<C/G>][_ws]_bs<batch>[_lr<base>_decay<%>]_seed<seed>".
+        """The run's folder name: "<short norm>[_g<G>|_cpg<C/G>][_ws]_bs<batch>[_lr<base>_decay<%>][_wd<decay>]
+        [_noise<mean>-<sd>][_probes<n>]_seed<seed>".
 
         The base learning rate and the decay epochs (in percent of the epochs) appear when
         either differs from the default recipe (the model's default base rate, decays at
@@ -333,7 +375,7 @@ class RunConfig:
         of another recipe spells it out, e.g. "gn_g32_bs32_lr0.003_decay50-75_seed0".
         """
         groups = ""
-        if self.norm == "group":
+        if self.norm in GROUPED:
             groups = f"_g{self.groups}" if self.groups is not None else f"_cpg{self.channels_per_group}"
         if self.weight_standardization:
             groups += "_ws"
@@ -344,7 +386,19 @@ class RunConfig:
         ):
             decays = "-".join(f"{100 * fraction:g}" for fraction in self.lr_decay_fractions)
             recipe = f"_lr{self.base_learning_rate:g}_decay{decays}"
-        return f"{SHORT_NAMES[self.norm]}{groups}_bs{self.batch_size}{recipe}_seed{self.seed}"
+        extras = ""
+        if self.weight_decay != _DEFAULT_WEIGHT_DECAY:
+            extras += f"_wd{self.weight_decay:g}"
+        if self.has_norm_noise:
+            extras += f"_noise{self.norm_noise_mean:g}-{self.norm_noise_stddev:g}"
+        if self.landscape_probes:
+            extras += f"_probes{self.landscape_probes}"
+        return f"{SHORT_NAMES[self.norm]}{groups}_bs{self.batch_size}{recipe}{extras}_seed{self.seed}"
+
+    @property
+    def has_norm_noise(self):
+        """Whether noise is added to the normalizations' outputs."""
+        return self.norm_noise_mean != 0 or self.norm_noise_stddev != 0
 
     @property
     def learning_rate(self):
@@ -353,7 +407,7 @@ class RunConfig:
 
     def norm_options(self):
         """Keyword arguments for the normalization layers (utils.models.make_norm)."""
-        if self.norm == "group":
+        if self.norm in GROUPED:
             if self.channels_per_group is not None:
                 return {"channels_per_group": self.channels_per_group}
             return {"groups": self.groups}
@@ -499,6 +553,11 @@ _NORMS = ("batch", "layer", "instance", "group")
 
 # Table 3's values of G and of C/G (channels per group).
 GROUP_ABLATION_SIZES = (64, 32, 16, 8, 4, 2, 1)
+# Landscape probes per epoch: every 31 steps at batch 32 on the cpu data, every 500 at
+# batch 2; each probe costs about five training steps of its batch size.
+LANDSCAPE_PROBES_PER_EPOCH = 20
+# The 2021 study's distortion: noise of mean 1e-3 and standard deviation 1.001.
+DISTORTION_NOISE = dict(norm_noise_mean=1e-3, norm_noise_stddev=1.001)
 
 
 # The recipe sweep is read at one seed (utils.recipe); the study's experiments use the
@@ -533,6 +592,26 @@ _EXPERIMENT_RUNS = {
     # compares them at 4 images per GPU.
     "batch_renorm": [
         dict(norm=norm, batch_size=batch) for norm in ("batch_renorm", "batch", "group") for batch in (32, 8, 4, 2)
+    ],
+    # Loss-landscape probes along the gradient during training (Santurkar et al., 2018),
+    # for BN, GN and no normalization at a large and a small batch.
+    "landscape": [
+        dict(norm=norm, batch_size=batch, landscape_probes=LANDSCAPE_PROBES_PER_EPOCH)
+        for norm in ("batch", "group", "none")
+        for batch in (32, 2)
+    ],
+    # BN and GN with noise on every normalization's output, and without weight decay,
+    # beside the recipe's runs (shared with the comparison).
+    "distortion": [
+        dict(norm=norm, batch_size=32, **change)
+        for norm in ("batch", "group")
+        for change in ({}, DISTORTION_NOISE, dict(weight_decay=0.0))
+    ],
+    # The three GN+BN mixture layers beside BN and GN (shared with the batch-size sweep).
+    "mixtures": [
+        dict(norm=norm, batch_size=batch)
+        for norm in ("gn_plus_parallel", "gn_plus_gn_first", "gn_plus_bn_first", "batch", "group")
+        for batch in (32, 8, 2)
     ],
     # GN and BN with and without Weight Standardization (the runs without are shared
     # with the batch-size sweep).
@@ -611,8 +690,9 @@ def profile_configs(profile, experiment="all", *, seeds=None, **overrides):
             fields.update(fastest_settings(norm, batch_size))
         fields.update(overrides)
         # Options of one normalization apply to that normalization's runs only.
-        if norm != "group":
+        if norm not in GROUPED:
             fields.pop("groups", None)
+        if norm != "group":
             fields.pop("channels_per_group", None)
         if norm != "batch":
             fields.pop("sync_batch_norm", None)

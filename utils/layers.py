@@ -270,6 +270,32 @@ def _check_grouping(input_shape, groups, axis):
     return axis % rank, channels, resolved_groups
 
 
+def add_affine_weights(layer, channels):
+    """Creates a normalization layer's per-channel `gamma` (if `layer.scale`) and `beta`
+    (if `layer.center`) from its initializers, regularizers and constraints; float32
+    variables read without autocasting, so the affine step runs in float32."""
+    layer.gamma = None
+    layer.beta = None
+    if layer.scale:
+        layer.gamma = layer.add_weight(
+            shape=(channels,),
+            name="gamma",
+            initializer=layer.gamma_initializer,
+            regularizer=layer.gamma_regularizer,
+            constraint=layer.gamma_constraint,
+            autocast=False,
+        )
+    if layer.center:
+        layer.beta = layer.add_weight(
+            shape=(channels,),
+            name="beta",
+            initializer=layer.beta_initializer,
+            regularizer=layer.beta_regularizer,
+            constraint=layer.beta_constraint,
+            autocast=False,
+        )
+
+
 @keras.saving.register_keras_serializable(package="utils")
 class GroupNormalization(keras.layers.Layer):
     """Group Normalization layer (Wu & He, 2018).
@@ -389,26 +415,7 @@ class GroupNormalization(keras.layers.Layer):
             self.groups = _groups_from_channels_per_group(input_shape, self.channels_per_group, self.axis)
         _, channels, _ = _check_grouping(input_shape, self.groups, self.axis)
         self.input_spec = keras.layers.InputSpec(ndim=rank, axes={self.axis: channels})
-        self.gamma = None
-        self.beta = None
-        if self.scale:
-            self.gamma = self.add_weight(
-                shape=(channels,),
-                name="gamma",
-                initializer=self.gamma_initializer,
-                regularizer=self.gamma_regularizer,
-                constraint=self.gamma_constraint,
-                autocast=False,
-            )
-        if self.center:
-            self.beta = self.add_weight(
-                shape=(channels,),
-                name="beta",
-                initializer=self.beta_initializer,
-                regularizer=self.beta_regularizer,
-                constraint=self.beta_constraint,
-                autocast=False,
-            )
+        add_affine_weights(self, channels)
 
     def call(self, inputs):
         outputs = group_normalize(

@@ -9,10 +9,14 @@ standardize its convolution kernels (`weight_standardization=True`), with any no
 import keras
 from keras import layers
 
+from utils import mixtures
+from utils.distortion import OutputNoise
 from utils.layers import GroupNormalization
 from utils.layers import InstanceNormalization
 from utils.layers import LayerNormalization
 from utils.layers import WeightStandardizedConv2D
+from utils.norms import GROUPED
+from utils.norms import MIXTURES
 from utils.norms import NORMALIZATIONS
 from utils.norms import SHORT_NAMES
 from utils.norms import canonical_norm
@@ -35,13 +39,16 @@ def make_norm(name, /, **kwargs):
     """Creates the normalization layer registered under `name`.
 
     Args:
-        name: "batch", "layer", "instance", "group", "batch_renorm" or "none" (or bn,
-            ln, in, gn, brn). "layer" is the paper's Layer Norm: statistics over
+        name: "batch", "layer", "instance", "group", "batch_renorm", "gn_plus_parallel",
+            "gn_plus_gn_first", "gn_plus_bn_first" or "none" (or their short names bn,
+            ln, in, gn, brn, ...). "layer" is the paper's Layer Norm: statistics over
             (H, W, C) with per-channel gamma and beta. "batch_renorm" is Keras's
-            `BatchNormalization(renorm=True)` with `BATCH_RENORM_CLIPPING`.
+            `BatchNormalization(renorm=True)` with `BATCH_RENORM_CLIPPING`. The
+            "gn_plus_*" layers are utils.mixtures's GN+BN mixtures (32 groups, BN
+            momentum 0.9 by default).
         **kwargs: passed to the layer (`name` included: the first argument is
             positional-only), e.g. `groups` or `channels_per_group` (not both) for
-            "group", `synchronized=True`
+            "group" (`groups` for the mixtures), `synchronized=True`
             for "batch" (BN statistics across devices), `gamma_initializer`, regularizers,
             `name`. epsilon defaults to 1e-5 for all four.
 
@@ -49,11 +56,14 @@ def make_norm(name, /, **kwargs):
         A Keras layer ("none" gives an identity layer).
     """
     key = canonical_norm(name)
-    for option in ("groups", "channels_per_group"):
-        if option in kwargs and key != "group":
+    options = (
+        ("groups", GROUPED, "group normalization and the GN+BN mixtures"),
+        ("channels_per_group", ("group",), "group normalization"),
+    )
+    for option, allowed, which in options:
+        if option in kwargs and key not in allowed:
             raise ValueError(
-                f"{option}={kwargs[option]!r} applies only to group normalization; "
-                f"remove it for normalization {name!r}."
+                f"{option}={kwargs[option]!r} applies only to {which}; remove it for normalization {name!r}."
             )
     if key == "none":
         return layers.Identity(name=kwargs.get("name"))
@@ -65,10 +75,15 @@ def make_norm(name, /, **kwargs):
             kwargs.setdefault("renorm_clipping", dict(BATCH_RENORM_CLIPPING))
             kwargs.setdefault("renorm_momentum", kwargs["momentum"])
         return layers.BatchNormalization(**kwargs)
+    if key in MIXTURES:
+        kwargs.setdefault("momentum", BATCH_NORM_MOMENTUM)
     layer_class = {
         "layer": LayerNormalization,
         "instance": InstanceNormalization,
         "group": GroupNormalization,
+        "gn_plus_parallel": mixtures.GNPlusParallel,
+        "gn_plus_gn_first": mixtures.GNPlusGNFirst,
+        "gn_plus_bn_first": mixtures.GNPlusBNFirst,
     }[key]
     return layer_class(**kwargs)
 
@@ -79,17 +94,23 @@ def _l2(weight_decay):
     return keras.regularizers.L2(weight_decay / 2) if weight_decay else None
 
 
-def _norm_block(x, norm, weight_decay, norm_kwargs, name, **extra):
+def _norm_block(x, norm, weight_decay, norm_kwargs, name, noise=None, **extra):
     """Normalization of `x` with weight decay on gamma and beta (as in the paper).
 
     `norm` is a registry name or a callable taking layer keyword arguments and returning
-    a layer (e.g. to compare another implementation inside the same network).
+    a layer (e.g. to compare another implementation inside the same network). `noise`,
+    a (mean, standard deviation) pair, adds Gaussian noise to the output while training.
     """
     if callable(norm) or canonical_norm(norm) != "none":
         extra = {**extra, "gamma_regularizer": _l2(weight_decay), "beta_regularizer": _l2(weight_decay)}
     if callable(norm):
-        return norm(name=name, **norm_kwargs, **extra)(x)
-    return make_norm(norm, name=name, **norm_kwargs, **extra)(x)
+        x = norm(name=name, **norm_kwargs, **extra)(x)
+    else:
+        x = make_norm(norm, name=name, **norm_kwargs, **extra)(x)
+    if noise is not None:
+        mean, stddev = noise
+        x = OutputNoise(mean, stddev, name=f"{name}_noise")(x)
+    return x
 
 
 def _model_suffix(norm, weight_standardization=False):
@@ -115,6 +136,7 @@ def small_cnn(
     second_kernel_size=1,
     weight_decay=0.0,
     weight_standardization=False,
+    norm_noise=None,
     **norm_kwargs,
 ):
     """The small Tiny ImageNet CNN of the 2023 course report.
@@ -134,6 +156,8 @@ def small_cnn(
         weight_standardization: if True, both convolutions are
             `WeightStandardizedConv2D` (Weight Standardization, Qiao et al. 2019); the
             dense layers are unchanged. The model's name then ends in "_ws".
+        norm_noise: None, or (mean, standard deviation) of Gaussian noise added to both
+            normalizations' outputs while training (`utils.distortion.OutputNoise`).
         **norm_kwargs: options for the normalization layers, e.g. `groups=32` or
             `channels_per_group=16`.
 
@@ -159,11 +183,11 @@ def small_cnn(
     inputs = keras.Input(input_shape, name="pixels")
     x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
     x = conv(64, 7, strides=2, padding="valid", name="conv1", **conv_options)(x)
-    x = _norm_block(x, key, weight_decay, norm_kwargs, name="norm1")
+    x = _norm_block(x, key, weight_decay, norm_kwargs, name="norm1", noise=norm_noise)
     x = layers.ReLU(name="relu1")(x)
     x = layers.MaxPooling2D(strides=2, padding="same", name="pool1")(x)
     x = conv(256, second_kernel_size, padding="same", name="conv2", **conv_options)(x)
-    x = _norm_block(x, key, weight_decay, norm_kwargs, name="norm2")
+    x = _norm_block(x, key, weight_decay, norm_kwargs, name="norm2", noise=norm_noise)
     x = layers.ReLU(name="relu2")(x)
     x = layers.GlobalAveragePooling2D(name="pool2")(x)
     x = layers.Dense(128, activation="relu", name="dense1", **dense_options)(x)

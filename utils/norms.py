@@ -3,12 +3,18 @@
 Kept free of TensorFlow so that reading results stays quick.
 """
 
-# "batch_renorm" is Batch Renormalization (Ioffe, 2017), the paper's other small-batch
-# baseline; the study's four are batch, layer, instance and group.
-NORMALIZATIONS = ("batch", "layer", "instance", "group", "batch_renorm", "none")
+# The study's four are batch, layer, instance and group. "batch_renorm" is Batch
+# Renormalization (Ioffe, 2017), the paper's other small-batch baseline; the "gn_plus_*"
+# layers mix a GN- and a BN-normalized tensor (Gunawan et al., 2021; utils.mixtures).
+MIXTURES = ("gn_plus_parallel", "gn_plus_gn_first", "gn_plus_bn_first")
+NORMALIZATIONS = ("batch", "layer", "instance", "group", "batch_renorm", *MIXTURES, "none")
 SHORT_NAMES = {
-    "batch": "bn", "layer": "ln", "instance": "in", "group": "gn", "batch_renorm": "brn", "none": "none",
+    "batch": "bn", "layer": "ln", "instance": "in", "group": "gn", "batch_renorm": "brn",
+    "gn_plus_parallel": "gnbn_parallel", "gn_plus_gn_first": "gnbn_gn_first", "gn_plus_bn_first": "gnbn_bn_first",
+    "none": "none",
 }
+# The normalizations that split the channels into groups (a `groups` option).
+GROUPED = ("group", *MIXTURES)
 _ALIASES = {short: name for name, short in SHORT_NAMES.items()}
 
 

@@ -43,10 +43,16 @@ NORM_COLORS = {
     "instance": "#9467bd",
     "group": "#d62728",
     "batch_renorm": "#17becf",
+    "gn_plus_parallel": "#8c564b",
+    "gn_plus_gn_first": "#e377c2",
+    "gn_plus_bn_first": "#bcbd22",
     "none": "#7f7f7f",
 }
 # One marker per normalization, so that points stay apart in print and for colour-blind readers.
-NORM_MARKERS = {"batch": "o", "layer": "^", "instance": "D", "group": "s", "batch_renorm": "P", "none": "v"}
+NORM_MARKERS = {
+    "batch": "o", "layer": "^", "instance": "D", "group": "s", "batch_renorm": "P",
+    "gn_plus_parallel": "<", "gn_plus_gn_first": ">", "gn_plus_bn_first": "h", "none": "v",
+}
 # One colour per batch size, dark (large batch) to light (small batch).
 BATCH_SIZE_COLORS = {
     size: matplotlib.colormaps["plasma"](position)

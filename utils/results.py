@@ -28,6 +28,7 @@ NORM_COMPARISON = "norm_comparison"
 BATCH_SIZE_SWEEP = "batch_size_sweep"
 RUN_COLUMNS = (
     "experiment", "run_name", "norm", "groups", "channels_per_group", "weight_standardization",
+    "weight_decay", "norm_noise_mean", "norm_noise_stddev", "landscape_probes",
     "batch_size", "seed", "status", "state", "label",
     "epochs_completed", "epochs", "diverged_epoch", "val_error_median5", "train_error_median5",
     "val_loss_median5", "median_epochs", "final_val_error", "best_val_error", "dataset", "profile",
@@ -62,6 +63,10 @@ def run_row(record: runs_module.RunRecord) -> dict:
         "groups": config.groups,
         "channels_per_group": config.channels_per_group,
         "weight_standardization": config.weight_standardization,
+        "weight_decay": config.weight_decay,
+        "norm_noise_mean": config.norm_noise_mean,
+        "norm_noise_stddev": config.norm_noise_stddev,
+        "landscape_probes": config.landscape_probes,
         "batch_size": config.batch_size,
         "seed": config.seed,
         "status": record.status,
@@ -156,14 +161,24 @@ def as_runs(source) -> pd.DataFrame:
     )
 
 
-def find_runs(runs: pd.DataFrame, *, experiment=None, norm=None, batch_size=None, groups=None,
-              channels_per_group=None, weight_standardization=None) -> pd.DataFrame:
-    """The rows of `runs` that match every given field (None matches anything)."""
+def find_runs(runs: pd.DataFrame, *, norm=None, **fields) -> pd.DataFrame:
+    """The rows of `runs` that match every given field (None matches anything).
+
+    Args:
+        runs: a frame from `load_runs`.
+        norm: a normalization name or short name.
+        **fields: other columns of RUN_COLUMNS and their values, e.g. experiment,
+            batch_size, groups, weight_standardization, weight_decay.
+
+    Raises:
+        ValueError: for a field that is not a column.
+    """
+    unknown = sorted(set(fields) - set(runs.columns))
+    if unknown:
+        raise ValueError(f"Unknown run fields {unknown}; valid fields are {list(runs.columns)}.")
     mask = pd.Series(True, index=runs.index)
     if norm is not None:
         mask &= runs["norm"] == canonical_norm(norm)
-    fields = dict(experiment=experiment, batch_size=batch_size, groups=groups,
-                  channels_per_group=channels_per_group, weight_standardization=weight_standardization)
     for column, value in fields.items():
         if value is not None:
             mask &= runs[column] == value
@@ -176,7 +191,7 @@ def run_cell(runs: pd.DataFrame, **selection) -> dict:
     Args:
         runs: a frame from `load_runs`.
         **selection: fields passed to `find_runs` (experiment, norm, batch_size, groups,
-            channels_per_group, weight_standardization).
+            channels_per_group, weight_standardization, weight_decay, ...).
 
     Returns:
         {"value", "sd", "n", "values", "seeds", "train", "loss", "status", "run"}: value is
@@ -382,6 +397,42 @@ def table2(source="results", *, experiment=BATCH_SIZE_SWEEP, batch_sizes=paper.B
         f"Table 2 analogue: validation error (%) by batch size ({data_context(runs)}). BN, LN, IN, GN: "
         f"ours. {OURS_NOTE}; {SPREAD_NOTE}. {PAPER_NOTE}."
     )
+    return frame
+
+
+def by_batch_table(labelled_cells, batch_sizes, differences, paper_columns=None, caption=""):
+    """Rows by batch size of labelled cells, paired differences and the paper's numbers.
+
+    Args:
+        labelled_cells: `labelled_cells(batch_size)` gives {label: run_cell}.
+        batch_sizes: the rows.
+        differences: (first label, second label) pairs: a column "first minus second"
+            (paired by seed) and its sd each.
+        paper_columns: `paper_columns(batch_size)` gives {column: published number};
+            None adds none.
+        caption: the table's caption (``frame.attrs["caption"]``).
+
+    Returns:
+        One row per batch size: "batch size", each label's mean and "... sd", the
+        differences, "n", the paper's columns and "status".
+    """
+    rows = []
+    for batch_size in batch_sizes:
+        cells = labelled_cells(batch_size)
+        row = {"batch size": batch_size}
+        for label, cell in cells.items():
+            row[label] = cell["value"]
+            row[f"{label} sd"] = cell["sd"]
+        for first, second in differences:
+            difference = paired_difference(cells[first], cells[second])
+            row[f"{first} minus {second}"] = difference["mean"]
+            row[f"{first} minus {second} sd"] = difference["sd"]
+        row["n"] = seed_counts(cells)
+        row.update(paper_columns(batch_size) if paper_columns else {})
+        row["status"] = cell_statuses(cells)
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    frame.attrs["caption"] = caption
     return frame
 
 

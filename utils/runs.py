@@ -52,6 +52,9 @@ __all__ = [
     "write_summary",
     "make_summary",
     "read_history_rows",
+    "MEASUREMENT_FILES",
+    "write_measurements",
+    "read_measurements",
     "read_config",
     "read_summary",
     "read_run",
@@ -176,6 +179,52 @@ def write_history(run_dir, rows):
     for row in rows:
         writer.writerow([_format_value(column, row[column]) for column in HISTORY_COLUMNS])
     write_atomically(Path(run_dir) / "history.csv", buffer.getvalue())
+
+
+# Per-epoch measurements beside history.csv, written by the runs that take them: the
+# loss-landscape probes (utils.landscape) and the mixture layers' weights.
+MEASUREMENT_FILES = ("landscape.csv", "mixing.csv")
+
+
+def write_measurements(run_dir, name, rows):
+    """Writes a measurement file (one of MEASUREMENT_FILES) of a run folder, atomically.
+
+    Args:
+        run_dir: the run folder.
+        name: the file name, e.g. "landscape.csv".
+        rows: dicts with the same keys, an "epoch" key among them; numbers are written
+            with 8 significant digits, text as it is.
+    """
+    if name not in MEASUREMENT_FILES:
+        raise ValueError(f"{name!r} is not a measurement file; valid names are {MEASUREMENT_FILES}.")
+    columns = list(rows[0]) if rows else ["epoch"]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([value if isinstance(value, str) else f"{value:.8g}" for value in (row[c] for c in columns)])
+    write_atomically(Path(run_dir) / name, buffer.getvalue())
+
+
+def read_measurements(run_dir, name, *, epochs=None):
+    """A measurement file of a run folder as a DataFrame (empty when there is none).
+
+    Args:
+        run_dir: the run folder.
+        name: the file name, e.g. "landscape.csv".
+        epochs: keep only the rows of epochs 1..epochs (a resumed run drops the rows of
+            the epoch it trains again); None keeps every row.
+    """
+    path = Path(run_dir) / name
+    if not path.exists():
+        return pd.DataFrame()
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is damaged ({error}); delete the run folder to train it again.") from error
+    if epochs is not None:
+        frame = frame[frame["epoch"] <= epochs].reset_index(drop=True)
+    return frame
 
 
 def median_of_last(values, count=MEDIAN_EPOCHS):
@@ -488,10 +537,10 @@ def copy_finished_run(config, source, results_dir):
     results_dir = Path(results_dir)
     run_dir = run_directory(config, results_dir)
     summary = read_summary(source)
-    history = Path(source) / "history.csv"
     write_config(run_dir, config)
-    if history.exists():
-        write_atomically(run_dir / "history.csv", history.read_text())
+    for name in ("history.csv", *MEASUREMENT_FILES):
+        if (Path(source) / name).exists():
+            write_atomically(run_dir / name, (Path(source) / name).read_text())
     summary.update(
         run_name=config.run_name,
         experiment=config.experiment,

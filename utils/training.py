@@ -29,6 +29,8 @@ import numpy as np
 import tensorflow as tf
 
 from utils import data as data_module
+from utils import landscape
+from utils import mixtures
 from utils import models
 from utils import runs
 from utils.config import RunConfig
@@ -208,7 +210,9 @@ def build_model(config, num_classes=None, input_shape=(64, 64, 3)):
         **config.norm_options(),
     )
     if config.model == "small_cnn":
-        model = models.small_cnn(config.norm, second_kernel_size=config.second_kernel_size, **options)
+        noise = (config.norm_noise_mean, config.norm_noise_stddev) if config.has_norm_noise else None
+        model = models.small_cnn(config.norm, second_kernel_size=config.second_kernel_size, norm_noise=noise,
+                                 **options)
     else:
         model = models.resnet50(config.norm, **options)
     model.compile(
@@ -332,6 +336,57 @@ class _HistoryRecorder(keras.callbacks.Callback):
         # (whose first rows are read back from the file) equals an uninterrupted one's.
         self.rows.append(runs.as_written(row))
         self.on_epoch_recorded()
+
+
+class _EpochMeasurements(keras.callbacks.Callback):
+    """Appends an epoch's measurements to a measurement file (utils.runs) after the
+    epoch, before its backup: a kill in between trains the epoch again and drops its
+    rows. `measure(epoch)` gives the rows of 1-based `epoch`."""
+
+    def __init__(self, run_dir, name, rows, measure):
+        super().__init__()
+        self.run_dir, self.name, self.rows, self.measure = run_dir, name, rows, measure
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.rows.extend(self.measure(epoch + 1))
+        runs.write_measurements(self.run_dir, self.name, self.rows)
+
+
+def _mixing_weights(model, epoch):
+    """The learnt weight s of GN in every mixture layer of `model` (mixing.csv rows)."""
+    return [{"epoch": epoch, "layer": layer.name, "mixing_weight": layer.mixing_weight}
+            for layer in model.layers if isinstance(layer, mixtures.MIXTURE_LAYERS)]
+
+
+# The probes' batches come from the training pipeline seeded as if by these later epochs,
+# so the training batches themselves are untouched.
+_PROBE_STREAM_OFFSET = 1_000_000
+
+
+def _measurement_callbacks(config, model, run_dir, start_epoch):
+    """(callbacks, prepare_epoch) of the measurements a config asks for: the landscape
+    probes (landscape.csv) and the mixture layers' weights (mixing.csv).
+    `prepare_epoch(epoch, x, y, replicas)` is called before each epoch's fit."""
+    callbacks = []
+    if config.landscape_probes:
+        probes = landscape.LandscapeProbe([], every_steps=1)
+
+        def prepare(epoch, x, y, replicas):
+            # The steps per epoch are known once the data is: probes spread evenly over it.
+            steps = len(x) // (config.batch_size * replicas)
+            probes.every_steps = max(1, steps // config.landscape_probes)
+            stream = training_dataset(config, x, y, _PROBE_STREAM_OFFSET + epoch, replicas)
+            probes.use_batches(stream.repeat().as_numpy_iterator())
+
+        rows = runs.read_measurements(run_dir, "landscape.csv", epochs=start_epoch).to_dict("records")
+        callbacks += [probes, _EpochMeasurements(run_dir, "landscape.csv", rows, probes.rows_of_epoch)]
+    else:
+        def prepare(epoch, x, y, replicas):
+            del epoch, x, y, replicas
+    if any(isinstance(layer, mixtures.MIXTURE_LAYERS) for layer in model.layers):
+        rows = runs.read_measurements(run_dir, "mixing.csv", epochs=start_epoch).to_dict("records")
+        callbacks.append(_EpochMeasurements(run_dir, "mixing.csv", rows, lambda epoch: _mixing_weights(model, epoch)))
+    return callbacks, prepare
 
 
 _BACKUP_EPOCH_FILE = "training_metadata.json"
@@ -530,12 +585,16 @@ def _train_with_policy(config, run_dir, *, data_dir, verbose, callbacks):
 
     validation = validation_dataset(x_val, y_val, replicas)
     guard = _DivergenceGuard()
+    measurements, prepare_epoch = _measurement_callbacks(config, model, run_dir, start_epoch)
     run_callbacks = [
+        # First: the landscape probes read the learning rate it sets.
         keras.callbacks.LearningRateScheduler(lambda epoch, _: learning_rate_for_epoch(config, epoch)),
         *([_EpochProgressBar(config.epochs)] if verbose else []),
         guard,
         _HistoryRecorder(rows, on_epoch_recorded=lambda: files.write("running")),
-        # After the history row of its epoch: a kill between the two trains the epoch again.
+        *measurements,
+        # After the history row and measurements of its epoch: a kill in between trains
+        # the epoch again.
         _EpochBackup(backup_dir),
         *callbacks,
     ]
@@ -543,6 +602,7 @@ def _train_with_policy(config, run_dir, *, data_dir, verbose, callbacks):
     # One fit call per epoch, each with that epoch's dataset: its shuffling and
     # augmentation then depend on (seed, epoch) alone, not on where training resumed.
     for epoch in range(start_epoch, config.epochs):
+        prepare_epoch(epoch, x_train, y_train, replicas)
         try:
             model.fit(
                 training_dataset(config, x_train, y_train, epoch, replicas),

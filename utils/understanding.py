@@ -1,0 +1,356 @@
+"""Tables and findings for the tests of the 2021 study's explanation of GN's lag.
+
+Three experiments (`python -m utils.experiments --experiment understanding_gn`):
+
+* "landscape": BN, GN and no normalization at batch 32 and 2, probing the loss landscape
+  along the gradient during training (utils.landscape writes landscape.csv);
+* "distortion": BN and GN at batch 32 with Gaussian noise on every normalization's
+  output, and without weight decay, beside the recipe's runs;
+* "mixtures": the three GN+BN mixture layers (utils.mixtures) at 32, 8 and 2 beside BN
+  and GN; each run's mixing.csv holds the learnt weight s of each layer after each epoch.
+
+The numbers follow utils.results: a run's val error is the median of its last 5 epochs,
+cells are mean ± sd over seeds with n, differences are paired by seed, and runs that are
+missing, partial or diverged are labelled, never dropped. This module reads files only
+(no TensorFlow).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from utils import paper
+from utils import runs as runs_module
+from utils.config import DISTORTION_NOISE
+from utils.config import RunConfig
+from utils.results import OURS_NOTE
+from utils.results import SPREAD_NOTE
+from utils.results import as_runs
+from utils.results import by_batch_table
+from utils.results import cell_statuses
+from utils.results import data_context
+from utils.results import format_points
+from utils.results import paired_difference
+from utils.results import run_cell
+from utils.results import seed_counts
+
+LANDSCAPE = "landscape"
+DISTORTION = "distortion"
+MIXTURES = "mixtures"
+MIXTURE_NORMS = ("gn_plus_parallel", "gn_plus_gn_first", "gn_plus_bn_first")
+MIXTURE_LABELS = {"gn_plus_parallel": "GN+BN parallel", "gn_plus_gn_first": "GN+BN, GN first",
+                  "gn_plus_bn_first": "GN+BN, BN first"}
+LANDSCAPE_NORMS = ("batch", "group", "none")
+# The three landscape quantities, per probe: the spread of the loss along the gradient,
+# the largest change of the gradient, and the largest change per unit of distance moved.
+LANDSCAPE_MEASURES = {
+    "loss_range": "loss range along the gradient",
+    "gradient_change": "largest gradient change (l2)",
+    "beta_smoothness": "effective beta-smoothness",
+}
+# What each distortion run changes from the recipe.
+DISTORTION_CONDITIONS = {
+    "recipe": {},
+    "noise": DISTORTION_NOISE,
+    "no weight decay": {"weight_decay": 0.0},
+}
+_RECIPE_WEIGHT_DECAY = RunConfig().weight_decay
+# A run "stops learning" when its last training error is within this many points of
+# chance, as utils.recipe calls a rate at which a normalization collapses.
+_STOPPED_MARGIN = 5.0
+
+
+def label(norm: str) -> str:
+    """The table label of a normalization, mixtures included ("GN+BN, GN first")."""
+    return MIXTURE_LABELS.get(norm) or paper.NORM_LABELS[norm]
+
+
+# ---------------------------------------------------------------- landscape
+
+
+def probe_summary(probes: pd.DataFrame) -> pd.DataFrame:
+    """One row per probe (epoch, step) of a landscape.csv: the three quantities.
+
+    Args:
+        probes: the rows of landscape.csv (columns epoch, step, multiplier, step_size,
+            base_loss, loss, gradient_norm, gradient_distance, step_length).
+
+    Returns:
+        Columns epoch, step, loss_range (max - min of the losses at the probed points),
+        gradient_change (the largest gradient distance), beta_smoothness (the largest
+        gradient distance divided by its step length), gradient_norm.
+    """
+    columns = ["epoch", "step", *LANDSCAPE_MEASURES, "gradient_norm"]
+    if probes.empty:
+        return pd.DataFrame(columns=columns)
+    probes = probes.assign(ratio=probes["gradient_distance"] / probes["step_length"])
+    grouped = probes.groupby(["epoch", "step"], sort=True)
+    summary = pd.DataFrame({
+        "loss_range": grouped["loss"].max() - grouped["loss"].min(),
+        "gradient_change": grouped["gradient_distance"].max(),
+        "beta_smoothness": grouped["ratio"].max(),
+        "gradient_norm": grouped["gradient_norm"].first(),
+    }).reset_index()
+    return summary[columns]
+
+
+def landscape_probes(source="results", *, experiment=LANDSCAPE) -> pd.DataFrame:
+    """Every probe of every complete landscape run, tagged with the run's identity.
+
+    Returns:
+        `probe_summary` rows plus norm, batch_size, seed, run_name and `progress` (the
+        training progress in epochs: step / steps per epoch).
+    """
+    runs = as_runs(source)
+    runs = runs[(runs["experiment"] == experiment) & (runs["state"] == "complete")]
+    pieces = []
+    for run in runs.itertuples(index=False):
+        summary = probe_summary(runs_module.read_measurements(run.path, "landscape.csv"))
+        if summary.empty:
+            continue
+        summary = summary.assign(norm=run.norm, batch_size=int(run.batch_size), seed=int(run.seed),
+                                 run_name=run.run_name, progress=summary["step"] / float(run.steps_per_epoch))
+        pieces.append(summary)
+    if not pieces:
+        return pd.DataFrame(columns=["norm", "batch_size", "seed", "run_name", "progress",
+                                     *probe_summary(pd.DataFrame()).columns])
+    return pd.concat(pieces, ignore_index=True)
+
+
+def _landscape_cell(probes: pd.DataFrame, norm: str, batch_size: int, measure: str, epochs) -> dict:
+    """Mean over seeds (and sd) of each run's mean `measure` over the probes in `epochs`."""
+    chosen = probes[(probes["norm"] == norm) & (probes["batch_size"] == batch_size)
+                    & probes["epoch"].isin(list(epochs))]
+    per_seed = chosen.groupby("seed")[measure].mean()
+    values = tuple(float(value) for value in per_seed)
+    return {
+        "value": float(np.mean(values)) if values else math.nan,
+        "sd": float(np.std(values, ddof=1)) if len(values) > 1 else math.nan,
+        "n": len(values),
+        "values": values,
+        "seeds": tuple(int(seed) for seed in per_seed.index),
+    }
+
+
+def landscape_table(source="results", *, experiment=LANDSCAPE, batch_sizes=(32, 2)) -> pd.DataFrame:
+    """The three landscape quantities by normalization and batch size, in the first
+    epoch and over all of training (mean of a run's probes, then mean ± sd over seeds).
+
+    Returns:
+        One row per (batch size, normalization) with, for each quantity, columns
+        "<quantity>, epoch 1" and "<quantity>, all epochs" (each with its "... sd"),
+        "GN / BN, epoch 1" for the loss range (the ratio of the seed means), "n" and
+        "status".
+    """
+    runs = as_runs(source)
+    probes = landscape_probes(runs, experiment=experiment)
+    rows = []
+    for batch_size in batch_sizes:
+        for norm in LANDSCAPE_NORMS:
+            run = run_cell(runs, experiment=experiment, norm=norm, batch_size=batch_size)
+            row = {"batch size": batch_size, "norm": label(norm)}
+            counts = []
+            for measure, name in LANDSCAPE_MEASURES.items():
+                epochs_seen = sorted(probes["epoch"].unique()) if not probes.empty else []
+                for window, epochs in (("epoch 1", [1]), ("all epochs", epochs_seen)):
+                    cell = _landscape_cell(probes, norm, batch_size, measure, epochs)
+                    row[f"{name}, {window}"] = cell["value"]
+                    row[f"{name}, {window} sd"] = cell["sd"]
+                    counts.append(cell["n"])
+            row["n"] = min(counts)
+            row["status"] = run["status"]
+            rows.append(row)
+    frame = pd.DataFrame(rows)
+    frame.attrs["caption"] = (
+        f"Loss landscape along the gradient ({data_context(runs)}): at each probe the weights move along the "
+        "current gradient by 0.5, 1, 2 and 4 learning rates on one training batch; loss range = max - min of "
+        "the losses there, largest gradient change = max l2 distance between the gradient there and at the "
+        "start, effective beta-smoothness = max of that distance over the distance moved. Each run's probes "
+        "are averaged over the window, then mean ± sd over seeds (n). Lower means smoother."
+    )
+    return frame
+
+
+# ---------------------------------------------------------------- distortion
+
+
+def distortion_cell(runs: pd.DataFrame, norm: str, condition: str, *, experiment=DISTORTION,
+                    batch_size=32) -> dict:
+    """The `run_cell` of one distortion condition ("recipe", "noise", "no weight decay")."""
+    if condition not in DISTORTION_CONDITIONS:
+        raise ValueError(f"condition={condition!r} must be one of {list(DISTORTION_CONDITIONS)}.")
+    change = {"norm_noise_stddev": 0.0, "weight_decay": _RECIPE_WEIGHT_DECAY, **DISTORTION_CONDITIONS[condition]}
+    return run_cell(runs, experiment=experiment, norm=norm, batch_size=batch_size,
+                    norm_noise_stddev=change["norm_noise_stddev"], weight_decay=change["weight_decay"])
+
+
+def _stopped(runs: pd.DataFrame, cell: dict) -> int:
+    """How many of a cell's runs ended with a training error within 5 points of chance."""
+    chosen = runs[runs["run_name"].isin(cell["run"].split(", "))]
+    chance = 100.0 * (1 - 1 / chosen["classes"].astype(float))
+    return int((chosen["final_train_error"] >= chance - _STOPPED_MARGIN).sum())
+
+
+def distortion_table(source="results", *, experiment=DISTORTION) -> pd.DataFrame:
+    """BN and GN under the recipe, with noise on the normalizations' outputs, and without
+    weight decay (batch 32).
+
+    Returns:
+        One row per normalization with the mean val error (and sd) of each condition,
+        "noise minus recipe" and "no weight decay minus recipe" (paired by seed, with
+        their sd), "stopped learning with noise" (runs whose last training error is
+        within 5 points of chance, of n), "n" and "status".
+    """
+    runs = as_runs(source)
+    rows = []
+    for norm in ("batch", "group"):
+        cells = {condition: distortion_cell(runs, norm, condition, experiment=experiment)
+                 for condition in DISTORTION_CONDITIONS}
+        row = {"norm": label(norm)}
+        for condition, cell in cells.items():
+            row[condition] = cell["value"]
+            row[f"{condition} sd"] = cell["sd"]
+        for condition in ("noise", "no weight decay"):
+            difference = paired_difference(cells[condition], cells["recipe"])
+            row[f"{condition} minus recipe"] = difference["mean"]
+            row[f"{condition} minus recipe sd"] = difference["sd"]
+        row["stopped learning with noise"] = f"{_stopped(runs, cells['noise'])} of {cells['noise']['n']}"
+        row["n"] = seed_counts(cells)
+        row["status"] = cell_statuses(cells)
+        rows.append(row)
+    noise = DISTORTION_NOISE
+    frame = pd.DataFrame(rows)
+    frame.attrs["caption"] = (
+        f"Distortion and weight decay at batch 32 ({data_context(runs)}): validation error (%) with the "
+        f"recipe, with Gaussian noise (mean {noise['norm_noise_mean']:g}, sd {noise['norm_noise_stddev']:g}) added "
+        "to every normalization's output while training, and with weight decay 0 instead of 1e-4. "
+        f"{OURS_NOTE}; {SPREAD_NOTE}."
+    )
+    return frame
+
+
+# ---------------------------------------------------------------- mixtures
+
+
+def mixtures_table(source="results", *, experiment=MIXTURES, batch_sizes=(32, 8, 2)) -> pd.DataFrame:
+    """The GN+BN mixtures beside BN and GN, by batch size.
+
+    Returns:
+        One row per batch size with the mean val error (and sd) of BN, GN and each
+        mixture, each mixture minus GN (paired by seed, with sd), "n" and "status".
+    """
+    runs = as_runs(source)
+
+    def cells(batch_size):
+        return {label(norm): run_cell(runs, experiment=experiment, norm=norm, batch_size=batch_size)
+                for norm in ("batch", "group", *MIXTURE_NORMS)}
+
+    return by_batch_table(
+        cells, batch_sizes, [(label(norm), "GN") for norm in MIXTURE_NORMS],
+        caption=f"GN+BN mixture layers ({data_context(runs)}): validation error (%) by batch size. {OURS_NOTE}; "
+                f"{SPREAD_NOTE}.",
+    )
+
+
+def mixing_weights(source="results", *, experiment=MIXTURES) -> pd.DataFrame:
+    """The learnt weight s of GN in every mixture layer after every epoch.
+
+    Returns:
+        Columns norm, batch_size, seed, run_name, state, epoch, layer, mixing_weight
+        (s = sigmoid(lambda): 1 is GN alone, 0 BN alone).
+    """
+    runs = as_runs(source)
+    runs = runs[(runs["experiment"] == experiment) & runs["norm"].isin(MIXTURE_NORMS)]
+    pieces = []
+    for run in runs.itertuples(index=False):
+        weights = runs_module.read_measurements(run.path, "mixing.csv", epochs=run.epochs_completed)
+        if not weights.empty:
+            pieces.append(weights.assign(norm=run.norm, batch_size=int(run.batch_size), seed=int(run.seed),
+                                         run_name=run.run_name, state=run.state))
+    columns = ["norm", "batch_size", "seed", "run_name", "state", "epoch", "layer", "mixing_weight"]
+    if not pieces:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(pieces, ignore_index=True)[columns]
+
+
+# ---------------------------------------------------------------- findings
+
+
+def _direction(difference: dict, text: str, *, negative=False) -> str:
+    """"<text> in k of n seeds": k counts the positive differences (the negative ones
+    with `negative=True`)."""
+    total = difference["n"]
+    if not total:
+        return "no seed has both runs yet"
+    count = difference["negative"] if negative else sum(value > 0 for value in difference["values"])
+    return f"{text} in {count} of {total} seed{'s' if total != 1 else ''}"
+
+
+def _value(cell: dict) -> str:
+    """A cell's mean with 3 significant digits ("n/a" without one)."""
+    return "n/a" if math.isnan(cell["value"]) else f"{cell['value']:.3g}"
+
+
+def _significant(difference: dict) -> str:
+    """A paired difference with 3 significant digits, "+0.0123 ± 0.004" ("n/a" without one)."""
+    if math.isnan(difference["mean"]):
+        return "n/a"
+    text = f"{difference['mean']:+.3g}"
+    return text if math.isnan(difference["sd"]) else f"{text} ± {difference['sd']:.2g}"
+
+
+def conclusions(source="results") -> list[str]:
+    """Each claim of the 2021 study, and what these runs say about it, as sentences.
+
+    Every difference is paired by seed and says in how many seeds its direction holds;
+    "n/a" means the runs are not there yet (the tables' status says which).
+    """
+    runs = as_runs(source)
+    lines = []
+    probes = landscape_probes(runs)
+    for batch_size in (32, 2):
+        cells = {norm: _landscape_cell(probes, norm, batch_size, "loss_range", [1]) for norm in LANDSCAPE_NORMS}
+        smooth = {norm: _landscape_cell(probes, norm, batch_size, "beta_smoothness", [1]) for norm in LANDSCAPE_NORMS}
+        gap, smooth_gap = paired_difference(cells["group"], cells["batch"]), paired_difference(
+            smooth["group"], smooth["batch"])
+        lines.append(
+            f"Claim: GN smooths the loss landscape less than BN early in training. Batch {batch_size}, first epoch: "
+            f"loss range GN {_value(cells['group'])}, BN {_value(cells['batch'])}, no norm "
+            f"{_value(cells['none'])} (GN minus BN {_significant(gap)}; "
+            f"{_direction(gap, 'GN higher')}); effective beta-smoothness GN minus BN "
+            f"{_significant(smooth_gap)} ({_direction(smooth_gap, 'GN higher')})."
+        )
+    cells = {norm: {condition: distortion_cell(runs, norm, condition) for condition in DISTORTION_CONDITIONS}
+             for norm in ("batch", "group")}
+    noise = {norm: paired_difference(by_condition["noise"], by_condition["recipe"])
+             for norm, by_condition in cells.items()}
+    lines.append(
+        "Claim: GN is more sensitive than BN to noise on its output (GN stops learning). With noise, val error "
+        f"changes by {format_points(noise['group']['mean'], noise['group']['sd'])} points for GN "
+        f"({_stopped(runs, cells['group']['noise'])} of {cells['group']['noise']['n']} runs stopped learning) and "
+        f"{format_points(noise['batch']['mean'], noise['batch']['sd'])} for BN "
+        f"({_stopped(runs, cells['batch']['noise'])} of {cells['batch']['noise']['n']} stopped)."
+    )
+    decay = {norm: paired_difference(by_condition["recipe"], by_condition["no weight decay"])
+             for norm, by_condition in cells.items()}
+    published = paper.UNDERSTANDING_WEIGHT_DECAY
+    lines.append(
+        "Claim: weight decay hurts GN more than BN. Recipe (weight decay 1e-4) minus no weight decay: GN "
+        f"{format_points(decay['group']['mean'], decay['group']['sd'])} points ({_direction(decay['group'], 'worse with decay')}), "
+        f"BN {format_points(decay['batch']['mean'], decay['batch']['sd'])} ({_direction(decay['batch'], 'worse with decay')}); "
+        f"the study (VGG-11, CIFAR-10, accuracy): weight decay 5e-5 costs GN "
+        f"{published['group'][0.0] - published['group'][5e-5]:.2f} points and BN "
+        f"{published['batch'][0.0] - published['batch'][5e-5]:.2f}."
+    )
+    for batch_size in (32, 8, 2):
+        gn = run_cell(runs, experiment=MIXTURES, norm="group", batch_size=batch_size)
+        parts = []
+        for norm in MIXTURE_NORMS:
+            difference = paired_difference(run_cell(runs, experiment=MIXTURES, norm=norm, batch_size=batch_size), gn)
+            parts.append(f"{label(norm)} {format_points(difference['mean'], difference['sd'])} "
+                         f"({_direction(difference, 'lower than GN', negative=True)})")
+        lines.append(f"Claim: mixing BN into GN helps. Batch {batch_size}, mixture minus GN: " + "; ".join(parts) + ".")
+    return lines
