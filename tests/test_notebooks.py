@@ -349,6 +349,8 @@ def test_show_data_without_the_data_prints_and_draws_nothing(tmp_path, capsys):
 def test_display_path_hides_the_machines_folders(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     assert notebook.display_path(ROOT / "results" / "norm_comparison") == "results/norm_comparison"
+    assert notebook.display_path(ROOT / "notebooks" / ".." / "results") == "results"
+    assert notebook.display_path(ROOT.parent / "shared" / "data") == "../shared/data"
     assert notebook.display_path(tmp_path / ".keras" / "datasets") == "~/.keras/datasets"
     outside = notebook.display_path("/opt/elsewhere/data")
     assert not outside.startswith("/") and outside.endswith("opt/elsewhere/data")

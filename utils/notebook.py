@@ -140,7 +140,8 @@ def display_path(path):
     """A path as notebooks print it, without the machine's absolute folders: relative to
     the repository root, or to the home folder ("~/..."), else as a relative path from
     the repository root, so saved notebook outputs read the same on every machine."""
-    path = Path(path).expanduser().absolute()
+    # abspath also folds "folder/.." away, so "notebooks/../x" prints as "x".
+    path = Path(os.path.abspath(Path(path).expanduser()))
     for base, prefix in ((REPOSITORY_ROOT, ""), (Path.home(), "~/")):
         if path.is_relative_to(base):
             return prefix + (path.relative_to(base).as_posix() or ".")
