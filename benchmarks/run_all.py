@@ -14,6 +14,7 @@ BENCHMARKS = (
     "benchmarks.training_benchmark",
     "benchmarks.data_benchmark",
     "benchmarks.grid_benchmark",
+    "benchmarks.probe_benchmark",
 )
 
 

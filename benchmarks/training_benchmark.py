@@ -39,6 +39,13 @@ NORMS = {
     "in": ("instance", {}),
     "gn": ("group", {"groups": 32}),
     "keras_gn": (keras_group_norm, {}),
+    # The further experiments' layers: Batch Renorm, Weight Standardization, the GN+BN mixtures.
+    "brn": ("batch_renorm", {}),
+    "gn_ws": ("group", {"groups": 32, "weight_standardization": True}),
+    "bn_ws": ("batch", {"weight_standardization": True}),
+    "gnbn_parallel": ("gn_plus_parallel", {"groups": 32}),
+    "gnbn_gn_first": ("gn_plus_gn_first", {"groups": 32}),
+    "gnbn_bn_first": ("gn_plus_bn_first", {"groups": 32}),
 }
 
 
@@ -69,9 +76,9 @@ def steps_per_round(images, batch_size, steps_per_execution):
     return steps - steps % steps_per_execution
 
 
-def time_epoch(model, dataset, steps):
+def time_epoch(model, dataset, steps, callbacks=()):
     start = time.perf_counter()
-    model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
+    model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False, callbacks=list(callbacks))
     return time.perf_counter() - start
 
 

@@ -63,3 +63,19 @@ def test_grid_benchmark_compares_workers_on_one_grid(capsys):
     assert list(table["workers"]) == [1, 2]
     assert (table["images/s"] > 0).all() and table["vs 1 worker"].iloc[0] == 1.0
     assert "images/s" in capsys.readouterr().out
+
+
+def test_probe_benchmark_times_training_with_and_without_probes(capsys):
+    from benchmarks import probe_benchmark
+
+    table = probe_benchmark.main(["--norm", "gn", "--batch-sizes", "4", "--steps", "16", "--probes-per-epoch", "2",
+                                  "--rounds", "1"])
+    assert list(table["batch_size"]) == [4] and (table["probes"] >= 2).all()
+    assert (table["images/s without"] > 0).all() and (table["images/s with"] > 0).all()
+    assert "time ratio" in capsys.readouterr().out
+
+
+def test_training_benchmark_knows_the_further_experiments_layers(capsys):
+    table = training_benchmark.main(["--norms", "brn,gn_ws,gnbn_gn_first", "--batch-sizes", "2",
+                                     "--steps-per-execution", "2", "--images-per-round", "4", "--rounds", "1"])
+    assert set(table.norm) == {"brn", "gn_ws", "gnbn_gn_first"} and (table.images_per_second > 0).all()
