@@ -270,6 +270,21 @@ def _check_grouping(input_shape, groups, axis):
     return axis % rank, channels, resolved_groups
 
 
+def check_layer_axis_and_epsilon(axis, epsilon):
+    """Validates a normalization layer's `axis` (not the batch axis) and `epsilon` (> 0)."""
+    _check_axis_argument(axis)
+    # Axis 0 is the batch axis at every rank, so it can be refused before the input
+    # is seen, as tensorflow-addons did (its tests expect construction to fail).
+    if axis == 0:
+        raise ValueError(
+            "axis=0 is the batch axis, which cannot be the channel axis; pass the "
+            "channel axis instead: -1 for channels-last inputs, 1 for channels-first."
+        )
+    # Zero is allowed by `group_normalize` but would divide by zero on a constant group.
+    if not (_is_finite_number(epsilon) and epsilon > 0):
+        raise ValueError(f"epsilon must be a positive float; received epsilon={epsilon!r}.")
+
+
 def add_affine_weights(layer, channels):
     """Creates a normalization layer's per-channel `gamma` (if `layer.scale`) and `beta`
     (if `layer.center`) from its initializers, regularizers and constraints; float32
@@ -376,17 +391,7 @@ class GroupNormalization(keras.layers.Layer):
         else:
             groups = DEFAULT_GROUPS if groups is None else groups
             _check_groups_argument(groups)
-        _check_axis_argument(axis)
-        # Axis 0 is the batch axis at every rank, so it can be refused before the input
-        # is seen, as tensorflow-addons did (its tests expect construction to fail).
-        if axis == 0:
-            raise ValueError(
-                "axis=0 is the batch axis, which cannot be the channel axis; pass the "
-                "channel axis instead: -1 for channels-last inputs, 1 for channels-first."
-            )
-        # Zero is allowed by `group_normalize` but would divide by zero on a constant group.
-        if not (_is_finite_number(epsilon) and epsilon > 0):
-            raise ValueError(f"epsilon must be a positive float; received epsilon={epsilon!r}.")
+        check_layer_axis_and_epsilon(axis, epsilon)
         # With channels_per_group, `groups` is resolved in `build` from the channel count.
         self.channels_per_group = None if channels_per_group is None else int(channels_per_group)
         self.groups = None if groups is None else int(groups)

@@ -42,11 +42,11 @@ from keras import initializers
 from keras import ops
 from keras import regularizers
 
-from utils.layers import _check_axis_argument
 from utils.layers import _check_grouping
 from utils.layers import _check_groups_argument
 from utils.layers import _is_finite_number
 from utils.layers import add_affine_weights
+from utils.layers import check_layer_axis_and_epsilon
 from utils.layers import group_normalize
 
 __all__ = [
@@ -246,15 +246,7 @@ class _GNPlusBN(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         _check_groups_argument(groups)
-        _check_axis_argument(axis)
-        if axis == 0:
-            raise ValueError(
-                "axis=0 is the batch axis, which cannot be the channel axis; pass the "
-                "channel axis instead: -1 for channels-last inputs, 1 for channels-first."
-            )
-        # Zero would divide by zero on a constant group or channel.
-        if not (_is_finite_number(epsilon) and epsilon > 0):
-            raise ValueError(f"epsilon must be a positive float; received epsilon={epsilon!r}.")
+        check_layer_axis_and_epsilon(axis, epsilon)
         # momentum = 1 would freeze the moving statistics at their initial values.
         if not (_is_finite_number(momentum) and 0 <= momentum < 1):
             raise ValueError(
