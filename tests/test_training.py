@@ -7,6 +7,7 @@ import math
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import keras
@@ -342,17 +343,23 @@ training.run(tiny_config(epochs=4), sys.argv[1], data_dir=sys.argv[2], verbose=0
 
 def test_kills_at_random_instants_always_resume_to_the_uninterrupted_history(tmp_path, data_dir):
     config = tiny_config(epochs=4)
-    uninterrupted = training.run(config, tmp_path / "uninterrupted", data_dir=data_dir, verbose=0)
+    command = [sys.executable, "-c", KILLED_RUN]
+    repository = Path(__file__).resolve().parent.parent
+    # The kill instants are fractions of one uninterrupted run's wall time, measured here,
+    # so that the children are killed mid-run on a fast machine as on a slow one.
+    started = time.monotonic()
+    subprocess.run(command + [str(tmp_path / "uninterrupted"), str(data_dir)], cwd=repository, check=True)
+    uninterrupted_seconds = time.monotonic() - started
+    uninterrupted = runs.read_run(runs.run_directory(config, tmp_path / "uninterrupted"))
     results_dir = tmp_path / "killed"
     rng = np.random.default_rng(0)
     kills = 0
     for _ in range(8):
         if runs.planned_action(config, results_dir)[0] == "finished":
             break
-        child = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(results_dir), str(data_dir)],
-                                 cwd=Path(__file__).resolve().parent.parent)
+        child = subprocess.Popen(command + [str(results_dir), str(data_dir)], cwd=repository)
         try:
-            child.wait(timeout=float(rng.uniform(4.0, 14.0)))
+            child.wait(timeout=float(rng.uniform(0.3, 0.8)) * uninterrupted_seconds)
         except subprocess.TimeoutExpired:
             child.send_signal(signal.SIGKILL)
             child.wait()
