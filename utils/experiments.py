@@ -319,7 +319,8 @@ def _parser():
     parser.add_argument("--profile", choices=PROFILES, default="cpu", help="grid scale (default: cpu)")
     parser.add_argument(
         "--experiment", choices=EXPERIMENTS + tuple(EXPERIMENT_GROUPS), default="all",
-        help="which experiment: one, 'all' (the study) or 'beyond_the_paper' (default: all)",
+        help="which experiment: one, or a group of them ("
+             + ", ".join(f"'{group}'" for group in EXPERIMENT_GROUPS) + "; 'all' is the study) (default: all)",
     )
     parser.add_argument("--only", help="comma-separated run names (or experiment/run_name) to run")
     parser.add_argument("--seeds", help="comma-separated seeds of the study's runs (default: the profile's)")
