@@ -206,3 +206,25 @@ def test_bad_arguments_are_refused():
         LandscapeProbe([], every_steps=0)
     with pytest.raises(ValueError, match="multipliers"):
         LandscapeProbe([], every_steps=1, multipliers=(1.0, -2.0))
+
+
+def test_a_mixed_precision_model_is_refused_before_training():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((6,))
+    outputs = keras.layers.Dense(3, activation="softmax", dtype="mixed_bfloat16", name="mixed")(inputs)
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer=keras.optimizers.SGD(_LEARNING_RATE), loss="sparse_categorical_crossentropy")
+    images, labels = _batch(16)
+    with pytest.raises(ValueError, match=r"needs a float32 model; layers of this one compute in \['mixed_bfloat16'\]"):
+        model.fit(images, labels, batch_size=8, verbose=0, callbacks=[LandscapeProbe(_probe_batches(), every_steps=1)])
+
+
+def test_a_weight_the_loss_does_not_use_gets_a_zero_gradient():
+    model = _tiny_model()
+    unused = model.add_weight(shape=(2,), name="unused", initializer="ones")
+    images, labels = _batch()
+    variables = model.trainable_variables
+    loss, gradients = model_loss_and_gradients(model, images, labels)([v.value for v in variables])
+    assert np.isfinite(float(loss))
+    gradient = gradients[[v is unused for v in variables].index(True)]
+    np.testing.assert_array_equal(np.asarray(gradient), np.zeros(2))

@@ -242,8 +242,8 @@ def test_registry_builds_the_mixtures_and_the_noise_goes_after_each_norm():
     assert isinstance(layer, GNPlusBNFirst) and layer.groups == 8 and layer.momentum == 0.9
     with pytest.raises(ValueError, match="channels_per_group=4 applies only to group"):
         make_norm("gn_plus_parallel", channels_per_group=4)
-    model = small_cnn("group", num_classes=3, norm_noise=(1e-3, 1.001))
+    model = small_cnn("group", num_classes=3, norm_noise=dict(mean=1e-3, stddev=1.001, groups=32))
     names = [layer.name for layer in model.layers]
     assert names.index("norm1_noise") == names.index("norm1") + 1 and "norm2_noise" in names
     assert isinstance(model.get_layer("norm2_noise"), OutputNoise)
-    assert model.get_layer("norm2_noise").stddev == 1.001
+    assert model.get_layer("norm2_noise").stddev == 1.001 and model.get_layer("norm2_noise").groups == 32

@@ -120,6 +120,8 @@ _TINY_IMAGENET_VAL_PER_CLASS = 50
 # The paper's decay epochs, 30, 60 and 90 of 100, and its weight decay.
 _DEFAULT_DECAY_FRACTIONS = (0.3, 0.6, 0.9)
 _DEFAULT_WEIGHT_DECAY = 1e-4
+# The 2021 study's code draws its distortion noise per example and per group of 32.
+_DEFAULT_NOISE_GROUPS = 32
 
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -158,6 +160,10 @@ class RunConfig:
         norm_noise_mean, norm_noise_stddev: Gaussian noise of this mean and standard
             deviation added to every normalization's output while training (the
             distortion test of Gunawan et al., 2021); 0 and 0 add none. Small CNN only.
+        norm_noise_groups: the noise is drawn once per example and per group of
+            consecutive channels, with this many groups, and shared by the group's
+            channels and positions (default 32, as in the study's code); None draws one
+            value per element. Must divide every normalized layer's channels.
         landscape_probes: how many times per epoch to probe the loss landscape along
             the gradient (utils.landscape; written to landscape.csv); 0 probes never.
             Probing reads the weights and never changes them, so a probed run trains as
@@ -206,6 +212,7 @@ class RunConfig:
     weight_standardization: bool = False
     norm_noise_mean: float = 0.0
     norm_noise_stddev: float = 0.0
+    norm_noise_groups: int | None = _DEFAULT_NOISE_GROUPS
     landscape_probes: int = 0
     sync_batch_norm: bool = False
     batch_size: int = 32
@@ -281,6 +288,14 @@ class RunConfig:
                 raise ValueError(f"{name}={getattr(self, name)!r} must be a finite number.")
         if self.norm_noise_stddev < 0:
             raise ValueError(f"norm_noise_stddev={self.norm_noise_stddev!r} must be >= 0.")
+        groups = self.norm_noise_groups
+        channels = MODEL_CHANNELS[self.model]
+        if groups is not None and (not _is_int(groups) or groups < 1 or any(c % groups for c in channels)):
+            divisors = [g for g in range(1, min(channels) + 1) if all(c % g == 0 for c in channels)]
+            raise ValueError(
+                f"norm_noise_groups={groups!r} must be None or divide the {self.model}'s normalized channels "
+                f"{channels}; valid values are {divisors}."
+            )
         if self.has_norm_noise and (self.model != "small_cnn" or self.norm == "none"):
             raise ValueError(
                 f"norm noise (mean {self.norm_noise_mean!r}, sd {self.norm_noise_stddev!r}) needs a normalization "
@@ -288,6 +303,11 @@ class RunConfig:
             )
         if not _is_int(self.landscape_probes) or self.landscape_probes < 0:
             raise ValueError(f"landscape_probes={self.landscape_probes!r} must be an integer >= 0.")
+        if self.landscape_probes and self.precision != "float32":
+            raise ValueError(
+                f"landscape_probes={self.landscape_probes} needs precision='float32', not {self.precision!r}: "
+                "the probes' small steps would round away in 16-bit weights."
+            )
         if not isinstance(self.sync_batch_norm, bool):
             raise ValueError(f"sync_batch_norm={self.sync_batch_norm!r} must be True or False.")
         if self.sync_batch_norm and self.norm != "batch":
@@ -367,7 +387,7 @@ class RunConfig:
     @property
     def run_name(self):
         """The run's folder name: "<short norm>[_g<G>|_cpg<C/G>][_ws]_bs<batch>[_lr<base>_decay<%>][_wd<decay>]
-        [_noise<mean>-<sd>][_probes<n>]_seed<seed>".
+        [_noise<mean>-<sd>[-g<groups>|-elementwise]][_probes<n>]_seed<seed>".
 
         The base learning rate and the decay epochs (in percent of the epochs) appear when
         either differs from the default recipe (the model's default base rate, decays at
@@ -391,6 +411,10 @@ class RunConfig:
             extras += f"_wd{self.weight_decay:g}"
         if self.has_norm_noise:
             extras += f"_noise{self.norm_noise_mean:g}-{self.norm_noise_stddev:g}"
+            if self.norm_noise_groups is None:
+                extras += "-elementwise"
+            elif self.norm_noise_groups != _DEFAULT_NOISE_GROUPS:
+                extras += f"-g{self.norm_noise_groups}"
         if self.landscape_probes:
             extras += f"_probes{self.landscape_probes}"
         return f"{SHORT_NAMES[self.norm]}{groups}_bs{self.batch_size}{recipe}{extras}_seed{self.seed}"
@@ -399,6 +423,10 @@ class RunConfig:
     def has_norm_noise(self):
         """Whether noise is added to the normalizations' outputs."""
         return self.norm_noise_mean != 0 or self.norm_noise_stddev != 0
+
+    def norm_noise_options(self):
+        """The `utils.distortion.OutputNoise` options of this run's noise."""
+        return dict(mean=self.norm_noise_mean, stddev=self.norm_noise_stddev, groups=self.norm_noise_groups)
 
     @property
     def learning_rate(self):
@@ -556,8 +584,9 @@ GROUP_ABLATION_SIZES = (64, 32, 16, 8, 4, 2, 1)
 # Landscape probes per epoch: every 31 steps at batch 32 on the cpu data, every 500 at
 # batch 2; each probe costs about five training steps of its batch size.
 LANDSCAPE_PROBES_PER_EPOCH = 20
-# The 2021 study's distortion: noise of mean 1e-3 and standard deviation 1.001.
-DISTORTION_NOISE = dict(norm_noise_mean=1e-3, norm_noise_stddev=1.001)
+# The 2021 study's distortion: noise of mean 1e-3 and standard deviation 1.001, one draw
+# per example and per group of channels (32 groups), as its code does.
+DISTORTION_NOISE = dict(norm_noise_mean=1e-3, norm_noise_stddev=1.001, norm_noise_groups=_DEFAULT_NOISE_GROUPS)
 
 
 # The recipe sweep is read at one seed (utils.recipe); the study's experiments use the

@@ -175,7 +175,9 @@ def _compiled_loss_and_gradients(model):
                 )
                 probabilities = keras.ops.cast(outputs, "float32")
                 loss = keras.ops.mean(keras.losses.sparse_categorical_crossentropy(labels, probabilities))
-            return loss, tape.gradient(loss, trainable_values)
+            # A weight the loss does not use has a zero gradient, not None.
+            return loss, tape.gradient(loss, trainable_values,
+                                       unconnected_gradients=tf.UnconnectedGradients.ZERO)
 
         _COMPILED[model] = loss_and_gradients
     return _COMPILED[model]
@@ -270,6 +272,14 @@ class LandscapeProbe(keras.callbacks.Callback):
         return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
 
     def on_train_begin(self, logs=None):
+        lower = sorted({layer.dtype_policy.name for layer in self.model.layers
+                        if layer.weights and layer.dtype_policy.compute_dtype != "float32"})
+        if lower:
+            # Steps of a fraction of the learning rate would round away in 16-bit weights.
+            raise ValueError(
+                f"LandscapeProbe needs a float32 model; layers of this one compute in {lower}. "
+                "Train the probed run with precision 'float32'."
+            )
         # A new fit call, perhaps resuming: the multiples passed already count as probed.
         self._probed_multiple = self._iterations() // self.every_steps
 

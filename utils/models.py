@@ -99,7 +99,8 @@ def _norm_block(x, norm, weight_decay, norm_kwargs, name, noise=None, **extra):
 
     `norm` is a registry name or a callable taking layer keyword arguments and returning
     a layer (e.g. to compare another implementation inside the same network). `noise`,
-    a (mean, standard deviation) pair, adds Gaussian noise to the output while training.
+    a dict of `OutputNoise` options (mean, stddev, groups), adds Gaussian noise to the
+    output while training.
     """
     if callable(norm) or canonical_norm(norm) != "none":
         extra = {**extra, "gamma_regularizer": _l2(weight_decay), "beta_regularizer": _l2(weight_decay)}
@@ -108,8 +109,7 @@ def _norm_block(x, norm, weight_decay, norm_kwargs, name, noise=None, **extra):
     else:
         x = make_norm(norm, name=name, **norm_kwargs, **extra)(x)
     if noise is not None:
-        mean, stddev = noise
-        x = OutputNoise(mean, stddev, name=f"{name}_noise")(x)
+        x = OutputNoise(**noise, name=f"{name}_noise")(x)
     return x
 
 
@@ -156,8 +156,9 @@ def small_cnn(
         weight_standardization: if True, both convolutions are
             `WeightStandardizedConv2D` (Weight Standardization, Qiao et al. 2019); the
             dense layers are unchanged. The model's name then ends in "_ws".
-        norm_noise: None, or (mean, standard deviation) of Gaussian noise added to both
-            normalizations' outputs while training (`utils.distortion.OutputNoise`).
+        norm_noise: None, or the options of `utils.distortion.OutputNoise` (e.g.
+            `dict(mean=1e-3, stddev=1.001, groups=32)`, the 2021 study's): Gaussian
+            noise added to both normalizations' outputs while training.
         **norm_kwargs: options for the normalization layers, e.g. `groups=32` or
             `channels_per_group=16`.
 

@@ -28,7 +28,7 @@ NORM_COMPARISON = "norm_comparison"
 BATCH_SIZE_SWEEP = "batch_size_sweep"
 RUN_COLUMNS = (
     "experiment", "run_name", "norm", "groups", "channels_per_group", "weight_standardization",
-    "weight_decay", "norm_noise_mean", "norm_noise_stddev", "landscape_probes",
+    "weight_decay", "norm_noise_mean", "norm_noise_stddev", "norm_noise_groups", "landscape_probes",
     "batch_size", "seed", "status", "state", "label",
     "epochs_completed", "epochs", "diverged_epoch", "val_error_median5", "train_error_median5",
     "val_loss_median5", "median_epochs", "final_val_error", "best_val_error", "dataset", "profile",
@@ -66,6 +66,7 @@ def run_row(record: runs_module.RunRecord) -> dict:
         "weight_decay": config.weight_decay,
         "norm_noise_mean": config.norm_noise_mean,
         "norm_noise_stddev": config.norm_noise_stddev,
+        "norm_noise_groups": config.norm_noise_groups,
         "landscape_probes": config.landscape_probes,
         "batch_size": config.batch_size,
         "seed": config.seed,

@@ -210,7 +210,7 @@ def build_model(config, num_classes=None, input_shape=(64, 64, 3)):
         **config.norm_options(),
     )
     if config.model == "small_cnn":
-        noise = (config.norm_noise_mean, config.norm_noise_stddev) if config.has_norm_noise else None
+        noise = config.norm_noise_options() if config.has_norm_noise else None
         model = models.small_cnn(config.norm, second_kernel_size=config.second_kernel_size, norm_noise=noise,
                                  **options)
     else:

@@ -142,8 +142,9 @@ def landscape_table(source="results", *, experiment=LANDSCAPE, batch_sizes=(32, 
     Returns:
         One row per (batch size, normalization) with, for each quantity, columns
         "<quantity>, epoch 1" and "<quantity>, all epochs" (each with its "... sd"),
-        "GN / BN, epoch 1" for the loss range (the ratio of the seed means), "n" and
-        "status".
+        "n" and "status". The step sizes are multiples of the learning rate, which
+        scales with the batch size, so the quantities compare normalizations within a
+        batch size, not batch sizes with each other.
     """
     runs = as_runs(source)
     probes = landscape_probes(runs, experiment=experiment)
@@ -182,9 +183,11 @@ def distortion_cell(runs: pd.DataFrame, norm: str, condition: str, *, experiment
     """The `run_cell` of one distortion condition ("recipe", "noise", "no weight decay")."""
     if condition not in DISTORTION_CONDITIONS:
         raise ValueError(f"condition={condition!r} must be one of {list(DISTORTION_CONDITIONS)}.")
-    change = {"norm_noise_stddev": 0.0, "weight_decay": _RECIPE_WEIGHT_DECAY, **DISTORTION_CONDITIONS[condition]}
+    change = {"norm_noise_stddev": 0.0, "norm_noise_groups": DISTORTION_NOISE["norm_noise_groups"],
+              "weight_decay": _RECIPE_WEIGHT_DECAY, **DISTORTION_CONDITIONS[condition]}
     return run_cell(runs, experiment=experiment, norm=norm, batch_size=batch_size,
-                    norm_noise_stddev=change["norm_noise_stddev"], weight_decay=change["weight_decay"])
+                    norm_noise_stddev=change["norm_noise_stddev"], norm_noise_groups=change["norm_noise_groups"],
+                    weight_decay=change["weight_decay"])
 
 
 def _stopped(runs: pd.DataFrame, cell: dict) -> int:
@@ -225,8 +228,9 @@ def distortion_table(source="results", *, experiment=DISTORTION) -> pd.DataFrame
     frame = pd.DataFrame(rows)
     frame.attrs["caption"] = (
         f"Distortion and weight decay at batch 32 ({data_context(runs)}): validation error (%) with the "
-        f"recipe, with Gaussian noise (mean {noise['norm_noise_mean']:g}, sd {noise['norm_noise_stddev']:g}) added "
-        "to every normalization's output while training, and with weight decay 0 instead of 1e-4. "
+        f"recipe, with Gaussian noise (mean {noise['norm_noise_mean']:g}, sd {noise['norm_noise_stddev']:g}, one "
+        f"draw per example and per group of channels, {noise['norm_noise_groups']} groups, as in the study's code) "
+        "added to every normalization's output while training, and with weight decay 0 instead of 1e-4. "
         f"{OURS_NOTE}; {SPREAD_NOTE}."
     )
     return frame
