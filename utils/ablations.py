@@ -107,7 +107,9 @@ def table3(source="results", *, experiment=GROUP_ABLATION, batch_size=32) -> pd.
     frame = pd.DataFrame(rows)
     frame.attrs["caption"] = (
         f"Table 3 analogue: GN validation error (%) at batch {batch_size} by number of groups G and by "
-        f"channels per group C/G ({data_context(runs)}); G = 1 is LN and C/G = 1 is IN (the same runs). "
+        f"channels per group C/G ({data_context(runs)}); G = 1 is LN and C/G = 1 is IN (the same runs). The "
+        "small CNN normalizes 64 and then 256 channels, so G = 64 is IN in the first layer, and a C/G cell has "
+        "4 times as many groups in the second layer as in the first. "
         f"{OURS_NOTE}; {SPREAD_NOTE}. {PAPER_NOTE}, 32 images/GPU."
     )
     return frame
