@@ -111,7 +111,9 @@ def test_figures_are_drawn_from_the_runs(runs, tmp_path):
     from utils import understanding_plots
 
     figure = understanding_plots.plot_landscape(runs, figures_dir=tmp_path)
-    assert len(figure.axes) == 6 and all(axis.get_yscale() == "log" for axis in figure.axes)
+    assert len(figure.axes) == 8 and all(axis.get_yscale() == "log" for axis in figure.axes)
+    assert figure.axes[3].get_title() == "gradient norm (l2), batch 32"
+    np.testing.assert_allclose(figure.axes[3].get_lines()[0].get_ydata(), 1.0)  # the factory's gradient norm
     labels = [line.get_label() for line in figure.axes[0].get_lines()]
     assert labels == ["BN (2 seeds)", "GN (2 seeds)", "no norm (2 seeds)"]
     figure = understanding_plots.plot_distortion(runs, figures_dir=tmp_path)

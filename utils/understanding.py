@@ -44,12 +44,15 @@ MIXTURE_NORMS = ("gn_plus_parallel", "gn_plus_gn_first", "gn_plus_bn_first")
 MIXTURE_LABELS = {"gn_plus_parallel": "GN+BN parallel", "gn_plus_gn_first": "GN+BN, GN first",
                   "gn_plus_bn_first": "GN+BN, BN first"}
 LANDSCAPE_NORMS = ("batch", "group", "none")
-# The three landscape quantities, per probe: the spread of the loss along the gradient,
-# the largest change of the gradient, and the largest change per unit of distance moved.
+# The landscape quantities, per probe: the spread of the loss along the gradient, the
+# largest change of the gradient, the largest change per unit of distance moved, and the
+# gradient's norm at the start (the loss's local slope: the loss range grows with its
+# square at a given step size, so it tells a steeper landscape from a rougher one).
 LANDSCAPE_MEASURES = {
     "loss_range": "loss range along the gradient",
     "gradient_change": "largest gradient change (l2)",
     "beta_smoothness": "effective beta-smoothness",
+    "gradient_norm": "gradient norm (l2)",
 }
 # What each distortion run changes from the recipe.
 DISTORTION_CONDITIONS = {
@@ -72,7 +75,7 @@ def label(norm: str) -> str:
 
 
 def probe_summary(probes: pd.DataFrame) -> pd.DataFrame:
-    """One row per probe (epoch, step) of a landscape.csv: the three quantities.
+    """One row per probe (epoch, step) of a landscape.csv: the landscape quantities.
 
     Args:
         probes: the rows of landscape.csv (columns epoch, step, multiplier, step_size,
@@ -81,9 +84,9 @@ def probe_summary(probes: pd.DataFrame) -> pd.DataFrame:
     Returns:
         Columns epoch, step, loss_range (max - min of the losses at the probed points),
         gradient_change (the largest gradient distance), beta_smoothness (the largest
-        gradient distance divided by its step length), gradient_norm.
+        gradient distance divided by its step length), gradient_norm (at the start).
     """
-    columns = ["epoch", "step", *LANDSCAPE_MEASURES, "gradient_norm"]
+    columns = ["epoch", "step", *LANDSCAPE_MEASURES]
     if probes.empty:
         return pd.DataFrame(columns=columns)
     probes = probes.assign(ratio=probes["gradient_distance"] / probes["step_length"])
@@ -136,7 +139,7 @@ def _landscape_cell(probes: pd.DataFrame, norm: str, batch_size: int, measure: s
 
 
 def landscape_table(source="results", *, experiment=LANDSCAPE, batch_sizes=(32, 2)) -> pd.DataFrame:
-    """The three landscape quantities by normalization and batch size, in the first
+    """The landscape quantities by normalization and batch size, in the first
     epoch and over all of training (mean of a run's probes, then mean ± sd over seeds).
 
     Returns:
@@ -169,7 +172,9 @@ def landscape_table(source="results", *, experiment=LANDSCAPE, batch_sizes=(32, 
         f"Loss landscape along the gradient ({data_context(runs)}): at each probe the weights move along the "
         "current gradient by 0.5, 1, 2 and 4 learning rates on one training batch; loss range = max - min of "
         "the losses there, largest gradient change = max l2 distance between the gradient there and at the "
-        "start, effective beta-smoothness = max of that distance over the distance moved. Each run's probes "
+        "start, effective beta-smoothness = max of that distance over the distance moved, gradient norm = l2 norm "
+        "of the gradient at the start (to first order the loss range is 3.5 learning rates times its square). "
+        "Each run's probes "
         "are averaged over the window, then mean ± sd over seeds (n). Lower means smoother."
     )
     return frame

@@ -42,12 +42,12 @@ def _footer(figure, text, notes):
 
 def plot_landscape(results_source="results", *, figures_dir="figures", dataset=None, profile=None,
                    batch_sizes=(32, 2), name="landscape"):
-    """Loss range, largest gradient change and effective beta-smoothness along training,
-    for BN, GN and no normalization (one row per batch size, log scale)."""
+    """Loss range, largest gradient change, effective beta-smoothness and gradient norm
+    along training, for BN, GN and no normalization (one row per batch size, log scale)."""
     runs = results.as_runs(results_source)
     probes = understanding.landscape_probes(runs)
     measures = understanding.LANDSCAPE_MEASURES
-    figure, axes = plt.subplots(len(batch_sizes), len(measures), figsize=(15, 4.2 * len(batch_sizes)), squeeze=False)
+    figure, axes = plt.subplots(len(batch_sizes), len(measures), figsize=(5 * len(measures), 4.2 * len(batch_sizes)), squeeze=False)
     notes = []
     for row, batch_size in enumerate(batch_sizes):
         for norm in understanding.LANDSCAPE_NORMS:
