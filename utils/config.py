@@ -123,6 +123,18 @@ _DEFAULT_WEIGHT_DECAY = 1e-4
 # The 2021 study's code draws its distortion noise per example and per group of 32.
 _DEFAULT_NOISE_GROUPS = 32
 
+def _check_divides_channels(name, value, model, *, requirement="must divide"):
+    """Refuses a group count (or group size) that does not divide every normalized
+    layer's channels of `model`; None passes."""
+    channels = MODEL_CHANNELS[model]
+    if value is None or (_is_int(value) and value >= 1 and not any(c % value for c in channels)):
+        return
+    divisors = [g for g in range(1, min(channels) + 1) if all(c % g == 0 for c in channels)]
+    raise ValueError(
+        f"{name}={value!r} {requirement} the {model}'s normalized channels {channels}; valid values are {divisors}."
+    )
+
+
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -265,15 +277,8 @@ class RunConfig:
                 )
             if self.groups is None and self.channels_per_group is None:
                 set_field("groups", 32)
-            channels = MODEL_CHANNELS[self.model]
             for name in ("groups", "channels_per_group"):
-                value = getattr(self, name)
-                if value is not None and (not _is_int(value) or value < 1 or any(c % value for c in channels)):
-                    divisors = [g for g in range(1, min(channels) + 1) if all(c % g == 0 for c in channels)]
-                    raise ValueError(
-                        f"{name}={value!r} must divide the {self.model}'s normalized channels "
-                        f"{channels}; valid values are {divisors}."
-                    )
+                _check_divides_channels(name, getattr(self, name), self.model)
         else:
             for name in ("groups", "channels_per_group"):
                 if getattr(self, name) is not None:
@@ -288,14 +293,8 @@ class RunConfig:
                 raise ValueError(f"{name}={getattr(self, name)!r} must be a finite number.")
         if self.norm_noise_stddev < 0:
             raise ValueError(f"norm_noise_stddev={self.norm_noise_stddev!r} must be >= 0.")
-        groups = self.norm_noise_groups
-        channels = MODEL_CHANNELS[self.model]
-        if groups is not None and (not _is_int(groups) or groups < 1 or any(c % groups for c in channels)):
-            divisors = [g for g in range(1, min(channels) + 1) if all(c % g == 0 for c in channels)]
-            raise ValueError(
-                f"norm_noise_groups={groups!r} must be None or divide the {self.model}'s normalized channels "
-                f"{channels}; valid values are {divisors}."
-            )
+        _check_divides_channels("norm_noise_groups", self.norm_noise_groups, self.model,
+                                requirement="must be None or divide")
         if self.has_norm_noise and (self.model != "small_cnn" or self.norm == "none"):
             raise ValueError(
                 f"norm noise (mean {self.norm_noise_mean!r}, sd {self.norm_noise_stddev!r}) needs a normalization "

@@ -174,8 +174,7 @@ def landscape_table(source="results", *, experiment=LANDSCAPE, batch_sizes=(32, 
         "the losses there, largest gradient change = max l2 distance between the gradient there and at the "
         "start, effective beta-smoothness = max of that distance over the distance moved, gradient norm = l2 norm "
         "of the gradient at the start (to first order the loss range is 3.5 learning rates times its square). "
-        "Each run's probes "
-        "are averaged over the window, then mean ± sd over seeds (n). Lower means smoother."
+        "Each run's probes are averaged over the window, then mean ± sd over seeds (n). Lower means smoother."
     )
     return frame
 
@@ -188,11 +187,9 @@ def distortion_cell(runs: pd.DataFrame, norm: str, condition: str, *, experiment
     """The `run_cell` of one distortion condition ("recipe", "noise", "no weight decay")."""
     if condition not in DISTORTION_CONDITIONS:
         raise ValueError(f"condition={condition!r} must be one of {list(DISTORTION_CONDITIONS)}.")
-    change = {"norm_noise_stddev": 0.0, "norm_noise_groups": DISTORTION_NOISE["norm_noise_groups"],
-              "weight_decay": _RECIPE_WEIGHT_DECAY, **DISTORTION_CONDITIONS[condition]}
-    return run_cell(runs, experiment=experiment, norm=norm, batch_size=batch_size,
-                    norm_noise_stddev=change["norm_noise_stddev"], norm_noise_groups=change["norm_noise_groups"],
-                    weight_decay=change["weight_decay"])
+    fields = {"norm_noise_mean": 0.0, "norm_noise_stddev": 0.0,
+              "norm_noise_groups": DISTORTION_NOISE["norm_noise_groups"], "weight_decay": _RECIPE_WEIGHT_DECAY, **DISTORTION_CONDITIONS[condition]}
+    return run_cell(runs, experiment=experiment, norm=norm, batch_size=batch_size, **fields)
 
 
 def _stopped(runs: pd.DataFrame, cell: dict) -> int:
