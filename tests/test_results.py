@@ -180,6 +180,27 @@ def test_seed_table_lists_every_seed(tmp_path):
     assert table.loc[("batch_size_sweep", "group", 8)].tolist() == pytest.approx(values)
 
 
+def test_training_time_counts_a_copied_run_once(runs):
+    # Complete: the comparison's BN, IN, GN; the sweep's BN at 16, 8, 4 and GN at 16, 2.
+    # The sweep's batch-32 runs are copies of the comparison's; partial and diverged runs do not count.
+    time = results.training_time(runs)
+    assert list(time.index) == [0]
+    assert time.loc[0, "trainings"] == 8
+    assert time.loc[0, "hours"] == pytest.approx(8 * factory.EPOCHS * factory.EPOCH_SECONDS / 3600)
+
+
+def test_training_time_counts_a_copy_whose_source_is_elsewhere(runs):
+    sweep = runs[runs["experiment"] == "batch_size_sweep"]
+    assert results.training_time(sweep).loc[0, "trainings"] == 7
+
+
+def test_training_time_is_by_seed(tmp_path):
+    write_seeds(tmp_path, "group", 8, [60.0, 62.0, 61.0])
+    write_seeds(tmp_path, "batch", 8, [60.0, 62.0])
+    time = results.training_time(tmp_path)
+    assert time["trainings"].to_dict() == {0: 2, 1: 2, 2: 1}
+
+
 def test_drop_counts_the_seeds_where_the_small_batch_is_worse(tmp_path):
     at_32 = write_seeds(tmp_path, "batch", 32, [60.0, 60.0, 60.0])
     at_2 = write_seeds(tmp_path, "batch", 2, [70.0, 58.0, 66.0])

@@ -63,8 +63,23 @@ def _setup_lines(runs, experiment="all", reuse="the batch-size sweep's batch-32 
         f"- Runs complete: {len(complete)} of the profile's {len(planned)}; {len(trained)} of them trained for "
         f"these experiments, the others reuse finished runs with the same settings ({reuse}).",
         f"- Device: {'; '.join(devices)}. Libraries: {version_text}.",
-        f"- Training time, summed over the trainings: {trained['wall_seconds'].sum() / 60:.1f} minutes.",
+        _time_line(runs),
     ]
+
+
+def _time_line(runs):
+    """The training time behind the complete runs, by seed, and the wall time it means with
+    two trainings side by side."""
+    time = results.training_time(runs)
+    if time.empty:
+        return "- Training time: no complete run yet."
+    by_seed = ", ".join(f"seed {seed}: {hours:.1f}" for seed, hours in time["hours"].items())
+    first_seed = time.index[0]
+    return (f"- Training time: {time['hours'].sum():.1f} hours summed over the {time['trainings'].sum()} trainings "
+            f"behind the complete runs ({by_seed}). Each run was timed with a second training beside it "
+            f"(`--workers 2`), so the wall time on this machine is about half: "
+            f"{time['hours'].sum() / 2:.1f} hours, {time.loc[first_seed, 'hours'] / 2:.1f} for seed {first_seed} "
+            "alone.")
 
 
 def _recipe_markdown(all_runs, figures_dir):

@@ -280,6 +280,28 @@ def seed_table(source="results", *, experiment=None, column="val_error_median5")
                             aggfunc="first")
 
 
+def training_time(source="results") -> pd.DataFrame:
+    """What training the complete runs of `source` from scratch costs, by seed.
+
+    A run copied from another (``reused_from``) is one training with the run it was copied
+    from, so it counts once: under its source when the source is among the runs, as the
+    source's training when it is not (a copy outlives a source in another experiment).
+
+    Args:
+        source: a results folder or a frame from `load_runs`.
+
+    Returns:
+        A DataFrame indexed by seed with the columns ``trainings`` (distinct trainings)
+        and ``hours`` (their summed wall time, each run's ``wall_seconds``).
+    """
+    runs = as_runs(source)
+    complete = runs[runs["state"] == "complete"]
+    own_name = complete["experiment"] + "/" + complete["run_name"]
+    trainings = complete.assign(training=complete["reused_from"].fillna(own_name)).drop_duplicates("training")
+    return (trainings.groupby("seed")
+            .agg(trainings=("training", "size"), hours=("wall_seconds", lambda seconds: seconds.sum() / 3600)))
+
+
 def data_context(runs: pd.DataFrame) -> str:
     """"dataset X, profile Y" of the runs in a frame, for captions."""
     def values(column):
