@@ -201,6 +201,28 @@ def test_training_time_is_by_seed(tmp_path):
     assert time["trainings"].to_dict() == {0: 2, 1: 2, 2: 1}
 
 
+def test_learning_before_decays_reads_the_cuts_and_the_changes_before_them(tmp_path):
+    # The factory's runs keep the default schedule: the rate is cut after epochs 3, 6 and 9 of 10.
+    falling = factory.curve(60.0, factory.EPOCHS)
+    stalled = list(falling)
+    stalled[3:6] = [stalled[3]] * 3  # flat over epochs 4 to 6
+    for seed, train_errors in enumerate([falling, stalled]):
+        config = factory.make_config("batch_size_sweep", "group", 8, seed=seed)
+        factory.write_run(tmp_path, config, [value + 5.0 for value in train_errors], train_errors=train_errors)
+    table = results.learning_before_decays(tmp_path)
+    assert list(table.index) == [3, 6, 9]
+    assert table["runs"].tolist() == [2, 2, 2]
+    assert table["falling"].tolist() == [2, 1, 2]
+    drop_before_6 = falling[5] - falling[3]  # epoch 6 minus epoch 4
+    assert table.loc[6, "change"] == pytest.approx(drop_before_6 / 2)
+    assert table.loc[3, "change"] == pytest.approx(falling[2] - falling[0])
+    assert table.loc[6, "change_sd"] == pytest.approx(np.std([drop_before_6, 0.0], ddof=1))
+
+
+def test_learning_before_decays_counts_a_copied_run_once(runs):
+    assert results.learning_before_decays(runs)["runs"].tolist() == [8, 8, 8]
+
+
 def test_drop_counts_the_seeds_where_the_small_batch_is_worse(tmp_path):
     at_32 = write_seeds(tmp_path, "batch", 32, [60.0, 60.0, 60.0])
     at_2 = write_seeds(tmp_path, "batch", 2, [70.0, 58.0, 66.0])

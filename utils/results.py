@@ -280,26 +280,74 @@ def seed_table(source="results", *, experiment=None, column="val_error_median5")
                             aggfunc="first")
 
 
-def training_time(source="results") -> pd.DataFrame:
-    """What training the complete runs of `source` from scratch costs, by seed.
+def distinct_trainings(source="results") -> pd.DataFrame:
+    """The complete runs of `source`, each training once.
 
     A run copied from another (``reused_from``) is one training with the run it was copied
-    from, so it counts once: under its source when the source is among the runs, as the
-    source's training when it is not (a copy outlives a source in another experiment).
+    from: it stands for that training when the source is not among the runs (a copy
+    outlives a source in another experiment), and is dropped when the source is.
 
     Args:
         source: a results folder or a frame from `load_runs`.
 
     Returns:
-        A DataFrame indexed by seed with the columns ``trainings`` (distinct trainings)
-        and ``hours`` (their summed wall time, each run's ``wall_seconds``).
+        The rows of `load_runs` for those runs, with a column ``training`` naming the
+        training (``experiment/run_name`` of the run that trained).
     """
     runs = as_runs(source)
     complete = runs[runs["state"] == "complete"]
     own_name = complete["experiment"] + "/" + complete["run_name"]
-    trainings = complete.assign(training=complete["reused_from"].fillna(own_name)).drop_duplicates("training")
+    return complete.assign(training=complete["reused_from"].fillna(own_name)).drop_duplicates("training")
+
+
+def training_time(source="results") -> pd.DataFrame:
+    """What training the complete runs of `source` from scratch costs, by seed.
+
+    Args:
+        source: a results folder or a frame from `load_runs`.
+
+    Returns:
+        A DataFrame indexed by seed with the columns ``trainings`` (distinct trainings,
+        see `distinct_trainings`) and ``hours`` (their summed ``wall_seconds``).
+    """
+    trainings = distinct_trainings(source)
     return (trainings.groupby("seed")
             .agg(trainings=("training", "size"), hours=("wall_seconds", lambda seconds: seconds.sum() / 3600)))
+
+
+def learning_before_decays(source="results", *, experiments=(NORM_COMPARISON, BATCH_SIZE_SWEEP),
+                           epochs_before=2) -> pd.DataFrame:
+    """Whether the models were still learning when the learning rate was cut: the change of
+    training error over the last `epochs_before` epochs before each cut.
+
+    A cut is read from each run's history (the first epoch whose rate is lower than the
+    epoch before), so the table follows whatever schedule the runs used.
+
+    Args:
+        source: a results folder or a frame from `load_runs`.
+        experiments: the experiments whose complete runs count (each training once).
+        epochs_before: how many epochs before a cut the change is taken over.
+
+    Returns:
+        A DataFrame indexed by ``cut_after_epoch`` with the columns ``change`` and
+        ``change_sd`` (points of training error, mean and sd over runs), ``falling`` (runs
+        whose error fell) and ``runs``.
+    """
+    trainings = distinct_trainings(as_runs(source))
+    trainings = trainings[trainings["experiment"].isin(experiments)]
+    rows = []
+    for run in trainings.itertuples(index=False):
+        history = runs_module.read_run(run.path).history.set_index("epoch")
+        lower = history["lr"] < history["lr"].shift()
+        for first_epoch_after in history.index[lower]:
+            cut_after = first_epoch_after - 1
+            if cut_after - epochs_before in history.index:
+                change = history.loc[cut_after, "train_error"] - history.loc[cut_after - epochs_before, "train_error"]
+                rows.append({"cut_after_epoch": cut_after, "change": change})
+    changes = pd.DataFrame(rows, columns=["cut_after_epoch", "change"])
+    grouped = changes.groupby("cut_after_epoch")["change"]
+    return pd.DataFrame({"change": grouped.mean(), "change_sd": grouped.std(),
+                         "falling": grouped.agg(lambda values: int((values < 0).sum())), "runs": grouped.size()})
 
 
 def data_context(runs: pd.DataFrame) -> str:
@@ -602,7 +650,22 @@ def conclusions(source="results", *, large=32, small=2) -> list[str]:
         f"(GN lower in {_seeds(small_gap['negative'], small_gap['n'])}), "
         f"paper {format_points(paper.TABLE2_GN_MINUS_BN[small])}."
     )
+    lines.append(_still_learning(runs))
     return lines
+
+
+def _still_learning(runs, epochs_before=2) -> str:
+    """The sentence of `learning_before_decays`: did training error still fall before each cut?"""
+    table = learning_before_decays(runs, epochs_before=epochs_before)
+    if table.empty:
+        return "Training error before the learning rate cuts: no complete run yet."
+    cuts = "; ".join(
+        f"before the cut after epoch {epoch}, {format_points(row['change'], row['change_sd'])} points, "
+        f"falling in {int(row['falling'])} of {int(row['runs'])} trainings"
+        for epoch, row in table.iterrows()
+    )
+    return (f"Still learning when the learning rate is cut (change of training error over the {epochs_before} "
+            f"epochs before each cut): {cuts}.")
 
 
 def _order_holds(cells: dict) -> tuple[int, int]:
