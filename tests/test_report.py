@@ -6,6 +6,7 @@ import pytest
 
 from tests import results_factory
 from utils import report
+from utils import runs as runs_module
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 
@@ -82,3 +83,19 @@ def test_understanding_block_has_the_three_tables_claims_and_figures(tmp_path):
     assert "stopped learning with noise" in text and "GN+BN, GN first minus GN" in text
     assert "Claim: GN is more sensitive than BN to noise" in text and "**Computed from these runs**" in text
     assert "figures/landscape.png" in text and "figures/mixtures.png" in text
+
+
+def test_every_committed_epoch_steps_through_the_training_images_once():
+    # A batch-size sweep that never changed the batch size took batch-32 steps at every batch size.
+    folders = list(runs_module.run_folders(REPOSITORY / "results"))
+    if not folders:
+        pytest.skip("results/ holds no runs yet")
+    for folder in folders:
+        run = runs_module.read_run(folder)
+        if run.history.empty:
+            continue
+        images = run.config.classes * run.config.images_per_class
+        expected = images // run.config.batch_size
+        assert (run.history["steps"] == expected).all(), (
+            f"{folder}: steps per epoch {sorted(set(run.history['steps']))}, expected {images} // "
+            f"{run.config.batch_size} = {expected}")
