@@ -223,6 +223,16 @@ def test_learning_before_decays_counts_a_copied_run_once(runs):
     assert results.learning_before_decays(runs)["runs"].tolist() == [8, 8, 8]
 
 
+def test_conclusions_count_the_seeds_where_gn_is_below_bn_at_each_batch(tmp_path):
+    write_seeds(tmp_path, "batch", 32, [60.0, 61.0, 62.0])
+    write_seeds(tmp_path, "group", 32, [61.0, 60.5, 63.0])  # below BN in seed 1 only
+    write_seeds(tmp_path, "batch", 2, [70.0, 71.0, 72.0])
+    write_seeds(tmp_path, "group", 2, [65.0, 66.0, 73.0])  # below BN in seeds 0 and 1
+    line = next(line for line in results.conclusions(tmp_path) if line.startswith("GN's val error below BN's"))
+    assert "1 of 3 seeds at batch 32" in line and "2 of 3 seeds at batch 2" in line
+    assert "0 of 0 seeds at batch 8" in line
+
+
 def test_drop_counts_the_seeds_where_the_small_batch_is_worse(tmp_path):
     at_32 = write_seeds(tmp_path, "batch", 32, [60.0, 60.0, 60.0])
     at_2 = write_seeds(tmp_path, "batch", 2, [70.0, 58.0, 66.0])

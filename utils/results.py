@@ -650,8 +650,19 @@ def conclusions(source="results", *, large=32, small=2) -> list[str]:
         f"(GN lower in {_seeds(small_gap['negative'], small_gap['n'])}), "
         f"paper {format_points(paper.TABLE2_GN_MINUS_BN[small])}."
     )
+    lines.append(_gn_below_bn_by_batch(runs))
     lines.append(_still_learning(runs))
     return lines
+
+
+def _gn_below_bn_by_batch(runs, batch_sizes=paper.BATCH_SIZES) -> str:
+    """In how many seeds GN is below BN at each batch size of the sweep (paired by seed)."""
+    counts = []
+    for batch_size in batch_sizes:
+        cells = _cells(runs, BATCH_SIZE_SWEEP, batch_size)
+        gap = paired_difference(cells["group"], cells["batch"])
+        counts.append(f"{_seeds(gap['negative'], gap['n'])} at batch {batch_size}")
+    return "GN's val error below BN's in " + ", ".join(counts) + "."
 
 
 def _still_learning(runs, epochs_before=2) -> str:
