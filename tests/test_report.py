@@ -6,6 +6,7 @@ import pytest
 
 from tests import results_factory
 from utils import report
+from utils import results
 from utils import runs as runs_module
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -99,3 +100,30 @@ def test_every_committed_epoch_steps_through_the_training_images_once():
         assert (run.history["steps"] == expected).all(), (
             f"{folder}: steps per epoch {sorted(set(run.history['steps']))}, expected {images} // "
             f"{run.config.batch_size} = {expected}")
+
+
+def test_setup_lines_name_the_runs_still_to_come_and_the_time_of_the_own_trainings(tmp_path):
+    # The factory's study folder lacks LN at batch 32, a partial and a diverged run, and
+    # the batch-size sweep's batch-32 runs are copies of the comparison's.
+    text = report.results_markdown(results_factory.make_results(tmp_path / "results"))
+    assert "- Not complete yet: 14 runs: norm_comparison 1 (seed 0); batch_size_sweep 13 (seed 0)." in text
+    # 8 trainings, each once, of which 8 done here: no clause about reused runs' time.
+    assert "of those hours are the" not in text
+    # The beyond folder's runs without WS are copies of the batch-renorm experiment's.
+    beyond = report.beyond_markdown(results_factory.make_ablation_results(tmp_path / "beyond"))
+    assert "- Not complete yet: 1 run: group_ablation 1 (seed 0)." in beyond
+    assert "reused runs'" not in beyond  # the copies' sources are among its runs: one training each
+
+
+def test_time_line_tells_the_reused_runs_time_from_the_own_trainings(tmp_path):
+    runs = results.load_runs(results_factory.make_results(tmp_path / "results"))
+    sweep = runs[runs["experiment"] == "batch_size_sweep"]
+    # The sweep alone: 5 complete trainings of its own and 2 copies of comparison runs, 10
+    # epochs each at EPOCH_SECONDS.
+    own_hours = 5 * 10 * results_factory.EPOCH_SECONDS / 3600
+    assert (f"; {own_hours:.1f} of those hours are the 5 trainings done for these experiments, the rest the "
+            "reused runs'") in report._time_line(sweep)
+    copies = sweep[sweep["reused_from"].notna()]
+    assert len(copies) == 2
+    assert report._time_line(copies).startswith("- Training time: 0.0 hours summed over the 2 trainings")
+    assert ", all of them reused runs'." in report._time_line(copies)

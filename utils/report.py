@@ -50,21 +50,43 @@ def _setup_lines(runs, experiment="all", reuse="the batch-size sweep's batch-32 
     """Profile, data, seeds, progress, hardware, versions and training time of the runs of
     `experiment` (an experiment or a group of them); `reuse` says which runs are shared."""
     summaries = [summary for summary in map(runs_module.read_summary, runs["path"]) if summary]
-    trained = runs[runs["reused_from"].isna()]
     devices = sorted({summary.get("device", "unknown") for summary in summaries})
     versions = summaries[0].get("versions", {}) if summaries else {}
     version_text = ", ".join(f"{name} {version}" for name, version in sorted(versions.items()))
     first = runs.iloc[0]
     planned = profile_configs(first["profile"], experiment) if first["profile"] in PROFILES else []
     complete = runs[runs["state"] == "complete"]
+    trained = complete[complete["reused_from"].isna()]
     seeds = ", ".join(str(seed) for seed in sorted(complete["seed"].dropna().unique()))
     return [
         f"- Profile `{first['profile']}`: {first['model']} on {first['dataset']}; seeds {seeds or 'none yet'}.",
         f"- Runs complete: {len(complete)} of the profile's {len(planned)}; {len(trained)} of them trained for "
         f"these experiments, the others reuse finished runs with the same settings ({reuse}).",
+        *_pending_lines(planned, complete),
         f"- Device: {'; '.join(devices)}. Libraries: {version_text}.",
         _time_line(runs),
     ]
+
+
+def _pending_lines(planned, complete):
+    """The planned runs not complete yet, by experiment and seed (none when all are), so
+    that a reader knows a table's n is still growing."""
+    done = set(zip(complete["experiment"], complete["run_name"]))
+    pending = {}
+    for config in planned:
+        if (config.experiment, config.run_name) not in done:
+            pending.setdefault(config.experiment, []).append(config.seed)
+    if not pending:
+        return []
+    parts = []
+    for experiment, seeds in pending.items():
+        seeds = sorted(set(seeds))
+        parts.append(f"{experiment} {len(pending[experiment])} (seed{'s' if len(seeds) > 1 else ''} "
+                     f"{', '.join(str(seed) for seed in seeds)})")
+    count = sum(len(seeds) for seeds in pending.values())
+    return [f"- Not complete yet: {count} run{'s' if count > 1 else ''}: {'; '.join(parts)}. Until they are, a "
+            "table's n says how many "
+            "seeds are behind each number, and a cell's status reads complete when its finished runs are."]
 
 
 def _time_line(runs):
@@ -75,8 +97,15 @@ def _time_line(runs):
         return "- Training time: no complete run yet."
     by_seed = ", ".join(f"seed {seed}: {hours:.1f}" for seed, hours in time["hours"].items())
     first_seed = time.index[0]
+    own = results.training_time(runs[runs["reused_from"].isna()])
+    own_text = ""
+    if own.empty:
+        own_text = ", all of them reused runs'"
+    elif own["trainings"].sum() != time["trainings"].sum():
+        own_text = (f"; {own['hours'].sum():.1f} of those hours are the {own['trainings'].sum()} trainings done for "
+                    "these experiments, the rest the reused runs'")
     return (f"- Training time: {time['hours'].sum():.1f} hours summed over the {time['trainings'].sum()} trainings "
-            f"behind the complete runs ({by_seed}). Each run was timed with a second training beside it "
+            f"behind the complete runs ({by_seed}){own_text}. Each run was timed with a second training beside it "
             f"(`--workers 2`), so the wall time on this machine is about half: "
             f"{time['hours'].sum() / 2:.1f} hours, {time.loc[first_seed, 'hours'] / 2:.1f} for seed {first_seed} "
             "alone.")
