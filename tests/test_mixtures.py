@@ -1,6 +1,7 @@
 """The GN+BN mixture layers of Gunawan et al. (2021), against a float64 NumPy reference."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -255,6 +256,14 @@ def test_groups_that_do_not_divide_the_channels():
     layer = GNPlusParallel(groups=3)
     with pytest.raises(ValueError, match=r"groups=3 does not divide the 8 channels.*\[1, 2, 4, 8\]"):
         layer.build(SHAPE)
+
+
+@pytest.mark.parametrize("shape", [(8,), (1, 2, 2, 2, 2, 8)])
+@pytest.mark.parametrize("layer_class", LAYERS)
+def test_unsupported_rank_names_the_layer_and_the_shape(layer_class, shape):
+    with pytest.raises(ValueError, match=re.escape(f"{layer_class.__name__} expects inputs of rank 2 to 5 (batch, "
+                                                   f"..., channels); received an input of shape {shape}")):
+        layer_class(groups=2).build(shape)
 
 
 @pytest.mark.parametrize(

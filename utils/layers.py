@@ -285,6 +285,18 @@ def check_layer_axis_and_epsilon(axis, epsilon):
         raise ValueError(f"epsilon must be a positive float; received epsilon={epsilon!r}.")
 
 
+def check_input_rank(layer, input_shape):
+    """The rank of a normalization layer's input; a ValueError naming the layer and the
+    shape unless it is 2 to 5 (batch, ..., channels)."""
+    rank = len(input_shape)
+    if not 2 <= rank <= 5:
+        raise ValueError(
+            f"{layer.__class__.__name__} expects inputs of rank 2 to 5 (batch, ..., "
+            f"channels); received an input of shape {tuple(input_shape)}."
+        )
+    return rank
+
+
 def add_affine_weights(layer, channels):
     """Creates a normalization layer's per-channel `gamma` (if `layer.scale`) and `beta`
     (if `layer.center`) from its initializers, regularizers and constraints; float32
@@ -410,12 +422,7 @@ class GroupNormalization(keras.layers.Layer):
         self.autocast = False
 
     def build(self, input_shape):
-        rank = len(input_shape)
-        if not 2 <= rank <= 5:
-            raise ValueError(
-                f"{self.__class__.__name__} expects inputs of rank 2 to 5 (batch, ..., "
-                f"channels); received an input of shape {tuple(input_shape)}."
-            )
+        rank = check_input_rank(self, input_shape)
         if self.channels_per_group is not None:
             self.groups = _groups_from_channels_per_group(input_shape, self.channels_per_group, self.axis)
         _, channels, _ = _check_grouping(input_shape, self.groups, self.axis)

@@ -46,6 +46,7 @@ from utils.layers import _check_grouping
 from utils.layers import _check_groups_argument
 from utils.layers import _is_finite_number
 from utils.layers import add_affine_weights
+from utils.layers import check_input_rank
 from utils.layers import check_layer_axis_and_epsilon
 from utils.layers import group_normalize
 
@@ -270,12 +271,7 @@ class _GNPlusBN(keras.layers.Layer):
         self.autocast = False
 
     def build(self, input_shape):
-        rank = len(input_shape)
-        if not 2 <= rank <= 5:
-            raise ValueError(
-                f"{self.__class__.__name__} expects inputs of rank 2 to 5 (batch, ..., "
-                f"channels); received an input of shape {tuple(input_shape)}."
-            )
+        rank = check_input_rank(self, input_shape)
         _, channels, _ = _check_grouping(input_shape, self.groups, self.axis)
         self.input_spec = keras.layers.InputSpec(ndim=rank, axes={self.axis: channels})
         add_affine_weights(self, channels)
