@@ -59,7 +59,7 @@ def test_table3_has_both_halves_with_paired_differences_and_the_papers_numbers(r
     # The missing cell is labelled, not dropped, and its seeds are counted apart.
     assert math.isnan(table.loc[2, "C/G: ours"])
     assert "C/G = 2: missing" in table.loc[2, "status"]
-    assert table.loc[2, "n"] == "G = 2 2, C/G = 2 0"
+    assert table.loc[2, "n"] == "G = 2: 2, C/G = 2: 0"
     assert table.loc[32, "status"] == "complete" and table.loc[32, "n"] == "2"
     assert "G = 1 is LN" in table.attrs["caption"]
 

@@ -167,7 +167,7 @@ def test_differences_are_paired_by_seed(tmp_path):
     # Paired: the spread of the differences, not of either column.
     assert table.loc[2, "GN minus BN sd"] == pytest.approx(np.std(differences, ddof=1))
     assert table.loc[2, "GN sd"] == pytest.approx(np.std(gn, ddof=1))
-    assert table.loc[2, "n"] == "BN 3, LN 0, IN 0, GN 3"
+    assert table.loc[2, "n"] == "BN: 3, LN: 0, IN: 0, GN: 3"
     text = "\n".join(results.conclusions(tmp_path))
     lower = int((differences < 0).sum())
     assert f"(GN lower in {lower} of 3 seeds)" in text
@@ -327,3 +327,10 @@ def test_report_records_state_their_unit():
     assert set(report["unit"]) == {paper.REPORT_UNIT}
     assert "loss" in paper.REPORT_UNIT
     assert (report["value"] < 5).all()  # losses in nats, not percentages
+
+
+def test_seeds_text_counts_in_words():
+    assert results.seeds_text(1) == "1 seed"
+    assert results.seeds_text(3) == "3 seeds"
+    assert results.seeds_text(0, 1) == "0 of 1 seed"
+    assert results.seeds_text(2, 3) == "2 of 3 seeds"

@@ -107,6 +107,14 @@ def test_conclusions_without_these_runs_say_so(tmp_path):
     assert "loss range GN n/a, BN n/a, no norm n/a" in lines[0]
 
 
+def test_mixture_panels_without_runs_say_so(tmp_path):
+    from utils import understanding_plots
+
+    figure = understanding_plots.plot_mixtures(results.load_runs(factory.make_results(tmp_path)),
+                                               figures_dir=tmp_path)
+    assert [text.get_text() for axis in figure.axes[1:] for text in axis.texts] == ["no complete mixture run yet"] * 3
+
+
 def test_figures_are_drawn_from_the_runs(runs, tmp_path):
     from utils import understanding_plots
 

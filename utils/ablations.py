@@ -34,6 +34,7 @@ from utils.results import format_points
 from utils.results import paired_difference
 from utils.results import run_cell
 from utils.results import seed_counts
+from utils.results import seeds_text
 
 GROUP_ABLATION = "group_ablation"
 BATCH_RENORM = "batch_renorm"
@@ -177,7 +178,7 @@ def _direction(difference: dict, lower: str) -> str:
     count, total = difference["negative"], difference["n"]
     if not total:
         return "no seed has both runs yet"
-    return f"{lower} in {count} of {total} seed{'s' if total != 1 else ''}"
+    return f"{lower} in {seeds_text(count, total)}"
 
 
 def conclusions(source="results") -> list[str]:

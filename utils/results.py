@@ -371,11 +371,11 @@ def _labelled(cells: dict) -> dict:
 
 
 def seed_counts(cells: dict) -> str:
-    """"3" when every cell of {label: run_cell} has 3 seeds, else "BN 3, LN 2, ..."."""
+    """"3" when every cell of {label: run_cell} has 3 seeds, else "BN: 3, LN: 2, ..."."""
     counts = {label: cell["n"] for label, cell in cells.items()}
     if len(set(counts.values())) == 1:
         return str(next(iter(counts.values())))
-    return ", ".join(f"{label} {count}" for label, count in counts.items())
+    return ", ".join(f"{label}: {count}" for label, count in counts.items())
 
 
 def cell_statuses(cells: dict) -> str:
@@ -587,8 +587,11 @@ def format_points(value: float, sd: float = math.nan) -> str:
     return f"{value:+.1f}" if math.isnan(sd) else f"{value:+.1f} ± {sd:.1f}"
 
 
-def _seeds(count: int, total: int) -> str:
-    return f"{count} of {total} seed{'s' if total != 1 else ''}"
+def seeds_text(count: int, total: int | None = None) -> str:
+    """"1 seed", "3 seeds", or with a total "2 of 3 seeds"."""
+    if total is None:
+        return f"{count} seed{'s' if count != 1 else ''}"
+    return f"{count} of {seeds_text(total)}"
 
 
 def conclusions(source="results", *, large=32, small=2) -> list[str]:
@@ -614,13 +617,13 @@ def conclusions(source="results", *, large=32, small=2) -> list[str]:
     gap = paired_difference(cells["group"], cells["batch"])
     lines.append(
         f"At batch {large}, GN minus BN val error: ours {format_points(gap['mean'], gap['sd'])} points "
-        f"(GN higher in {_seeds(gap['n'] - gap['negative'], gap['n'])}), paper "
+        f"(GN higher in {seeds_text(gap['n'] - gap['negative'], gap['n'])}), paper "
         f"{paper.TABLE1['group'] - paper.TABLE1['batch']:+.1f} (ResNet-50, ImageNet)."
     )
     paper_errors = pd.Series({paper.NORM_LABELS[norm]: error for norm, error in paper.TABLE1.items()})
     lines.append(
         f"Lowest to highest mean val error at batch {large}: ours " + _ranking(ours)
-        + f" (that order in {_seeds(*_order_holds(cells))}); paper " + _ranking(paper_errors) + "."
+        + f" (that order in {seeds_text(*_order_holds(cells))}); paper " + _ranking(paper_errors) + "."
     )
     unavailable = first[~first["status"].str.startswith("complete")]
     if not unavailable.empty:
@@ -632,7 +635,7 @@ def conclusions(source="results", *, large=32, small=2) -> list[str]:
         sentence = (
             f"{label} from batch {large} to {small}: val error changes by "
             f"{format_points(row['ours_increase'], row['ours_increase_sd'])} points, higher at batch {small} in "
-            f"{_seeds(row['higher_at_small'], row['n'])}"
+            f"{seeds_text(row['higher_at_small'], row['n'])}"
         )
         if not math.isnan(row["paper_increase"]):
             sentence += f" (paper {format_points(row['paper_increase'])})"
@@ -647,7 +650,7 @@ def conclusions(source="results", *, large=32, small=2) -> list[str]:
     small_gap = paired_difference(at_small["group"], at_small["batch"])
     lines.append(
         f"At batch {small}, GN minus BN: ours {format_points(small_gap['mean'], small_gap['sd'])} points "
-        f"(GN lower in {_seeds(small_gap['negative'], small_gap['n'])}), "
+        f"(GN lower in {seeds_text(small_gap['negative'], small_gap['n'])}), "
         f"paper {format_points(paper.TABLE2_GN_MINUS_BN[small])}."
     )
     lines.append(_gn_below_bn_by_batch(runs))
@@ -661,7 +664,7 @@ def _gn_below_bn_by_batch(runs, batch_sizes=paper.BATCH_SIZES) -> str:
     for batch_size in batch_sizes:
         cells = _cells(runs, BATCH_SIZE_SWEEP, batch_size)
         gap = paired_difference(cells["group"], cells["batch"])
-        counts.append(f"{_seeds(gap['negative'], gap['n'])} at batch {batch_size}")
+        counts.append(f"{seeds_text(gap['negative'], gap['n'])} at batch {batch_size}")
     return "GN's val error below BN's in " + ", ".join(counts) + "."
 
 

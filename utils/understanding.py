@@ -36,6 +36,7 @@ from utils.results import format_points
 from utils.results import paired_difference
 from utils.results import run_cell
 from utils.results import seed_counts
+from utils.results import seeds_text
 
 LANDSCAPE = "landscape"
 DISTORTION = "distortion"
@@ -292,7 +293,7 @@ def _direction(difference: dict, text: str, *, negative=False) -> str:
     if not total:
         return "no seed has both runs yet"
     count = difference["negative"] if negative else sum(value > 0 for value in difference["values"])
-    return f"{text} in {count} of {total} seed{'s' if total != 1 else ''}"
+    return f"{text} in {seeds_text(count, total)}"
 
 
 def _value(cell: dict) -> str:

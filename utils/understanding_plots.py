@@ -58,7 +58,7 @@ def plot_landscape(results_source="results", *, figures_dir="figures", dataset=N
             for column, measure in enumerate(measures):
                 if not chosen.empty:
                     _band(axes[row, column], chosen, "progress", measure, NORM_COLORS[norm],
-                          f"{understanding.label(norm)} ({chosen['seed'].nunique()} seeds)")
+                          f"{understanding.label(norm)} ({results.seeds_text(chosen['seed'].nunique())})")
         for column, title in enumerate(measures.values()):
             axis = axes[row, column]
             axis.set_title(f"{title}, batch {batch_size}", fontsize=10)
@@ -138,6 +138,9 @@ def plot_mixtures(results_source="results", *, figures_dir="figures", dataset=No
                     continue
                 _band(axis, frame, "epoch", "mixing_weight", NORM_COLORS[norm], f"{understanding.label(norm)}, {layer}")
                 axis.lines[-1].set_linestyle(linestyle)
+        if not axis.lines:
+            axis.text(0.5, 0.5, "no complete mixture run yet", transform=axis.transAxes, ha="center",
+                      va="center", color="gray")
         axis.axhline(1 / (1 + np.exp(-1.0)), color="black", linewidth=0.8, linestyle=":", label="start, sigmoid(1)")
         axis.set_ylim(0, 1)
         axis.set_xlabel("epoch")
