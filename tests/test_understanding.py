@@ -105,6 +105,9 @@ def test_conclusions_without_these_runs_say_so(tmp_path):
     lines = understanding.conclusions(results.load_runs(factory.make_results(tmp_path)))
     assert len(lines) == 7 and all("no seed has both runs yet" in line for line in lines[:2])
     assert "loss range GN n/a, BN n/a, no norm n/a" in lines[0]
+    assert "(no runs yet) and n/a for BN (no runs yet)" in lines[2]
+    table = understanding.distortion_table(results.load_runs(factory.make_results(tmp_path)))
+    assert (table["stopped learning with noise"] == "no runs yet").all()
 
 
 def test_mixture_panels_without_runs_say_so(tmp_path):

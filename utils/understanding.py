@@ -200,6 +200,13 @@ def _stopped(runs: pd.DataFrame, cell: dict) -> int:
     return int((chosen["final_train_error"] >= chance - _STOPPED_MARGIN).sum())
 
 
+def _stopped_text(runs: pd.DataFrame, cell: dict, suffix: str = "") -> str:
+    """"1 of 3<suffix>", or "no runs yet" for a cell without runs."""
+    if not cell["n"]:
+        return "no runs yet"
+    return f"{_stopped(runs, cell)} of {cell['n']}{suffix}"
+
+
 def distortion_table(source="results", *, experiment=DISTORTION) -> pd.DataFrame:
     """BN and GN under the recipe, with noise on the normalizations' outputs, and without
     weight decay (batch 32).
@@ -223,7 +230,7 @@ def distortion_table(source="results", *, experiment=DISTORTION) -> pd.DataFrame
             difference = paired_difference(cells[condition], cells["recipe"])
             row[f"{condition} minus recipe"] = difference["mean"]
             row[f"{condition} minus recipe sd"] = difference["sd"]
-        row["stopped learning with noise"] = f"{_stopped(runs, cells['noise'])} of {cells['noise']['n']}"
+        row["stopped learning with noise"] = _stopped_text(runs, cells["noise"])
         row["n"] = seed_counts(cells)
         row["status"] = cell_statuses(cells)
         rows.append(row)
@@ -337,9 +344,9 @@ def conclusions(source="results") -> list[str]:
     lines.append(
         "Claim: GN is more sensitive than BN to noise on its output (GN stops learning). With noise, val error "
         f"changes by {format_points(noise['group']['mean'], noise['group']['sd'])} points for GN "
-        f"({_stopped(runs, cells['group']['noise'])} of {cells['group']['noise']['n']} runs stopped learning) and "
+        f"({_stopped_text(runs, cells['group']['noise'], ' runs stopped learning')}) and "
         f"{format_points(noise['batch']['mean'], noise['batch']['sd'])} for BN "
-        f"({_stopped(runs, cells['batch']['noise'])} of {cells['batch']['noise']['n']} stopped)."
+        f"({_stopped_text(runs, cells['batch']['noise'], ' stopped')})."
     )
     decay = {norm: paired_difference(by_condition["recipe"], by_condition["no weight decay"])
              for norm, by_condition in cells.items()}
