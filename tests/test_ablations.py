@@ -109,6 +109,13 @@ def test_conclusions_count_the_seeds_each_direction_holds_in(runs):
     assert f"spans {max(proper.values()) - min(proper.values()):.1f} points, lowest at G = 32" in text
     # A cell with missing runs gives n/a, not a number.
     assert any("GN by C/G" in line for line in lines)
+    # Every batch size of both experiments has its line: BRN at 32, 8, 4, 2; WS at 32, 8, 2.
+    assert [line.split(":")[0] for line in lines if "BRN minus BN" in line] == ["Batch 32", "Batch 8", "Batch 4", "Batch 2"]
+    assert [line.split(":")[0] for line in lines if "WS changes GN" in line] == ["Batch 32", "Batch 8", "Batch 2"]
+    at_8 = next(line for line in lines if line.startswith("Batch 8: WS"))
+    gn_ws, gn = factory.WS_FINAL[("group", True)][8], factory.WS_FINAL[("group", False)][8]
+    gain = np.mean([median(a) - median(b) for a, b in zip(gn_ws, gn)])
+    assert f"WS changes GN by {gain:+.1f}" in at_8
 
 
 def test_conclusions_of_an_empty_folder_say_n_a(tmp_path):

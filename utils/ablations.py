@@ -209,7 +209,7 @@ def conclusions(source="results") -> list[str]:
                 f"{max(published[s] for s in proper) - min(published[s] for s in proper):.1f} points. " + sentence
             )
         lines.append(sentence)
-    for batch_size in (32, 4, 2):
+    for batch_size in (32, 8, 4, 2):
         brn, bn, gn = (run_cell(runs, experiment=BATCH_RENORM, norm=norm, batch_size=batch_size)
                        for norm in ("batch_renorm", "batch", "group"))
         renorm_gain, gn_gap = paired_difference(brn, bn), paired_difference(gn, brn)
@@ -225,7 +225,7 @@ def conclusions(source="results") -> list[str]:
         lines.append(sentence + ".")
     large_bn = run_cell(runs, experiment=WEIGHT_STANDARDIZATION, norm="batch", batch_size=32,
                         weight_standardization=False)
-    for batch_size in (32, 2):
+    for batch_size in (32, 8, 2):
         cells = {label: run_cell(runs, experiment=WEIGHT_STANDARDIZATION, norm=norm, batch_size=batch_size,
                                  weight_standardization=standardized)
                  for (norm, standardized), label in WS_LABELS.items()}
