@@ -101,6 +101,16 @@ def test_conclusions_state_each_claim_with_seed_counts(runs):
     assert "Batch 2, mixture minus GN: GN+BN parallel" in text
 
 
+def test_conclusions_set_each_mixture_beside_bn_too(runs):
+    line = next(line for line in understanding.conclusions(runs) if line.startswith("Claim: mixing") and "Batch 2," in line)
+    beside_bn = line.split("Mixture minus BN: ")[1]
+    for norm, name in (("gn_plus_parallel", "GN+BN parallel"), ("gn_plus_bn_first", "GN+BN, BN first")):
+        differences = [median(a) - median(b) for a, b in zip(factory.MIXTURE_FINAL[norm][2], factory.MIXTURE_FINAL["batch"][2])]
+        lower = sum(difference < 0 for difference in differences)
+        expected = f"{name} {np.mean(differences):+.1f} ± {np.std(differences, ddof=1):.1f} (lower than BN in {lower} of 2 seeds)"
+        assert expected in beside_bn
+
+
 def test_conclusions_without_these_runs_say_so(tmp_path):
     lines = understanding.conclusions(results.load_runs(factory.make_results(tmp_path)))
     assert len(lines) == 7 and all("no seed has both runs yet" in line for line in lines[:2])
