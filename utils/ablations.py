@@ -116,7 +116,12 @@ def table3(source="results", *, experiment=GROUP_ABLATION, batch_size=32) -> pd.
     return frame
 
 
-def batch_renorm_table(source="results", *, experiment=BATCH_RENORM, batch_sizes=(32, 8, 4, 2)) -> pd.DataFrame:
+# The batch sizes of the two grids (utils.config), as the tables and findings show them.
+BATCH_RENORM_SIZES = (32, 8, 4, 2)
+WEIGHT_STANDARDIZATION_SIZES = (32, 8, 2)
+
+
+def batch_renorm_table(source="results", *, experiment=BATCH_RENORM, batch_sizes=BATCH_RENORM_SIZES) -> pd.DataFrame:
     """Batch Renorm beside BN and GN by batch size, with the paper's numbers at 4 images/GPU.
 
     Returns:
@@ -142,7 +147,7 @@ def batch_renorm_table(source="results", *, experiment=BATCH_RENORM, batch_sizes
 
 
 def weight_standardization_table(source="results", *, experiment=WEIGHT_STANDARDIZATION,
-                                 batch_sizes=(32, 8, 2)) -> pd.DataFrame:
+                                 batch_sizes=WEIGHT_STANDARDIZATION_SIZES) -> pd.DataFrame:
     """BN and GN with and without Weight Standardization, by batch size.
 
     Returns:
@@ -209,7 +214,7 @@ def conclusions(source="results") -> list[str]:
                 f"{max(published[s] for s in proper) - min(published[s] for s in proper):.1f} points. " + sentence
             )
         lines.append(sentence)
-    for batch_size in (32, 8, 4, 2):
+    for batch_size in BATCH_RENORM_SIZES:
         brn, bn, gn = (run_cell(runs, experiment=BATCH_RENORM, norm=norm, batch_size=batch_size)
                        for norm in ("batch_renorm", "batch", "group"))
         renorm_gain, gn_gap = paired_difference(brn, bn), paired_difference(gn, brn)
@@ -225,7 +230,7 @@ def conclusions(source="results") -> list[str]:
         lines.append(sentence + ".")
     large_bn = run_cell(runs, experiment=WEIGHT_STANDARDIZATION, norm="batch", batch_size=32,
                         weight_standardization=False)
-    for batch_size in (32, 8, 2):
+    for batch_size in WEIGHT_STANDARDIZATION_SIZES:
         cells = {label: run_cell(runs, experiment=WEIGHT_STANDARDIZATION, norm=norm, batch_size=batch_size,
                                  weight_standardization=standardized)
                  for (norm, standardized), label in WS_LABELS.items()}
