@@ -306,8 +306,29 @@ def test_a_run_being_trained_elsewhere_is_skipped_and_the_grid_goes_on(tmp_path)
         holder.kill()
         holder.wait()
     assert [item.outcome for item in grid] == ["locked", "read back"]
-    assert lines[1].endswith(f"norm_comparison/bn_bs32_seed0: skipped, being trained by process {holder.pid}")
+    # Not announced as starting: this process never trained it.
+    assert lines[0].endswith(f"norm_comparison/bn_bs32_seed0: skipped, being trained by process {holder.pid}")
+    assert len(lines) == 2
     assert list(experiments.summary_table(grid)["status"]) == ["skipped (being trained elsewhere)", "complete"]
+
+
+def test_a_run_finished_elsewhere_while_waiting_is_read_back_not_announced(tmp_path, monkeypatch):
+    # Planned as "train", but another process finishes it before this one takes the lock.
+    config = profile_configs("smoke", "norm_comparison")[0]
+    real_lock = runs.run_lock
+
+    @contextlib.contextmanager
+    def lock_after_the_other_process_finished(run_dir):
+        write_complete_run(config, tmp_path)
+        with real_lock(run_dir):
+            yield
+
+    monkeypatch.setattr(runs, "run_lock", lock_after_the_other_process_finished)
+    lines = []
+    grid = experiments.run_grid([config], tmp_path, verbose=0, print_line=lines.append)
+    assert [item.outcome for item in grid] == ["read back"]
+    assert not any(line.endswith(": starting") for line in lines)
+    assert grid[0].record.summary["status"] == "complete"
 
 
 def test_overrides_that_make_runs_identical_are_refused():
@@ -345,8 +366,16 @@ def test_two_workers_train_each_run_once_and_write_what_one_process_writes(smoke
     worker_lines = [line for line in output.splitlines() if line.startswith("[worker ")]
     started = [line for line in worker_lines if line.endswith(": starting")]
     skipped = [line for line in worker_lines if ": skipped, being trained by process" in line]
-    # 20 distinct trainings, each trained by one worker; the other skipped it or read it back.
-    assert len(started) - len(skipped) == 20
+    # 20 distinct trainings, each started by exactly one worker; the other skipped it
+    # while it was being trained or read it back once it was finished.
+    def worker_and_run(line):
+        # "[worker 1] [3/20] norm_comparison/in_bs32_seed0: starting" -> ("1", "norm_comparison/in_bs32_seed0")
+        words = line.split()
+        return words[1].rstrip("]"), words[3].rstrip(":")
+
+    assert len(started) == 20
+    assert len({worker_and_run(line)[1] for line in started}) == 20
+    assert not {worker_and_run(line) for line in started} & {worker_and_run(line) for line in skipped}
     assert {line.split()[1].rstrip("]") for line in started} == {"1", "2"}
     for config in profile_configs("smoke"):
         one, two = (runs.read_run(runs.run_directory(config, folder)) for folder in (sequential, tmp_path))

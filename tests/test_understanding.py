@@ -93,6 +93,20 @@ def test_mixtures_table_and_learnt_weights(runs):
     np.testing.assert_allclose(last[last["layer"] == "norm1"]["mixing_weight"], factory.FINAL_MIXING_WEIGHT["norm1"])
 
 
+def test_mixing_weight_table_gives_s_after_the_first_and_the_last_epoch(runs, tmp_path):
+    table = understanding.mixing_weight_table(runs).set_index(["batch size", "mixture"])
+    assert list(table.index.get_level_values("mixture")[:3]) == ["GN+BN parallel", "GN+BN, GN first", "GN+BN, BN first"]
+    for number, (layer, end) in enumerate(factory.FINAL_MIXING_WEIGHT.items(), start=1):
+        column = f"s, layer {number}, "
+        assert table.loc[(2, "GN+BN, BN first"), column + "epoch 1"] == pytest.approx(0.731 + (end - 0.731) / factory.EPOCHS)
+        assert table.loc[(32, "GN+BN parallel"), column + "last epoch"] == pytest.approx(end)
+        assert table.loc[(32, "GN+BN parallel"), column + "last epoch sd"] == pytest.approx(0.0)
+    assert (table["n"] == len(factory.ABLATION_SEEDS)).all()
+    assert "starting at 0.731 (lambda = 1)" in table.attrs["caption"]
+    empty = understanding.mixing_weight_table(results.load_runs(factory.make_results(tmp_path)))
+    assert len(empty) == 9 and (empty["n"] == 0).all()
+
+
 def test_conclusions_state_each_claim_with_seed_counts(runs):
     text = "\n".join(understanding.conclusions(runs))
     assert "GN smooths the loss landscape less than BN" in text and "GN higher in 2 of 2 seeds" in text

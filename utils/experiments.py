@@ -288,15 +288,21 @@ def run_grid(configs, results_dir="results", *, data_dir=None, skip_training=Non
             print_line(f"{label}: not trained ({skip_training})")
             grid.append(GridRun(config, "not trained"))
             continue
-        if plan.action == "train":
+        trained = []
+
+        def announce_training(label=label, trained=trained):
+            # Said under the run's lock: another process may finish the run between
+            # this process's planning and its turn, and then this one only reads it.
+            trained.append(True)
             print_line(f"{label}: starting")
+
         start = time.perf_counter()
         try:
             # Imported here: planning and reading need no TensorFlow.
             import_tensorflow()
             from utils.training import run
 
-            record = run(config, results_dir, data_dir=data_dir, verbose=verbose)
+            record = run(config, results_dir, data_dir=data_dir, verbose=verbose, on_training_start=announce_training)
         except runs.RunLockedError as locked:
             print_line(f"{label}: skipped, being trained by {f'process {locked.pid}' if locked.pid else 'another process'}")
             grid.append(GridRun(config, "locked", error=locked))
@@ -306,7 +312,7 @@ def run_grid(configs, results_dir="results", *, data_dir=None, skip_training=Non
             grid.append(GridRun(config, "failed", error=error))
             continue
         print_line(f"{label}: {_describe(record)}")
-        outcome = {"finished": "read back", "reuse": "reused", "train": "trained"}[plan.action]
+        outcome = "trained" if trained else {"finished": "read back", "reuse": "reused", "train": "read back"}[plan.action]
         grid.append(GridRun(config, outcome, record=record))
     return grid
 

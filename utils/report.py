@@ -228,6 +228,7 @@ def understanding_markdown(results_dir="results", figures_dir="figures"):
         ("Loss landscape", understanding.landscape_table, 3),
         ("Distortion and weight decay", understanding.distortion_table, 1),
         ("GN+BN mixtures", understanding.mixtures_table, 1),
+        ("Learnt weight of GN in the mixtures", understanding.mixing_weight_table, 2),
     )
     reuse = "the recipe's BN and GN runs at batch 32 are the comparison's, BN and GN beside the mixtures the sweep's"
     return _experiments_block(results_dir, figures_dir, "understanding_gn", reuse, tables, understanding.conclusions,

@@ -443,7 +443,7 @@ def _restore(model, backup_dir, epoch):
 # ------------------------------------------------------------------------------ run
 
 
-def run(config, results_dir="results", *, data_dir=None, verbose=1, callbacks=()):
+def run(config, results_dir="results", *, data_dir=None, verbose=1, callbacks=(), on_training_start=None):
     """Trains one config, or returns its results when they are already on disk.
 
     Args:
@@ -452,6 +452,8 @@ def run(config, results_dir="results", *, data_dir=None, verbose=1, callbacks=()
         data_dir: where the data is (see `load_data`).
         verbose: Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch.
         callbacks: extra Keras callbacks, called after the run's own ones.
+        on_training_start: called with no arguments when this call trains, once it
+            holds the run's lock; not called when the run is read back or reused.
 
     Returns:
         A `utils.runs.RunRecord` of the run's folder.
@@ -480,6 +482,8 @@ def run(config, results_dir="results", *, data_dir=None, verbose=1, callbacks=()
     with runs.run_lock(run_dir):
         # Planned again under the lock: another process may have finished it meanwhile.
         if runs.planned_action(config, results_dir)[0] != "finished":
+            if on_training_start is not None:
+                on_training_start()
             # Keras compiles without XLA whenever TensorFlow's deterministic kernels are
             # on, so with jit_compile=True determinism rests on XLA, whose CPU kernels are
             # deterministic.

@@ -290,6 +290,42 @@ def mixing_weights(source="results", *, experiment=MIXTURES) -> pd.DataFrame:
     return pd.concat(pieces, ignore_index=True)[columns]
 
 
+def mixing_weight_table(source="results", *, experiment=MIXTURES, batch_sizes=(32, 8, 2)) -> pd.DataFrame:
+    """The learnt weight s of GN in each mixture layer after the first and the last
+    epoch, by batch size and mixture, over the complete runs.
+
+    Returns:
+        One row per (batch size, mixture) with, for each normalization layer of the
+        model ("layer 1" is the first), s after epoch 1 and after the last epoch (mean,
+        and sd over seeds), and "n", the number of complete runs behind them.
+    """
+    weights = mixing_weights(source, experiment=experiment)
+    weights = weights[weights["state"] == "complete"]
+    layers = sorted(weights["layer"].unique())
+    rows = []
+    for batch_size in batch_sizes:
+        for norm in MIXTURE_NORMS:
+            chosen = weights[(weights["norm"] == norm) & (weights["batch_size"] == batch_size)]
+            last_epoch = chosen.groupby("run_name")["epoch"].transform("max")
+            row = {"batch size": batch_size, "mixture": label(norm)}
+            for number, layer in enumerate(layers, start=1):
+                in_layer = chosen["layer"] == layer
+                for name, when in (("epoch 1", chosen["epoch"] == 1), ("last epoch", chosen["epoch"] == last_epoch)):
+                    values = chosen[in_layer & when]["mixing_weight"]
+                    row[f"s, layer {number}, {name}"] = values.mean() if len(values) else math.nan
+                    row[f"s, layer {number}, {name} sd"] = values.std(ddof=1) if len(values) > 1 else math.nan
+            row["n"] = chosen["run_name"].nunique()
+            rows.append(row)
+    frame = pd.DataFrame(rows)
+    initial = 1 / (1 + math.exp(-1.0))
+    frame.attrs["caption"] = (
+        f"Learnt weight s of GN in the mixture layers ({data_context(as_runs(source))}): s = sigmoid(lambda), 1 is GN "
+        f"alone and 0 BN alone, starting at {initial:.3f} (lambda = 1); layer 1 is the model's first normalization, "
+        "after each epoch's training; mean ± sd over the complete runs' seeds (n)."
+    )
+    return frame
+
+
 # ---------------------------------------------------------------- findings
 
 
