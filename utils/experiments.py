@@ -312,7 +312,8 @@ def run_grid(configs, results_dir="results", *, data_dir=None, skip_training=Non
             grid.append(GridRun(config, "failed", error=error))
             continue
         print_line(f"{label}: {_describe(record)}")
-        outcome = "trained" if trained else {"finished": "read back", "reuse": "reused", "train": "read back"}[plan.action]
+        # A run planned for training that another process finished meanwhile was only read.
+        outcome = "trained" if trained else ("reused" if plan.action == "reuse" else "read back")
         grid.append(GridRun(config, outcome, record=record))
     return grid
 

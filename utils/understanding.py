@@ -299,7 +299,8 @@ def mixing_weight_table(source="results", *, experiment=MIXTURES, batch_sizes=(3
         model ("layer 1" is the first), s after epoch 1 and after the last epoch (mean,
         and sd over seeds), and "n", the number of complete runs behind them.
     """
-    weights = mixing_weights(source, experiment=experiment)
+    runs = as_runs(source)
+    weights = mixing_weights(runs, experiment=experiment)
     weights = weights[weights["state"] == "complete"]
     layers = sorted(weights["layer"].unique())
     rows = []
@@ -319,7 +320,7 @@ def mixing_weight_table(source="results", *, experiment=MIXTURES, batch_sizes=(3
     frame = pd.DataFrame(rows)
     initial = 1 / (1 + math.exp(-1.0))
     frame.attrs["caption"] = (
-        f"Learnt weight s of GN in the mixture layers ({data_context(as_runs(source))}): s = sigmoid(lambda), 1 is GN "
+        f"Learnt weight s of GN in the mixture layers ({data_context(runs)}): s = sigmoid(lambda), 1 is GN "
         f"alone and 0 BN alone, starting at {initial:.3f} (lambda = 1); layer 1 is the model's first normalization, "
         "after each epoch's training; mean ± sd over the complete runs' seeds (n)."
     )
