@@ -7,6 +7,12 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
 import pytest  # noqa: E402  (after the environment settings above)
 
+from utils import training  # noqa: E402
+
+# Before any test runs a TensorFlow operation: the tests that train in this process use
+# the threads of every training (utils.training.TRAINING_THREADS).
+training.use_training_threads()
+
 
 @pytest.fixture(scope="session")
 def synthetic_tiny_imagenet(tmp_path_factory):

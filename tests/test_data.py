@@ -21,6 +21,7 @@ import pytest
 import tensorflow as tf
 
 from utils import data, data_sources, synthetic
+from utils.paths import display_path
 
 # Read before the isolation fixture below hides the environment from the other tests.
 REAL_DATA = os.environ.get(data.ENVIRONMENT_VARIABLE)
@@ -292,6 +293,19 @@ def test_finds_a_copy_in_the_keras_cache(synthetic_tiny_imagenet, tmp_path):
     assert decoded_slots(cache)  # the decoded cache went to the default cache folder too
 
 
+def test_finds_an_archive_extracted_earlier_once_the_variable_is_unset(synthetic_tiny_imagenet, tmp_path,
+                                                                       monkeypatch):
+    # `make reproduce` with TINY_IMAGENET_DIR=<archive> extracts into the Keras cache; a
+    # later load without the variable must find that copy instead of downloading.
+    archive = make_tar_gz(synthetic_tiny_imagenet, tmp_path / "tiny-imagenet-200.tar.gz")
+    monkeypatch.setenv(data.ENVIRONMENT_VARIABLE, str(archive))
+    (x_train, _), _ = data.load_tiny_imagenet()
+    monkeypatch.delenv(data.ENVIRONMENT_VARIABLE)
+    archive.unlink()
+    (again, _), _ = data.load_tiny_imagenet(download=False)
+    assert np.array_equal(again, x_train)
+
+
 def test_uses_a_downloaded_zip_in_the_cache_offline(synthetic_tiny_imagenet):
     cache = data.default_cache_dir()
     cache.mkdir(parents=True)
@@ -430,7 +444,7 @@ def test_temporaries_of_killed_runs_are_removed_on_the_next_build(
     assert all(folder.exists() for folder in kept)
     lines = [line for line in output.splitlines() if line.startswith("Removed ")]
     assert lines == [
-        f"Removed 2 temporary folder(s) left in {parent} by interrupted runs: "
+        f"Removed 2 temporary folder(s) left in {display_path(parent)} by interrupted runs: "
         f"{', '.join(sorted(folder.name for folder in removed))}."
     ]
     hidden = sorted(entry for entry in parent.iterdir() if entry.name.startswith("."))

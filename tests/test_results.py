@@ -223,6 +223,25 @@ def test_learning_before_decays_counts_a_copied_run_once(runs):
     assert results.learning_before_decays(runs)["runs"].tolist() == [8, 8, 8]
 
 
+def test_a_copy_in_an_experiment_that_sorts_first_does_not_take_the_training(results_dir, tmp_path):
+    # batch_renorm/ sorts before batch_size_sweep/: the training must stay the sweep's.
+    import dataclasses
+    import shutil
+
+    from utils import runs as runs_module
+
+    shutil.copytree(results_dir, tmp_path, dirs_exist_ok=True)
+    source = factory.make_config("batch_size_sweep", "batch", 16)
+    copy = dataclasses.replace(source, experiment="batch_renorm")
+    runs_module.copy_finished_run(copy, tmp_path / "batch_size_sweep" / source.run_name, tmp_path)
+    study = ("norm_comparison", "batch_size_sweep")
+    before = results.distinct_trainings(results_dir, study)
+    after = results.distinct_trainings(tmp_path, study)
+    assert list(after["training"]) == list(before["training"])
+    assert list(after["experiment"]) == list(before["experiment"])
+    assert results.learning_before_decays(tmp_path)["runs"].tolist() == [8, 8, 8]
+
+
 def test_conclusions_count_the_seeds_where_gn_is_below_bn_at_each_batch(tmp_path):
     write_seeds(tmp_path, "batch", 32, [60.0, 61.0, 62.0])
     write_seeds(tmp_path, "group", 32, [61.0, 60.5, 63.0])  # below BN in seed 1 only
@@ -261,6 +280,15 @@ def test_markdown_export(results_dir):
     assert "| 2 | – |" in text  # NaN shows as a dash, not "nan"
     assert "nan" not in text.lower().replace("nats", "")
     assert text.endswith(results.table2(results_dir).attrs["caption"])
+
+
+def test_a_table_is_rounded_once_the_same_way_everywhere():
+    # 90.55 is stored as 90.5499...: pandas's round gives 90.6, the markdown 90.5.
+    frame = pd.DataFrame({"norm": ["IN", "BN"], "val": [90.55, 72.65], "val sd": [0.25, float("nan")]})
+    shown = results.formatted(frame)
+    assert shown["val"].tolist() == [f"{90.55:.1f} ± {0.25:.1f}", f"{72.65:.1f}"]
+    markdown_rows = results.to_markdown(frame).splitlines()[2:]
+    assert markdown_rows == [f"| {row.norm} | {row.val} |" for row in shown.itertuples()]
 
 
 def test_markdown_escapes_pipes_and_formats_decimals():

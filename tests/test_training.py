@@ -421,3 +421,21 @@ def test_norm_noise_run_trains_and_differs_from_the_clean_run(reference, tmp_pat
     assert noisy.summary["status"] == "complete"
     assert not noisy.history["train_loss"].equals(reference.history["train_loss"])
     assert isinstance(training.build_model(noisy.config).get_layer("norm1_noise"), OutputNoise)
+
+
+def test_a_process_whose_tensorflow_started_with_other_threads_is_refused_by_name():
+    # Training there would give a history that depends on the machine's cores.
+    script = ("import tensorflow as tf; tf.constant(1.0) + 1\n"
+              "from utils import training; training.use_training_threads()")
+    child = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).resolve().parent.parent,
+                           capture_output=True, text=True, timeout=300)
+    assert child.returncode != 0
+    assert "already runs with intra/inter-op threads (0, 0)" in child.stderr
+    assert "use_training_threads()" in child.stderr
+
+
+def test_a_run_records_the_cpu_its_threads_and_xla(reference):
+    device = reference.summary["device"]
+    assert training.cpu_model() in device
+    assert f"{training.TRAINING_THREADS} thread)" in device
+    assert device.endswith(", no XLA")

@@ -39,6 +39,7 @@ import numpy as np
 import tensorflow as tf
 
 from utils import data_sources
+from utils.paths import display_path
 from utils.data_sources import (  # noqa: F401  (re-exported)
     ENVIRONMENT_VARIABLE,
     TINY_IMAGENET_DATASET_NAME,
@@ -299,7 +300,7 @@ def _read_cache(slot, fingerprint, selection):
             arrays[name] = array
         return arrays
     except (OSError, ValueError, KeyError, TypeError, EOFError) as error:
-        print(f"Not using the decoded cache {slot}: {error}; rebuilding it.", flush=True)
+        print(f"Not using the decoded cache {display_path(slot)}: {error}; rebuilding it.", flush=True)
         return None
 
 

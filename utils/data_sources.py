@@ -35,6 +35,8 @@ from pathlib import Path
 
 import keras
 
+from utils.paths import display_path
+
 TINY_IMAGENET_DATASET_NAME = "tiny-imagenet-200"
 TINY_IMAGENET_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
 TINY_IMAGENET_MD5 = "90528d7ca1a48142e341f4ef8d21d0de"
@@ -168,7 +170,7 @@ def remove_stale_temporaries(parent):
                 removed.append(entry.name)
     if removed:
         print(
-            f"Removed {len(removed)} temporary folder(s) left in {parent} by interrupted runs: "
+            f"Removed {len(removed)} temporary folder(s) left in {display_path(parent)} by interrupted runs: "
             f"{', '.join(removed)}.",
             flush=True,
         )
@@ -231,7 +233,8 @@ def resolve_dataset_folder(path=None, *, download=True, cache_dir=None):
 
     Args:
         path: the `tiny-imagenet-200` folder, a folder containing it, or an archive
-            (.zip / .tar.gz). None searches `TINY_IMAGENET_DIR`, then the cache folder,
+            (.zip / .tar.gz). None searches `TINY_IMAGENET_DIR`, then the cache folder
+            (a copy placed or downloaded there, or extracted there from a local archive),
             then downloads (when `download`).
         download: whether the official archive may be downloaded when nothing local exists.
         cache_dir: where archives are extracted and downloads go; None means
@@ -245,7 +248,13 @@ def resolve_dataset_folder(path=None, *, download=True, cache_dir=None):
         return _folder_from_user_path(
             Path(environment_path), cache_dir, f"the environment variable {ENVIRONMENT_VARIABLE}"
         )
-    for candidate in (cache_dir / TINY_IMAGENET_DATASET_NAME, cache_dir / DOWNLOAD_EXTRACTION_FOLDER):
+    # Then a copy that an earlier call extracted from a local archive (e.g. the one
+    # TINY_IMAGENET_DIR named for `make reproduce`), newest first.
+    extracted = sorted((cache_dir / EXTRACTED_ARCHIVES_FOLDER).glob(f"*/{COMPLETE_MARKER}"),
+                       key=lambda marker: marker.stat().st_mtime, reverse=True)
+    candidates = [cache_dir / TINY_IMAGENET_DATASET_NAME, cache_dir / DOWNLOAD_EXTRACTION_FOLDER,
+                  *(marker.parent for marker in extracted)]
+    for candidate in candidates:
         complete = candidate.name == TINY_IMAGENET_DATASET_NAME or (candidate / COMPLETE_MARKER).exists()
         folder = find_dataset_folder(candidate) if complete else None
         if folder is not None:
@@ -343,7 +352,7 @@ def extract_archive(archive, cache_dir):
     remove_stale_temporaries(target.parent)
     temporary = temporary_sibling(target)
     temporary.mkdir()
-    print(f"Extracting {archive} into {target} (done once, then reused)...", flush=True)
+    print(f"Extracting {display_path(archive)} into {display_path(target)} (done once, then reused)...", flush=True)
     started = time.perf_counter()
     try:
         if zipfile.is_zipfile(archive):

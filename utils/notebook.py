@@ -54,7 +54,13 @@ from utils import results
 from utils import runs
 from utils import training
 from utils import workers
+from utils.paths import REPOSITORY_ROOT
+from utils.paths import display_path
 from utils.synthetic import SYNTHETIC_DATASET_NAME
+
+# Before a notebook's first TensorFlow operation: a run trained (or resumed) here then
+# uses the same threads as one trained by the command line.
+training.use_training_threads()
 
 __all__ = [
     "REPOSITORY_ROOT",
@@ -75,7 +81,6 @@ __all__ = [
     "show_table",
 ]
 
-REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PROFILE = "cpu"
 # Variable name -> what it sets (printed by `show_setup`).
 ENVIRONMENT_VARIABLES = {
@@ -134,18 +139,6 @@ class DataStatus:
     available: bool
     data_dir: Path | None
     message: str
-
-
-def display_path(path):
-    """A path as notebooks print it, without the machine's absolute folders: relative to
-    the repository root, or to the home folder ("~/..."), else as a relative path from
-    the repository root, so saved notebook outputs read the same on every machine."""
-    # abspath also folds "folder/.." away, so "notebooks/../x" prints as "x".
-    path = Path(os.path.abspath(Path(path).expanduser()))
-    for base, prefix in ((REPOSITORY_ROOT, ""), (Path.home(), "~/")):
-        if path.is_relative_to(base):
-            return prefix + (path.relative_to(base).as_posix() or ".")
-    return Path(os.path.relpath(path, REPOSITORY_ROOT)).as_posix()
 
 
 def _path_setting(environ, name, default):
@@ -427,5 +420,6 @@ def show_table(frame, *, decimals=1):
     """
     from IPython.display import display
 
-    display(frame.round(decimals))
+    # The cells' text, not the numbers: pandas would round them its own way (half to even).
+    display(results.formatted(frame, decimals=decimals))
     print(results.to_markdown(frame, decimals=decimals))

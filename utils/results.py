@@ -280,15 +280,18 @@ def seed_table(source="results", *, experiment=None, column="val_error_median5")
                             aggfunc="first")
 
 
-def distinct_trainings(source="results") -> pd.DataFrame:
+def distinct_trainings(source="results", experiments=None) -> pd.DataFrame:
     """The complete runs of `source`, each training once.
 
     A run copied from another (``reused_from``) is one training with the run it was copied
-    from: it stands for that training when the source is not among the runs (a copy
-    outlives a source in another experiment), and is dropped when the source is.
+    from. Each training is represented by the run that trained it when that run is among
+    the runs, else by one of its copies (a copy outlives a source in another experiment),
+    so which training a run belongs to never depends on which other folders exist.
 
     Args:
         source: a results folder or a frame from `load_runs`.
+        experiments: None for every training; else only the trainings that a run of one
+            of these experiments trained or copied.
 
     Returns:
         The rows of `load_runs` for those runs, with a column ``training`` naming the
@@ -297,7 +300,13 @@ def distinct_trainings(source="results") -> pd.DataFrame:
     runs = as_runs(source)
     complete = runs[runs["state"] == "complete"]
     own_name = complete["experiment"] + "/" + complete["run_name"]
-    return complete.assign(training=complete["reused_from"].fillna(own_name)).drop_duplicates("training")
+    complete = complete.assign(training=complete["reused_from"].fillna(own_name))
+    if experiments is not None:
+        wanted = set(complete.loc[complete["experiment"].isin(experiments), "training"])
+        complete = complete[complete["training"].isin(wanted)]
+    # The run that trained first (a stable sort keeps the folder order otherwise).
+    copied = complete["reused_from"].notna()
+    return complete.loc[copied.sort_values(kind="stable").index].drop_duplicates("training").sort_index()
 
 
 def training_time(source="results") -> pd.DataFrame:
@@ -333,8 +342,7 @@ def learning_before_decays(source="results", *, experiments=(NORM_COMPARISON, BA
         ``change_sd`` (points of training error, mean and sd over runs), ``falling`` (runs
         whose error fell) and ``runs``.
     """
-    trainings = distinct_trainings(as_runs(source))
-    trainings = trainings[trainings["experiment"].isin(experiments)]
+    trainings = distinct_trainings(source, experiments)
     rows = []
     for run in trainings.itertuples(index=False):
         history = runs_module.read_run(run.path).history.set_index("epoch")
@@ -732,6 +740,17 @@ def with_spread(frame: pd.DataFrame, *, decimals: int = 1) -> pd.DataFrame:
     return shown
 
 
+def formatted(frame: pd.DataFrame, *, decimals: int = 1) -> pd.DataFrame:
+    """`frame` as the text of its cells, rounded once, the same way wherever a table is shown
+    (markdown, notebooks): "mean ± sd" columns (`with_spread`), floats with `decimals`
+    digits, NaN as "–"."""
+    shown = with_spread(frame, decimals=decimals)
+    text = pd.DataFrame({column: [_format_cell(value, decimals) for value in shown[column]] for column in shown},
+                        index=shown.index)
+    text.attrs = dict(shown.attrs)
+    return text
+
+
 def to_markdown(frame: pd.DataFrame, *, decimals: int = 1, index: bool = False, caption: bool = True) -> str:
     """A GitHub-flavoured markdown table of `frame` (no extra dependency).
 
@@ -747,10 +766,10 @@ def to_markdown(frame: pd.DataFrame, *, decimals: int = 1, index: bool = False, 
     """
     if index:
         frame = frame.reset_index()
-    frame = with_spread(frame, decimals=decimals)
-    headers = [str(column) for column in frame.columns]
-    numeric = [column in frame.attrs["numeric"] for column in frame.columns]
-    body = [[_format_cell(value, decimals) for value in row] for row in frame.itertuples(index=False)]
+    shown = formatted(frame, decimals=decimals)
+    headers = [str(column) for column in shown.columns]
+    numeric = [column in shown.attrs["numeric"] for column in shown.columns]
+    body = shown.itertuples(index=False)
     lines = [
         "| " + " | ".join(headers) + " |",
         "|" + "|".join("---:" if is_number else ":---" for is_number in numeric) + "|",

@@ -242,7 +242,8 @@ def make_summary(config, rows, status, *, diverged_epoch=None, images_per_step, 
         status: "running", "complete" or "diverged".
         diverged_epoch: the epoch whose loss became non-finite (1-based), or None.
         images_per_step: images per training step over all devices.
-        device: the device description, e.g. "1 x CPU (x86_64, 2 cores)".
+        device: the device description, e.g.
+            "1 x CPU (AMD EPYC 7B13, x86_64, 2 cores, 1 thread), XLA".
         versions: library versions, a dict of name to version.
     """
     steps = [row["steps"] for row in rows]

@@ -11,6 +11,12 @@ is returned from disk; a run whose training settings equal a finished run of ano
 experiment reuses that run's results instead of training again. One process at a time
 trains a run: it holds the run folder's lock, and a second process skips the run.
 
+On a CPU every training uses one TensorFlow thread (`TRAINING_THREADS`, set by
+`use_training_threads` before TensorFlow starts): the oneDNN and XLA kernels round sums
+differently with another thread count, so a history would otherwise depend on the
+machine's cores and on how many runs train side by side. What reproduces where is
+stated in the README ("Reproducibility").
+
 Loss columns are the cross-entropy alone (without the weight-decay term); error columns
 are top-1 error in percent. Validation images are never augmented.
 """
@@ -38,6 +44,8 @@ from utils.config import learning_rate_for_epoch
 
 __all__ = [
     "run",
+    "use_training_threads",
+    "TRAINING_THREADS",
     "make_strategy",
     "build_model",
     "load_data",
@@ -51,7 +59,50 @@ __all__ = [
 VALIDATION_BATCH_SIZE = 256
 
 
+# Intra- and inter-op threads of every training on a CPU (see the module docstring).
+# Measured alone on two cores, one thread trains 0.66-0.90x as many images/s as two
+# (benchmarks/README.md); two one-thread runs side by side, the default, train more.
+TRAINING_THREADS = 1
+
+
 # ------------------------------------------------------------------- devices and data
+
+
+def use_training_threads():
+    """Limits TensorFlow in this process to `TRAINING_THREADS` threads on a CPU.
+
+    Call it before TensorFlow runs its first operation: TensorFlow fixes its thread pools
+    when it starts them. `run` calls it; `utils.notebook` calls it when imported. Does
+    nothing with a GPU, where the history does not depend on the host's threads.
+
+    Raises:
+        RuntimeError: TensorFlow has already started with another number of threads.
+    """
+    if tf.config.list_physical_devices("GPU"):
+        return
+    threading = tf.config.threading
+    current = (threading.get_intra_op_parallelism_threads(), threading.get_inter_op_parallelism_threads())
+    if current == (TRAINING_THREADS, TRAINING_THREADS):
+        return
+    try:
+        threading.set_intra_op_parallelism_threads(TRAINING_THREADS)
+        threading.set_inter_op_parallelism_threads(TRAINING_THREADS)
+    except RuntimeError as error:
+        raise RuntimeError(
+            f"TensorFlow in this process already runs with intra/inter-op threads {current} (0: one per core), "
+            f"but every training uses {TRAINING_THREADS} so that its history does not depend on the machine's "
+            "cores. Call utils.training.use_training_threads() (or import utils.notebook) before any TensorFlow "
+            "operation, or train from the command line (python -m utils.experiments)."
+        ) from error
+
+
+def cpu_model():
+    """The CPU's model name (e.g. "AMD EPYC 7B13"), or the machine type where it cannot be read."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def _logical_cpus():
@@ -88,15 +139,18 @@ def make_strategy(distribution="auto"):
     return _STRATEGIES[distribution]
 
 
-def _describe_device(strategy):
+def _describe_device(strategy, jit_compile):
+    """E.g. "1 x CPU (AMD EPYC 7B13, x86_64, 2 cores, 1 thread), XLA": what a history depends on."""
     replicas = strategy.num_replicas_in_sync
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
         details = tf.config.experimental.get_device_details(gpus[0])
         kind = details.get("device_name", "GPU")
     else:
-        kind = f"CPU ({platform.machine() or 'unknown'}, {os.cpu_count()} cores)"
-    return f"{replicas} x {kind}"
+        threads = tf.config.threading.get_intra_op_parallelism_threads() or "all"
+        kind = (f"CPU ({cpu_model()}, {platform.machine() or 'unknown'}, {os.cpu_count()} cores, "
+                f"{threads} thread{'' if threads == 1 else 's'})")
+    return f"{replicas} x {kind}, {'XLA' if jit_compile else 'no XLA'}"
 
 
 def _versions():
@@ -482,6 +536,7 @@ def run(config, results_dir="results", *, data_dir=None, verbose=1, callbacks=()
     with runs.run_lock(run_dir):
         # Planned again under the lock: another process may have finished it meanwhile.
         if runs.planned_action(config, results_dir)[0] != "finished":
+            use_training_threads()
             if on_training_start is not None:
                 on_training_start()
             # Keras compiles without XLA whenever TensorFlow's deterministic kernels are
@@ -583,7 +638,8 @@ def _train_with_policy(config, run_dir, *, data_dir, verbose, callbacks):
     start_epoch, rows = _resume_point(run_dir)
     model, start_epoch = _resumed_model(config, strategy, run_dir, start_epoch)
     rows = rows[:start_epoch]
-    files = _RunFiles(config, run_dir, rows, images_per_step=images_per_step, device=_describe_device(strategy))
+    device = _describe_device(strategy, config.jit_compile)
+    files = _RunFiles(config, run_dir, rows, images_per_step=images_per_step, device=device)
     runs.write_config(run_dir, config)
     files.write("running")
 

@@ -1,14 +1,16 @@
 """Training a grid in several processes at once.
 
-On a CPU, several single-threaded training processes side by side train more images per
-second than one process using every core (measured on two cores: see
+Every training on a CPU uses one TensorFlow thread (utils.training.TRAINING_THREADS), so
+that its history does not depend on the number of processes. Several such processes
+side by side train more images per second than one (measured on two cores: see
 benchmarks/README.md), because the small CNN's steps are too small to keep two threads
-busy. `run_in_workers` starts `workers` processes, each limited to its share of the
-cores; every process walks the same list of trainings and takes the next one that no
-other process holds (the run folder's lock, utils.runs.run_lock), so the work is shared
-without any coordination beyond the locks. The results are written exactly as a single
-process writes them. When all processes have ended, the grid is read back in order in
-this process, which also makes the copies of runs reused by another experiment.
+busy. `run_in_workers` starts `workers` processes; every process walks the same list of
+trainings and takes the next one that no other process holds (the run folder's lock,
+utils.runs.run_lock), so the work is shared without any coordination beyond the locks.
+The results are written exactly as a single process writes them. When all processes
+have ended, the grid is read back in order in this process, which also makes the copies
+of runs reused by another experiment (and trains, with the same one thread, any run that
+no worker finished).
 
     python -m utils.experiments --profile cpu --workers 2
 """
@@ -83,18 +85,23 @@ def run_in_workers(configs, results_dir="results", *, workers, data_dir=None, ve
     """
     if not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers={workers!r} must be an integer >= 1.")
+    import_tensorflow()
+    from utils import training
+
+    # Before this process's first TensorFlow operation (decoding the data below).
+    training.use_training_threads()
     pending = distinct_trainings(configs, results_dir)
     if workers > 1 and len(pending) > 1:
         experiments.check_writable(results_dir)
         prepare_data(pending, data_dir)
         workers = min(workers, len(pending))
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        print_line(f"Training {len(pending)} run(s) in {workers} processes of {threads} thread(s) each.")
+        print_line(f"Training {len(pending)} run(s) in {workers} processes of "
+                   f"{training.TRAINING_THREADS} thread(s) each.")
         with tempfile.TemporaryDirectory() as folder:
             listing = Path(folder) / "configs.json"
             listing.write_text(json.dumps([config.to_dict() for config in pending]))
             command = [sys.executable, "-m", "utils.workers", "--configs", str(listing), "--results",
-                       str(results_dir), "--threads", str(threads), "--verbose", str(verbose)]
+                       str(results_dir), "--verbose", str(verbose)]
             if data_dir is not None:
                 command += ["--data", str(data_dir)]
             processes = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -116,13 +123,12 @@ def main(argv=None):
     parser.add_argument("--configs", required=True, help="JSON file: a list of RunConfig dicts")
     parser.add_argument("--results", required=True)
     parser.add_argument("--data", default=None)
-    parser.add_argument("--threads", type=int, required=True)
     parser.add_argument("--verbose", type=int, default=0)
     arguments = parser.parse_args(argv)
-    tensorflow = import_tensorflow()
-    # Before the first operation: TensorFlow fixes its thread pools when it starts them.
-    tensorflow.config.threading.set_intra_op_parallelism_threads(arguments.threads)
-    tensorflow.config.threading.set_inter_op_parallelism_threads(arguments.threads)
+    import_tensorflow()
+    from utils import training
+
+    training.use_training_threads()
     configs = [RunConfig.from_dict(data) for data in json.loads(Path(arguments.configs).read_text())]
     grid = experiments.run_grid(configs, arguments.results, data_dir=arguments.data, verbose=arguments.verbose,
                                 print_line=lambda line: print(line, flush=True))
