@@ -229,7 +229,24 @@ def test_module_entry_point_lists_runs():
         cwd=REPOSITORY, capture_output=True, text=True, timeout=120,
     )
     assert completed.returncode == 0, completed.stderr
-    assert completed.stdout.split() == [f"batch_size_sweep/{c.run_name}" for c in profile_configs("paper", "batch_size_sweep")]
+    lines = completed.stdout.splitlines()
+    configs = profile_configs("paper", "batch_size_sweep")
+    assert [line.split()[0] for line in lines[:-1]] == [f"batch_size_sweep/{c.run_name}" for c in configs]
+    assert all(line.endswith("  to train") for line in lines[:-1])
+    assert lines[-1] == f"{len(configs)} run(s) in results/: 0 finished, 0 reuse a finished run, {len(configs)} to train"
+
+
+def test_list_says_what_is_finished_reused_and_to_train(tmp_path, capsys):
+    configs = profile_configs("smoke", "all")
+    comparison_bn = next(c for c in configs if c.experiment == "norm_comparison" and c.norm == "batch")
+    write_complete_run(comparison_bn, tmp_path)
+    assert experiments.main(["--profile", "smoke", "--results", str(tmp_path), "--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    status = {line.split()[0]: line.split(None, 1)[1] for line in lines[:-1]}
+    assert status[f"norm_comparison/{comparison_bn.run_name}"] == "finished"
+    assert status[f"batch_size_sweep/{comparison_bn.run_name}"] == f"reuses norm_comparison/{comparison_bn.run_name}"
+    assert status["norm_comparison/gn_g32_bs32_seed0"] == "to train"
+    assert lines[-1].endswith(f": 1 finished, 1 reuse a finished run, {len(configs) - 2} to train")
 
 
 TWO_DEVICES_SCRIPT = textwrap.dedent(

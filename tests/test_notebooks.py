@@ -250,7 +250,8 @@ def test_main_notebook_without_the_data(kernels, tmp_path):
     cell says how to get the data, nothing is downloaded, and the study completes."""
     results_dir, figures_dir, home = tmp_path / "results", tmp_path / "figures", tmp_path / "home"
     home.mkdir()
-    write_finished_runs(profile_configs("cpu"), results_dir)
+    recipe_sweep, study = profile_configs("cpu", "recipe_sweep"), profile_configs("cpu")
+    write_finished_runs(recipe_sweep + study, results_dir)
     text = run_notebook("main", kernels, GN_PROFILE="cpu", GN_RESULTS_DIR=results_dir,
                         GN_FIGURES_DIR=figures_dir, HOME=home, KERAS_HOME=home / ".keras",
                         TINY_IMAGENET_DIR=None, **NO_NETWORK)
@@ -258,7 +259,8 @@ def test_main_notebook_without_the_data(kernels, tmp_path):
     assert TINY_IMAGENET_URL in text and "TINY_IMAGENET_DIR" in text
     assert "Downloading" not in text and "Epoch " not in text
     # Every run was read back from disk; none needed the data.
-    assert text.count("complete, 10/10 epochs") == len(profile_configs("cpu")) and "not trained" not in text
+    assert f"{len(recipe_sweep)} read back." in text and f"{len(study)} read back." in text
+    assert "not trained" not in text
     assert not (home / ".keras" / "datasets").exists() or not any((home / ".keras" / "datasets").iterdir())
     assert "dataset tiny-imagenet-200, profile cpu" in text
     assert not (figures_dir / "sample_images.png").exists()
@@ -410,3 +412,40 @@ def test_read_only_settings_train_nothing_and_say_so(tmp_path, capsys):
     assert "3 to train (GN_TRAIN=0: none is trained here)" in out
     assert out.count("not trained (GN_TRAIN=0)") == 3
     assert list(summary["status"]) == ["complete", "not trained", "not trained", "not trained"]
+
+
+def test_a_notebook_prints_what_it_trains_not_every_run_it_reads_back():
+    printed = []
+    lines = notebook.TrainingLines(printed.append)
+    for line in [
+        "Training 2 run(s) in 2 processes of 1 thread(s) each.",
+        "[worker 1] [1/3] norm_comparison/bn_bs32_seed0: starting",
+        "[worker 2] [1/3] norm_comparison/bn_bs32_seed0: skipped, being trained by process 12",
+        "[worker 1] 625/625 - 20s - loss: 4.1",
+        "[worker 1] [1/3] norm_comparison/bn_bs32_seed0: complete, 2/2 epochs, 10 s",
+        "[worker 2] [1/3] norm_comparison/bn_bs32_seed0: complete, 2/2 epochs, 10 s",
+        "[1/3] norm_comparison/bn_bs32_seed0: complete, 2/2 epochs, 10 s",
+        "[2/3] norm_comparison/gn_g32_bs32_seed0: complete, 2/2 epochs, 10 s",
+        "[3/3] norm_comparison/in_bs32_seed0: skipped, being trained by process 99",
+        "[3/3] norm_comparison/ln_bs32_seed0: failed after 3 s: OSError: disk full",
+    ]:
+        lines(line)
+    assert printed == [
+        "Training 2 run(s) in 2 processes of 1 thread(s) each.",
+        "[worker 1] [1/3] norm_comparison/bn_bs32_seed0: starting",
+        "[worker 1] 625/625 - 20s - loss: 4.1",
+        "[worker 1] [1/3] norm_comparison/bn_bs32_seed0: complete, 2/2 epochs, 10 s",
+        "[3/3] norm_comparison/in_bs32_seed0: skipped, being trained by process 99",
+        "[3/3] norm_comparison/ln_bs32_seed0: failed after 3 s: OSError: disk full",
+    ]
+
+
+def test_plan_counts_count_each_experiments_runs_by_what_will_be_done(tmp_path):
+    configs = profile_configs("smoke", "all")
+    comparison = [c for c in configs if c.experiment == "norm_comparison"]
+    write_finished_runs(comparison[:2], tmp_path)
+    counts = notebook.plan_counts(configs, tmp_path)
+    assert list(counts.index) == ["norm_comparison", "batch_size_sweep"]
+    assert counts.loc["norm_comparison"].tolist() == [2, 0, len(comparison) - 2]
+    sweep = len(configs) - len(comparison)
+    assert counts.loc["batch_size_sweep"].tolist() == [0, 2, sweep - 2]

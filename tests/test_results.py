@@ -175,7 +175,7 @@ def test_differences_are_paired_by_seed(tmp_path):
 
 def test_seed_table_lists_every_seed(tmp_path):
     values = write_seeds(tmp_path, "group", 8, [60.0, 62.0])
-    table = results.seed_table(tmp_path)
+    table = results.seed_table(tmp_path, experiments=("batch_size_sweep",))
     assert list(table.columns) == [0, 1]
     assert table.loc[("batch_size_sweep", "group", 8)].tolist() == pytest.approx(values)
 
@@ -362,3 +362,15 @@ def test_seeds_text_counts_in_words():
     assert results.seeds_text(3) == "3 seeds"
     assert results.seeds_text(0, 1) == "0 of 1 seed"
     assert results.seeds_text(2, 3) == "2 of 3 seeds"
+
+
+def test_batch_size_drop_table_names_its_columns_and_counts_the_seeds(tmp_path):
+    at_32 = write_seeds(tmp_path, "batch", 32, [60.0, 60.0, 60.0])
+    at_2 = write_seeds(tmp_path, "batch", 2, [70.0, 58.0, 66.0])
+    changes = np.array(at_2) - np.array(at_32)
+    table = results.batch_size_drop_table(tmp_path).set_index("norm")
+    assert table.loc["BN", "change"] == pytest.approx(changes.mean())
+    assert table.loc["BN", "change sd"] == pytest.approx(changes.std(ddof=1))
+    assert table.loc["BN", "higher at 2"] == "2 of 3"
+    assert table.loc["BN", "paper's change"] == pytest.approx(paper.TABLE2["batch"][2] - paper.TABLE2["batch"][32])
+    assert "| BN |" in results.to_markdown(table.reset_index())

@@ -439,3 +439,12 @@ def test_a_run_records_the_cpu_its_threads_and_xla(reference):
     assert training.cpu_model() in device
     assert f"{training.TRAINING_THREADS} thread)" in device
     assert device.endswith(", no XLA")
+
+
+def test_a_progress_bar_into_a_pipe_is_one_plain_line_per_epoch(tmp_path, data_dir):
+    script = KILLED_RUN.replace("epochs=4", "epochs=2").replace("verbose=0", "verbose=1")
+    child = subprocess.run([sys.executable, "-c", script, str(tmp_path), str(data_dir)],
+                           cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=300)
+    assert child.returncode == 0, child.stderr
+    assert "\x1b[" not in child.stdout and "\b" not in child.stdout
+    assert "Epoch 1/2" in child.stdout and "Epoch 2/2" in child.stdout

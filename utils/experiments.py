@@ -219,6 +219,24 @@ def plan_table(planned, results_dir="results"):
     } for plan in planned])
 
 
+def list_runs(configs, results_dir="results", print_line=print):
+    """Prints each run with what the engine would do with it, then the counts (--list).
+
+    Returns:
+        0, the command's exit status.
+    """
+    planned = plan_runs(configs, results_dir)
+    table = plan_table(planned, results_dir)
+    names = [f"{plan.config.experiment}/{plan.config.run_name}" for plan in planned]
+    width = max((len(name) for name in names), default=0)
+    for name, on_disk in zip(names, table["on disk"] if len(table) else []):
+        print_line(f"{name:<{width}}  {on_disk}")
+    counts = {action: sum(plan.action == action for plan in planned) for action in ("finished", "reuse", "train")}
+    print_line(f"{len(planned)} run(s) in {results_dir}/: {counts['finished']} finished, {counts['reuse']} reuse a "
+               f"finished run, {counts['train']} to train")
+    return 0
+
+
 def parse_seeds(text):
     """Seeds from "0,1,2" (None for None or an empty text).
 
@@ -337,7 +355,8 @@ def _parser():
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field on every run"
     )
     parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1, help="Keras fit verbosity")
-    parser.add_argument("--list", action="store_true", help="list the selected runs and exit")
+    parser.add_argument("--list", action="store_true",
+                        help="list the selected runs, each with what would be done with it, and exit")
     parser.add_argument(
         "--workers", type=int, default=None,
         help="training processes side by side (default: 2 on a CPU with two or more cores, 1 with a GPU)",
@@ -359,9 +378,7 @@ def main(argv=None):
     if arguments.workers is not None and arguments.workers < 1:
         parser.error(f"--workers {arguments.workers} must be 1 or more.")
     if arguments.list:
-        for config in configs:
-            print(f"{config.experiment}/{config.run_name}")
-        return 0
+        return list_runs(configs, arguments.results)
     print(f"{len(configs)} run(s) of profile {arguments.profile!r} into {arguments.results}/")
     from utils import workers
 

@@ -8,8 +8,10 @@ parameters, calls `utils` and displays. Environment variables (all optional):
                        downloaded .zip / .tar.gz. Unset: a copy in the Keras cache
                        (`$KERAS_HOME/datasets`, `~/.keras/datasets`), else the official
                        download, which is tried only when a run still has to be trained.
-    GN_RESULTS_DIR     the results folder (default `results/`).
-    GN_FIGURES_DIR     where figures are written (default `figures/`).
+    GN_RESULTS_DIR     the results folder (default `results/` for the `cpu` profile,
+                       `results-<profile>/` for the others).
+    GN_FIGURES_DIR     where figures are written (default `figures/` for the `cpu` profile
+                       and its default results folder, else `<results folder>/figures/`).
     GN_SYNTHETIC_DIR   where the smoke profile generates its synthetic data set (default
                        `data/`, which git ignores).
     GN_VERBOSE         Keras fit verbosity while training: 2 (default) prints one line per
@@ -31,9 +33,11 @@ reads an image: the engine (utils.training.run) returns finished runs from disk,
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import os
 import platform
+import re
 from pathlib import Path
 
 from utils.quiet import import_tensorflow
@@ -54,6 +58,7 @@ from utils import results
 from utils import runs
 from utils import training
 from utils import workers
+from utils import paths
 from utils.paths import REPOSITORY_ROOT
 from utils.paths import display_path
 from utils.synthetic import SYNTHETIC_DATASET_NAME
@@ -78,16 +83,18 @@ __all__ = [
     "load_profile_data",
     "show_data",
     "run_experiment",
+    "plan_counts",
+    "TrainingLines",
     "show_table",
 ]
 
-DEFAULT_PROFILE = "cpu"
+DEFAULT_PROFILE = paths.STUDY_PROFILE
 # Variable name -> what it sets (printed by `show_setup`).
 ENVIRONMENT_VARIABLES = {
     "GN_PROFILE": f"grid of runs: one of {config_module.PROFILES} (default {DEFAULT_PROFILE!r})",
     data_sources.ENVIRONMENT_VARIABLE: "Tiny ImageNet-200 folder or archive (default: the Keras cache)",
-    "GN_RESULTS_DIR": "results folder (default results/ at the repository root)",
-    "GN_FIGURES_DIR": "figures folder (default figures/ at the repository root)",
+    "GN_RESULTS_DIR": "results folder (default results/ for the cpu profile, results-<profile>/ otherwise)",
+    "GN_FIGURES_DIR": "figures folder (default figures/ with the default cpu results, else <results>/figures/)",
     "GN_SYNTHETIC_DIR": "where the smoke profile's synthetic data is generated (default data/)",
     "GN_VERBOSE": "Keras fit verbosity while training: 2 one line per epoch (default), 1 progress bar, 0 none",
     "GN_SEEDS": "seeds of the study's runs, e.g. 0 for a quick pass (default: the profile's)",
@@ -170,6 +177,7 @@ def read_settings(environ=None):
         seeds = experiments.parse_seeds(environ.get("GN_SEEDS"))
     except ValueError:
         raise ValueError(f"GN_SEEDS={environ.get('GN_SEEDS')!r} must be comma-separated integers, e.g. 0 or 0,1,2.") from None
+    results_dir = _path_setting(environ, "GN_RESULTS_DIR", paths.default_results_dir(profile))
     verbose_text = environ.get("GN_VERBOSE") or "2"
     train_text = environ.get("GN_TRAIN") or "1"
     if train_text not in ("0", "1"):
@@ -181,8 +189,8 @@ def read_settings(environ=None):
         raise ValueError(f"GN_VERBOSE={verbose_text!r} must be 0, 1 or 2.")
     return Settings(
         profile=profile,
-        results_dir=_path_setting(environ, "GN_RESULTS_DIR", "results"),
-        figures_dir=_path_setting(environ, "GN_FIGURES_DIR", "figures"),
+        results_dir=results_dir,
+        figures_dir=_path_setting(environ, "GN_FIGURES_DIR", paths.default_figures_dir(profile, results_dir)),
         synthetic_dir=_path_setting(environ, "GN_SYNTHETIC_DIR", "data"),
         verbose=int(verbose_text),
         seeds=seeds,
@@ -207,6 +215,14 @@ def hardware():
     return "\n".join(lines)
 
 
+def _epochs_text(epochs):
+    """"10 epochs" when every experiment trains as long, else each experiment's count."""
+    counts = sorted(set(epochs.values()))
+    if len(counts) == 1:
+        return f"{counts[0]} epochs"
+    return "epochs: " + ", ".join(f"{experiment} {count}" for experiment, count in epochs.items())
+
+
 def show_setup(settings):
     """Prints the profile, the folders, the data source and the hardware.
 
@@ -215,7 +231,7 @@ def show_setup(settings):
     """
     profile = config_module.profile_settings(settings.profile)
     print(f"profile:  {settings.profile} (dataset {profile['dataset']}, {profile['classes']} classes, "
-          f"{profile['images_per_class']} training images per class, epochs {profile['epochs']})")
+          f"{profile['images_per_class']} training images per class, {_epochs_text(profile['epochs'])})")
     seeds = settings.seeds if settings.seeds is not None else profile["seeds"]
     print(f"seeds:    {', '.join(map(str, seeds))} (the study's runs; the recipe sweep uses seed 0)")
     print(f"results:  {display_path(settings.results_dir)}")
@@ -268,6 +284,18 @@ def run_plan(configs, results_dir):
         or "to train" (utils.experiments.plan_runs).
     """
     return experiments.plan_table(experiments.plan_runs(configs, results_dir), results_dir)
+
+
+def plan_counts(configs, results_dir):
+    """How many runs of each experiment are finished, reuse a finished run or are to train:
+    one row per experiment (the run-by-run plan is `run_plan`)."""
+    table = run_plan(configs, results_dir)
+    status = table["on disk"].where(~table["on disk"].str.startswith("reuses "), "reuses a finished run")
+    counts = pd.crosstab(table["experiment"], status).reindex(
+        columns=["finished", "reuses a finished run", "to train"], fill_value=0)
+    counts = counts.loc[list(dict.fromkeys(table["experiment"]))]  # grid order
+    counts.columns.name = None
+    return counts
 
 
 def find_data(settings, *, download=False):
@@ -367,6 +395,39 @@ def show_data(settings, data, *, count=SAMPLE_IMAGES):
     return path
 
 
+# A grid's line about one run: "[3/20] norm_comparison/bn_bs32_seed0: <what happened>".
+_RUN_LINE = re.compile(r"^(?:\[worker \d+\] )?(\[\d+/\d+\] \S+): (.*)$")
+
+
+class TrainingLines:
+    """A grid's `print_line` for notebooks: prints what is trained (its start and end
+    lines), what fails or is skipped, and Keras's lines, but not the runs read back from
+    disk, which would fill a saved notebook with a line per finished run."""
+
+    def __init__(self, print_line=print):
+        self.print_line = print_line
+        self.started = set()
+
+    def __call__(self, line):
+        match = _RUN_LINE.match(line)
+        if match is None:
+            self.print_line(line)
+            return
+        label, outcome = match.groups()
+        if outcome.startswith("skipped") and line.startswith("[worker "):
+            # A worker skips the runs that the other workers hold: only another grid's
+            # hold is news.
+            return
+        if outcome == "starting":
+            self.started.add(label)
+            self.print_line(line)
+        elif label in self.started:  # the end of a run trained here, printed once
+            self.started.discard(label)
+            self.print_line(line)
+        elif outcome.startswith(("failed", "skipped", "not trained")):
+            self.print_line(line)
+
+
 def run_experiment(settings, experiment, data=None):
     """Trains the runs of an experiment that are not finished yet; reads back the rest.
 
@@ -396,14 +457,18 @@ def run_experiment(settings, experiment, data=None):
     print(f"{len(configs)} runs; {len(configs) - len(to_train)} finished or reusable in "
           f"{display_path(settings.results_dir)}, {len(to_train)} to train"
           + ("." if settings.train else " (GN_TRAIN=0: none is trained here)."))
+    print_line = TrainingLines()
     if data.available and settings.train:
         grid = workers.run_in_workers(configs, settings.results_dir, workers=settings.workers or workers.default_workers(),
-                                      data_dir=data.data_dir, verbose=settings.verbose)
+                                      data_dir=data.data_dir, verbose=settings.verbose, print_line=print_line)
     else:
         reason = "GN_TRAIN=0" if not settings.train else "the data is not available"
-        grid = experiments.run_grid(configs, settings.results_dir, skip_training=reason, verbose=settings.verbose)
+        grid = experiments.run_grid(configs, settings.results_dir, skip_training=reason, verbose=settings.verbose,
+                                    print_line=print_line)
         if settings.train and any(item.outcome == "not trained" for item in grid):
             print(f"\n{data.message}")
+    outcomes = collections.Counter(item.outcome for item in grid)
+    print(", ".join(f"{count} {outcome}" for outcome, count in sorted(outcomes.items())) + ".")
     failed = [f"{item.config.experiment}/{item.config.run_name}: {type(item.error).__name__}: {item.error}"
               for item in grid if item.outcome == "failed"]
     if failed:
@@ -411,15 +476,17 @@ def run_experiment(settings, experiment, data=None):
     return experiments.summary_table(grid)
 
 
-def show_table(frame, *, decimals=1):
+def show_table(frame, *, decimals=1, markdown=True):
     """Displays a results table, then prints it as markdown with its caption.
 
     Args:
         frame: a DataFrame from utils.results (table1, table2, report_table, ...).
         decimals: digits after the point.
+        markdown: also print the markdown (and the caption); False for long listings.
     """
     from IPython.display import display
 
     # The cells' text, not the numbers: pandas would round them its own way (half to even).
     display(results.formatted(frame, decimals=decimals))
-    print(results.to_markdown(frame, decimals=decimals))
+    if markdown:
+        print(results.to_markdown(frame, decimals=decimals))

@@ -4,7 +4,7 @@ notebook outputs and logs read the same on every machine."""
 import os
 from pathlib import Path
 
-__all__ = ["REPOSITORY_ROOT", "display_path"]
+__all__ = ["REPOSITORY_ROOT", "STUDY_PROFILE", "display_path", "default_results_dir", "default_figures_dir"]
 
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
 
@@ -19,3 +19,21 @@ def display_path(path):
         if path.is_relative_to(base):
             return prefix + (path.relative_to(base).as_posix() or ".")
     return ".../" + "/".join(path.parts[-2:])
+
+
+# The study's own profile: the one whose results and figures are committed.
+STUDY_PROFILE = "cpu"
+
+
+def default_results_dir(profile):
+    """`results/` for the study's profile; `results-<profile>/` for any other, so that a
+    smoke or paper run never mixes with (or overwrites) the committed study."""
+    return REPOSITORY_ROOT / ("results" if profile == STUDY_PROFILE else f"results-{profile}")
+
+
+def default_figures_dir(profile, results_dir):
+    """`figures/` for the study's profile with its default results folder; else
+    `<results_dir>/figures/`, beside the runs they are drawn from."""
+    if profile == STUDY_PROFILE and Path(results_dir).resolve() == default_results_dir(profile):
+        return REPOSITORY_ROOT / "figures"
+    return Path(results_dir) / "figures"

@@ -259,13 +259,13 @@ def paired_difference(first: dict, second: dict) -> dict:
             "seeds": tuple(seed for seed, _ in pairs), "negative": sum(value < 0 for value in values)}
 
 
-def seed_table(source="results", *, experiment=None, column="val_error_median5") -> pd.DataFrame:
+def seed_table(source="results", *, experiments=None, column="val_error_median5") -> pd.DataFrame:
     """The per-seed numbers behind every mean: one row per (experiment, norm, batch size),
     one column per seed.
 
     Args:
         source: a results folder or a frame from `load_runs`.
-        experiment: restrict to one experiment (None: all).
+        experiments: restrict to these experiments (None: all).
         column: the statistic, e.g. "val_error_median5" or "train_error_median5".
 
     Returns:
@@ -274,8 +274,8 @@ def seed_table(source="results", *, experiment=None, column="val_error_median5")
     """
     runs = as_runs(source)
     runs = runs[runs["state"] == "complete"]
-    if experiment is not None:
-        runs = runs[runs["experiment"] == experiment]
+    if experiments is not None:
+        runs = runs[runs["experiment"].isin(experiments)]
     return runs.pivot_table(index=["experiment", "norm", "batch_size"], columns="seed", values=column,
                             aggfunc="first")
 
@@ -586,6 +586,46 @@ def batch_size_drop(source="results", *, large=32, small=2, experiment=BATCH_SIZ
     frame = pd.DataFrame.from_dict(rows, orient="index")
     frame.index.name = "norm"
     return frame
+
+
+def batch_size_drop_table(source="results", *, large=32, small=2, experiment=BATCH_SIZE_SWEEP) -> pd.DataFrame:
+    """`batch_size_drop` as a table to read: one row per normalization, named columns, a caption."""
+    drop = batch_size_drop(source, large=large, small=small, experiment=experiment)
+    table = pd.DataFrame({
+        "norm": drop.index,
+        f"batch {large}": drop["ours_large"].to_numpy(),
+        f"batch {small}": drop["ours_small"].to_numpy(),
+        "change": drop["ours_increase"].to_numpy(),
+        "change sd": drop["ours_increase_sd"].to_numpy(),
+        f"higher at {small}": [f"{higher} of {n}" for higher, n in zip(drop["higher_at_small"], drop["n"])],
+        "paper's change": drop["paper_increase"].to_numpy(),
+    })
+    table.attrs["caption"] = (
+        f"Val error (%, median of the last 5 epochs, mean over seeds) at batch {large} and {small}, and its "
+        f"change from {large} to {small} in points, seed by seed (mean ± sd), with the number of seeds where it "
+        f"is higher at {small}; the paper's change is ResNet-50 on ImageNet (BN and GN only). "
+        f"{data_context(as_runs(source))}."
+    )
+    return table
+
+
+def run_listing(source="results", experiments=None) -> pd.DataFrame:
+    """Every run folder of `source` (of `experiments` when given), one row each, to read:
+    what it is, how far it got, its medians and where its numbers came from."""
+    runs = as_runs(source)
+    if experiments is not None:
+        runs = runs[runs["experiment"].isin(experiments)]
+    return pd.DataFrame({
+        "experiment": runs["experiment"],
+        "run": runs["run_name"],
+        "state": runs["label"],
+        "val error": runs["val_error_median5"],
+        "train error": runs["train_error_median5"],
+        "val loss": runs["val_loss_median5"],
+        "steps per epoch": runs["steps_per_epoch"].astype("Int64"),
+        "minutes": runs["wall_seconds"] / 60,
+        "reused from": runs["reused_from"].fillna(""),
+    }).reset_index(drop=True)
 
 
 def format_points(value: float, sd: float = math.nan) -> str:

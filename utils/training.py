@@ -27,6 +27,7 @@ import math
 import os
 import platform
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -504,7 +505,8 @@ def run(config, results_dir="results", *, data_dir=None, verbose=1, callbacks=()
         config: the `RunConfig`.
         results_dir: results root; the run writes `<results_dir>/<experiment>/<run_name>/`.
         data_dir: where the data is (see `load_data`).
-        verbose: Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch.
+        verbose: Keras fit verbosity: 0 silent, 1 progress bar (one line per epoch when
+            the output is not a terminal), 2 one line per epoch.
         callbacks: extra Keras callbacks, called after the run's own ones.
         on_training_start: called with no arguments when this call trains, once it
             holds the run's lock; not called when the run is read back or reused.
@@ -537,6 +539,10 @@ def run(config, results_dir="results", *, data_dir=None, verbose=1, callbacks=()
         # Planned again under the lock: another process may have finished it meanwhile.
         if runs.planned_action(config, results_dir)[0] != "finished":
             use_training_threads()
+            if verbose == 1 and not sys.stdout.isatty():
+                # Keras's live progress bar writes terminal codes: one line per epoch in
+                # a log file, a pipe or a saved notebook.
+                verbose = 2
             if on_training_start is not None:
                 on_training_start()
             # Keras compiles without XLA whenever TensorFlow's deterministic kernels are

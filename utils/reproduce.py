@@ -1,0 +1,60 @@
+"""`make reproduce`: executes main.ipynb top to bottom.
+
+With the study's settings (the `cpu` profile and its `results/` folder) the committed
+notebook is executed in place, so its saved outputs are the study's. With any other
+profile or results folder (GN_PROFILE, GN_RESULTS_DIR) the executed copy is written into
+that results folder instead, and the committed notebook is left as it is.
+
+    python -m utils.reproduce            # what `make reproduce` runs
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from utils import paths
+
+NOTEBOOK = paths.REPOSITORY_ROOT / "main.ipynb"
+
+
+def executed_notebook(environ=None):
+    """Where the executed main.ipynb goes: the committed notebook itself for the study's
+    settings, else `<results folder>/main.ipynb`."""
+    environ = os.environ if environ is None else environ
+    profile = environ.get("GN_PROFILE") or paths.STUDY_PROFILE
+    results = Path(environ.get("GN_RESULTS_DIR") or paths.default_results_dir(profile)).expanduser()
+    results = results if results.is_absolute() else paths.REPOSITORY_ROOT / results
+    if profile == paths.STUDY_PROFILE and results.resolve() == paths.default_results_dir(profile):
+        return NOTEBOOK
+    return results / NOTEBOOK.name
+
+
+def command(notebook, output, sockets):
+    """The nbconvert command that executes `notebook` into `output`, its kernel talking over
+    local sockets named `<sockets>-<port>` (over TCP it warns that it runs unencrypted)."""
+    return [
+        sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute", str(notebook),
+        "--output-dir", str(output.parent), "--output", output.name, "--ExecutePreprocessor.timeout=-1",
+        # An absolute socket path: the kernel runs in the notebook's folder, the client here.
+        "--KernelManager.transport=ipc", f"--KernelManager.ip={sockets}",
+    ]
+
+
+def execute(notebook, output):
+    """Executes `notebook` top to bottom into `output`; returns nbconvert's exit status."""
+    with tempfile.TemporaryDirectory() as folder:
+        return subprocess.run(command(notebook, output, Path(folder) / "kernel"), cwd=paths.REPOSITORY_ROOT).returncode
+
+
+def main():
+    output = executed_notebook()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if output != NOTEBOOK:
+        print(f"Not the study's settings: the executed notebook goes to {paths.display_path(output)}.", flush=True)
+    return execute(NOTEBOOK, output)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
