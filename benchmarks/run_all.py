@@ -15,6 +15,7 @@ BENCHMARKS = (
     "benchmarks.data_benchmark",
     "benchmarks.grid_benchmark",
     "benchmarks.probe_benchmark",
+    "benchmarks.thread_benchmark",
 )
 
 

@@ -79,3 +79,13 @@ def test_training_benchmark_knows_the_further_experiments_layers(capsys):
     table = training_benchmark.main(["--norms", "brn,gn_ws,gnbn_gn_first", "--batch-sizes", "2",
                                      "--steps-per-execution", "2", "--images-per-round", "4", "--rounds", "1"])
     assert set(table.norm) == {"brn", "gn_ws", "gnbn_gn_first"} and (table.images_per_second > 0).all()
+
+
+def test_thread_benchmark_measures_each_thread_count_in_its_own_process(capsys):
+    from benchmarks import thread_benchmark
+
+    measured = thread_benchmark.main(["--norms", "gn", "--batch-sizes", "2", "--threads", "1,2",
+                                      "--images-per-round", "16", "--rounds", "1"])
+    assert set(measured) == {1, 2}
+    assert all(images > 0 for counts in measured.values() for images in counts.values())
+    assert "1 / 2" in capsys.readouterr().out

@@ -26,8 +26,9 @@ norm statistics stay per device, as in the paper, unless `sync_batch_norm=True`.
 
 Profiles (`profile_configs`) give the grids of the two experiments at three scales:
 "smoke" (synthetic data, about a minute on a CPU), "cpu" (a subset of the real Tiny
-ImageNet that fits in about 75 minutes on two CPU cores) and "paper" (the full data
-set at the 2023 report's scale, for a GPU).
+ImageNet for two CPU cores: hours per experiment, trained in the background; the README
+gives the measured time of each) and "paper" (the full data set at the 2023 report's
+scale, for a GPU).
 """
 
 import dataclasses

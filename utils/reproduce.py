@@ -37,6 +37,8 @@ def command(notebook, output, sockets):
     return [
         sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute", str(notebook),
         "--output-dir", str(output.parent), "--output", output.name, "--ExecutePreprocessor.timeout=-1",
+        # No execution timestamps in the saved cells: a rerun changes only what it computes.
+        "--ExecutePreprocessor.record_timing=False",
         # An absolute socket path: the kernel runs in the notebook's folder, the client here.
         "--KernelManager.transport=ipc", f"--KernelManager.ip={sockets}",
     ]
