@@ -27,7 +27,7 @@ from utils.landscape import LandscapeProbe  # noqa: E402
 
 def measure(norm, batch_size, steps, probes_per_epoch, rounds, steps_per_execution=8):
     """(images/s without probes, images/s with them, probes per timed epoch)."""
-    jit_compile = batch_size < 16  # the cpu profile's measured choice (utils.config.fastest_settings)
+    jit_compile = batch_size < 16  # the cpu profile's measured choice (utils.profiles.fastest_settings)
     model, dataset = make_trainer(norm, batch_size, jit_compile, steps_per_execution, steps)
     batches = dataset.as_numpy_iterator()
     best = {"without": 0.0, "with": 0.0}

@@ -8,7 +8,7 @@ its history does not depend on how many cores the machine has or how many runs t
 by side. This measures what that costs when a single run trains alone (the end of a
 grid, or `--workers 1`): each thread count is measured in its own process (TensorFlow
 fixes its thread pools when it starts), on random images through `model.fit` with the
-engine's settings (utils.config.fastest_settings), best of several rounds.
+engine's settings (utils.profiles.fastest_settings), best of several rounds.
 """
 
 import argparse
@@ -30,7 +30,7 @@ def measure_in_this_process(norms, batch_sizes, threads, images_per_round, round
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
     from benchmarks import training_benchmark
-    from utils.config import fastest_settings
+    from utils.profiles import fastest_settings
 
     settings = []
     for norm in norms:

@@ -15,10 +15,11 @@ import numpy
 import pytest
 
 from tests import results_factory
-from utils import experiments
+from utils import cli
+from utils import grid as grid_module
 from utils import runs
 from utils.config import RunConfig
-from utils.config import profile_configs
+from utils.profiles import profile_configs
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 # The smoke profile: 4 classes x 16 synthetic training images.
@@ -34,7 +35,7 @@ def run_cli(*arguments):
     """Runs the command line in this process; returns (exit status, stdout)."""
     output = io.StringIO()
     with contextlib.redirect_stdout(output):
-        status = experiments.main(list(arguments))
+        status = cli.main(list(arguments))
     return status, output.getvalue()
 
 
@@ -121,7 +122,7 @@ def test_only_selects_runs_and_reads_finished_ones_back(smoke_grid, data_dir, mo
 
 def test_unknown_only_name_lists_the_valid_names(capsys):
     with pytest.raises(SystemExit) as error:
-        experiments.main(["--profile", "smoke", "--only", "gn_bs2_seed0"])
+        cli.main(["--profile", "smoke", "--only", "gn_bs2_seed0"])
     assert error.value.code == 2
     message = capsys.readouterr().err
     assert "'gn_bs2_seed0'" in message and "gn_g32_bs2_seed0" in message and "in_bs32_seed0" in message
@@ -129,29 +130,29 @@ def test_unknown_only_name_lists_the_valid_names(capsys):
 
 def test_select_runs_by_name_matches_every_experiment():
     configs = profile_configs("smoke")
-    chosen = experiments.select_runs(configs, "bn_bs32_seed0")
+    chosen = grid_module.select_runs(configs, "bn_bs32_seed0")
     assert [(c.experiment, c.run_name) for c in chosen] == [
         ("norm_comparison", "bn_bs32_seed0"),
         ("batch_size_sweep", "bn_bs32_seed0"),
     ]
-    assert experiments.select_runs(configs, None) == configs
+    assert grid_module.select_runs(configs, None) == configs
 
 
 def test_set_overrides_config_fields():
-    assert experiments.parse_overrides(["epochs=3", "precision=mixed_bfloat16", "jit_compile=false"]) == {
+    assert cli.parse_overrides(["epochs=3", "precision=mixed_bfloat16", "jit_compile=false"]) == {
         "epochs": 3,
         "precision": "mixed_bfloat16",
         "jit_compile": False,
     }
     with pytest.raises(ValueError, match="'colour'"):
-        experiments.parse_overrides(["colour=red"])
+        cli.parse_overrides(["colour=red"])
     with pytest.raises(ValueError, match="key=value"):
-        experiments.parse_overrides(["epochs"])
+        cli.parse_overrides(["epochs"])
 
 
 def test_bad_set_value_is_a_usage_error(capsys):
     with pytest.raises(SystemExit):
-        experiments.main(["--profile", "smoke", "--set", "batch_size=0", "--list"])
+        cli.main(["--profile", "smoke", "--set", "batch_size=0", "--list"])
     assert "batch_size=0" in capsys.readouterr().err
 
 
@@ -163,11 +164,11 @@ def test_grid_goes_on_after_a_diverged_run(tmp_path, data_dir):
     )
     configs = [RunConfig(norm="batch", base_learning_rate=1e6, **tiny), RunConfig(norm="group", **tiny)]
     lines = []
-    grid = experiments.run_grid(configs, tmp_path, data_dir=data_dir, verbose=0, print_line=lines.append)
+    grid = grid_module.run_grid(configs, tmp_path, data_dir=data_dir, verbose=0, print_line=lines.append)
     assert [item.outcome for item in grid] == ["trained", "trained"]
     assert [item.record.summary["status"] for item in grid] == ["diverged", "complete"]
     assert "diverged in epoch 1" in lines[1]
-    table = experiments.summary_table(grid)
+    table = grid_module.summary_table(grid)
     assert list(table["status"]) == ["diverged", "complete"]
 
 
@@ -176,23 +177,23 @@ def test_grid_without_data_skips_only_the_runs_to_train(tmp_path):
     finished, pending = configs[0], configs[1:]
     write_complete_run(finished, tmp_path)
     lines = []
-    grid = experiments.run_grid(configs, tmp_path, skip_training="the data is not available", verbose=0,
+    grid = grid_module.run_grid(configs, tmp_path, skip_training="the data is not available", verbose=0,
                                 print_line=lines.append)
     assert [item.outcome for item in grid] == ["read back"] + ["not trained"] * len(pending)
     assert grid[0].record.config == finished
     assert all("not trained (the data is not available)" in line for line in lines[-len(pending):])
-    table = experiments.summary_table(grid)
+    table = grid_module.summary_table(grid)
     assert list(table["status"]) == ["complete"] + ["not trained"] * len(pending)
 
 
 def test_a_failed_run_is_reported_with_a_short_status(tmp_path, capsys):
     # The real data set, looked for in a folder that does not exist.
     configs = profile_configs("cpu", "norm_comparison")[:1]
-    grid = experiments.run_grid(configs, tmp_path, data_dir=tmp_path / "no-such-folder", verbose=0)
+    grid = grid_module.run_grid(configs, tmp_path, data_dir=tmp_path / "no-such-folder", verbose=0)
     assert [item.outcome for item in grid] == ["failed"]
     assert isinstance(grid[0].error, Exception)
     assert "failed after" in capsys.readouterr().out
-    assert list(experiments.summary_table(grid)["status"]) == ["failed"]
+    assert list(grid_module.summary_table(grid)["status"]) == ["failed"]
 
 
 def test_plan_marks_finished_reusable_and_pending_runs(tmp_path):
@@ -200,7 +201,7 @@ def test_plan_marks_finished_reusable_and_pending_runs(tmp_path):
     comparison = [config for config in configs if config.experiment == "norm_comparison"]
     for config in comparison:
         write_complete_run(config, tmp_path)
-    plan = experiments.plan_runs(configs, tmp_path)
+    plan = grid_module.plan_runs(configs, tmp_path)
     actions = {(p.config.experiment, p.config.run_name): p.action for p in plan}
     assert all(actions["norm_comparison", c.run_name] == "finished" for c in comparison)
     assert actions["batch_size_sweep", "bn_bs32_seed0"] == "reuse"
@@ -208,7 +209,7 @@ def test_plan_marks_finished_reusable_and_pending_runs(tmp_path):
     assert [p.source for p in reused] == [tmp_path / "norm_comparison" / p.config.run_name for p in reused]
     assert [p.config.run_name for p in plan if p.action == "train"] == [
         c.run_name for c in configs if c.experiment == "batch_size_sweep" and c.batch_size != 32]
-    table = experiments.plan_table(plan, tmp_path).set_index(["experiment", "run"])["on disk"]
+    table = grid_module.plan_table(plan, tmp_path).set_index(["experiment", "run"])["on disk"]
     assert table["batch_size_sweep", "bn_bs32_seed0"] == "reuses norm_comparison/bn_bs32_seed0"
     assert table["batch_size_sweep", "gn_g32_bs2_seed0"] == "to train"
 
@@ -217,7 +218,7 @@ def test_a_results_folder_of_other_settings_is_refused_naming_the_fields(tmp_pat
     for config in profile_configs("smoke", "norm_comparison", epochs=3, momentum=0.8):
         write_complete_run(config, tmp_path)
     with pytest.raises(ValueError, match="epochs: stored 3, requested 2") as error:
-        experiments.plan_runs(profile_configs("smoke", "norm_comparison"), tmp_path)
+        grid_module.plan_runs(profile_configs("smoke", "norm_comparison"), tmp_path)
     assert "norm_comparison/bn_bs32_seed0" in str(error.value)
     assert "momentum: stored 0.8, requested 0.9" in str(error.value)
 
@@ -240,7 +241,7 @@ def test_list_says_what_is_finished_reused_and_to_train(tmp_path, capsys):
     configs = profile_configs("smoke", "all")
     comparison_bn = next(c for c in configs if c.experiment == "norm_comparison" and c.norm == "batch")
     write_complete_run(comparison_bn, tmp_path)
-    assert experiments.main(["--profile", "smoke", "--results", str(tmp_path), "--list"]) == 0
+    assert cli.main(["--profile", "smoke", "--results", str(tmp_path), "--list"]) == 0
     lines = capsys.readouterr().out.splitlines()
     status = {line.split()[0]: line.split(None, 1)[1] for line in lines[:-1]}
     assert status[f"norm_comparison/{comparison_bn.run_name}"] == "finished"
@@ -318,7 +319,7 @@ def test_a_run_being_trained_elsewhere_is_skipped_and_the_grid_goes_on(tmp_path)
     holder = hold_lock_in_another_process(runs.run_directory(locked, tmp_path))
     try:
         lines = []
-        grid = experiments.run_grid(configs, tmp_path, verbose=0, print_line=lines.append)
+        grid = grid_module.run_grid(configs, tmp_path, verbose=0, print_line=lines.append)
     finally:
         holder.kill()
         holder.wait()
@@ -326,7 +327,7 @@ def test_a_run_being_trained_elsewhere_is_skipped_and_the_grid_goes_on(tmp_path)
     # Not announced as starting: this process never trained it.
     assert lines[0].endswith(f"norm_comparison/bn_bs32_seed0: skipped, being trained by process {holder.pid}")
     assert len(lines) == 2
-    assert list(experiments.summary_table(grid)["status"]) == ["skipped (being trained elsewhere)", "complete"]
+    assert list(grid_module.summary_table(grid)["status"]) == ["skipped (being trained elsewhere)", "complete"]
 
 
 def test_a_run_finished_elsewhere_while_waiting_is_read_back_not_announced(tmp_path, monkeypatch):
@@ -342,7 +343,7 @@ def test_a_run_finished_elsewhere_while_waiting_is_read_back_not_announced(tmp_p
 
     monkeypatch.setattr(runs, "run_lock", lock_after_the_other_process_finished)
     lines = []
-    grid = experiments.run_grid([config], tmp_path, verbose=0, print_line=lines.append)
+    grid = grid_module.run_grid([config], tmp_path, verbose=0, print_line=lines.append)
     assert [item.outcome for item in grid] == ["read back"]
     assert not any(line.endswith(": starting") for line in lines)
     assert grid[0].record.summary["status"] == "complete"
@@ -409,7 +410,7 @@ def test_two_workers_train_each_run_once_and_write_what_one_process_writes(smoke
 
 def test_workers_must_be_positive(capsys):
     with pytest.raises(SystemExit):
-        experiments.main(["--profile", "smoke", "--workers", "0"])
+        cli.main(["--profile", "smoke", "--workers", "0"])
     assert "--workers 0" in capsys.readouterr().err
 
 

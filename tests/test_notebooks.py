@@ -23,7 +23,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from tests import results_factory
 from utils import notebook
-from utils.config import profile_configs
+from utils.profiles import profile_configs
 from utils.data_sources import TINY_IMAGENET_URL
 from utils.synthetic import make_synthetic_tiny_imagenet
 
@@ -152,6 +152,11 @@ def smoke(tmp_path_factory, kernels):
     return folders, texts
 
 
+def reused_from(folders, experiment, run):
+    """The run a finished run folder was copied from (None when it was trained)."""
+    return json.loads((folders["results"] / experiment / run / "summary.json").read_text())["reused_from"]
+
+
 @pytest.mark.slow
 def test_comparison_notebook_trains_the_four_norms(smoke):
     folders, texts = smoke
@@ -174,9 +179,8 @@ def test_comparison_notebook_trains_the_four_norms(smoke):
 def test_sweep_notebook_reuses_the_batch_32_runs(smoke):
     folders, texts = smoke
     text = texts["sweep"]
-    assert "reuses norm_comparison/bn_bs32_seed0" in text  # the plan
-    assert "reused from norm_comparison/bn_bs32_seed0" in text  # the engine
-    assert "reused from norm_comparison/gn_g32_bs32_seed0" in text
+    for run in ("bn_bs32_seed0", "gn_g32_bs32_seed0"):
+        assert reused_from(folders, "batch_size_sweep", run) == f"norm_comparison/{run}"
     assert "20 runs; 5 finished or reusable" in text  # after the lesson's own batch-2 GN run
     assert text.count("Epoch 1/2") == 16
     assert "steps of 2 images per epoch" in text
@@ -189,8 +193,12 @@ def test_sweep_notebook_reuses_the_batch_32_runs(smoke):
 def test_main_notebook_reads_the_finished_runs(smoke):
     folders, texts = smoke
     text = texts["main"]
-    assert "Epoch " not in text  # nothing trained again
-    assert "24 runs; 24 finished or reusable" in text
+    # The recipe sweep is trained first (its runs at the study's settings reused), then
+    # the study's 24 runs are all read back.
+    sweep = folders["results"] / "recipe_sweep"
+    trained = [run for run in sweep.iterdir() if reused_from(folders, "recipe_sweep", run.name) is None]
+    assert text.count("Epoch 1/2") == len(trained) and 0 < len(trained) < 20
+    assert "20 runs; " in text and "24 runs; 24 finished or reusable" in text
     assert "synthetic-tiny-imagenet: 4 classes, 64 training images" in text
     assert "At batch 32, GN minus BN val error: ours" in text  # conclusions, computed
     assert "report val loss" in text
@@ -209,8 +217,8 @@ def test_beyond_notebook_trains_the_new_runs_and_reuses_the_study(smoke):
     # 38 runs: the lesson's own, 20 more trainings, and 17 shared with the study.
     assert "38 runs; 18 finished or reusable" in text and "20 to train" in text
     assert text.count("Epoch 1/2") == 21
-    assert "reused from norm_comparison/ln_bs32_seed0" in text
-    assert "reused from batch_size_sweep/bn_bs2_seed0" in text
+    assert reused_from(folders, "group_ablation", "ln_bs32_seed0") == "norm_comparison/ln_bs32_seed0"
+    assert reused_from(folders, "batch_renorm", "bn_bs2_seed0") == "batch_size_sweep/bn_bs2_seed0"
     assert "| size | G: ours |" in text and "| batch size | BN | BRN | GN |" in text
     assert "Batch 4: BRN minus BN" in text
     for name in ("group_ablation", "batch_renorm", "weight_standardization"):
@@ -226,7 +234,7 @@ def test_understanding_notebook_probes_distorts_and_mixes(smoke):
     # 27 runs: the lesson's own, 18 more trainings, and 8 shared with the study.
     assert "27 runs; 9 finished or reusable" in text and "18 to train" in text
     assert text.count("Epoch 1/2") == 19
-    assert "reused from norm_comparison/gn_g32_bs32_seed0" in text
+    assert reused_from(folders, "distortion", "gn_g32_bs32_seed0") == "norm_comparison/gn_g32_bs32_seed0"
     assert "| norm | recipe | noise | no weight decay |" in text
     assert "Claim: GN smooths the loss landscape less than BN" in text
     probes = folders["results"] / "landscape" / "gn_g32_bs2_probes20_seed0" / "landscape.csv"

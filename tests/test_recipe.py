@@ -8,9 +8,9 @@ import pytest
 
 from tests import results_factory as factory
 from utils import recipe
-from utils.config import CPU_STUDY_RECIPE
-from utils.config import RECIPE_SWEEP_DECAY_FRACTIONS
-from utils.config import profile_configs
+from utils.profiles import CPU_STUDY_RECIPE
+from utils.experiments.recipe_sweep import DECAY_FRACTIONS as RECIPE_SWEEP_DECAY_FRACTIONS
+from utils.profiles import profile_configs
 
 NORMS = ("batch", "layer", "instance", "group")
 SWEEP_SCHEDULE = (0.5, 0.75)

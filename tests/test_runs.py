@@ -10,7 +10,7 @@ import pytest
 from tests import results_factory as factory
 from utils import runs
 from utils.config import RunConfig
-from utils.config import profile_configs
+from utils.profiles import profile_configs
 
 REPOSITORY = factory.__file__.rsplit("/tests/", 1)[0]
 
@@ -30,9 +30,9 @@ def test_config_runs_and_results_import_without_tensorflow():
 def test_listing_a_grid_starts_without_tensorflow():
     code = (
         "import contextlib, io\n"
-        "from utils import experiments\n"
+        "from utils import cli\n"
         "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
-        "    experiments.main(['--profile', 'cpu', '--list'])\n"
+        "    cli.main(['--profile', 'cpu', '--list'])\n"
         "assert 'norm_comparison/bn_bs32_lr0.003_decay50-75_seed2' in out.getvalue()"
     )
     assert import_modules_in_a_fresh_process(code) == "[]"

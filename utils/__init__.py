@@ -4,19 +4,30 @@ Modules:
     layers        GroupNormalization, InstanceNormalization and the paper's LayerNormalization.
     norms         the names of the normalizations (no TensorFlow import).
     models        the normalization registry, the small Tiny ImageNet CNN and ResNet-50.
+    mixtures, distortion, landscape
+                  the GN+BN mixture layers, the output-noise layer, the loss-landscape probes.
     data          Tiny ImageNet loading, decoding cache and tf.data pipelines.
     data_sources  finding, extracting and downloading the data set.
     synthetic     a small synthetic stand-in in the official layout, for offline use.
-    config        one frozen dataclass per training run, and the profiles (grids of runs).
+    config        one frozen dataclass per training run, and its learning-rate schedule.
+    experiments   what each experiment trains, one module per family, and their registry.
+    profiles      the scale of every grid (smoke, cpu, paper): experiments into configs.
     runs          the run folder format: paths, files, atomic writers, the one reader (no TensorFlow).
     training      run(config): resumable training that writes a self-describing results folder.
-    experiments   the command line: python -m utils.experiments --profile cpu --experiment all
+    grid          the grid runner: plans each run, trains or reads it back.
+    cli           the command line: python -m utils.experiments --profile cpu --experiment all
     workers       several training processes side by side (--workers), sharing the grid.
     recipe        the recipe sweep's table and the rule that chose the study's learning rate.
     paper         the paper's and the 2023 report's numbers, as data.
     results       results folders into pandas tables, side by side with the paper.
-    plots         the figures.
+    ablations, understanding
+                  the further experiments' tables and findings.
+    report        the README's generated results blocks.
+    plots, ablation_plots, understanding_plots
+                  the figures.
     notebook      settings and checks shared by the notebooks.
+    reproduce     `make reproduce`: main.ipynb executed top to bottom.
+    paths         paths as the project prints them, and the default folders.
     quiet         importing TensorFlow without its C++ start-up lines.
 """
 

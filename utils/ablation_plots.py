@@ -16,7 +16,7 @@ from matplotlib import pyplot as plt
 from utils import ablations
 from utils import paper
 from utils import results
-from utils.config import GROUP_ABLATION_SIZES
+from utils.experiments.group_ablation import SIZES as GROUP_ABLATION_SIZES
 from utils.plots import NORM_COLORS
 from utils.plots import NORM_MARKERS
 from utils.plots import _batch_axis

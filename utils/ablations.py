@@ -22,7 +22,7 @@ import math
 import pandas as pd
 
 from utils import paper
-from utils.config import GROUP_ABLATION_SIZES
+from utils.experiments.group_ablation import SIZES as GROUP_ABLATION_SIZES
 from utils.results import OURS_NOTE
 from utils.results import PAPER_NOTE
 from utils.results import SPREAD_NOTE

@@ -3,7 +3,7 @@
 Every notebook starts with `settings = notebook.read_settings()` and then only sets
 parameters, calls `utils` and displays. Environment variables (all optional):
 
-    GN_PROFILE         the grid of runs: "smoke", "cpu" (default) or "paper" (utils.config).
+    GN_PROFILE         the grid of runs: "smoke", "cpu" (default) or "paper" (utils.profiles).
     TINY_IMAGENET_DIR  Tiny ImageNet-200: the extracted `tiny-imagenet-200` folder or the
                        downloaded .zip / .tar.gz. Unset: a copy in the Keras cache
                        (`$KERAS_HOME/datasets`, `~/.keras/datasets`), else the official
@@ -52,8 +52,9 @@ import pandas as pd
 from utils import config as config_module
 from utils import data as data_module
 from utils import data_sources
-from utils import experiments
+from utils import grid as grid_module
 from utils import plots
+from utils import profiles
 from utils import results
 from utils import runs
 from utils import training
@@ -174,7 +175,7 @@ def read_settings(environ=None):
             f"GN_PROFILE={profile!r} is not a profile; set it to one of {config_module.PROFILES}."
         )
     try:
-        seeds = experiments.parse_seeds(environ.get("GN_SEEDS"))
+        seeds = profiles.parse_seeds(environ.get("GN_SEEDS"))
     except ValueError:
         raise ValueError(f"GN_SEEDS={environ.get('GN_SEEDS')!r} must be comma-separated integers, e.g. 0 or 0,1,2.") from None
     results_dir = _path_setting(environ, "GN_RESULTS_DIR", paths.default_results_dir(profile))
@@ -229,7 +230,7 @@ def show_setup(settings):
     Args:
         settings: from `read_settings`.
     """
-    profile = config_module.profile_settings(settings.profile)
+    profile = profiles.profile_settings(settings.profile)
     print(f"profile:  {settings.profile} (dataset {profile['dataset']}, {profile['classes']} classes, "
           f"{profile['images_per_class']} training images per class, {_epochs_text(profile['epochs'])})")
     seeds = settings.seeds if settings.seeds is not None else profile["seeds"]
@@ -247,14 +248,14 @@ def show_setup(settings):
 
 
 def profile_configs(settings, experiment="all"):
-    """The profile's run configs (utils.config.profile_configs) for one experiment or "all".
+    """The profile's run configs (utils.profiles.profile_configs) for one experiment or "all".
 
     Args:
         settings: from `read_settings`.
-        experiment: an experiment of utils.config.EXPERIMENTS, "all" (the study) or
+        experiment: an experiment of utils.experiments.NAMES, "all" (the study) or
             "beyond_the_paper".
     """
-    return config_module.profile_configs(settings.profile, experiment, seeds=settings.seeds)
+    return profiles.profile_configs(settings.profile, experiment, seeds=settings.seeds, results_dir=settings.results_dir)
 
 
 def example_config(configs, results_dir, **fields):
@@ -281,9 +282,9 @@ def run_plan(configs, results_dir):
 
     Returns:
         A DataFrame whose "on disk" column says "finished", "reuses <experiment>/<run>"
-        or "to train" (utils.experiments.plan_runs).
+        or "to train" (utils.grid.plan_runs).
     """
-    return experiments.plan_table(experiments.plan_runs(configs, results_dir), results_dir)
+    return grid_module.plan_table(grid_module.plan_runs(configs, results_dir), results_dir)
 
 
 def plan_counts(configs, results_dir):
@@ -312,7 +313,7 @@ def find_data(settings, *, download=False):
     Returns:
         A `DataStatus`.
     """
-    dataset = config_module.profile_settings(settings.profile)["dataset"]
+    dataset = profiles.profile_settings(settings.profile)["dataset"]
     download = download and settings.train
     if dataset == SYNTHETIC_DATASET_NAME:
         return DataStatus(dataset, True, settings.synthetic_dir,
@@ -439,19 +440,19 @@ def run_experiment(settings, experiment, data=None):
 
     Args:
         settings: from `read_settings`.
-        experiment: an experiment of utils.config.EXPERIMENTS, "all" (the study) or
+        experiment: an experiment of utils.experiments.NAMES, "all" (the study) or
             "beyond_the_paper".
         data: a `DataStatus` from `find_data`, or None to look for the data only if needed.
 
     Returns:
-        A DataFrame with one row per run (utils.experiments.summary_table).
+        A DataFrame with one row per run (utils.grid.summary_table).
 
     Raises:
         ValueError: when the results folder holds runs of other settings.
         RuntimeError: when a run failed.
     """
     configs = profile_configs(settings, experiment)
-    to_train = [plan for plan in experiments.plan_runs(configs, settings.results_dir) if plan.action == "train"]
+    to_train = [plan for plan in grid_module.plan_runs(configs, settings.results_dir) if plan.action == "train"]
     if data is None:
         data = find_data(settings, download=bool(to_train))
     print(f"{len(configs)} runs; {len(configs) - len(to_train)} finished or reusable in "
@@ -463,7 +464,7 @@ def run_experiment(settings, experiment, data=None):
                                       data_dir=data.data_dir, verbose=settings.verbose, print_line=print_line)
     else:
         reason = "GN_TRAIN=0" if not settings.train else "the data is not available"
-        grid = experiments.run_grid(configs, settings.results_dir, skip_training=reason, verbose=settings.verbose,
+        grid = grid_module.run_grid(configs, settings.results_dir, skip_training=reason, verbose=settings.verbose,
                                     print_line=print_line)
         if settings.train and any(item.outcome == "not trained" for item in grid):
             print(f"\n{data.message}")
@@ -473,7 +474,7 @@ def run_experiment(settings, experiment, data=None):
               for item in grid if item.outcome == "failed"]
     if failed:
         raise RuntimeError("Some runs failed:\n" + "\n".join(failed))
-    return experiments.summary_table(grid)
+    return grid_module.summary_table(grid)
 
 
 def show_table(frame, *, decimals=1, markdown=True):

@@ -33,7 +33,7 @@ from matplotlib.patches import Polygon  # noqa: E402
 from matplotlib.ticker import FixedLocator, MaxNLocator, NullLocator  # noqa: E402
 
 from utils import paper, recipe, results  # noqa: E402
-from utils.config import RECIPE_SWEEP_DECAY_FRACTIONS, RECIPE_SWEEP_LEARNING_RATES  # noqa: E402
+from utils.experiments import recipe_sweep  # noqa: E402
 
 DPI = 150
 # One colour per normalization, the same in every figure.
@@ -475,7 +475,7 @@ def _recipe_notes(runs: pd.DataFrame, sweep_label: str) -> list[str]:
     sweep_runs = runs[runs["experiment"] == recipe.RECIPE_SWEEP]
     if sweep_runs.empty:
         return ["no runs of the recipe sweep yet"]
-    planned = [(tuple(RECIPE_SWEEP_DECAY_FRACTIONS), float(rate)) for rate in RECIPE_SWEEP_LEARNING_RATES]
+    planned = [(tuple(recipe_sweep.DECAY_FRACTIONS), float(rate)) for rate in recipe_sweep.LEARNING_RATES]
     found = [(tuple(fractions), float(rate)) for fractions, rate
              in zip(sweep_runs["lr_decay_fractions"], sweep_runs["base_learning_rate"])]
     notes = []
@@ -517,11 +517,11 @@ def plot_recipe_sweep(results_source="results", *, figures_dir="figures", datase
     runs = results.as_runs(results_source)
     dataset, profile = _context(runs, dataset, profile)
     table = recipe.recipe_table(runs)
-    sweep_label = recipe.schedule_label(RECIPE_SWEEP_DECAY_FRACTIONS)
+    sweep_label = recipe.schedule_label(recipe_sweep.DECAY_FRACTIONS)
     on_sweep = table[table["schedule"] == sweep_label]
     elsewhere = table[table["schedule"] != sweep_label]
     sweep_rates = on_sweep["base lr"].astype(float)
-    rates = sorted({float(rate) for rate in RECIPE_SWEEP_LEARNING_RATES} | set(sweep_rates)
+    rates = sorted({float(rate) for rate in recipe_sweep.LEARNING_RATES} | set(sweep_rates)
                    | set(elsewhere["base lr"].astype(float)))
     figure, axis = plt.subplots(figsize=(11, 6))
     handles = []

@@ -24,7 +24,7 @@ import pandas as pd
 
 from utils import paper
 from utils import results
-from utils.config import RECIPE_SWEEP_DECAY_FRACTIONS
+from utils.experiments.recipe_sweep import DECAY_FRACTIONS as RECIPE_SWEEP_DECAY_FRACTIONS
 
 __all__ = ["RECIPE_SWEEP", "COLLAPSE_MARGIN", "schedule_label", "recipe_table", "chosen_learning_rate"]
 

@@ -1,7 +1,7 @@
 """The run folder: where a training run is stored, what each file holds, how it is read.
 
 This module is the one owner of the format; the engine (utils.training) writes through
-it and every reader (utils.results, utils.report, utils.experiments, the notebooks)
+it and every reader (utils.results, utils.report, utils.grid, the notebooks)
 reads through it. It imports no TensorFlow, so reading results stays quick.
 
     <results_dir>/<experiment>/<run_name>/

@@ -24,7 +24,7 @@ import pandas as pd
 
 from utils import paper
 from utils import runs as runs_module
-from utils.config import DISTORTION_NOISE
+from utils.experiments.distortion import NOISE as DISTORTION_NOISE
 from utils.config import RunConfig
 from utils.results import OURS_NOTE
 from utils.results import SPREAD_NOTE

@@ -26,7 +26,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from utils import experiments
+from utils import grid as grid_module
 from utils.config import RunConfig
 from utils.quiet import import_tensorflow
 
@@ -46,7 +46,7 @@ def distinct_trainings(configs, results_dir):
     """The configs that must be trained, one per set of training settings (a config with
     the same settings as an earlier one, in another experiment, reuses its run)."""
     seen, distinct = set(), []
-    for plan in experiments.plan_runs(configs, results_dir):
+    for plan in grid_module.plan_runs(configs, results_dir):
         settings = json.dumps(plan.config.training_settings(), sort_keys=True)
         if plan.action == "train" and settings not in seen:
             seen.add(settings)
@@ -75,13 +75,13 @@ def run_in_workers(configs, results_dir="results", *, workers, data_dir=None, ve
     Args:
         configs: the grid (RunConfigs, in order).
         results_dir: the results folder.
-        workers: number of processes; 1 trains in this process (utils.experiments.run_grid).
+        workers: number of processes; 1 trains in this process (utils.grid.run_grid).
         data_dir: where the data is (utils.training.load_data).
         verbose: Keras fit verbosity inside the workers (their lines are prefixed).
         print_line: called with every line, the workers' prefixed with "[worker k]".
 
     Returns:
-        A list of `utils.experiments.GridRun`, as `utils.experiments.run_grid` returns.
+        A list of `utils.grid.GridRun`, as `utils.grid.run_grid` returns.
     """
     if not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers={workers!r} must be an integer >= 1.")
@@ -92,7 +92,7 @@ def run_in_workers(configs, results_dir="results", *, workers, data_dir=None, ve
     training.use_training_threads()
     pending = distinct_trainings(configs, results_dir)
     if workers > 1 and len(pending) > 1:
-        experiments.check_writable(results_dir)
+        grid_module.check_writable(results_dir)
         prepare_data(pending, data_dir)
         workers = min(workers, len(pending))
         print_line(f"Training {len(pending)} run(s) in {workers} processes of "
@@ -113,7 +113,7 @@ def run_in_workers(configs, results_dir="results", *, workers, data_dir=None, ve
             for process, reader in zip(processes, readers):
                 process.wait()
                 reader.join()
-    return experiments.run_grid(configs, results_dir, data_dir=data_dir, verbose=verbose, print_line=print_line)
+    return grid_module.run_grid(configs, results_dir, data_dir=data_dir, verbose=verbose, print_line=print_line)
 
 
 def main(argv=None):
@@ -130,7 +130,7 @@ def main(argv=None):
 
     training.use_training_threads()
     configs = [RunConfig.from_dict(data) for data in json.loads(Path(arguments.configs).read_text())]
-    grid = experiments.run_grid(configs, arguments.results, data_dir=arguments.data, verbose=arguments.verbose,
+    grid = grid_module.run_grid(configs, arguments.results, data_dir=arguments.data, verbose=arguments.verbose,
                                 print_line=lambda line: print(line, flush=True))
     return 1 if any(item.outcome == "failed" for item in grid) else 0
 

@@ -1,46 +1,33 @@
-"""The command line: trains a profile's grid of runs, one line per run, then a table.
+"""The grid runner: what the engine will do with each run of a grid, and doing it.
 
-    python -m utils.experiments --profile cpu --experiment all
-    python -m utils.experiments --profile cpu --experiment beyond_the_paper
-    python -m utils.experiments --profile cpu --only gn_g32_bs2_seed0,bn_bs2_seed0
-    python -m utils.experiments --profile smoke --results /tmp/results --set epochs=3
-    python -m utils.experiments --profile cpu --workers 2
-
-Runs already complete in the results folder are read back, not trained again; a killed
-grid started again resumes where it stopped. `--only` selects runs by name (or
-`experiment/name`) so a grid can be split over machines that share nothing but the
-final results folders.
+`plan_runs` says, without training, whether each config's run is finished, reuses a
+finished run of another experiment or must be trained; `run_grid` trains or reads back
+each in turn (a run that fails is reported and the grid goes on). Every decision is
+taken again under the run's lock by `utils.training.run`, since another process may
+have finished the run meanwhile. The command line (utils.cli) and the notebooks call it.
 """
 
-import argparse
-import ast
 import dataclasses
 import os
-import sys
 import time
 from pathlib import Path
 
 from utils import runs
-from utils.quiet import import_tensorflow
-from utils.config import EXPERIMENT_GROUPS
-from utils.config import EXPERIMENTS
-from utils.config import PROFILES
 from utils.config import RunConfig
-from utils.config import profile_configs
+from utils.quiet import import_tensorflow
 
 __all__ = [
     "PlannedRun",
     "GridRun",
     "select_runs",
     "check_results_folder",
+    "check_writable",
     "plan_runs",
     "needs_training",
     "plan_table",
+    "list_runs",
     "run_grid",
     "summary_table",
-    "parse_overrides",
-    "parse_seeds",
-    "main",
 ]
 
 _TABLE_COLUMNS = (
@@ -82,31 +69,6 @@ def select_runs(configs, only=None):
         )
     wanted = set(names)
     return [c for c in configs if c.run_name in wanted or f"{c.experiment}/{c.run_name}" in wanted]
-
-
-def parse_overrides(assignments):
-    """RunConfig field overrides from "key=value" strings (values as Python literals,
-    bare words as strings), e.g. ["epochs=3", "precision=mixed_bfloat16"].
-
-    Raises:
-        ValueError: for a malformed assignment or an unknown field.
-    """
-    fields = {field.name for field in dataclasses.fields(RunConfig)}
-    overrides = {}
-    for assignment in assignments or ():
-        key, separator, text = assignment.partition("=")
-        key = key.strip()
-        if not separator or not key:
-            raise ValueError(f"--set {assignment!r} must look like key=value, e.g. epochs=3.")
-        if key not in fields:
-            raise ValueError(f"--set {assignment!r}: unknown field {key!r}; valid fields are {sorted(fields)}.")
-        text = text.strip()
-        try:
-            value = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            value = {"true": True, "false": False, "none": None}.get(text.lower(), text)
-        overrides[key] = value
-    return overrides
 
 
 @dataclasses.dataclass(frozen=True)
@@ -237,20 +199,6 @@ def list_runs(configs, results_dir="results", print_line=print):
     return 0
 
 
-def parse_seeds(text):
-    """Seeds from "0,1,2" (None for None or an empty text).
-
-    Raises:
-        ValueError: for anything but comma-separated integers.
-    """
-    if not text or not text.strip():
-        return None
-    try:
-        return tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise ValueError(f"--seeds {text!r} must be comma-separated integers, e.g. 0,1,2.") from None
-
-
 def summary_table(grid):
     """A pandas DataFrame with one row per `GridRun`: the run's summary, or its outcome
     when it has none ("failed", "not trained", "locked")."""
@@ -335,69 +283,3 @@ def run_grid(configs, results_dir="results", *, data_dir=None, skip_training=Non
         grid.append(GridRun(config, outcome, record=record))
     return grid
 
-
-def _parser():
-    parser = argparse.ArgumentParser(
-        prog="python -m utils.experiments",
-        description="Train a profile's grid of Group Normalization experiments (resumable).",
-    )
-    parser.add_argument("--profile", choices=PROFILES, default="cpu", help="grid scale (default: cpu)")
-    parser.add_argument(
-        "--experiment", choices=EXPERIMENTS + tuple(EXPERIMENT_GROUPS), default="all",
-        help="which experiment: one, or a group of them ("
-             + ", ".join(f"'{group}'" for group in EXPERIMENT_GROUPS) + "; 'all' is the study) (default: all)",
-    )
-    parser.add_argument("--only", help="comma-separated run names (or experiment/run_name) to run")
-    parser.add_argument("--seeds", help="comma-separated seeds of the study's runs (default: the profile's)")
-    parser.add_argument("--results", default="results", help="results folder (default: results)")
-    parser.add_argument("--data", default=None, help="Tiny ImageNet folder or archive (synthetic: cache folder)")
-    parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field on every run"
-    )
-    parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1, help="Keras fit verbosity")
-    parser.add_argument("--list", action="store_true",
-                        help="list the selected runs, each with what would be done with it, and exit")
-    parser.add_argument(
-        "--workers", type=int, default=None,
-        help="training processes side by side (default: 2 on a CPU with two or more cores, 1 with a GPU)",
-    )
-    return parser
-
-
-def main(argv=None):
-    """Command-line entry point; returns the exit status (1 if a run failed, 2 for a
-    results folder that cannot be used)."""
-    parser = _parser()
-    arguments = parser.parse_args(argv)
-    try:
-        configs = profile_configs(arguments.profile, arguments.experiment, seeds=parse_seeds(arguments.seeds),
-                                  **parse_overrides(arguments.set))
-        configs = select_runs(configs, arguments.only)
-    except ValueError as error:
-        parser.error(str(error))
-    if arguments.workers is not None and arguments.workers < 1:
-        parser.error(f"--workers {arguments.workers} must be 1 or more.")
-    if arguments.list:
-        return list_runs(configs, arguments.results)
-    print(f"{len(configs)} run(s) of profile {arguments.profile!r} into {arguments.results}/")
-    from utils import workers
-
-    try:
-        grid = workers.run_in_workers(
-            configs, arguments.results, workers=arguments.workers or workers.default_workers(),
-            data_dir=arguments.data, verbose=arguments.verbose,
-        )
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    table = summary_table(grid)
-    table["reused_from"] = table["reused_from"].map(lambda source: source if isinstance(source, str) else "")
-    import pandas as pd
-
-    with pd.option_context("display.width", 200, "display.max_columns", None, "display.float_format", "{:.2f}".format):
-        print(table.to_string(index=False))
-    return 1 if any(item.outcome == "failed" for item in grid) else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

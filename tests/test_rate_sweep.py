@@ -1,0 +1,76 @@
+"""The fair comparison's rate sweep: its runs and the rule that picks each method's rate,
+on handmade run folders (no training)."""
+
+import math
+
+import pytest
+
+from tests import results_factory as factory
+from utils.experiments import rate_sweep
+from utils.profiles import profile_configs
+
+SEEDS = (0, 1, 2)
+
+
+def write_method(results_dir, method, finals_by_rate, *, seeds=SEEDS, collapsed_rates=()):
+    """Complete runs of one method: val error (%) converging to finals_by_rate[rate]."""
+    for rate, final in finals_by_rate.items():
+        for seed in seeds:
+            config = factory.make_config(rate_sweep.RATE_SWEEP, seed=seed, **rate_sweep.run_fields(method, rate))
+            curve = factory.curve(final, config.epochs)
+            # A collapsed run ends with a training error at chance.
+            train = [99.0] * config.epochs if rate in collapsed_rates else None
+            factory.write_run(results_dir, config, curve, train_errors=train)
+
+
+def test_the_grid_is_every_method_at_every_rate_and_seed():
+    configs = profile_configs("cpu", rate_sweep.RATE_SWEEP)
+    assert len(configs) == len(rate_sweep.METHODS) * len(rate_sweep.LEARNING_RATES) * 3
+    assert {c.batch_size for c in configs} == {32}
+    assert {c.base_learning_rate for c in configs} == set(rate_sweep.LEARNING_RATES)
+    assert {(c.norm, c.weight_standardization) for c in configs} == {
+        ("batch", False), ("layer", False), ("instance", False), ("group", False), ("batch", True),
+        ("group", True), ("gn_plus_parallel", False), ("gn_plus_bn_first", False)}
+    assert {c.lr_decay_fractions for c in configs} == {rate_sweep.DECAY_FRACTIONS}
+
+
+@pytest.mark.parametrize("rate, up, down", [(0.001, 0.003, 0.0003), (0.003, 0.01, 0.001), (0.03, 0.1, 0.01),
+                                            (0.1, 0.3, 0.03)])
+def test_next_rate_steps_along_the_one_three_grid(rate, up, down):
+    assert rate_sweep.next_rate(rate, +1) == pytest.approx(up)
+    assert rate_sweep.next_rate(rate, -1) == pytest.approx(down)
+
+
+def test_the_best_rate_inside_the_sweep_is_chosen(tmp_path):
+    write_method(tmp_path, "GN", {0.001: 70.0, 0.003: 60.0, 0.01: 65.0, 0.03: 80.0})
+    row = rate_sweep.best_rates(tmp_path, seeds=SEEDS).loc["GN"]
+    assert row["chosen"] == 0.003 and math.isnan(row["edge"])
+    assert row["means"][0.003] < row["means"][0.01]
+
+
+def test_a_best_rate_on_the_edge_waits_for_the_next_rate(tmp_path):
+    write_method(tmp_path, "BN", {0.001: 70.0, 0.003: 66.0, 0.01: 63.0, 0.03: 60.0})
+    row = rate_sweep.best_rates(tmp_path, seeds=SEEDS).loc["BN"]
+    assert row["best"] == 0.03 and row["edge"] == pytest.approx(0.1) and math.isnan(row["chosen"])
+    extra = rate_sweep.edge_runs(tmp_path, "cpu")
+    assert rate_sweep.run_fields("BN", 0.1) in extra
+    names = {c.run_name for c in profile_configs("cpu", rate_sweep.RATE_SWEEP, results_dir=tmp_path)}
+    assert {f"bn_bs32_lr0.1_decay50-75_seed{seed}" for seed in SEEDS} <= names
+    # Once the next rate is worse, the edge is inside and the choice is made.
+    write_method(tmp_path, "BN", {0.1: 64.0})
+    row = rate_sweep.best_rates(tmp_path, seeds=SEEDS).loc["BN"]
+    assert row["chosen"] == 0.03 and math.isnan(row["edge"])
+
+
+def test_a_rate_where_a_seed_collapses_is_excluded_and_bounds_the_sweep(tmp_path):
+    # Best at 0.03 but it collapses there: 0.01 is chosen, and no rate above is needed.
+    write_method(tmp_path, "IN", {0.001: 70.0, 0.003: 66.0, 0.01: 63.0, 0.03: 55.0}, collapsed_rates=(0.03,))
+    row = rate_sweep.best_rates(tmp_path, seeds=SEEDS).loc["IN"]
+    assert row["excluded"] == (0.03,) and row["chosen"] == 0.01
+
+
+def test_nothing_is_chosen_while_a_seed_is_missing(tmp_path):
+    write_method(tmp_path, "LN", {0.001: 70.0, 0.003: 60.0, 0.01: 65.0, 0.03: 80.0}, seeds=(0, 1))
+    row = rate_sweep.best_rates(tmp_path, seeds=SEEDS).loc["LN"]
+    assert math.isnan(row["chosen"]) and row["means"] == {}
+    assert rate_sweep.edge_runs(tmp_path, "cpu") == []

@@ -1,0 +1,118 @@
+"""The command line: trains a profile's grid of runs, one line per run, then a table.
+
+    python -m utils.experiments --profile cpu --experiment all
+    python -m utils.experiments --profile cpu --experiment beyond_the_paper
+    python -m utils.experiments --profile cpu --only gn_g32_bs2_seed0,bn_bs2_seed0
+    python -m utils.experiments --profile smoke --results /tmp/results --set epochs=3
+    python -m utils.experiments --profile cpu --workers 2
+    python -m utils.experiments --profile cpu --list
+
+Runs already complete in the results folder are read back, not trained again; a killed
+grid started again resumes where it stopped. `--only` selects runs by name (or
+`experiment/name`) so a grid can be split over machines that share nothing but the
+final results folders. This module parses and dispatches: the grids are declared in
+utils.experiments, run by utils.grid, in worker processes by utils.workers.
+"""
+
+import argparse
+import ast
+import dataclasses
+import sys
+
+from utils import experiments
+from utils import grid as grid_module
+from utils import workers
+from utils.config import RunConfig
+from utils import profiles
+from utils.profiles import PROFILES
+from utils.profiles import profile_configs
+
+__all__ = ["parse_overrides", "main"]
+
+
+def parse_overrides(assignments):
+    """RunConfig field overrides from "key=value" strings (values as Python literals,
+    bare words as strings), e.g. ["epochs=3", "precision=mixed_bfloat16"].
+
+    Raises:
+        ValueError: for a malformed assignment or an unknown field.
+    """
+    fields = {field.name for field in dataclasses.fields(RunConfig)}
+    overrides = {}
+    for assignment in assignments or ():
+        key, separator, text = assignment.partition("=")
+        key = key.strip()
+        if not separator or not key:
+            raise ValueError(f"--set {assignment!r} must look like key=value, e.g. epochs=3.")
+        if key not in fields:
+            raise ValueError(f"--set {assignment!r}: unknown field {key!r}; valid fields are {sorted(fields)}.")
+        text = text.strip()
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            value = {"true": True, "false": False, "none": None}.get(text.lower(), text)
+        overrides[key] = value
+    return overrides
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m utils.experiments",
+        description="Train a profile's grid of Group Normalization experiments (resumable).",
+    )
+    parser.add_argument("--profile", choices=PROFILES, default="cpu", help="grid scale (default: cpu)")
+    parser.add_argument(
+        "--experiment", choices=experiments.NAMES + tuple(experiments.GROUPS), default="all",
+        help="which experiment: one, or a group of them ("
+             + ", ".join(f"'{group}'" for group in experiments.GROUPS) + "; 'all' is the study) (default: all)",
+    )
+    parser.add_argument("--only", help="comma-separated run names (or experiment/run_name) to run")
+    parser.add_argument("--seeds", help="comma-separated seeds of the study's runs (default: the profile's)")
+    parser.add_argument("--results", default="results", help="results folder (default: results)")
+    parser.add_argument("--data", default=None, help="Tiny ImageNet folder or archive (synthetic: cache folder)")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field on every run"
+    )
+    parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1, help="Keras fit verbosity")
+    parser.add_argument("--list", action="store_true",
+                        help="list the selected runs, each with what would be done with it, and exit")
+    parser.add_argument(
+        "--workers", type=int, default=None,
+        help="training processes side by side (default: 2 on a CPU with two or more cores, 1 with a GPU)",
+    )
+    return parser
+
+
+def main(argv=None):
+    """Command-line entry point; returns the exit status (1 if a run failed, 2 for a
+    results folder that cannot be used)."""
+    parser = _parser()
+    arguments = parser.parse_args(argv)
+    try:
+        configs = profile_configs(arguments.profile, arguments.experiment, seeds=profiles.parse_seeds(arguments.seeds),
+                                  results_dir=arguments.results,
+                                  **parse_overrides(arguments.set))
+        configs = grid_module.select_runs(configs, arguments.only)
+    except ValueError as error:
+        parser.error(str(error))
+    if arguments.workers is not None and arguments.workers < 1:
+        parser.error(f"--workers {arguments.workers} must be 1 or more.")
+    if arguments.list:
+        return grid_module.list_runs(configs, arguments.results)
+    print(f"{len(configs)} run(s) of profile {arguments.profile!r} into {arguments.results}/")
+    try:
+        grid = workers.run_in_workers(
+            configs, arguments.results, workers=arguments.workers or workers.default_workers(),
+            data_dir=arguments.data, verbose=arguments.verbose,
+        )
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    table = grid_module.summary_table(grid)
+    table["reused_from"] = table["reused_from"].map(lambda source: source if isinstance(source, str) else "")
+    import pandas as pd
+
+    with pd.option_context("display.width", 200, "display.max_columns", None, "display.float_format", "{:.2f}".format):
+        print(table.to_string(index=False))
+    return 1 if any(item.outcome == "failed" for item in grid) else 0
+

@@ -1,0 +1,7 @@
+"""`python -m utils.experiments`: the command line (utils.cli)."""
+
+import sys
+
+from utils import cli
+
+sys.exit(cli.main())

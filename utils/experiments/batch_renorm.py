@@ -1,0 +1,14 @@
+"""Batch Renormalization beside BN and GN (the paper compares them at 4 images per GPU)."""
+
+from utils.experiments import Experiment
+
+BATCH_RENORM = "batch_renorm"
+BATCH_SIZES = (32, 8, 4, 2)
+
+EXPERIMENTS = (
+    Experiment(
+        BATCH_RENORM, "beyond_the_paper", "Batch Renorm, BN and GN at batch 32, 8, 4 and 2",
+        runs=tuple(dict(norm=norm, batch_size=batch) for norm in ("batch_renorm", "batch", "group")
+                   for batch in BATCH_SIZES),
+    ),
+)

@@ -1,0 +1,27 @@
+"""The study: the paper's Table 1 and Table 2 on the small CNN.
+
+`norm_comparison` trains BN, LN, IN and GN at 32 images per step (the paper's Figure 4 and
+Table 1); `batch_size_sweep` trains each of them at 32, 16, 8, 4 and 2 (Figures 1 and 5,
+Table 2), its batch-32 runs being the comparison's.
+"""
+
+from utils.experiments import Experiment
+
+NORM_COMPARISON = "norm_comparison"
+BATCH_SIZE_SWEEP = "batch_size_sweep"
+# The paper's four normalizations, in its tables' order, and its batch sizes.
+NORMS = ("batch", "layer", "instance", "group")
+BATCH_SIZES = (32, 16, 8, 4, 2)
+
+EXPERIMENTS = (
+    Experiment(
+        NORM_COMPARISON, "all", "BN, LN, IN and GN at batch 32 (Table 1)",
+        runs=tuple(dict(norm=norm, batch_size=32) for norm in NORMS),
+        # The 2023 report's length for its batch-32 comparison.
+        epochs={"paper": 100},
+    ),
+    Experiment(
+        BATCH_SIZE_SWEEP, "all", "BN, LN, IN and GN at batch 32, 16, 8, 4 and 2 (Table 2)",
+        runs=tuple(dict(norm=norm, batch_size=batch) for norm in NORMS for batch in BATCH_SIZES),
+    ),
+)

@@ -1,0 +1,14 @@
+"""GN and BN with and without Weight Standardization (the runs without are the sweep's)."""
+
+from utils.experiments import Experiment
+
+WEIGHT_STANDARDIZATION = "weight_standardization"
+BATCH_SIZES = (32, 8, 2)
+
+EXPERIMENTS = (
+    Experiment(
+        WEIGHT_STANDARDIZATION, "beyond_the_paper", "GN and BN with and without WS at batch 32, 8 and 2",
+        runs=tuple(dict(norm=norm, batch_size=batch, weight_standardization=standardized)
+                   for norm in ("group", "batch") for standardized in (True, False) for batch in BATCH_SIZES),
+    ),
+)
