@@ -6,14 +6,13 @@ them by 1/255 themselves: pixel scaling lives in the model, nowhere else. Either
 standardize its convolution kernels (`weight_standardization=True`), with any norm.
 """
 
+import importlib
+
 import keras
 from keras import layers
 
-from utils import mixtures
+from utils import norms
 from utils.distortion import OutputNoise
-from utils.layers import GroupNormalization
-from utils.layers import InstanceNormalization
-from utils.layers import LayerNormalization
 from utils.layers import WeightStandardizedConv2D
 from utils.norms import GROUPED
 from utils.norms import MIXTURES
@@ -55,7 +54,8 @@ def make_norm(name, /, **kwargs):
     Returns:
         A Keras layer ("none" gives an identity layer).
     """
-    key = canonical_norm(name)
+    row = norms.spec(name)
+    key = row.name
     options = (
         ("groups", GROUPED, "group normalization and the GN+BN mixtures"),
         ("channels_per_group", ("group",), "group normalization"),
@@ -65,27 +65,17 @@ def make_norm(name, /, **kwargs):
             raise ValueError(
                 f"{option}={kwargs[option]!r} applies only to {which}; remove it for normalization {name!r}."
             )
-    if key == "none":
+    if row.layer is None:
         return layers.Identity(name=kwargs.get("name"))
     kwargs.setdefault("epsilon", EPSILON)
-    if key in ("batch", "batch_renorm"):
+    if key in ("batch", "batch_renorm", *MIXTURES):
         kwargs.setdefault("momentum", BATCH_NORM_MOMENTUM)
-        if key == "batch_renorm":
-            kwargs.update(renorm=True)
-            kwargs.setdefault("renorm_clipping", dict(BATCH_RENORM_CLIPPING))
-            kwargs.setdefault("renorm_momentum", kwargs["momentum"])
-        return layers.BatchNormalization(**kwargs)
-    if key in MIXTURES:
-        kwargs.setdefault("momentum", BATCH_NORM_MOMENTUM)
-    layer_class = {
-        "layer": LayerNormalization,
-        "instance": InstanceNormalization,
-        "group": GroupNormalization,
-        "gn_plus_parallel": mixtures.GNPlusParallel,
-        "gn_plus_gn_first": mixtures.GNPlusGNFirst,
-        "gn_plus_bn_first": mixtures.GNPlusBNFirst,
-    }[key]
-    return layer_class(**kwargs)
+    kwargs.update(dict(row.defaults))
+    if key == "batch_renorm":
+        kwargs.setdefault("renorm_clipping", dict(BATCH_RENORM_CLIPPING))
+        kwargs.setdefault("renorm_momentum", kwargs["momentum"])
+    module, _, class_name = row.layer.partition(":")
+    return getattr(importlib.import_module(module), class_name)(**kwargs)
 
 
 def _l2(weight_decay):

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
+from utils import norms
+
 CITATION = 'Yuxin Wu and Kaiming He, "Group Normalization", ECCV 2018, arXiv:1803.08494'
 PAPER_UNIT = "top-1 validation error (%), median of the last 5 epochs"
 PAPER_SETTING = "ResNet-50 on ImageNet, batch size = images per GPU (8 GPUs)"
@@ -34,10 +36,8 @@ REPORT_UNIT = (
 )
 REPORT_SETTING = "small CNN (2 conv layers) on Tiny ImageNet-200"
 
-# Short labels used in tables and figures, keyed by canonical normalization name.
-NORM_LABELS = MappingProxyType(
-    {"batch": "BN", "layer": "LN", "instance": "IN", "group": "GN", "batch_renorm": "BRN", "none": "no norm"}
-)
+# Short labels used in tables and figures, keyed by canonical name (utils.norms).
+NORM_LABELS = norms.LABELS
 # The order the paper uses in Table 1 and Figure 4.
 TABLE1_NORMS = ("batch", "layer", "instance", "group")
 # Images per GPU in Table 2, largest first (the paper's column order).

@@ -32,27 +32,13 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Polygon  # noqa: E402
 from matplotlib.ticker import FixedLocator, MaxNLocator, NullLocator  # noqa: E402
 
-from utils import paper, recipe, results  # noqa: E402
+from utils import norms, paper, recipe, results  # noqa: E402
 from utils.experiments import recipe_sweep  # noqa: E402
 
 DPI = 150
-# One colour per normalization, the same in every figure.
-NORM_COLORS = {
-    "batch": "#1f77b4",
-    "layer": "#2ca02c",
-    "instance": "#9467bd",
-    "group": "#d62728",
-    "batch_renorm": "#17becf",
-    "gn_plus_parallel": "#8c564b",
-    "gn_plus_gn_first": "#e377c2",
-    "gn_plus_bn_first": "#bcbd22",
-    "none": "#7f7f7f",
-}
-# One marker per normalization, so that points stay apart in print and for colour-blind readers.
-NORM_MARKERS = {
-    "batch": "o", "layer": "^", "instance": "D", "group": "s", "batch_renorm": "P",
-    "gn_plus_parallel": "<", "gn_plus_gn_first": ">", "gn_plus_bn_first": "h", "none": "v",
-}
+# One colour and marker per normalization, the same in every figure (utils.norms).
+NORM_COLORS = {name: row.color for name, row in norms.REGISTRY.items()}
+NORM_MARKERS = {name: row.marker for name, row in norms.REGISTRY.items()}
 # One colour per batch size, dark (large batch) to light (small batch).
 BATCH_SIZE_COLORS = {
     size: matplotlib.colormaps["plasma"](position)
@@ -60,10 +46,7 @@ BATCH_SIZE_COLORS = {
 }
 ERROR_LABEL = "top-1 error (%)"
 VAL_ERROR_LABEL = "validation top-1 error (%)"
-NORM_NAMES = {
-    "batch": "Batch Norm", "layer": "Layer Norm", "instance": "Instance Norm", "group": "Group Norm",
-    "batch_renorm": "Batch Renorm",
-}
+NORM_NAMES = {name: row.long_label for name, row in norms.REGISTRY.items()}
 # Opacity of the ±1 sd bands: light enough to see the other curves through them.
 BAND_ALPHA = 0.2
 # Where the recipe figure draws runs of another schedule: this factor right of their rate.

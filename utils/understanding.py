@@ -22,6 +22,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from utils import norms
 from utils import paper
 from utils import runs as runs_module
 from utils.experiments.distortion import NOISE as DISTORTION_NOISE
@@ -41,9 +42,8 @@ from utils.results import seeds_text
 LANDSCAPE = "landscape"
 DISTORTION = "distortion"
 MIXTURES = "mixtures"
-MIXTURE_NORMS = ("gn_plus_parallel", "gn_plus_gn_first", "gn_plus_bn_first")
-MIXTURE_LABELS = {"gn_plus_parallel": "GN+BN parallel", "gn_plus_gn_first": "GN+BN, GN first",
-                  "gn_plus_bn_first": "GN+BN, BN first"}
+MIXTURE_NORMS = norms.MIXTURES
+MIXTURE_LABELS = {name: norms.LABELS[name] for name in MIXTURE_NORMS}
 LANDSCAPE_NORMS = ("batch", "group", "none")
 # The landscape quantities, per probe: the spread of the loss along the gradient, the
 # largest change of the gradient, the largest change per unit of distance moved, and the
