@@ -1,4 +1,4 @@
-"""The README's results blocks, generated from a results folder."""
+"""The generated report (results/README.md), the README's headline block and the readings."""
 
 from pathlib import Path
 
@@ -25,32 +25,53 @@ def test_block_has_setup_tables_conclusions_and_figures(tmp_path):
     assert "![" in text and "figures/batch_size_sensitivity.png" in text
 
 
-def test_update_rewrites_only_the_block(tmp_path):
+def test_write_report_writes_the_report_and_only_the_headline_block(tmp_path):
     results_dir = results_factory.make_results(tmp_path / "results")
     readme = tmp_path / "README.md"
-    readme.write_text(f"# Title\n\nbefore\n\n{report.BEGIN}\nold numbers\n{report.END}\n\nbetween\n\n"
-                      f"{report.BEYOND_BEGIN}\nold too\n{report.BEYOND_END}\n\n"
-                      f"{report.UNDERSTANDING_BEGIN}\nold as well\n{report.UNDERSTANDING_END}\n\nafter\n")
-    assert report.update_readme(readme, results_dir)
+    readme.write_text(f"# Title\n\nbefore\n\n{report.HEADLINE_BEGIN}\nold numbers\n{report.HEADLINE_END}\n\nafter\n")
+    assert report.stale(results_dir, readme) == [str(results_dir / "README.md"), f"{readme} headline"]
+    assert report.write_report(results_dir, readme)
     text = readme.read_text()
     assert text.startswith("# Title\n\nbefore\n\n") and text.endswith("\n\nafter\n")
-    assert "\n\nbetween\n\n" in text
-    assert "old numbers" not in text and "old too" not in text and "old as well" not in text
-    assert report.readme_block(readme) == report.results_markdown(results_dir)
-    # No runs of the further experiments in this folder: the block says how to train them.
-    assert "--experiment beyond_the_paper" in report.readme_block(readme, "beyond")
-    assert "--experiment understanding_gn" in report.readme_block(readme, "understanding")
-    assert not report.update_readme(readme, results_dir)
+    assert "old numbers" not in text and report.headline_block(readme) == report.headline_markdown(results_dir)
+    generated = (results_dir / "README.md").read_text()
+    assert generated == report.report_markdown(results_dir)
+    # Every section is there; those without runs say how to train them.
+    for anchor, title, _ in report.SECTIONS:
+        assert f'<a id="{anchor}"></a>\n## {title}' in generated
+    assert "--experiment beyond_the_paper" in generated and "--experiment fair_comparison" in generated
+    # The notes every table shares are stated once.
+    assert generated.count(results.OURS_NOTE) == 1 and generated.count(results.SPREAD_NOTE) == 1
+    assert report.stale(results_dir, readme) == [] and not report.write_report(results_dir, readme)
 
 
-def test_update_needs_the_markers(tmp_path):
+def test_write_report_needs_the_headline_markers(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("# No block here\n")
-    with pytest.raises(ValueError, match="has no block for results_markdown"):
-        report.update_readme(readme, tmp_path)
-    readme.write_text(f"{report.BEGIN}\n{report.END}\n")
-    with pytest.raises(ValueError, match="beyond:begin"):
-        report.update_readme(readme, tmp_path)
+    with pytest.raises(ValueError, match="headline:begin"):
+        report.write_report(results_factory.make_results(tmp_path / "results"), readme)
+
+
+def test_a_reading_number_the_tables_do_not_give_is_caught():
+    generated = "| GN | 78.1 ± 0.3 | 2.965 | -6.7 ± 0.9 |"
+    assert report.unbacked_numbers("GN is at 78.1, 6.7 below BN; norm 2.965 (2.97 rounded).", generated) == ["2.97"]
+    assert report.unbacked_numbers("+2.4 points", generated) == ["+2.4"]
+    assert report.unbacked_numbers("seeds 0, 1 and 2 at batch 32", generated) == []
+
+
+def test_every_decimal_of_a_reading_is_a_generated_number():
+    results_dir = REPOSITORY / "results"
+    if not any(results_dir.glob("*/*/summary.json")):
+        pytest.skip("results/ holds no runs yet")
+    written = report.readings()
+    for anchor, _, write in report.SECTIONS:
+        if anchor in written:
+            missing = report.unbacked_numbers(written[anchor], write(results_dir, "../figures"))
+            assert not missing, f"utils/readings.md, section {anchor}: {missing} appear in no table or finding"
+    readme = (REPOSITORY / "README.md").read_text()
+    reading = readme.split("<!-- reading:begin -->")[1].split("<!-- reading:end -->")[0]
+    missing = report.unbacked_numbers(reading, report.report_markdown(results_dir))
+    assert not missing, f"README.md's reading: {missing} appear in no table or finding of results/README.md"
 
 
 def test_beyond_block_has_the_three_tables_findings_and_figures(tmp_path):
@@ -62,20 +83,26 @@ def test_beyond_block_has_the_three_tables_findings_and_figures(tmp_path):
     assert "figures/group_ablation.png" in text and "figures/weight_standardization.png" in text
 
 
-def test_readme_numbers_are_the_ones_the_results_folder_gives():
+def test_the_report_and_the_headline_are_what_the_results_folder_gives():
     results_dir = REPOSITORY / "results"
     if not any(results_dir.glob("*/*/summary.json")):
         pytest.skip("results/ holds no runs yet")
-    block = report.readme_block(REPOSITORY / "README.md")
-    assert block is not None, "README.md has no results block"
-    expected = report.results_markdown(results_dir)
-    assert block == expected, "README.md's results are stale: run python -m utils.report --update README.md"
-    for block, (_, _, write) in report.BLOCKS.items():
-        assert report.readme_block(REPOSITORY / "README.md", block) == write(results_dir), (
-            f"README.md's {block} block is stale: run python -m utils.report --update README.md")
+    stale = report.stale(results_dir, REPOSITORY / "README.md")
+    assert not stale, f"stale: {stale}; run python -m utils.report"
     for name, _ in report.FIGURES:
         figure = REPOSITORY / "figures" / f"{name}.png"
         assert figure.exists() and figure.stat().st_size > 0, f"{figure} is missing"
+
+
+def test_the_readme_is_short_and_narrow():
+    lines = (REPOSITORY / "README.md").read_text().splitlines()
+    assert len(lines) <= 200
+    in_code, wide = False, []
+    for number, line in enumerate(lines, start=1):
+        in_code ^= line.startswith("```")
+        if not in_code and len(line) > 100 and not line.startswith(("|", "![")):
+            wide.append(number)
+    assert not wide, f"README.md lines over 100 characters: {wide}"
 
 
 def test_understanding_block_has_the_three_tables_claims_and_figures(tmp_path):

@@ -228,6 +228,17 @@ def conclusions(source="results") -> list[str]:
             sentence += (f"; paper at 4: BRN minus BN {format_points(published['batch_renorm'] - published['batch'])}, "
                          f"GN minus BRN {format_points(published['group'] - published['batch_renorm'])}")
         lines.append(sentence + ".")
+    large, small = max(BATCH_RENORM_SIZES), min(BATCH_RENORM_SIZES)
+    rises = {label: paired_difference(run_cell(runs, experiment=BATCH_RENORM, norm=norm, batch_size=small),
+                                      run_cell(runs, experiment=BATCH_RENORM, norm=norm, batch_size=large))
+             for norm, label in (("batch", "BN"), ("batch_renorm", "BRN"))}
+    if not any(math.isnan(rise["mean"]) for rise in rises.values()) and rises["BN"]["mean"] > 0:
+        kept = 1 - rises["BRN"]["mean"] / rises["BN"]["mean"]
+        lines.append(
+            f"From batch {large} to {small}: BN's val error rises {format_points(rises['BN']['mean'], rises['BN']['sd'])} "
+            f"points, BRN's {format_points(rises['BRN']['mean'], rises['BRN']['sd'])}: Batch Renorm avoids "
+            f"{100 * kept:.0f}% of BN's rise."
+        )
     large_bn = run_cell(runs, experiment=WEIGHT_STANDARDIZATION, norm="batch", batch_size=32,
                         weight_standardization=False)
     for batch_size in WEIGHT_STANDARDIZATION_SIZES:

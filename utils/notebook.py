@@ -85,6 +85,7 @@ __all__ = [
     "show_data",
     "run_experiment",
     "plan_counts",
+    "regenerate",
     "TrainingLines",
     "show_table",
 ]
@@ -475,6 +476,23 @@ def run_experiment(settings, experiment, data=None):
     if failed:
         raise RuntimeError("Some runs failed:\n" + "\n".join(failed))
     return grid_module.summary_table(grid)
+
+
+def regenerate(settings):
+    """Draws every experiment's figures from the results folder and rewrites the report
+    (`<results>/README.md`); with the study's settings also the README's headline block.
+    Prints what it wrote."""
+    from utils import figures
+    from utils import report
+
+    drawn = figures.draw_figures(settings.results_dir, settings.figures_dir)
+    study = settings.results_dir.resolve() == paths.default_results_dir(paths.STUDY_PROFILE)
+    figures_link = os.path.relpath(settings.figures_dir, settings.results_dir)
+    report.write_report(settings.results_dir, REPOSITORY_ROOT / "README.md" if study else None, figures_link)
+    print(f"{len(drawn)} figures in {display_path(settings.figures_dir)}: "
+          + ", ".join(path.stem for path in drawn))
+    print(f"The report: {display_path(settings.results_dir / report.REPORT)}"
+          + (" and the README's headline." if study else "."))
 
 
 def show_table(frame, *, decimals=1, markdown=True):

@@ -33,6 +33,9 @@ class Experiment:
             results folder: called with the folder (or None) and the profile's name,
             returns more dicts like `runs` (e.g. one more learning rate where the best
             lies on the edge of a sweep).
+        figures: the functions that draw its figures, as "module:function"; each takes
+            a results folder (or runs frame) and `figures_dir=` and writes
+            `<figures_dir>/<its name>.png` (utils.figures draws them).
     """
 
     name: str
@@ -42,6 +45,7 @@ class Experiment:
     seeds: tuple[int, ...] | None = None
     epochs: dict[str, int] = dataclasses.field(default_factory=dict)
     more_runs: Callable[[object, str], list[dict]] | None = None
+    figures: tuple[str, ...] = ()
 
     def run_fields(self, results_dir=None, profile="cpu"):
         """Every run's fields: the declared ones, then those a rule adds."""

@@ -10,5 +10,6 @@ EXPERIMENTS = (
         BATCH_RENORM, "beyond_the_paper", "Batch Renorm, BN and GN at batch 32, 8, 4 and 2",
         runs=tuple(dict(norm=norm, batch_size=batch) for norm in ("batch_renorm", "batch", "group")
                    for batch in BATCH_SIZES),
+        figures=("utils.ablation_plots:plot_batch_renorm",),
     ),
 )

@@ -13,5 +13,6 @@ EXPERIMENTS = (
         DISTORTION, "understanding_gn", "BN and GN at batch 32 clean, with output noise, and without weight decay",
         runs=tuple(dict(norm=norm, batch_size=32, **change)
                    for norm in ("batch", "group") for change in ({}, NOISE, dict(weight_decay=0.0))),
+        figures=("utils.understanding_plots:plot_distortion",),
     ),
 )

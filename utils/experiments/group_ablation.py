@@ -19,5 +19,6 @@ EXPERIMENTS = (
         + tuple(dict(norm="group", channels_per_group=size, batch_size=32) if size > 1
                 else dict(norm="instance", batch_size=32) for size in SIZES),
         epochs={"paper": 100},
+        figures=("utils.ablation_plots:plot_group_ablation",),
     ),
 )

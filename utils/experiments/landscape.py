@@ -14,5 +14,6 @@ EXPERIMENTS = (
         LANDSCAPE, "understanding_gn", "BN, GN and no normalization at batch 32 and 2, probed 20 times an epoch",
         runs=tuple(dict(norm=norm, batch_size=batch, landscape_probes=PROBES_PER_EPOCH)
                    for norm in ("batch", "group", "none") for batch in BATCH_SIZES),
+        figures=("utils.understanding_plots:plot_landscape",),
     ),
 )

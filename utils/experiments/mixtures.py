@@ -12,5 +12,6 @@ EXPERIMENTS = (
         MIXTURES, "understanding_gn", "the GN+BN mixtures, BN and GN at batch 32, 8 and 2",
         runs=tuple(dict(norm=norm, batch_size=batch)
                    for norm in MIXTURE_NORMS + ("batch", "group") for batch in BATCH_SIZES),
+        figures=("utils.understanding_plots:plot_mixtures",),
     ),
 )

@@ -125,6 +125,45 @@ def best_rates(source="results", *, seeds=None):
     return frame
 
 
+def rate_table(source="results", *, seeds=None):
+    """One row per method: its validation error at each base rate (mean ± sd over seeds,
+    "collapsed" where a seed collapsed, blank where not every seed is finished) and the
+    rate the rule picks so far (`best_rates`)."""
+    import pandas as pd
+
+    from utils import results
+
+    runs = results.as_runs(source)
+    runs = runs[(runs["experiment"] == RATE_SWEEP) & runs["state"].isin(["complete", "diverged"])]
+    table = best_rates(runs, seeds=seeds)
+    rates = sorted({rate for tried in table["rates"] for rate in tried})
+    rows = []
+    for method, row in table.iterrows():
+        cells = {}
+        for rate in rates:
+            mine = runs[[_method_of(run) == method for _, run in runs.iterrows()]] if len(runs) else runs
+            values = mine[(mine["base_learning_rate"].astype(float) - rate).abs() < 1e-12]["val_error_median5"]
+            if rate in row["excluded"]:
+                cells[f"{rate:g}"] = "collapsed"
+            elif rate in row["means"]:
+                cells[f"{rate:g}"] = f"{row['means'][rate]:.1f} ± {values.std(ddof=1):.1f}"
+            else:
+                cells[f"{rate:g}"] = f"{len(values)} of {len(seeds) if seeds else '?'} seeds" if len(values) else ""
+        chosen = row["chosen"]
+        state = (f"{chosen:g}" if not math.isnan(chosen) else
+                 f"waits for {row['edge']:g}" if not math.isnan(row["edge"]) else "not yet")
+        rows.append({"method": method, **cells, "chosen rate": state})
+    frame = pd.DataFrame(rows)
+    frame.attrs["caption"] = (
+        f"Rate sweep ({results.data_context(runs)}), batch 32, ÷10 at 50% and 75% of the epochs: validation error "
+        "(%, median of the last 5 epochs), mean ± sd over seeds, by base learning rate. Collapsed: a seed diverged "
+        f"or ended within {COLLAPSE_MARGIN:g} points of chance. Chosen rate: the lowest mean among the rates where "
+        "no seed collapsed, once every seed is finished and the best is not on the edge of the rates tried "
+        f"(utils.experiments.rate_sweep). Runs: results/{RATE_SWEEP}/<norm>_bs32_lr<rate>_decay50-75_seed<k>."
+    )
+    return frame
+
+
 def edge_runs(results_dir, profile):
     """The runs that rule 3 adds: one more rate beyond the edge, for each method whose
     best rate so far is the lowest or highest tried (none without a results folder)."""

@@ -22,5 +22,6 @@ EXPERIMENTS = (
         + tuple(dict(norm=norm, batch_size=32, base_learning_rate=0.003, lr_decay_fractions=PAPER_DECAY_FRACTIONS)
                 for norm in NORMS),
         seeds=(0,),
+        figures=("utils.plots:plot_recipe_sweep",),
     ),
 )

@@ -10,5 +10,6 @@ EXPERIMENTS = (
         WEIGHT_STANDARDIZATION, "beyond_the_paper", "GN and BN with and without WS at batch 32, 8 and 2",
         runs=tuple(dict(norm=norm, batch_size=batch, weight_standardization=standardized)
                    for norm in ("group", "batch") for standardized in (True, False) for batch in BATCH_SIZES),
+        figures=("utils.ablation_plots:plot_weight_standardization",),
     ),
 )
