@@ -213,8 +213,8 @@ def test_profile_scales():
     assert cpu["dataset"] == paper["dataset"] == "tiny-imagenet-200"
     assert (paper["classes"], paper["images_per_class"]) == (200, 500)
     # The 2023 report's lengths: 100 epochs for its batch-32 comparisons, 10 for the sweeps.
-    long = {"norm_comparison", "group_ablation"}
-    assert paper["epochs"] == {name: 100 if name in long else 10 for name in experiments.NAMES}
+    lengths = {"norm_comparison": 100, "group_ablation": 100, "long_training": 30}
+    assert paper["epochs"] == {name: lengths.get(name, 10) for name in experiments.NAMES}
     assert cpu["classes"] * cpu["images_per_class"] < 200 * 500
 
 

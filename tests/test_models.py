@@ -69,7 +69,7 @@ def test_registry_passes_layer_options():
     assert make_norm("bn").momentum == 0.9
     assert canonical_norm(" GN ") == "group"
     assert set(NORMALIZATIONS) == {"batch", "layer", "instance", "group", "batch_renorm", "gn_plus_parallel",
-                                   "gn_plus_gn_first", "gn_plus_bn_first", "none"}
+                                   "gn_plus_gn_first", "gn_plus_bn_first", "gn_plus_parallel_fixed", "none"}
 
 
 def test_batch_renorm_uses_the_papers_clipping_and_one_pair_of_statistics():

@@ -52,7 +52,7 @@ def test_a_best_rate_on_the_edge_waits_for_the_next_rate(tmp_path):
     write_method(tmp_path, "BN", {0.001: 70.0, 0.003: 66.0, 0.01: 63.0, 0.03: 60.0})
     row = rate_sweep.best_rates(tmp_path, seeds=SEEDS).loc["BN"]
     assert row["best"] == 0.03 and row["edge"] == pytest.approx(0.1) and math.isnan(row["chosen"])
-    extra = rate_sweep.edge_runs(tmp_path, "cpu")
+    extra = rate_sweep.more_runs(tmp_path, "cpu")
     assert rate_sweep.run_fields("BN", 0.1) in extra
     names = {c.run_name for c in profile_configs("cpu", rate_sweep.RATE_SWEEP, results_dir=tmp_path)}
     assert {f"bn_bs32_lr0.1_decay50-75_seed{seed}" for seed in SEEDS} <= names
@@ -73,4 +73,28 @@ def test_nothing_is_chosen_while_a_seed_is_missing(tmp_path):
     write_method(tmp_path, "LN", {0.001: 70.0, 0.003: 60.0, 0.01: 65.0, 0.03: 80.0}, seeds=(0, 1))
     row = rate_sweep.best_rates(tmp_path, seeds=SEEDS).loc["LN"]
     assert math.isnan(row["chosen"]) and row["means"] == {}
-    assert rate_sweep.edge_runs(tmp_path, "cpu") == []
+    assert rate_sweep.more_runs(tmp_path, "cpu") == []
+
+
+def test_the_mixtures_control_follows_the_parallel_mixtures_chosen_rate(tmp_path):
+    assert not any(fields["norm"] == rate_sweep.FIXED_MIXTURE for fields in rate_sweep.more_runs(tmp_path, "cpu"))
+    write_method(tmp_path, "GN+BN parallel", {0.001: 70.0, 0.003: 64.0, 0.01: 62.0, 0.03: 66.0})
+    controls = [c for c in profile_configs("cpu", rate_sweep.RATE_SWEEP, results_dir=tmp_path)
+                if c.norm == rate_sweep.FIXED_MIXTURE]
+    assert {(c.base_learning_rate, c.seed) for c in controls} == {(0.01, seed) for seed in SEEDS}
+    assert all(c.run_name.startswith("gnbn_parallel_fixed_g32_bs32_lr0.01") for c in controls)
+
+
+def test_long_training_adds_a_methods_runs_once_its_rate_is_chosen(tmp_path):
+    from utils.experiments import long_training
+
+    assert profile_configs("cpu", long_training.LONG_TRAINING, results_dir=tmp_path) == []
+    write_method(tmp_path, "GN", {0.001: 70.0, 0.003: 60.0, 0.01: 65.0, 0.03: 80.0})
+    configs = profile_configs("cpu", long_training.LONG_TRAINING, results_dir=tmp_path)
+    assert {(c.norm, c.batch_size, c.weight_decay, c.seed) for c in configs} == {
+        ("group", batch, decay, seed) for batch, decay in ((32, 1e-4), (8, 1e-4), (2, 1e-4), (32, 0.0))
+        for seed in SEEDS}
+    assert {c.epochs for c in configs} == {30} and {c.base_learning_rate for c in configs} == {0.003}
+    # The linear scaling rule at smaller batches, the study's schedule.
+    assert {c.batch_size: c.learning_rate for c in configs} == {32: 0.003, 8: 0.003 * 8 / 32, 2: 0.003 * 2 / 32}
+    assert {c.lr_decay_fractions for c in configs} == {(0.5, 0.75)}

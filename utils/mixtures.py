@@ -193,6 +193,9 @@ _ARGUMENTS_AND_REFERENCE = """
         gamma_initializer: initializer for `gamma`, ones by default.
         mixing_initializer: the initial lambda, a number (1.0 by default, so s = 0.731)
             or an initializer for the scalar `mixing_logit`.
+        learn_mixing_weight: True (default) to learn lambda; False keeps s at its
+            initial value (e.g. `mixing_initializer=0.0` for s = 0.5, a control that
+            mixes without learning how).
         beta_regularizer: optional regularizer for `beta`.
         gamma_regularizer: optional regularizer for `gamma`.
         beta_constraint: optional constraint for `beta`.
@@ -239,6 +242,7 @@ class _GNPlusBN(keras.layers.Layer):
         beta_initializer="zeros",
         gamma_initializer="ones",
         mixing_initializer=1.0,
+        learn_mixing_weight=True,
         beta_regularizer=None,
         gamma_regularizer=None,
         beta_constraint=None,
@@ -263,6 +267,12 @@ class _GNPlusBN(keras.layers.Layer):
         self.beta_initializer = initializers.get(beta_initializer)
         self.gamma_initializer = initializers.get(gamma_initializer)
         self.mixing_initializer = _mixing_initializer(mixing_initializer)
+        if not isinstance(learn_mixing_weight, bool):
+            raise ValueError(
+                f"learn_mixing_weight must be True (s is learnt) or False (s stays at its initial value); "
+                f"received learn_mixing_weight={learn_mixing_weight!r}."
+            )
+        self.learn_mixing_weight = learn_mixing_weight
         self.beta_regularizer = regularizers.get(beta_regularizer)
         self.gamma_regularizer = regularizers.get(gamma_regularizer)
         self.beta_constraint = constraints.get(beta_constraint)
@@ -279,6 +289,7 @@ class _GNPlusBN(keras.layers.Layer):
             shape=(),
             name="mixing_logit",
             initializer=self.mixing_initializer,
+            trainable=self.learn_mixing_weight,
             autocast=False,
         )
         self.moving_mean = self.add_weight(
@@ -352,6 +363,7 @@ class _GNPlusBN(keras.layers.Layer):
             "beta_initializer": initializers.serialize(self.beta_initializer),
             "gamma_initializer": initializers.serialize(self.gamma_initializer),
             "mixing_initializer": initializers.serialize(self.mixing_initializer),
+            "learn_mixing_weight": self.learn_mixing_weight,
             "beta_regularizer": regularizers.serialize(self.beta_regularizer),
             "gamma_regularizer": regularizers.serialize(self.gamma_regularizer),
             "beta_constraint": constraints.serialize(self.beta_constraint),

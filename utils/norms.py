@@ -66,6 +66,11 @@ _ROWS = (
              grouped=True, layer="utils.mixtures:GNPlusGNFirst"),
     NormSpec("gn_plus_bn_first", "gnbn_bn_first", "GN+BN, BN first", "GN+BN mixture, BN first", "#bcbd22", "h",
              grouped=True, layer="utils.mixtures:GNPlusBNFirst"),
+    # A control for the mixtures: the parallel one with s fixed at 0.5 (lambda = 0).
+    NormSpec("gn_plus_parallel_fixed", "gnbn_parallel_fixed", "GN+BN parallel, s = 0.5",
+             "GN+BN mixture, parallel, s fixed at 0.5", "#ff7f0e", "X", grouped=True,
+             layer="utils.mixtures:GNPlusParallel",
+             defaults=(("mixing_initializer", 0.0), ("learn_mixing_weight", False))),
     NormSpec("none", "none", "no norm", "No normalization", "#7f7f7f", "v"),
 )
 

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from utils import norms
+from utils.experiments import mixtures as mixtures_experiment
 from utils import paper
 from utils import runs as runs_module
 from utils.experiments.distortion import NOISE as DISTORTION_NOISE
@@ -42,7 +43,7 @@ from utils.results import seeds_text
 LANDSCAPE = "landscape"
 DISTORTION = "distortion"
 MIXTURES = "mixtures"
-MIXTURE_NORMS = norms.MIXTURES
+MIXTURE_NORMS = mixtures_experiment.MIXTURE_NORMS
 MIXTURE_LABELS = {name: norms.LABELS[name] for name in MIXTURE_NORMS}
 LANDSCAPE_NORMS = ("batch", "group", "none")
 # The landscape quantities, per probe: the spread of the loss along the gradient, the

@@ -55,11 +55,11 @@ class Experiment:
 
 def _declared():
     # Imported here: the family modules import this module for `Experiment`.
-    from utils.experiments import (batch_renorm, distortion, group_ablation, landscape, mixtures, rate_sweep,
-                                   recipe_sweep, study, weight_standardization)
+    from utils.experiments import (batch_renorm, distortion, group_ablation, landscape, long_training, mixtures,
+                                   rate_sweep, recipe_sweep, study, weight_standardization)
 
     families = (study, recipe_sweep, group_ablation, batch_renorm, weight_standardization, landscape, distortion,
-                mixtures, rate_sweep)
+                mixtures, rate_sweep, long_training)
     return {experiment.name: experiment for family in families for experiment in family.EXPERIMENTS}
 
 

@@ -17,8 +17,10 @@ profile, and picks each method's rate by a rule fixed before its runs finished
 4. the choice is made once it cannot change: every rate not excluded has all its seeds
    finished and none is an untried edge.
 
-Runs that repeat another experiment's (the study's rate, the recipe sweep's seed 0, WS
-and the mixtures at 0.003) reuse them.
+Once the parallel mixture's rate is chosen, the sweep adds its control at that rate: the
+same layer with s fixed at 0.5, so that a gain of the mixture can be told from a gain of
+learning s. Runs that repeat another experiment's (the study's rate, the recipe sweep's
+seed 0, WS and the mixtures at 0.003) reuse them.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ METHODS = {
     "GN+BN parallel": dict(norm="gn_plus_parallel"),
     "GN+BN BN-first": dict(norm="gn_plus_bn_first"),
 }
+# The mixtures' control (utils.norms): the parallel mixture with s fixed at 0.5.
+FIXED_MIXTURE = "gn_plus_parallel_fixed"
 
 
 def run_fields(method, rate):
@@ -164,23 +168,42 @@ def rate_table(source="results", *, seeds=None):
     return frame
 
 
-def edge_runs(results_dir, profile):
-    """The runs that rule 3 adds: one more rate beyond the edge, for each method whose
-    best rate so far is the lowest or highest tried (none without a results folder)."""
+def chosen_rates(results_dir, profile):
+    """{method: chosen base rate} of the methods whose rate the rule has chosen (none
+    without a results folder)."""
     from pathlib import Path
+
+    from utils.profiles import profile_settings
+
+    if results_dir is None or not (Path(results_dir) / RATE_SWEEP).is_dir():
+        return {}
+    table = best_rates(results_dir, seeds=profile_settings(profile)["seeds"])
+    return {method: rate for method, rate in table["chosen"].items() if not math.isnan(rate)}
+
+
+def more_runs(results_dir, profile):
+    """The runs the rules add as the sweep finishes: one more rate beyond the edge for
+    each method whose best rate so far is the lowest or highest tried (rule 3), and the
+    mixtures' control, the parallel mixture with s fixed at 0.5, at the rate chosen for
+    the parallel mixture."""
+    from pathlib import Path
+
+    from utils.profiles import profile_settings
 
     if results_dir is None or not (Path(results_dir) / RATE_SWEEP).is_dir():
         return []
-    from utils.profiles import profile_settings
-
     table = best_rates(results_dir, seeds=profile_settings(profile)["seeds"])
-    return [run_fields(method, rate) for method, rate in table["edge"].items() if not math.isnan(rate)]
+    runs = [run_fields(method, rate) for method, rate in table["edge"].items() if not math.isnan(rate)]
+    parallel = chosen_rates(results_dir, profile).get("GN+BN parallel")
+    if parallel is not None:
+        runs.append(dict(run_fields("GN+BN parallel", parallel), norm=FIXED_MIXTURE))
+    return runs
 
 
 EXPERIMENTS = (
     Experiment(
         RATE_SWEEP, "fair_comparison", "every method at batch 32 and four base rates, each seed: its best rate",
         runs=tuple(run_fields(method, rate) for method in METHODS for rate in LEARNING_RATES),
-        more_runs=edge_runs,
+        more_runs=more_runs,
     ),
 )

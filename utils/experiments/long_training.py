@@ -1,0 +1,44 @@
+"""Trained long enough to tell: 30 epochs at each method's own best rate.
+
+In 10 epochs every model of the study still learns when the rate is cut, and training
+error about equals validation error, so a gap may be speed, not end point. This
+experiment trains three times as long (÷10 at 50% and 75% of the epochs, as the study)
+at the base rate the rate sweep chose for each method (utils.experiments.rate_sweep),
+scaled by the linear rule at smaller batches: BN and GN at batch 32, 8 and 2; GN+WS and
+the BN-first mixture at 32; BN and GN without weight decay at 32. A method's runs are
+added once its rate is chosen, so the grid grows as the sweep finishes.
+"""
+
+from utils.experiments import Experiment
+from utils.experiments import rate_sweep
+
+LONG_TRAINING = "long_training"
+EPOCHS = 30
+BATCH_SIZES = (32, 8, 2)
+# (method of the rate sweep, batch sizes, other fields)
+PLAN = (
+    ("BN", BATCH_SIZES, {}),
+    ("GN", BATCH_SIZES, {}),
+    ("GN+WS", (32,), {}),
+    ("GN+BN BN-first", (32,), {}),
+    ("BN", (32,), {"weight_decay": 0.0}),
+    ("GN", (32,), {"weight_decay": 0.0}),
+)
+
+
+def chosen_runs(results_dir, profile):
+    """The runs of `PLAN` whose method has a chosen rate in the results folder."""
+    rates = rate_sweep.chosen_rates(results_dir, profile)
+    return [dict(rate_sweep.run_fields(method, rates[method]), batch_size=batch_size, **fields)
+            for method, batch_sizes, fields in PLAN if method in rates
+            for batch_size in batch_sizes]
+
+
+EXPERIMENTS = (
+    Experiment(
+        LONG_TRAINING, "fair_comparison", "BN and GN at batch 32, 8, 2 and more, 30 epochs at each one's best rate",
+        runs=(),
+        epochs={"cpu": EPOCHS, "paper": EPOCHS},
+        more_runs=chosen_runs,
+    ),
+)
