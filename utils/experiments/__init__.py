@@ -4,7 +4,7 @@ An `Experiment` is a named grid: the fields that differ between its runs (beside
 profile's settings, utils.profiles), its seeds and its length. The registry `REGISTRY`
 lists them in the order a full grid trains them; `GROUPS` names sets of them for the
 command line (`--experiment all` is the study). Adding an experiment is one module here
-and one line in `_FAMILIES`.
+and its name in `_declared`'s list of families.
 
     python -m utils.experiments --profile cpu --list      # every run, and its state
 """
