@@ -108,7 +108,7 @@ def test_the_readme_is_short_and_narrow():
 def test_understanding_block_has_the_three_tables_claims_and_figures(tmp_path):
     text = report.understanding_markdown(results_factory.make_understanding_results(tmp_path / "results"))
     assert "**Loss landscape**" in text and "effective beta-smoothness, epoch 1" in text
-    assert "stopped learning with noise" in text and "GN+BN, GN first minus GN" in text
+    assert "near chance with noise" in text and "GN+BN, GN first minus GN" in text
     assert "Claim: GN is more sensitive than BN to noise" in text and "**Computed from these runs**" in text
     assert "figures/landscape.png" in text and "figures/mixtures.png" in text
 

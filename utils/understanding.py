@@ -215,7 +215,7 @@ def distortion_table(source="results", *, experiment=DISTORTION) -> pd.DataFrame
     Returns:
         One row per normalization with the mean val error (and sd) of each condition,
         "noise minus recipe" and "no weight decay minus recipe" (paired by seed, with
-        their sd), "stopped learning with noise" (runs whose last training error is
+        their sd), "near chance with noise" (runs whose last training error is
         within 5 points of chance, of n), "n" and "status".
     """
     runs = as_runs(source)
@@ -231,7 +231,7 @@ def distortion_table(source="results", *, experiment=DISTORTION) -> pd.DataFrame
             difference = paired_difference(cells[condition], cells["recipe"])
             row[f"{condition} minus recipe"] = difference["mean"]
             row[f"{condition} minus recipe sd"] = difference["sd"]
-        row["stopped learning with noise"] = _stopped_text(runs, cells["noise"])
+        row["near chance with noise"] = _stopped_text(runs, cells["noise"])
         row["n"] = seed_counts(cells)
         row["status"] = cell_statuses(cells)
         rows.append(row)
@@ -392,9 +392,9 @@ def conclusions(source="results") -> list[str]:
     lines.append(
         "Claim: GN is more sensitive than BN to noise on its output (GN stops learning). With noise, val error "
         f"changes by {format_points(noise['group']['mean'], noise['group']['sd'])} points for GN "
-        f"({_stopped_text(runs, cells['group']['noise'], ' runs stopped learning')}) and "
+        f"({_stopped_text(runs, cells['group']['noise'], ' runs ended within 5 points of chance')}) and "
         f"{format_points(noise['batch']['mean'], noise['batch']['sd'])} for BN "
-        f"({_stopped_text(runs, cells['batch']['noise'], ' stopped')})."
+        f"({_stopped_text(runs, cells['batch']['noise'], ' did')})."
     )
     decay = {norm: paired_difference(by_condition["recipe"], by_condition["no weight decay"])
              for norm, by_condition in cells.items()}
