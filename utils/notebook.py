@@ -218,11 +218,12 @@ def hardware():
 
 
 def _epochs_text(epochs):
-    """"10 epochs" when every experiment trains as long, else each experiment's count."""
-    counts = sorted(set(epochs.values()))
-    if len(counts) == 1:
-        return f"{counts[0]} epochs"
-    return "epochs: " + ", ".join(f"{experiment} {count}" for experiment, count in epochs.items())
+    """"10 epochs" when every experiment trains as long, else the usual count and the
+    exceptions: "10 epochs (long_training 30)"."""
+    counts = list(epochs.values())
+    usual = max(set(counts), key=counts.count)
+    others = ", ".join(f"{experiment} {count}" for experiment, count in epochs.items() if count != usual)
+    return f"{usual} epochs" + (f" ({others})" if others else "")
 
 
 def show_setup(settings):
