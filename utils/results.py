@@ -14,6 +14,7 @@ diverged are kept and labelled, never dropped: see the ``state`` and ``label`` c
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 
@@ -22,17 +23,17 @@ import pandas as pd
 
 from utils import paper
 from utils import runs as runs_module
+from utils.config import RunConfig
 from utils.norms import canonical_norm
 
 NORM_COMPARISON = "norm_comparison"
 BATCH_SIZE_SWEEP = "batch_size_sweep"
+# Every field of RunConfig (what a run is), then what its folder says about it.
+CONFIG_COLUMNS = tuple(field.name for field in dataclasses.fields(RunConfig))
 RUN_COLUMNS = (
-    "experiment", "run_name", "norm", "groups", "channels_per_group", "weight_standardization",
-    "weight_decay", "norm_noise_mean", "norm_noise_stddev", "norm_noise_groups", "landscape_probes",
-    "batch_size", "seed", "status", "state", "label",
-    "epochs_completed", "epochs", "diverged_epoch", "val_error_median5", "train_error_median5",
-    "val_loss_median5", "median_epochs", "final_val_error", "best_val_error", "dataset", "profile",
-    "model", "base_learning_rate", "lr_decay_fractions", "final_train_error", "classes", "wall_seconds",
+    "experiment", "run_name", *(name for name in CONFIG_COLUMNS if name != "experiment"),
+    "status", "state", "label", "epochs_completed", "diverged_epoch", "val_error_median5", "train_error_median5",
+    "val_loss_median5", "median_epochs", "final_val_error", "best_val_error", "final_train_error", "wall_seconds",
     "steps_per_epoch", "reused_from", "path",
 )
 OURS_NOTE = (
@@ -57,24 +58,12 @@ def run_row(record: runs_module.RunRecord) -> dict:
     config, history = record.config, record.history
     completed = len(history)
     return {
-        "experiment": config.experiment,
+        **{name: getattr(config, name) for name in CONFIG_COLUMNS},
         "run_name": config.run_name,
-        "norm": config.norm,
-        "groups": config.groups,
-        "channels_per_group": config.channels_per_group,
-        "weight_standardization": config.weight_standardization,
-        "weight_decay": config.weight_decay,
-        "norm_noise_mean": config.norm_noise_mean,
-        "norm_noise_stddev": config.norm_noise_stddev,
-        "norm_noise_groups": config.norm_noise_groups,
-        "landscape_probes": config.landscape_probes,
-        "batch_size": config.batch_size,
-        "seed": config.seed,
         "status": record.status,
         "state": record.state,
         "label": record.label,
         "epochs_completed": completed,
-        "epochs": config.epochs,
         "diverged_epoch": record.diverged_epoch,
         "val_error_median5": _tail_median(history["val_error"]),
         "train_error_median5": _tail_median(history["train_error"]),
@@ -82,13 +71,7 @@ def run_row(record: runs_module.RunRecord) -> dict:
         "median_epochs": min(completed, runs_module.MEDIAN_EPOCHS),
         "final_val_error": float(history["val_error"].iloc[-1]) if completed else math.nan,
         "best_val_error": float(history["val_error"].min()) if completed else math.nan,
-        "dataset": config.dataset,
-        "profile": config.profile,
-        "model": config.model,
-        "base_learning_rate": config.base_learning_rate,
-        "lr_decay_fractions": config.lr_decay_fractions,
         "final_train_error": float(history["train_error"].iloc[-1]) if completed else math.nan,
-        "classes": config.classes,
         "wall_seconds": float(history["seconds"].sum()) if completed else math.nan,
         "steps_per_epoch": float(history["steps"].median()) if completed else math.nan,
         "reused_from": record.summary.get("reused_from"),
