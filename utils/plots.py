@@ -88,15 +88,6 @@ def _history_of(histories: pd.DataFrame, run_name: str, experiment: str) -> pd.D
     return chosen.sort_values("epoch")
 
 
-def _averaged_runs(matches: pd.DataFrame) -> pd.DataFrame:
-    """The runs whose mean `results.run_cell` reports: the complete ones, else the partial ones."""
-    for state in ("complete", "partial"):
-        usable = matches[(matches["state"] == state) & matches["val_error_median5"].notna()]
-        if not usable.empty:
-            return usable
-    return matches.iloc[0:0]
-
-
 def _seed_curve(histories: pd.DataFrame, runs: pd.DataFrame, column: str, experiment: str) -> pd.DataFrame:
     """Mean, sd and count over `runs` of `column`, epoch by epoch (index: epoch)."""
     chosen = histories[(histories["experiment"] == experiment) & histories["run_name"].isin(runs["run_name"])]
@@ -131,7 +122,7 @@ def _draw_cell(axis, runs, histories, column, color, label, *, experiment, **sel
                     linestyle="-" if not matches.empty else ":")
     if histories.empty:
         return handle
-    averaged = _averaged_runs(matches)
+    averaged = results.averaged_runs(matches)
     if not averaged.empty:
         partial = bool((averaged["state"] == "partial").all())
         curve = _seed_curve(histories, averaged, column, experiment)

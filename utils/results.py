@@ -169,6 +169,16 @@ def find_runs(runs: pd.DataFrame, *, norm=None, **fields) -> pd.DataFrame:
     return runs[mask.fillna(False).astype(bool)]
 
 
+def averaged_runs(matches: pd.DataFrame) -> pd.DataFrame:
+    """The runs of a cell whose numbers count: the complete ones, else the partial ones
+    (with a median), else none. The one place this rule is written."""
+    for state in ("complete", "partial"):
+        usable = matches[(matches["state"] == state) & matches["val_error_median5"].notna()]
+        if not usable.empty:
+            return usable
+    return matches.iloc[0:0]
+
+
 def run_cell(runs: pd.DataFrame, **selection) -> dict:
     """Our number for one table cell over seeds, with its status and the runs behind it.
 
@@ -190,10 +200,9 @@ def run_cell(runs: pd.DataFrame, **selection) -> dict:
     if matches.empty:
         return {**empty, "status": "missing", "run": ""}
     names = ", ".join(matches["run_name"].astype(str))
-    for state in ("complete", "partial"):
-        usable = matches[(matches["state"] == state) & matches["val_error_median5"].notna()]
-        if usable.empty:
-            continue
+    usable = averaged_runs(matches)
+    if not usable.empty:
+        state = usable.iloc[0]["state"]
         if state == "complete":
             status = "complete" if len(usable) == 1 else f"complete ({len(usable)} seeds)"
         else:
