@@ -219,9 +219,19 @@ class RunConfig:
     deterministic: bool = True
 
     def __post_init__(self):
-        # Frozen dataclass: normalize values through object.__setattr__.
-        set_field = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
+        # Frozen dataclass: the validators normalize values through object.__setattr__.
+        self._check_names()
+        self._check_normalization()
+        self._check_counts()
+        self._check_recipe()
+        self._check_data()
+        self._check_execution()
 
+    def _set_field(self, name, value):
+        object.__setattr__(self, name, value)
+
+    def _check_names(self):
+        """The experiment and profile names (they name folders) and the model."""
         for name in ("experiment", "profile"):
             value = getattr(self, name)
             if not isinstance(value, str) or not _NAME_PATTERN.match(value):
@@ -233,7 +243,10 @@ class RunConfig:
             raise ValueError(f"Unknown profile {self.profile!r}; valid profiles are {PROFILES + ('custom',)}.")
         if self.model not in MODELS:
             raise ValueError(f"Unknown model {self.model!r}; valid models are {MODELS}.")
-        set_field("norm", canonical_norm(self.norm))
+
+    def _check_normalization(self):
+        """The normalization and its options: groups, WS, output noise, probes, sync BN."""
+        self._set_field("norm", canonical_norm(self.norm))
 
         if self.norm in GROUPED:
             if self.channels_per_group is not None and self.norm != "group":
@@ -247,7 +260,7 @@ class RunConfig:
                     "were both given; give one of them (the other follows from the channels)."
                 )
             if self.groups is None and self.channels_per_group is None:
-                set_field("groups", 32)
+                self._set_field("groups", 32)
             for name in ("groups", "channels_per_group"):
                 _check_divides_channels(name, getattr(self, name), self.model)
         else:
@@ -285,6 +298,8 @@ class RunConfig:
                 f"sync_batch_norm=True applies only to batch normalization, not norm={self.norm!r}."
             )
 
+    def _check_counts(self):
+        """Batch size, epochs, steps per call, kernel size and seed."""
         for name in ("batch_size", "epochs", "steps_per_execution", "second_kernel_size"):
             value = getattr(self, name)
             if not _is_int(value) or value < 1:
@@ -292,8 +307,10 @@ class RunConfig:
         if not _is_int(self.seed) or self.seed < 0:
             raise ValueError(f"seed={self.seed!r} must be an integer >= 0.")
 
+    def _check_recipe(self):
+        """The optimizer and schedule: rate (the model's default when None), momentum, decay."""
         if self.base_learning_rate is None:
-            set_field("base_learning_rate", DEFAULT_BASE_LEARNING_RATES[self.model])
+            self._set_field("base_learning_rate", DEFAULT_BASE_LEARNING_RATES[self.model])
         if not _is_number(self.base_learning_rate) or self.base_learning_rate <= 0:
             raise ValueError(f"base_learning_rate={self.base_learning_rate!r} must be a number > 0.")
         if not _is_number(self.momentum) or not 0 <= self.momentum < 1:
@@ -315,8 +332,10 @@ class RunConfig:
                 f"lr_decay_fractions={fractions!r} must be strictly increasing numbers in (0, 1), "
                 "e.g. (0.3, 0.6, 0.9)."
             )
-        set_field("lr_decay_fractions", fractions)
+        self._set_field("lr_decay_fractions", fractions)
 
+    def _check_data(self):
+        """The data set and its selection."""
         if self.dataset not in DATASETS:
             raise ValueError(f"Unknown dataset {self.dataset!r}; valid datasets are {DATASETS}.")
         if not _is_int(self.classes) or not 1 <= self.classes <= _TINY_IMAGENET_CLASSES:
@@ -337,6 +356,9 @@ class RunConfig:
                 f"validated on all {_TINY_IMAGENET_VAL_PER_CLASS} images per class; use "
                 f"{_TINY_IMAGENET_VAL_PER_CLASS} (smaller values are for the synthetic data set)."
             )
+
+    def _check_execution(self):
+        """Precision, XLA, determinism and distribution."""
         if self.precision not in PRECISIONS:
             raise ValueError(f"Unknown precision {self.precision!r}; valid precisions are {PRECISIONS}.")
         for name in ("jit_compile", "deterministic"):
