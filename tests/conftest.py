@@ -24,3 +24,15 @@ def synthetic_tiny_imagenet(tmp_path_factory):
     return make_synthetic_tiny_imagenet(
         tmp_path_factory.mktemp("synthetic"), classes=6, images_per_class=12, val_per_class=5, seed=0
     )
+
+
+@pytest.fixture
+def mixed_policy(request):
+    """Keras's global dtype policy set to `request.param` for one test, float32 after it."""
+    import keras
+
+    keras.mixed_precision.set_dtype_policy(request.param)
+    try:
+        yield request.param
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")

@@ -8,6 +8,7 @@ partial (still running) and diverged runs, and runs reused from another experime
 from __future__ import annotations
 
 import math
+import statistics
 
 from utils import runs
 from utils.config import RunConfig
@@ -34,6 +35,11 @@ def make_config(experiment, norm, batch_size, *, seed=0, epochs=EPOCHS, dataset=
 def curve(final: float, epochs: int, start: float = 99.0) -> list[float]:
     """A decreasing error curve from near `start` towards `final` (percent), one value per epoch."""
     return [round(final + (start - final) * math.exp(-epoch / 2.0), 3) for epoch in range(1, epochs + 1)]
+
+
+def curve_median(final: float, epochs: int = EPOCHS, last: int = 5) -> float:
+    """The median of the last `last` epochs of `curve(final, epochs)`: a run's reported error."""
+    return float(statistics.median(curve(final, epochs)[-last:]))
 
 
 def write_run(results_dir, config, val_errors, *, train_errors=None, status="complete"):

@@ -11,10 +11,6 @@ from utils import paper
 from utils import results
 
 
-def median(final):
-    return float(np.median(factory.curve(final, factory.EPOCHS)[-5:]))
-
-
 @pytest.fixture(scope="module")
 def results_dir(tmp_path_factory):
     return factory.make_ablation_results(tmp_path_factory.mktemp("ablations"))
@@ -43,12 +39,12 @@ def test_table3_has_both_halves_with_paired_differences_and_the_papers_numbers(r
     assert list(table.index) == [64, 32, 16, 8, 4, 2, 1]
     for (setting, size), finals in factory.ABLATION_FINAL.items():
         label = {"groups": "G", "channels_per_group": "C/G"}[setting]
-        mean, sd = mean_sd([median(final) for final in finals])
+        mean, sd = mean_sd([factory.curve_median(final) for final in finals])
         assert table.loc[size, f"{label}: ours"] == pytest.approx(mean)
         assert table.loc[size, f"{label}: ours sd"] == pytest.approx(sd)
     # G = 1 is LN: its difference to G = 32 is paired by seed.
     ln, gn = factory.ABLATION_FINAL[("groups", 1)], factory.ABLATION_FINAL[("groups", 32)]
-    differences = [median(a) - median(b) for a, b in zip(ln, gn)]
+    differences = [factory.curve_median(a) - factory.curve_median(b) for a, b in zip(ln, gn)]
     assert table.loc[1, "G: minus G = 32"] == pytest.approx(np.mean(differences))
     assert table.loc[1, "G: minus G = 32 sd"] == pytest.approx(np.std(differences, ddof=1))
     assert table.loc[1, "G: paper"] == paper.TABLE1["layer"]
@@ -66,7 +62,7 @@ def test_table3_has_both_halves_with_paired_differences_and_the_papers_numbers(r
 
 def test_table3_markdown_shows_mean_and_sd(runs):
     text = results.to_markdown(ablations.table3(runs))
-    mean, sd = mean_sd([median(final) for final in factory.ABLATION_FINAL[("groups", 32)]])
+    mean, sd = mean_sd([factory.curve_median(final) for final in factory.ABLATION_FINAL[("groups", 32)]])
     assert f"{mean:.1f} ± {sd:.1f}" in text
     assert "| size |" in text.splitlines()[0]
 
@@ -75,9 +71,9 @@ def test_batch_renorm_table_pairs_by_seed_and_shows_the_paper_at_4(runs):
     table = ablations.batch_renorm_table(runs).set_index("batch size")
     assert list(table.index) == [32, 8, 4, 2]
     for label, norm in (("BN", "batch"), ("BRN", "batch_renorm"), ("GN", "group")):
-        mean, _ = mean_sd([median(final) for final in factory.RENORM_FINAL[norm][4]])
+        mean, _ = mean_sd([factory.curve_median(final) for final in factory.RENORM_FINAL[norm][4]])
         assert table.loc[4, label] == pytest.approx(mean)
-    differences = [median(a) - median(b) for a, b in zip(factory.RENORM_FINAL["batch_renorm"][2], factory.RENORM_FINAL["batch"][2])]
+    differences = [factory.curve_median(a) - factory.curve_median(b) for a, b in zip(factory.RENORM_FINAL["batch_renorm"][2], factory.RENORM_FINAL["batch"][2])]
     assert table.loc[2, "BRN minus BN"] == pytest.approx(np.mean(differences))
     assert table.loc[2, "BRN minus BN sd"] == pytest.approx(np.std(differences, ddof=1))
     assert table.loc[4, "paper BRN"] == paper.BATCH_RENORM_AT_4["batch_renorm"]
@@ -89,11 +85,11 @@ def test_weight_standardization_table_compares_gn_ws_with_bn_at_the_same_batch(r
     table = ablations.weight_standardization_table(runs).set_index("batch size")
     assert list(table.index) == [32, 8, 2]
     gn_ws, bn = factory.WS_FINAL[("group", True)][8], factory.WS_FINAL[("batch", False)][8]
-    assert table.loc[8, "GN+WS minus BN"] == pytest.approx(np.mean([median(a) - median(b) for a, b in zip(gn_ws, bn)]))
+    assert table.loc[8, "GN+WS minus BN"] == pytest.approx(np.mean([factory.curve_median(a) - factory.curve_median(b) for a, b in zip(gn_ws, bn)]))
     assert table.loc[32, "Qiao et al. GN+WS"] == paper.WEIGHT_STANDARDIZATION["group+ws"]
     assert math.isnan(table.loc[2, "paper GN"])
     # The runs without WS are the batch-renorm experiment's copies: same numbers.
-    assert table.loc[2, "BN"] == pytest.approx(np.mean([median(final) for final in factory.RENORM_FINAL["batch"][2]]))
+    assert table.loc[2, "BN"] == pytest.approx(np.mean([factory.curve_median(final) for final in factory.RENORM_FINAL["batch"][2]]))
 
 
 def test_conclusions_count_the_seeds_each_direction_holds_in(runs):
@@ -105,7 +101,7 @@ def test_conclusions_count_the_seeds_each_direction_holds_in(runs):
     at_4 = next(line for line in lines if line.startswith("Batch 4:"))
     assert "BRN lower in 2 of 2 seeds" in at_4 and "paper at 4: BRN minus BN -1.0" in at_4
     # Over G in {64..2} the means span max - min.
-    proper = {size: np.mean([median(f) for f in factory.ABLATION_FINAL[("groups", size)]]) for size in (64, 32, 16, 8, 4, 2)}
+    proper = {size: np.mean([factory.curve_median(f) for f in factory.ABLATION_FINAL[("groups", size)]]) for size in (64, 32, 16, 8, 4, 2)}
     assert f"spans {max(proper.values()) - min(proper.values()):.1f} points, lowest at G = 32" in text
     # A cell with missing runs gives n/a, not a number.
     assert any("GN by C/G" in line for line in lines)
@@ -114,7 +110,7 @@ def test_conclusions_count_the_seeds_each_direction_holds_in(runs):
     assert [line.split(":")[0] for line in lines if "WS changes GN" in line] == ["Batch 32", "Batch 8", "Batch 2"]
     at_8 = next(line for line in lines if line.startswith("Batch 8: WS"))
     gn_ws, gn = factory.WS_FINAL[("group", True)][8], factory.WS_FINAL[("group", False)][8]
-    gain = np.mean([median(a) - median(b) for a, b in zip(gn_ws, gn)])
+    gain = np.mean([factory.curve_median(a) - factory.curve_median(b) for a, b in zip(gn_ws, gn)])
     assert f"WS changes GN by {gain:+.1f}" in at_8
 
 
@@ -146,7 +142,7 @@ def test_group_ablation_figure_draws_both_halves_and_the_paper(runs, tmp_path):
     assert (tmp_path / "group_ablation.png").stat().st_size > 10_000
     ours, published = figure.axes[:2]
     _, values = points(ours, "G")
-    expected = [np.mean([median(f) for f in factory.ABLATION_FINAL[("groups", size)]]) for size in (64, 32, 16, 8, 4, 2, 1)]
+    expected = [np.mean([factory.curve_median(f) for f in factory.ABLATION_FINAL[("groups", size)]]) for size in (64, 32, 16, 8, 4, 2, 1)]
     np.testing.assert_allclose(values, expected)
     _, values = points(ours, "C/G")
     assert np.isnan(values[5])  # C/G = 2 is missing ...
@@ -160,7 +156,7 @@ def test_batch_renorm_and_weight_standardization_figures(runs, tmp_path):
 
     figure = ablation_plots.plot_batch_renorm(runs, figures_dir=tmp_path)
     _, values = points(figure.axes[0], "BRN")
-    np.testing.assert_allclose(values, [np.mean([median(f) for f in factory.RENORM_FINAL["batch_renorm"][b]])
+    np.testing.assert_allclose(values, [np.mean([factory.curve_median(f) for f in factory.RENORM_FINAL["batch_renorm"][b]])
                                         for b in (32, 8, 4, 2)])
     assert list(points(figure.axes[1], "BRN (published)")[1]) == [paper.BATCH_RENORM_AT_4["batch_renorm"]]
     figure = ablation_plots.plot_weight_standardization(runs, figures_dir=tmp_path)

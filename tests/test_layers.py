@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 import keras
+from tests.checks import reference_group_norm
 from utils.layers import GroupNormalization
 from utils.layers import InstanceNormalization
 from utils.layers import LayerNormalization
@@ -15,26 +16,6 @@ from utils.layers import WeightStandardizedConv2D
 from utils.layers import group_normalize
 from utils.layers import group_normalize_reference
 from utils.layers import standardize_kernel
-
-
-def reference_group_norm(x, groups, axis=-1, epsilon=1e-5, gamma=None, beta=None):
-    """The paper's formula, sample by sample and group by group, in float64."""
-    x = np.moveaxis(np.asarray(x, np.float64), axis, 1)  # -> (N, C, ...)
-    channels = x.shape[1]
-    per_group = channels // groups
-    out = np.empty_like(x)
-    for n in range(x.shape[0]):
-        for g in range(groups):
-            block = x[n, g * per_group : (g + 1) * per_group]
-            out[n, g * per_group : (g + 1) * per_group] = (block - block.mean()) / np.sqrt(
-                block.var() + epsilon
-            )
-    affine_shape = (1, channels) + (1,) * (x.ndim - 2)
-    if gamma is not None:
-        out = out * np.reshape(gamma, affine_shape)
-    if beta is not None:
-        out = out + np.reshape(beta, affine_shape)
-    return np.moveaxis(out, 1, axis)
 
 
 def random_inputs(shape, axis, seed=0):
@@ -534,13 +515,6 @@ def test_channels_per_group_config_and_saving(tmp_path):
 
 
 # Mixed precision.
-
-
-@pytest.fixture
-def mixed_policy(request):
-    keras.mixed_precision.set_dtype_policy(request.param)
-    yield request.param
-    keras.mixed_precision.set_dtype_policy("float32")
 
 
 @pytest.mark.parametrize("mixed_policy", ["mixed_float16", "mixed_bfloat16"], indirect=True)

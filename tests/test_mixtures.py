@@ -9,6 +9,7 @@ import tensorflow as tf
 
 import keras
 from utils import mixtures
+from tests.checks import reference_group_norm
 from utils.mixtures import GNPlusBNFirst
 from utils.mixtures import GNPlusGNFirst
 from utils.mixtures import GNPlusParallel
@@ -21,16 +22,6 @@ LAYERS = [GNPlusParallel, GNPlusGNFirst, GNPlusBNFirst]
 
 
 # The reference, channels-last, in float64.
-
-
-def reference_group_norm(x, groups, epsilon=EPSILON):
-    """GN without affine: each sample's block of C // groups channels over (H, W, C // G)."""
-    x = np.asarray(x, np.float64)
-    n, h, w, c = x.shape
-    grouped = x.reshape(n, h, w, groups, c // groups)
-    mean = grouped.mean(axis=(1, 2, 4), keepdims=True)
-    variance = grouped.var(axis=(1, 2, 4), keepdims=True)
-    return ((grouped - mean) / np.sqrt(variance + epsilon)).reshape(x.shape)
 
 
 def reference_batch_statistics(x):
@@ -55,14 +46,14 @@ def reference_mixture(layer_class, x, gamma, beta, logit, moving=None, epsilon=E
         return reference_batch_norm(values, mean, variance, epsilon), (mean, variance)
 
     if layer_class is GNPlusParallel:
-        group_normalized = reference_group_norm(x, GROUPS, epsilon)
+        group_normalized = reference_group_norm(x, GROUPS, epsilon=epsilon)
         batch_normalized, statistics = batch_norm(x)
     elif layer_class is GNPlusGNFirst:
-        group_normalized = reference_group_norm(x, GROUPS, epsilon)
+        group_normalized = reference_group_norm(x, GROUPS, epsilon=epsilon)
         batch_normalized, statistics = batch_norm(group_normalized)
     else:
         batch_normalized, statistics = batch_norm(x)
-        group_normalized = reference_group_norm(batch_normalized, GROUPS, epsilon)
+        group_normalized = reference_group_norm(batch_normalized, GROUPS, epsilon=epsilon)
     weight = 1 / (1 + math.exp(-logit))
     mixed = weight * group_normalized + (1 - weight) * batch_normalized
     return mixed * gamma + beta, statistics
@@ -325,15 +316,6 @@ def test_model_saves_and_loads_with_its_moving_statistics(tmp_path):
 
 
 # Mixed precision and compiled training.
-
-
-@pytest.fixture
-def mixed_policy(request):
-    keras.mixed_precision.set_dtype_policy(request.param)
-    try:
-        yield request.param
-    finally:
-        keras.mixed_precision.set_dtype_policy("float32")
 
 
 @pytest.mark.parametrize("mixed_policy", ["mixed_bfloat16", "mixed_float16"], indirect=True)

@@ -22,6 +22,7 @@ from nbclient.exceptions import CellExecutionError
 from nbformat.v4 import new_code_cell, new_notebook
 
 from tests import results_factory
+from tests.checks import assert_png
 from utils import notebook
 from utils.profiles import profile_configs
 from utils.data_sources import TINY_IMAGENET_URL
@@ -37,7 +38,6 @@ NOTEBOOKS = {
     "main": ROOT / "main.ipynb",
 }
 CELL_TIMEOUT = 300
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Variables a notebook reads; each test sets the ones it needs and removes the others.
 NOTEBOOK_VARIABLES = ("GN_PROFILE", "GN_RESULTS_DIR", "GN_FIGURES_DIR", "GN_SYNTHETIC_DIR", "GN_VERBOSE",
                       "GN_SEEDS", "GN_WORKERS", "GN_TRAIN", "TINY_IMAGENET_DIR")
@@ -105,12 +105,6 @@ def output_text(book):
     return "\n".join(pieces)
 
 
-def assert_png(path):
-    assert path.is_file(), f"{path} was not written"
-    data = path.read_bytes()
-    assert data.startswith(PNG_SIGNATURE) and len(data) > 10_000, f"{path} is not a drawn PNG"
-
-
 def write_finished_runs(configs, results_dir):
     """Writes a finished run for each config, as the engine writes it (no training)."""
     for number, config in enumerate(configs):
@@ -139,7 +133,7 @@ def test_layers_notebook(kernels, tmp_path):
     assert "fast kernel vs Figure 3 code" in text and "x = ops.reshape" in text
     assert "GN, G=1 vs LN" in text and "GN, G=C=4 vs IN" in text
     assert "depends on the other samples" in text
-    assert_png(tmp_path / "normalization_axes.png")
+    assert_drawn_png(tmp_path / "normalization_axes.png")
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +166,7 @@ def test_comparison_notebook_trains_the_four_norms(smoke):
         assert summary["profile"] == "smoke"
     assert "| norm | ours val error (%)" in text  # Table 1 as markdown
     assert "profile smoke" in text
-    assert_png(folders["figures"] / "norm_comparison.png")
+    assert_drawn_png(folders["figures"] / "norm_comparison.png")
 
 
 @pytest.mark.slow
@@ -185,8 +179,8 @@ def test_sweep_notebook_reuses_the_batch_32_runs(smoke):
     assert text.count("Epoch 1/2") == 16
     assert "steps of 2 images per epoch" in text
     assert "| batch size | BN | LN | IN | GN | GN minus BN |" in text  # Table 2 as markdown
-    assert_png(folders["figures"] / "batch_size_curves.png")
-    assert_png(folders["figures"] / "batch_size_sensitivity.png")
+    assert_drawn_png(folders["figures"] / "batch_size_curves.png")
+    assert_drawn_png(folders["figures"] / "batch_size_sensitivity.png")
 
 
 @pytest.mark.slow
@@ -204,7 +198,7 @@ def test_main_notebook_reads_the_finished_runs(smoke):
     assert "report val loss" in text
     for name in ("sample_images", "normalization_axes", "norm_comparison", "batch_size_curves",
                  "batch_size_sensitivity"):
-        assert_png(folders["figures"] / f"{name}.png")
+        assert_drawn_png(folders["figures"] / f"{name}.png")
 
 
 @pytest.mark.slow
@@ -222,7 +216,7 @@ def test_beyond_notebook_trains_the_new_runs_and_reuses_the_study(smoke):
     assert "| size | G: ours |" in text and "| batch size | BN | BRN | GN |" in text
     assert "Batch 4: BRN minus BN" in text
     for name in ("group_ablation", "batch_renorm", "weight_standardization"):
-        assert_png(folders["figures"] / f"{name}.png")
+        assert_drawn_png(folders["figures"] / f"{name}.png")
 
 
 @pytest.mark.slow
@@ -241,7 +235,7 @@ def test_understanding_notebook_probes_distorts_and_mixes(smoke):
     assert probes.exists() and len(probes.read_text().splitlines()) > 20
     assert (folders["results"] / "mixtures" / "gnbn_bn_first_g32_bs8_seed0" / "mixing.csv").exists()
     for name in ("landscape", "distortion", "mixtures"):
-        assert_png(folders["figures"] / f"{name}.png")
+        assert_drawn_png(folders["figures"] / f"{name}.png")
 
 
 @pytest.mark.slow
@@ -273,7 +267,7 @@ def test_main_notebook_without_the_data(kernels, tmp_path):
     assert "dataset tiny-imagenet-200, profile cpu" in text
     assert not (figures_dir / "sample_images.png").exists()
     for name in ("norm_comparison", "batch_size_curves", "batch_size_sensitivity"):
-        assert_png(figures_dir / f"{name}.png")
+        assert_drawn_png(figures_dir / f"{name}.png")
 
 
 # ------------------------------------------------------------- utils.notebook
@@ -457,3 +451,7 @@ def test_plan_counts_count_each_experiments_runs_by_what_will_be_done(tmp_path):
     assert counts.loc["norm_comparison"].tolist() == [2, 0, len(comparison) - 2]
     sweep = len(configs) - len(comparison)
     assert counts.loc["batch_size_sweep"].tolist() == [0, 2, sweep - 2]
+
+
+def assert_drawn_png(path):
+    assert_png(path, minimum_bytes=10_000)

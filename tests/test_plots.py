@@ -10,11 +10,11 @@ import pytest  # noqa: E402
 from matplotlib.collections import PolyCollection  # noqa: E402
 
 from tests import results_factory as factory  # noqa: E402
+from tests.checks import assert_png
 from utils import plots, results  # noqa: E402
 
 DATASET = "tiny-imagenet-200"
 PROFILE = "cpu"
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(autouse=True)
@@ -101,12 +101,6 @@ def write_recipe_sweep(results_dir, finals=RECIPE_FINALS, paper_finals=PAPER_SCH
                                      profile=PROFILE)
         factory.write_run(results_dir, config, factory.curve(final, factory.EPOCHS))
     return results_dir
-
-
-def assert_png(path):
-    assert path.exists(), f"{path} was not written"
-    data = path.read_bytes()
-    assert data.startswith(PNG_SIGNATURE) and len(data) > 2_000
 
 
 def assert_titled(figure):

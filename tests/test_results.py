@@ -10,10 +10,6 @@ from tests import results_factory as factory
 from utils import paper, results
 
 
-def expected_median(final, epochs=factory.EPOCHS, last=5):
-    return float(np.median(factory.curve(final, epochs)[-last:]))
-
-
 @pytest.fixture(scope="module")
 def results_dir(tmp_path_factory):
     return factory.make_results(tmp_path_factory.mktemp("results"))
@@ -42,8 +38,8 @@ def test_load_runs_finds_every_run_folder(runs):
 
 def test_median_is_the_median_of_the_last_five_epochs(runs):
     row = run_row(runs, "norm_comparison", "gn_g32_bs32_seed0")
-    assert row["val_error_median5"] == pytest.approx(expected_median(61.0))
-    assert row["train_error_median5"] == pytest.approx(expected_median(61.0) - 5.0)
+    assert row["val_error_median5"] == pytest.approx(factory.curve_median(61.0))
+    assert row["train_error_median5"] == pytest.approx(factory.curve_median(61.0) - 5.0)
     assert row["median_epochs"] == 5
     assert row["groups"] == 32 and row["batch_size"] == 32
 
@@ -114,8 +110,8 @@ def test_as_runs_rejects_other_types():
 def test_table1_side_by_side_with_missing_run(results_dir):
     table = results.table1(results_dir).set_index("norm")
     assert list(table.index) == ["BN", "LN", "IN", "GN"]
-    assert table.loc["GN", "ours val error (%)"] == pytest.approx(expected_median(61.0))
-    assert table.loc["GN", "ours minus BN"] == pytest.approx(expected_median(61.0) - expected_median(60.0))
+    assert table.loc["GN", "ours val error (%)"] == pytest.approx(factory.curve_median(61.0))
+    assert table.loc["GN", "ours minus BN"] == pytest.approx(factory.curve_median(61.0) - factory.curve_median(60.0))
     assert table.loc["BN", "ours minus BN"] == 0.0
     assert table.loc["LN", "status"] == "missing"
     assert math.isnan(table.loc["LN", "ours val error (%)"])
@@ -133,7 +129,7 @@ def test_table2_shows_partial_missing_and_diverged_runs(runs):
     assert "BN: diverged at epoch 4" in table.loc[2, "status"]
     assert math.isnan(table.loc[2, "BN"])  # a diverged run has no number
     assert math.isnan(table.loc[2, "GN minus BN"])
-    assert table.loc[16, "GN minus BN"] == pytest.approx(expected_median(61.2) - expected_median(61.0))
+    assert table.loc[16, "GN minus BN"] == pytest.approx(factory.curve_median(61.2) - factory.curve_median(61.0))
     assert table.loc[2, "paper GN minus BN"] == -10.6
     assert table.loc[2, "paper BN"] == 34.7
     # LN and IN were not swept in this folder; one seed gives no sd.
@@ -145,7 +141,7 @@ def write_seeds(results_dir, norm, batch_size, finals):
     for seed, final in enumerate(finals):
         factory.write_run(results_dir, factory.make_config("batch_size_sweep", norm, batch_size, seed=seed),
                           factory.curve(final, 10))
-    return [expected_median(final) for final in finals]
+    return [factory.curve_median(final) for final in finals]
 
 
 def test_cells_give_mean_sd_and_the_values_of_every_seed(tmp_path):
@@ -309,7 +305,7 @@ def test_report_table_compares_losses(runs):
 
 def test_batch_size_drop_ours_and_paper(runs):
     drop = results.batch_size_drop(runs)
-    assert drop.loc["GN", "ours_increase"] == pytest.approx(expected_median(61.5) - expected_median(61.0))
+    assert drop.loc["GN", "ours_increase"] == pytest.approx(factory.curve_median(61.5) - factory.curve_median(61.0))
     assert math.isnan(drop.loc["BN", "ours_increase"])
     assert drop.loc["BN", "status_small"] == "diverged at epoch 4"
     assert drop.loc["BN", "paper_increase"] == pytest.approx(11.1)
@@ -318,7 +314,7 @@ def test_batch_size_drop_ours_and_paper(runs):
 
 def test_conclusions_name_the_numbers_and_the_gaps(runs):
     text = "\n".join(results.conclusions(runs))
-    gap = expected_median(61.0) - expected_median(60.0)
+    gap = factory.curve_median(61.0) - factory.curve_median(60.0)
     assert f"ours {gap:+.1f} points (GN higher in 1 of 1 seed), paper +0.5" in text
     assert "LN: missing" in text
     assert "diverged at epoch 4" in text
