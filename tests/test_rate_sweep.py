@@ -52,7 +52,7 @@ def test_a_best_rate_on_the_edge_waits_for_the_next_rate(tmp_path):
     write_method(tmp_path, "BN", {0.001: 70.0, 0.003: 66.0, 0.01: 63.0, 0.03: 60.0})
     row = rate_sweep.best_rates(tmp_path, seeds=SEEDS).loc["BN"]
     assert row["best"] == 0.03 and row["edge"] == pytest.approx(0.1) and math.isnan(row["chosen"])
-    extra = rate_sweep.more_runs(tmp_path, "cpu")
+    extra = rate_sweep.more_runs(tmp_path, SEEDS)
     assert rate_sweep.run_fields("BN", 0.1) in extra
     names = {c.run_name for c in profile_configs("cpu", rate_sweep.RATE_SWEEP, results_dir=tmp_path)}
     assert {f"bn_bs32_lr0.1_decay50-75_seed{seed}" for seed in SEEDS} <= names
@@ -73,11 +73,11 @@ def test_nothing_is_chosen_while_a_seed_is_missing(tmp_path):
     write_method(tmp_path, "LN", {0.001: 70.0, 0.003: 60.0, 0.01: 65.0, 0.03: 80.0}, seeds=(0, 1))
     row = rate_sweep.best_rates(tmp_path, seeds=SEEDS).loc["LN"]
     assert math.isnan(row["chosen"]) and row["means"] == {}
-    assert rate_sweep.more_runs(tmp_path, "cpu") == []
+    assert rate_sweep.more_runs(tmp_path, SEEDS) == []
 
 
 def test_the_mixtures_control_follows_the_parallel_mixtures_chosen_rate(tmp_path):
-    assert not any(fields["norm"] == rate_sweep.FIXED_MIXTURE for fields in rate_sweep.more_runs(tmp_path, "cpu"))
+    assert not any(fields["norm"] == rate_sweep.FIXED_MIXTURE for fields in rate_sweep.more_runs(tmp_path, SEEDS))
     write_method(tmp_path, "GN+BN parallel", {0.001: 70.0, 0.003: 64.0, 0.01: 62.0, 0.03: 66.0})
     controls = [c for c in profile_configs("cpu", rate_sweep.RATE_SWEEP, results_dir=tmp_path)
                 if c.norm == rate_sweep.FIXED_MIXTURE]

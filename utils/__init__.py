@@ -10,6 +10,7 @@ Modules:
     data_sources  finding, extracting and downloading the data set.
     synthetic     a small synthetic stand-in in the official layout, for offline use.
     config        one frozen dataclass per training run, and its learning-rate schedule.
+    experiment    the declaration of an experiment (Experiment).
     experiments   what each experiment trains, one module per family, and their registry.
     profiles      the scale of every grid (smoke, cpu, paper): experiments into configs.
     runs          the run folder format: paths, files, atomic writers, the one reader (no TensorFlow).

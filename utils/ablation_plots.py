@@ -19,13 +19,13 @@ from utils import results
 from utils.experiments.group_ablation import SIZES as GROUP_ABLATION_SIZES
 from utils.plots import NORM_COLORS
 from utils.plots import NORM_MARKERS
-from utils.plots import _batch_axis
-from utils.plots import _context
-from utils.plots import _left_out
-from utils.plots import _save
-from utils.plots import _seed_count_text
+from utils.plots import batch_axis
+from utils.plots import data_and_profile
+from utils.plots import left_out_note
+from utils.plots import save_figure
+from utils.plots import seed_count_text
 from utils.plots import decreasing_log2_axis
-from utils.plots import _suptitle
+from utils.plots import title_figure
 
 # Colours and markers of the series that are not a plain normalization.
 _SERIES_STYLE = {
@@ -56,7 +56,7 @@ def _draw_series(axis, positions, cells, label, notes, names):
     axis.errorbar(positions, values, yerr=spreads, color=color, marker=marker, linestyle=linestyle,
                   linewidth=2, capsize=3, markersize=8 if marker == "*" else 6, label=label)
     for cell_name, cell in zip(names, cells):
-        left_out = _left_out(cell)
+        left_out = left_out_note(cell)
         if left_out:
             notes.append(f"{cell_name}: {left_out}")
 
@@ -64,13 +64,13 @@ def _draw_series(axis, positions, cells, label, notes, names):
 def _finish(figure, axes, cells, notes, title, runs, dataset, profile, figures_dir, name):
     for axis in axes[1:]:
         axis.legend(fontsize=8, loc="best")
-    axes[0].legend(fontsize=8, loc="best", title=f"error bars: ±1 sd over seeds, {_seed_count_text(cells)}",
+    axes[0].legend(fontsize=8, loc="best", title=f"error bars: ±1 sd over seeds, {seed_count_text(cells)}",
                    title_fontsize=8)
     footer = _FOOTER + ("\nnot complete: " + "; ".join(notes) if notes else "")
     figure.text(0.5, -0.02, footer, ha="center", va="top", fontsize=8, wrap=True)
-    _suptitle(figure, title, *_context(runs, dataset, profile))
+    title_figure(figure, title, *data_and_profile(runs, dataset, profile))
     figure.tight_layout()
-    return _save(figure, figures_dir, name)
+    return save_figure(figure, figures_dir, name)
 
 
 def plot_group_ablation(results_source="results", *, figures_dir="figures", dataset=None, profile=None,
@@ -128,7 +128,7 @@ def _by_batch_figure(runs, labelled_cells, batch_sizes, published, title, paper_
             paper_axis.annotate(f"{numbers[size]:g}", (size, numbers[size]), textcoords="offset points",
                                 xytext=(10, -3), color=color, fontsize=9)
     for axis in (ours_axis, paper_axis):
-        _batch_axis(axis, batch_sizes)
+        batch_axis(axis, batch_sizes)
     ours_axis.set_title("this reproduction")
     paper_axis.set_title(paper_title)
     all_cells = [cell for cells in by_label.values() for cell in cells]

@@ -170,14 +170,14 @@ def _check_arguments(input_shape, groups, axis, epsilon):
     Returns the channel axis as an index in [1, rank), the number of channels and the
     number of groups with -1 resolved.
     """
-    _check_groups_argument(groups)
+    check_groups_argument(groups)
     _check_axis_argument(axis)
-    if not (_is_finite_number(epsilon) and epsilon >= 0):
+    if not (is_finite_number(epsilon) and epsilon >= 0):
         raise ValueError(f"epsilon must be a finite number >= 0; received epsilon={epsilon!r}.")
-    return _check_grouping(input_shape, groups, axis)
+    return check_grouping(input_shape, groups, axis)
 
 
-def _check_groups_argument(groups):
+def check_groups_argument(groups):
     # numbers.Integral admits NumPy integers; bool is an int subclass but never a count.
     if isinstance(groups, bool) or not isinstance(groups, numbers.Integral) or groups == 0 or groups < -1:
         raise ValueError(
@@ -210,8 +210,8 @@ def _groups_from_channels_per_group(input_shape, channels_per_group, axis):
     """The number of groups of `channels_per_group` channels each for an input of shape
     `input_shape`, after checking that `axis` fits it and that the size divides C."""
     # One group per channel always fits: this checks the rank, the axis and the channel
-    # count with the messages of `_check_grouping`.
-    _, channels, _ = _check_grouping(input_shape, -1, axis)
+    # count with the messages of `check_grouping`.
+    _, channels, _ = check_grouping(input_shape, -1, axis)
     if channels % channels_per_group != 0:
         divisors = [d for d in range(1, channels + 1) if channels % d == 0]
         raise ValueError(
@@ -221,12 +221,12 @@ def _groups_from_channels_per_group(input_shape, channels_per_group, axis):
     return channels // channels_per_group
 
 
-def _is_finite_number(value):
+def is_finite_number(value):
     """True for a finite Python or NumPy real number (a bool or string is not one)."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _check_grouping(input_shape, groups, axis):
+def check_grouping(input_shape, groups, axis):
     """Checks that `axis` and `groups` fit an input of shape `input_shape`.
 
     Returns the channel axis as an index in [1, rank), the number of channels and the
@@ -281,7 +281,7 @@ def check_layer_axis_and_epsilon(axis, epsilon):
             "channel axis instead: -1 for channels-last inputs, 1 for channels-first."
         )
     # Zero is allowed by `group_normalize` but would divide by zero on a constant group.
-    if not (_is_finite_number(epsilon) and epsilon > 0):
+    if not (is_finite_number(epsilon) and epsilon > 0):
         raise ValueError(f"epsilon must be a positive float; received epsilon={epsilon!r}.")
 
 
@@ -402,7 +402,7 @@ class GroupNormalization(keras.layers.Layer):
             _check_channels_per_group_argument(channels_per_group)
         else:
             groups = DEFAULT_GROUPS if groups is None else groups
-            _check_groups_argument(groups)
+            check_groups_argument(groups)
         check_layer_axis_and_epsilon(axis, epsilon)
         # With channels_per_group, `groups` is resolved in `build` from the channel count.
         self.channels_per_group = None if channels_per_group is None else int(channels_per_group)
@@ -425,7 +425,7 @@ class GroupNormalization(keras.layers.Layer):
         rank = check_input_rank(self, input_shape)
         if self.channels_per_group is not None:
             self.groups = _groups_from_channels_per_group(input_shape, self.channels_per_group, self.axis)
-        _, channels, _ = _check_grouping(input_shape, self.groups, self.axis)
+        _, channels, _ = check_grouping(input_shape, self.groups, self.axis)
         self.input_spec = keras.layers.InputSpec(ndim=rank, axes={self.axis: channels})
         add_affine_weights(self, channels)
 
@@ -575,7 +575,7 @@ def standardize_kernel(kernel, epsilon=1e-5, epsilon_inside_sqrt=True):
         Training with Batch-Channel Normalization and Weight Standardization", 2019
         (https://arxiv.org/abs/1903.10520; first titled "Weight Standardization").
     """
-    if not (_is_finite_number(epsilon) and epsilon >= 0):
+    if not (is_finite_number(epsilon) and epsilon >= 0):
         raise ValueError(f"epsilon must be a finite number >= 0; received epsilon={epsilon!r}.")
     _check_epsilon_inside_sqrt(epsilon_inside_sqrt)
     kernel = ops.cast(kernel, "float32")
@@ -637,7 +637,7 @@ class WeightStandardizedConv2D(keras.layers.Conv2D):
 
     def __init__(self, filters, kernel_size, *args, epsilon=1e-5, epsilon_inside_sqrt=True, **kwargs):
         super().__init__(filters, kernel_size, *args, **kwargs)
-        if not (_is_finite_number(epsilon) and epsilon > 0):
+        if not (is_finite_number(epsilon) and epsilon > 0):
             raise ValueError(f"epsilon must be a positive float; received epsilon={epsilon!r}.")
         _check_epsilon_inside_sqrt(epsilon_inside_sqrt)
         self.epsilon = epsilon

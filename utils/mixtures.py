@@ -42,9 +42,9 @@ from keras import initializers
 from keras import ops
 from keras import regularizers
 
-from utils.layers import _check_grouping
-from utils.layers import _check_groups_argument
-from utils.layers import _is_finite_number
+from utils.layers import check_grouping
+from utils.layers import check_groups_argument
+from utils.layers import is_finite_number
 from utils.layers import add_affine_weights
 from utils.layers import check_input_rank
 from utils.layers import check_layer_axis_and_epsilon
@@ -169,7 +169,7 @@ def mix(group_normalized, batch_normalized, mixing_logit, gamma=None, beta=None,
 
 def _mixing_initializer(value):
     """An initializer from a number (the initial logit) or anything `initializers.get` takes."""
-    if _is_finite_number(value):
+    if is_finite_number(value):
         return initializers.Constant(float(value))
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
         raise ValueError(
@@ -250,10 +250,10 @@ class _GNPlusBN(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _check_groups_argument(groups)
+        check_groups_argument(groups)
         check_layer_axis_and_epsilon(axis, epsilon)
         # momentum = 1 would freeze the moving statistics at their initial values.
-        if not (_is_finite_number(momentum) and 0 <= momentum < 1):
+        if not (is_finite_number(momentum) and 0 <= momentum < 1):
             raise ValueError(
                 f"momentum must be a number in [0, 1) (the weight of the old moving statistics, "
                 f"e.g. 0.9 or 0.99); received momentum={momentum!r}."
@@ -282,7 +282,7 @@ class _GNPlusBN(keras.layers.Layer):
 
     def build(self, input_shape):
         rank = check_input_rank(self, input_shape)
-        _, channels, _ = _check_grouping(input_shape, self.groups, self.axis)
+        _, channels, _ = check_grouping(input_shape, self.groups, self.axis)
         self.input_spec = keras.layers.InputSpec(ndim=rank, axes={self.axis: channels})
         add_affine_weights(self, channels)
         self.mixing_logit = self.add_weight(

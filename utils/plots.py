@@ -62,7 +62,7 @@ def _frames(results_source, histories):
     return runs, histories
 
 
-def _context(runs: pd.DataFrame, dataset, profile) -> tuple[str, str]:
+def data_and_profile(runs: pd.DataFrame, dataset, profile) -> tuple[str, str]:
     def derive(column):
         found = sorted({str(value) for value in runs[column].dropna()}) if column in runs else []
         return ", ".join(found) if found else "unknown"
@@ -70,11 +70,11 @@ def _context(runs: pd.DataFrame, dataset, profile) -> tuple[str, str]:
     return dataset or derive("dataset"), profile or derive("profile")
 
 
-def _suptitle(figure, text: str, dataset: str, profile: str):
+def title_figure(figure, text: str, dataset: str, profile: str):
     figure.suptitle(f"{text}\ndataset: {dataset}, profile: {profile}", fontsize=11)
 
 
-def _save(figure, figures_dir, name: str):
+def save_figure(figure, figures_dir, name: str):
     folder = Path(figures_dir)
     folder.mkdir(parents=True, exist_ok=True)
     figure.savefig(folder / f"{name}.png", dpi=DPI, bbox_inches="tight")
@@ -149,7 +149,7 @@ def _train_cell(runs: pd.DataFrame, **selection) -> dict:
     return results.run_cell(runs.assign(val_error_median5=runs["train_error_median5"]), **selection)
 
 
-def _left_out(cell: dict) -> str:
+def left_out_note(cell: dict) -> str:
     """What a legend or note must add to the cell's number: "" when every run is complete."""
     status = cell["status"]
     if status.startswith("complete"):
@@ -160,7 +160,7 @@ def _left_out(cell: dict) -> str:
 
 
 def _status_text(cell: dict) -> str:
-    left_out = _left_out(cell)
+    left_out = left_out_note(cell)
     return f" [{left_out}]" if left_out else ""
 
 
@@ -176,7 +176,7 @@ def _mean_text(cell: dict) -> str:
     return f"{cell['value']:.1f}{spread}% (n={cell['n']})"
 
 
-def _seed_count_text(cells) -> str:
+def seed_count_text(cells) -> str:
     """"n=3" when every cell with a number has 3 seeds, "n=1–3" when they differ."""
     counts = sorted({cell["n"] for cell in cells if cell["n"]})
     if not counts:
@@ -219,7 +219,7 @@ def plot_norm_comparison(results_source="results", *, histories=None, figures_di
         The matplotlib figure (two panels: train, validation).
     """
     runs, histories = _frames(results_source, histories)
-    dataset, profile = _context(runs, dataset, profile)
+    dataset, profile = data_and_profile(runs, dataset, profile)
     figure, (train_axis, val_axis) = plt.subplots(1, 2, figsize=(12, 6.5), sharey=True)
     train_handles, val_handles = [], []
     for norm in paper.TABLE1_NORMS:
@@ -241,9 +241,9 @@ def plot_norm_comparison(results_source="results", *, histories=None, figures_di
         _legend_below(axis, handles, legend_title)
         axis.set_ylabel(ERROR_LABEL)
         axis.tick_params(labelleft=True)
-    _suptitle(figure, "Error vs epoch by normalization (analogue of the paper's Figure 4)", dataset, profile)
+    title_figure(figure, "Error vs epoch by normalization (analogue of the paper's Figure 4)", dataset, profile)
     figure.tight_layout()
-    return _save(figure, figures_dir, name)
+    return save_figure(figure, figures_dir, name)
 
 
 def plot_batch_size_curves(results_source="results", *, histories=None, figures_dir="figures",
@@ -270,7 +270,7 @@ def plot_batch_size_curves(results_source="results", *, histories=None, figures_
         GN in the bottom row).
     """
     runs, histories = _frames(results_source, histories)
-    dataset, profile = _context(runs, dataset, profile)
+    dataset, profile = data_and_profile(runs, dataset, profile)
     # Shared axes: panels compare at a glance, and a panel without runs keeps the epoch axis.
     figure, axes = plt.subplots(2, 2, figsize=(13, 13), sharex=True, sharey=True)
     for axis, norm in zip(axes.flat, paper.TABLE1_NORMS):
@@ -291,10 +291,10 @@ def plot_batch_size_curves(results_source="results", *, histories=None, figures_
         axis.tick_params(labelleft=True, labelbottom=True)
         legend_title = CURVES_LEGEND_TITLE + ("\n(paper: ResNet-50, ImageNet)" if published else "")
         _legend_below(axis, handles, legend_title)
-    _suptitle(figure, "Validation error vs epoch by batch size (analogue of the paper's Figure 5)",
+    title_figure(figure, "Validation error vs epoch by batch size (analogue of the paper's Figure 5)",
               dataset, profile)
     figure.tight_layout()
-    return _save(figure, figures_dir, name)
+    return save_figure(figure, figures_dir, name)
 
 
 def decreasing_log2_axis(axis, ticks, label, *, margin=1.35):
@@ -310,7 +310,7 @@ def decreasing_log2_axis(axis, ticks, label, *, margin=1.35):
     axis.grid(alpha=0.3)
 
 
-def _batch_axis(axis, batch_sizes):
+def batch_axis(axis, batch_sizes):
     decreasing_log2_axis(axis, batch_sizes, "batch size (images per device and step)")
 
 
@@ -369,7 +369,7 @@ def plot_batch_size_sensitivity(results_source="results", *, figures_dir="figure
         The matplotlib figure (left: this reproduction; right: the paper's Table 2 values).
     """
     runs = results.as_runs(results_source)
-    dataset, profile = _context(runs, dataset, profile)
+    dataset, profile = data_and_profile(runs, dataset, profile)
     models = sorted({str(model) for model in runs["model"].dropna()}) if "model" in runs else []
     figure, (ours_axis, paper_axis) = plt.subplots(1, 2, figsize=(13, 5.5))
     cells = {norm: [results.run_cell(runs, experiment=experiment, norm=norm, batch_size=size)
@@ -388,7 +388,7 @@ def plot_batch_size_sensitivity(results_source="results", *, figures_dir="figure
         ours_axis.errorbar(positions, values, yerr=spreads, color=color, marker=marker, linewidth=2,
                            capsize=3, label=short)
         for place, (position, value, cell) in enumerate(zip(positions, values, cells[norm])):
-            left_out = _left_out(cell)
+            left_out = left_out_note(cell)
             if not left_out:
                 continue
             notes.append(f"{short} batch {batch_sizes[place]}: {left_out}")
@@ -407,8 +407,8 @@ def plot_batch_size_sensitivity(results_source="results", *, figures_dir="figure
                         linestyle="--", label=f"{short} (paper)")
         _label_points(paper_axis, batch_sizes, published[norm], published[other], color,
                       above_on_tie=norm == "batch")
-    _batch_axis(ours_axis, batch_sizes)
-    _batch_axis(paper_axis, batch_sizes)
+    batch_axis(ours_axis, batch_sizes)
+    batch_axis(paper_axis, batch_sizes)
     model_text = ", ".join(models) if models else "our model"
     ours_axis.set_title(f"this reproduction ({model_text}, {dataset})")
     paper_axis.set_title("paper (ResNet-50, ImageNet, Table 2)")
@@ -419,7 +419,7 @@ def plot_batch_size_sensitivity(results_source="results", *, figures_dir="figure
                    label="hollow: partial run"),
             Line2D([], [], marker="x", color="black", linestyle="", label="x near top: no number"),
         ]
-    seed_count = _seed_count_text([cell for row in cells.values() for cell in row])
+    seed_count = seed_count_text([cell for row in cells.values() for cell in row])
     # Below the panel: the top of it holds the rows of no-number marks.
     ours_axis.legend(handles=ours_handles, fontsize=8, title_fontsize=8, loc="upper center",
                      bbox_to_anchor=(0.5, -0.15), ncol=3, frameon=False,
@@ -433,9 +433,9 @@ def plot_batch_size_sensitivity(results_source="results", *, figures_dir="figure
     if notes:
         footer += "\nnot complete: " + "; ".join(notes)
     figure.text(0.5, -0.02, footer, ha="center", va="top", fontsize=8, wrap=True)
-    _suptitle(figure, "Sensitivity to batch size (analogue of the paper's Figure 1)", dataset, profile)
+    title_figure(figure, "Sensitivity to batch size (analogue of the paper's Figure 1)", dataset, profile)
     figure.tight_layout()
-    return _save(figure, figures_dir, name)
+    return save_figure(figure, figures_dir, name)
 
 
 def _matches_fractions(runs: pd.DataFrame, fractions) -> pd.Series:
@@ -459,7 +459,7 @@ def _recipe_notes(runs: pd.DataFrame, sweep_label: str) -> list[str]:
                             & np.isclose(sweep_runs["base_learning_rate"].astype(float), rate)]
         where = f"{rate:g}" + ("" if schedule == sweep_label else f" ({schedule})")
         for norm in paper.TABLE1_NORMS:
-            left_out = _left_out(results.run_cell(chosen, norm=norm))
+            left_out = left_out_note(results.run_cell(chosen, norm=norm))
             if left_out:
                 notes.append(f"{paper.NORM_LABELS[norm]} at {where}: {left_out}")
     return notes
@@ -489,7 +489,7 @@ def plot_recipe_sweep(results_source="results", *, figures_dir="figures", datase
         The matplotlib figure (one panel).
     """
     runs = results.as_runs(results_source)
-    dataset, profile = _context(runs, dataset, profile)
+    dataset, profile = data_and_profile(runs, dataset, profile)
     table = recipe.recipe_table(runs)
     sweep_label = recipe.schedule_label(recipe_sweep.DECAY_FRACTIONS)
     on_sweep = table[table["schedule"] == sweep_label]
@@ -558,9 +558,9 @@ def plot_recipe_sweep(results_source="results", *, figures_dir="figures", datase
     if notes:
         footer.append("not complete: " + "; ".join(notes))
     figure.text(0.5, -0.02, "\n".join(footer), ha="center", va="top", fontsize=8, wrap=True)
-    _suptitle(figure, "Base learning rate sweep (how the study's rate was chosen)", dataset, profile)
+    title_figure(figure, "Base learning rate sweep (how the study's rate was chosen)", dataset, profile)
     figure.tight_layout()
-    return _save(figure, figures_dir, name)
+    return save_figure(figure, figures_dir, name)
 
 
 def _class_name(class_names, label) -> str:
@@ -621,7 +621,7 @@ def plot_sample_images(images, labels, class_names=None, *, figures_dir="figures
         title += f", profile: {profile}"
     figure.suptitle(title, fontsize=11)
     figure.tight_layout()
-    return _save(figure, figures_dir, name)
+    return save_figure(figure, figures_dir, name)
 
 
 def _draw_block(axis, normalized, samples, channels, pixels, color, *, group_size=None):
@@ -708,4 +708,4 @@ def plot_normalization_axes(*, figures_dir="figures", groups=3, samples=5, chann
         title += "\n" + ", ".join(context)
     figure.suptitle(title, fontsize=11)
     figure.tight_layout()
-    return _save(figure, figures_dir, name)
+    return save_figure(figure, figures_dir, name)

@@ -140,7 +140,7 @@ def profile_configs(profile, experiment="all", *, seeds=None, results_dir=None, 
     seeds = tuple(profile_seeds if seeds is None else seeds)
     if not seeds or not all(_is_seed(seed) for seed in seeds) or len(set(seeds)) < len(seeds):
         raise ValueError(f"seeds={seeds!r} must be distinct integers >= 0, e.g. (0, 1, 2).")
-    fields_by_experiment = {member.name: member.run_fields(results_dir, profile) for member in chosen}
+    fields_by_experiment = {member.name: member.run_fields(results_dir, profile_seeds) for member in chosen}
     grid = [
         (seed, member.name, run_fields)
         for seed in seeds

@@ -17,12 +17,12 @@ from utils.plots import BAND_ALPHA
 from utils.plots import NORM_COLORS
 from utils.plots import NORM_MARKERS
 from utils.plots import VAL_ERROR_LABEL
-from utils.plots import _batch_axis
-from utils.plots import _context
-from utils.plots import _left_out
-from utils.plots import _save
-from utils.plots import _seed_count_text
-from utils.plots import _suptitle
+from utils.plots import batch_axis
+from utils.plots import data_and_profile
+from utils.plots import left_out_note
+from utils.plots import save_figure
+from utils.plots import seed_count_text
+from utils.plots import title_figure
 
 _LAYER_STYLES = {"norm1": "-", "norm2": "--"}
 
@@ -52,8 +52,8 @@ def plot_landscape(results_source="results", *, figures_dir="figures", dataset=N
     for row, batch_size in enumerate(batch_sizes):
         for norm in understanding.LANDSCAPE_NORMS:
             cell = results.run_cell(runs, experiment=understanding.LANDSCAPE, norm=norm, batch_size=batch_size)
-            if _left_out(cell):
-                notes.append(f"{understanding.label(norm)} at batch {batch_size}: {_left_out(cell)}")
+            if left_out_note(cell):
+                notes.append(f"{understanding.label(norm)} at batch {batch_size}: {left_out_note(cell)}")
             chosen = probes[(probes["norm"] == norm) & (probes["batch_size"] == batch_size)]
             for column, measure in enumerate(measures):
                 if not chosen.empty:
@@ -69,10 +69,10 @@ def plot_landscape(results_source="results", *, figures_dir="figures", dataset=N
                 axis.legend(fontsize=8)
     _footer(figure, "each probe moves the weights along the gradient by 0.5, 1, 2 and 4 learning rates on one "
                     "training batch; lines: mean over seeds, bands: ±1 sd; lower is smoother", notes)
-    _suptitle(figure, "Loss landscape along the gradient (after Santurkar et al., 2018)",
-              *_context(runs, dataset, profile))
+    title_figure(figure, "Loss landscape along the gradient (after Santurkar et al., 2018)",
+              *data_and_profile(runs, dataset, profile))
     figure.tight_layout()
-    return _save(figure, figures_dir, name)
+    return save_figure(figure, figures_dir, name)
 
 
 def plot_distortion(results_source="results", *, figures_dir="figures", dataset=None, profile=None,
@@ -93,17 +93,17 @@ def plot_distortion(results_source="results", *, figures_dir="figures", dataset=
             axis.bar(position, cell["value"], width * 0.95, yerr=cell["sd"] if cell["n"] > 1 else None, capsize=3,
                      color=NORM_COLORS[norm], hatch=hatches[condition], edgecolor="white",
                      label=condition if index == 0 else None)
-            if _left_out(cell):
-                notes.append(f"{understanding.label(norm)} {condition}: {_left_out(cell)}")
+            if left_out_note(cell):
+                notes.append(f"{understanding.label(norm)} {condition}: {left_out_note(cell)}")
     axis.set_xticks([0, 1], ["BN", "GN"])
     axis.set_ylabel(VAL_ERROR_LABEL)
-    axis.legend(fontsize=8, title=f"error bars: ±1 sd over seeds, {_seed_count_text(cells_drawn)}", title_fontsize=8)
+    axis.legend(fontsize=8, title=f"error bars: ±1 sd over seeds, {seed_count_text(cells_drawn)}", title_fontsize=8)
     axis.grid(alpha=0.3, axis="y")
     _footer(figure, "batch 32; noise: Gaussian, mean 1e-3, sd 1.001, on every normalization's output while "
                     "training; no weight decay: 0 instead of 1e-4", notes)
-    _suptitle(figure, "Sensitivity to distortion and to weight decay", *_context(runs, dataset, profile))
+    title_figure(figure, "Sensitivity to distortion and to weight decay", *data_and_profile(runs, dataset, profile))
     figure.tight_layout()
-    return _save(figure, figures_dir, name)
+    return save_figure(figure, figures_dir, name)
 
 
 def plot_mixtures(results_source="results", *, figures_dir="figures", dataset=None, profile=None,
@@ -123,11 +123,11 @@ def plot_mixtures(results_source="results", *, figures_dir="figures", dataset=No
         axes[0].errorbar(positions, [cell["value"] for cell in cells], yerr=[cell["sd"] for cell in cells],
                          color=NORM_COLORS[norm], marker=NORM_MARKERS[norm], capsize=3, linewidth=2,
                          label=understanding.label(norm))
-        notes += [f"{understanding.label(norm)} at batch {size}: {_left_out(cell)}"
-                  for size, cell in zip(batch_sizes, cells) if _left_out(cell)]
-    _batch_axis(axes[0], batch_sizes)
+        notes += [f"{understanding.label(norm)} at batch {size}: {left_out_note(cell)}"
+                  for size, cell in zip(batch_sizes, cells) if left_out_note(cell)]
+    batch_axis(axes[0], batch_sizes)
     axes[0].set_title("validation error")
-    axes[0].legend(fontsize=8, title=f"error bars: ±1 sd over seeds, {_seed_count_text(all_cells)}",
+    axes[0].legend(fontsize=8, title=f"error bars: ±1 sd over seeds, {seed_count_text(all_cells)}",
                    title_fontsize=8)
     for axis, batch_size in zip(axes[1:], batch_sizes):
         chosen = weights[(weights["batch_size"] == batch_size) & (weights["state"] == "complete")]
@@ -150,6 +150,6 @@ def plot_mixtures(results_source="results", *, figures_dir="figures", dataset=No
         axis.legend(fontsize=7)
     _footer(figure, "mixture: (s * GN(x) + (1 - s) * BN(x)) * gamma + beta, s = sigmoid(lambda) learnt per layer; "
                     "solid: first normalization (64 channels), dashed: second (256)", notes)
-    _suptitle(figure, "GN+BN mixture layers (Gunawan et al., 2021)", *_context(runs, dataset, profile))
+    title_figure(figure, "GN+BN mixture layers (Gunawan et al., 2021)", *data_and_profile(runs, dataset, profile))
     figure.tight_layout()
-    return _save(figure, figures_dir, name)
+    return save_figure(figure, figures_dir, name)

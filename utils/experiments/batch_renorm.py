@@ -1,6 +1,6 @@
 """Batch Renormalization beside BN and GN (the paper compares them at 4 images per GPU)."""
 
-from utils.experiments import Experiment
+from utils.experiment import Experiment
 
 BATCH_RENORM = "batch_renorm"
 BATCH_SIZES = (32, 8, 4, 2)

@@ -1,7 +1,7 @@
 """BN and GN with noise on every normalization's output, and without weight decay, beside
 the recipe's runs (shared with the comparison): the 2021 study's sensitivity claims."""
 
-from utils.experiments import Experiment
+from utils.experiment import Experiment
 
 DISTORTION = "distortion"
 # The 2021 study's distortion: noise of mean 1e-3 and standard deviation 1.001, one draw

@@ -5,7 +5,7 @@ defines LN and IN as GN with those groups), so those cells are the LN and IN run
 shared with the study's comparison.
 """
 
-from utils.experiments import Experiment
+from utils.experiment import Experiment
 
 GROUP_ABLATION = "group_ablation"
 # Table 3's values of G and of C/G.

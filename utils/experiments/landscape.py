@@ -1,7 +1,7 @@
 """Loss-landscape probes along the gradient during training (Santurkar et al., 2018), for
 BN, GN and no normalization at a large and a small batch (utils.landscape)."""
 
-from utils.experiments import Experiment
+from utils.experiment import Experiment
 
 LANDSCAPE = "landscape"
 BATCH_SIZES = (32, 2)

@@ -9,7 +9,7 @@ the BN-first mixture at 32; BN and GN without weight decay at 32. A method's run
 added once its rate is chosen, so the grid grows as the sweep finishes.
 """
 
-from utils.experiments import Experiment
+from utils.experiment import Experiment
 from utils.experiments import rate_sweep
 
 LONG_TRAINING = "long_training"
@@ -26,9 +26,9 @@ PLAN = (
 )
 
 
-def chosen_runs(results_dir, profile):
+def chosen_runs(results_dir, seeds):
     """The runs of `PLAN` whose method has a chosen rate in the results folder."""
-    rates = rate_sweep.chosen_rates(results_dir, profile)
+    rates = rate_sweep.chosen_rates(results_dir, seeds)
     return [dict(rate_sweep.run_fields(method, rates[method]), batch_size=batch_size, **fields)
             for method, batch_sizes, fields in PLAN if method in rates
             for batch_size in batch_sizes]

@@ -1,7 +1,7 @@
 """The three GN+BN mixture layers of the 2021 study beside BN and GN (shared with the
 batch-size sweep)."""
 
-from utils.experiments import Experiment
+from utils.experiment import Experiment
 
 MIXTURES = "mixtures"
 BATCH_SIZES = (32, 8, 2)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 
-from utils.experiments import Experiment
+from utils.experiment import Experiment
 
 RATE_SWEEP = "rate_sweep"
 LEARNING_RATES = (0.001, 0.003, 0.01, 0.03)
@@ -168,33 +168,29 @@ def rate_table(source="results", *, seeds=None):
     return frame
 
 
-def chosen_rates(results_dir, profile):
-    """{method: chosen base rate} of the methods whose rate the rule has chosen (none
-    without a results folder)."""
+def chosen_rates(results_dir, seeds):
+    """{method: chosen base rate} of the methods whose rate the rule has chosen, every
+    seed of `seeds` counting (none without a results folder)."""
     from pathlib import Path
-
-    from utils.profiles import profile_settings
 
     if results_dir is None or not (Path(results_dir) / RATE_SWEEP).is_dir():
         return {}
-    table = best_rates(results_dir, seeds=profile_settings(profile)["seeds"])
+    table = best_rates(results_dir, seeds=seeds)
     return {method: rate for method, rate in table["chosen"].items() if not math.isnan(rate)}
 
 
-def more_runs(results_dir, profile):
+def more_runs(results_dir, seeds):
     """The runs the rules add as the sweep finishes: one more rate beyond the edge for
     each method whose best rate so far is the lowest or highest tried (rule 3), and the
     mixtures' control, the parallel mixture with s fixed at 0.5, at the rate chosen for
     the parallel mixture."""
     from pathlib import Path
 
-    from utils.profiles import profile_settings
-
     if results_dir is None or not (Path(results_dir) / RATE_SWEEP).is_dir():
         return []
-    table = best_rates(results_dir, seeds=profile_settings(profile)["seeds"])
+    table = best_rates(results_dir, seeds=seeds)
     runs = [run_fields(method, rate) for method, rate in table["edge"].items() if not math.isnan(rate)]
-    parallel = chosen_rates(results_dir, profile).get("GN+BN parallel")
+    parallel = chosen_rates(results_dir, seeds).get("GN+BN parallel")
     if parallel is not None:
         runs.append(dict(run_fields("GN+BN parallel", parallel), norm=FIXED_MIXTURE))
     return runs

@@ -5,7 +5,7 @@ at 50% and 75% of the epochs; beside them, the paper's schedule (÷10 at 30%, 60
 the first study's rate, for comparison (those runs are the first study's).
 """
 
-from utils.experiments import Experiment
+from utils.experiment import Experiment
 from utils.experiments.study import NORMS
 
 RECIPE_SWEEP = "recipe_sweep"

@@ -5,7 +5,7 @@ Table 1); `batch_size_sweep` trains each of them at 32, 16, 8, 4 and 2 (Figures 
 Table 2), its batch-32 runs being the comparison's.
 """
 
-from utils.experiments import Experiment
+from utils.experiment import Experiment
 
 NORM_COMPARISON = "norm_comparison"
 BATCH_SIZE_SWEEP = "batch_size_sweep"

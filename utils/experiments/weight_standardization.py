@@ -1,6 +1,6 @@
 """GN and BN with and without Weight Standardization (the runs without are the sweep's)."""
 
-from utils.experiments import Experiment
+from utils.experiment import Experiment
 
 WEIGHT_STANDARDIZATION = "weight_standardization"
 BATCH_SIZES = (32, 8, 2)
