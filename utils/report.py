@@ -185,57 +185,51 @@ def _experiments_block(results_dir, figures_dir, group, reuse, tables, findings,
     return "\n\n".join(parts)
 
 
+# The sections of the further experiments: what each shows, declared once.
+_GROUP_SECTIONS = {
+    "beyond_the_paper": dict(
+        tables=(
+            ("Table 3 analogue: how many groups (batch 32)", ablations.table3, 1),
+            ("Batch Renorm beside BN and GN", ablations.batch_renorm_table, 1),
+            ("Weight Standardization", ablations.weight_standardization_table, 1),
+        ),
+        reuse=("G = 1 and C/G = 1 are the study's LN and IN runs, G = 32 its GN run; BN and GN without "
+               "Batch Renorm or WS are the batch-size sweep's"),
+        findings=ablations.conclusions,
+        figures=BEYOND_FIGURES,
+    ),
+    "understanding_gn": dict(
+        tables=(
+            ("Loss landscape", understanding.landscape_table, 3),
+            ("Distortion and weight decay", understanding.distortion_table, 1),
+            ("GN+BN mixtures", understanding.mixtures_table, 1),
+            ("Learnt weight of GN in the mixtures", understanding.mixing_weight_table, 2),
+        ),
+        reuse=("the recipe's BN and GN runs at batch 32 are the comparison's, BN and GN beside the mixtures the "
+               "sweep's"),
+        findings=understanding.conclusions,
+        figures=(
+            ("landscape", "Loss range, largest gradient change and effective beta-smoothness along the gradient "
+                          "during training, BN, GN and no normalization, mean and ±1 sd over seeds"),
+            ("distortion", "BN and GN with noise on the normalizations' outputs and without weight decay, mean and "
+                           "±1 sd over seeds"),
+            ("mixtures", "The GN+BN mixture layers beside BN and GN by batch size, and the learnt weight s of GN by "
+                         "epoch"),
+        ),
+    ),
+}
+
+
 def beyond_markdown(results_dir="results", figures_dir="figures"):
-    """The block of the paper's further questions: setup, the group ablation beside
-    Table 3, Batch Renorm, Weight Standardization, the computed findings and figures.
-
-    Args:
-        results_dir: the results folder.
-        figures_dir: the figures folder, as the README links it.
-
-    Returns:
-        Markdown text, without the BEYOND_BEGIN/BEYOND_END markers.
-    """
-    tables = (
-        ("Table 3 analogue: how many groups (batch 32)", ablations.table3, 1),
-        ("Batch Renorm beside BN and GN", ablations.batch_renorm_table, 1),
-        ("Weight Standardization", ablations.weight_standardization_table, 1),
-    )
-    reuse = ("G = 1 and C/G = 1 are the study's LN and IN runs, G = 32 its GN run; BN and GN without "
-             "Batch Renorm or WS are the batch-size sweep's")
-    return _experiments_block(results_dir, figures_dir, "beyond_the_paper", reuse, tables, ablations.conclusions,
-                              BEYOND_FIGURES)
-
-
-UNDERSTANDING_FIGURES = (
-    ("landscape", "Loss range, largest gradient change and effective beta-smoothness along the gradient during "
-                  "training, BN, GN and no normalization, mean and ±1 sd over seeds"),
-    ("distortion", "BN and GN with noise on the normalizations' outputs and without weight decay, mean and ±1 sd "
-                   "over seeds"),
-    ("mixtures", "The GN+BN mixture layers beside BN and GN by batch size, and the learnt weight s of GN by epoch"),
-)
+    """The paper's further questions: setup, the group ablation beside Table 3, Batch
+    Renorm, Weight Standardization, the computed findings and figures (markdown)."""
+    return _experiments_block(results_dir, figures_dir, "beyond_the_paper", **_GROUP_SECTIONS["beyond_the_paper"])
 
 
 def understanding_markdown(results_dir="results", figures_dir="figures"):
-    """The block of the 2021 study's claims: setup, the landscape, distortion and
-    mixtures tables, each claim with what these runs say, and figures.
-
-    Args:
-        results_dir: the results folder.
-        figures_dir: the figures folder, as the README links it.
-
-    Returns:
-        Markdown text, without the UNDERSTANDING_BEGIN/UNDERSTANDING_END markers.
-    """
-    tables = (
-        ("Loss landscape", understanding.landscape_table, 3),
-        ("Distortion and weight decay", understanding.distortion_table, 1),
-        ("GN+BN mixtures", understanding.mixtures_table, 1),
-        ("Learnt weight of GN in the mixtures", understanding.mixing_weight_table, 2),
-    )
-    reuse = "the recipe's BN and GN runs at batch 32 are the comparison's, BN and GN beside the mixtures the sweep's"
-    return _experiments_block(results_dir, figures_dir, "understanding_gn", reuse, tables, understanding.conclusions,
-                              UNDERSTANDING_FIGURES)
+    """The 2021 study's claims: setup, the landscape, distortion and mixtures tables, each
+    claim with what these runs say, and figures (markdown)."""
+    return _experiments_block(results_dir, figures_dir, "understanding_gn", **_GROUP_SECTIONS["understanding_gn"])
 
 
 def fair_comparison_markdown(results_dir="results", figures_dir="figures"):
