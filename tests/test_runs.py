@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from tests import results_factory as factory
+from utils import planning
 from utils import runs
 from utils.config import RunConfig
 from utils.profiles import profile_configs
@@ -109,15 +110,15 @@ def test_planned_action_finished_reuse_and_train(tmp_path):
         for name in ("norm_comparison", "batch_size_sweep")
     )
     factory.write_run(tmp_path, comparison[0], factory.curve(60.0, comparison[0].epochs))
-    assert runs.planned_action(comparison[0], tmp_path) == ("finished", None)
+    assert planning.planned_action(comparison[0], tmp_path) == ("finished", None)
     at_32 = next(c for c in sweep if c.batch_size == 32)
-    assert runs.planned_action(at_32, tmp_path) == ("reuse", tmp_path / "norm_comparison" / "bn_bs32_seed0")
+    assert planning.planned_action(at_32, tmp_path) == ("reuse", tmp_path / "norm_comparison" / "bn_bs32_seed0")
     at_2 = next(c for c in sweep if c.batch_size == 2)
-    assert runs.planned_action(at_2, tmp_path) == ("train", None)
+    assert planning.planned_action(at_2, tmp_path) == ("train", None)
     runs.copy_finished_run(at_32, tmp_path / "norm_comparison" / "bn_bs32_seed0", tmp_path)
     copied = runs.read_run(runs.run_directory(at_32, tmp_path))
     assert copied.config == at_32 and copied.summary["reused_from"] == "norm_comparison/bn_bs32_seed0"
-    assert runs.planned_action(at_32, tmp_path) == ("finished", None)
+    assert planning.planned_action(at_32, tmp_path) == ("finished", None)
 
 
 def test_run_folders_skip_folders_without_a_config(tmp_path):

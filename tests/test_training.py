@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from utils import planning
 from utils import runs
 from utils import training
 from utils.config import RunConfig
@@ -355,7 +356,7 @@ def test_kills_at_random_instants_always_resume_to_the_uninterrupted_history(tmp
     rng = np.random.default_rng(0)
     kills = 0
     for _ in range(8):
-        if runs.planned_action(config, results_dir)[0] == "finished":
+        if planning.planned_action(config, results_dir)[0] == "finished":
             break
         child = subprocess.Popen(command + [str(results_dir), str(data_dir)], cwd=repository)
         try:

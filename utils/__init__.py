@@ -13,7 +13,8 @@ Modules:
     experiment    the declaration of an experiment (Experiment).
     experiments   what each experiment trains, one module per family, and their registry.
     profiles      the scale of every grid (smoke, cpu, paper): experiments into configs.
-    runs          the run folder format: paths, files, atomic writers, the one reader (no TensorFlow).
+    runs          the run folder format: paths, files, atomic writers, locks, the one reader (no TensorFlow).
+    planning      what the engine will do with a run: read it back, reuse a finished one, or train it.
     training      run(config): resumable training that writes a self-describing results folder.
     grid          the grid runner: plans each run, trains or reads it back.
     cli           the command line: python -m utils.experiments --profile cpu --experiment all

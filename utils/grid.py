@@ -12,6 +12,7 @@ import os
 import time
 from pathlib import Path
 
+from utils import planning
 from utils import runs
 from utils.config import RunConfig
 from utils.quiet import import_tensorflow
@@ -151,7 +152,7 @@ def plan_runs(configs, results_dir="results"):
         ValueError: when the folder holds runs of these names with other settings.
     """
     check_results_folder(configs, results_dir)
-    return [PlannedRun(config, *runs.planned_action(config, results_dir)) for config in configs]
+    return [PlannedRun(config, *planning.planned_action(config, results_dir)) for config in configs]
 
 
 def needs_training(configs, results_dir="results"):
@@ -248,7 +249,7 @@ def run_grid(configs, results_dir="results", *, data_dir=None, skip_training=Non
     grid = []
     for number, config in enumerate(configs, start=1):
         # Planned again for each run: another process may have trained it meanwhile.
-        plan = PlannedRun(config, *runs.planned_action(config, results_dir))
+        plan = PlannedRun(config, *planning.planned_action(config, results_dir))
         label = f"[{number}/{len(configs)}] {config.experiment}/{config.run_name}"
         if plan.action == "train" and skip_training:
             print_line(f"{label}: not trained ({skip_training})")

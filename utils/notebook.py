@@ -53,13 +53,14 @@ from utils import config as config_module
 from utils import data as data_module
 from utils import data_sources
 from utils import grid as grid_module
+from utils import paths
+from utils import planning
 from utils import plots
 from utils import profiles
 from utils import results
 from utils import runs
 from utils import training
 from utils import workers
-from utils import paths
 from utils.paths import REPOSITORY_ROOT
 from utils.paths import display_path
 from utils.synthetic import SYNTHETIC_DATASET_NAME
@@ -271,7 +272,7 @@ def example_config(configs, results_dir, **fields):
     matching = [config for config in configs if all(getattr(config, key) == value for key, value in fields.items())]
     if not matching:
         raise ValueError(f"No config of the grid has {fields}.")
-    finished = [config for config in matching if runs.planned_action(config, results_dir)[0] == "finished"]
+    finished = [config for config in matching if planning.planned_action(config, results_dir)[0] == "finished"]
     return (finished or matching)[0]
 
 

@@ -63,9 +63,7 @@ __all__ = [
     "run_state",
     "config_differences",
     "check_stored_config",
-    "find_reusable",
     "copy_finished_run",
-    "planned_action",
     "RunLockedError",
     "run_lock",
     "LOCK_FILE",
@@ -512,26 +510,6 @@ def check_stored_config(run_dir, config):
     )
 
 
-def find_reusable(config, results_dir):
-    """A finished run of another experiment with the same training settings, or None."""
-    for candidate in sorted(Path(results_dir).glob(f"*/{config.run_name}")):
-        if candidate.parent.name == config.experiment:
-            continue
-        try:
-            stored = read_config(candidate)
-            summary = read_summary(candidate)
-        except (OSError, ValueError):
-            continue
-        if (
-            stored is not None
-            and stored.training_settings() == config.training_settings()
-            and summary.get("status") in FINAL_STATUSES
-            and summary.get("reused_from") is None
-        ):
-            return candidate
-    return None
-
-
 def copy_finished_run(config, source, results_dir):
     """Copies a finished run's results into the folder of `config`, whose training
     settings are the same (summary "reused_from": the source, relative to results_dir)."""
@@ -549,19 +527,3 @@ def copy_finished_run(config, source, results_dir):
     )
     shutil.rmtree(run_dir / "backup", ignore_errors=True)
     write_summary(run_dir, summary)
-
-
-def planned_action(config, results_dir="results"):
-    """What the engine will do with `config`, without doing it.
-
-    Returns:
-        ("finished", None) when its folder holds a finished (complete or diverged) run;
-        ("reuse", source_folder) when a finished run of another experiment has the same
-        training settings; ("train", None) otherwise.
-    """
-    if read_summary(run_directory(config, results_dir)).get("status") in FINAL_STATUSES:
-        return "finished", None
-    source = find_reusable(config, results_dir)
-    if source is not None:
-        return "reuse", source
-    return "train", None

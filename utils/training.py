@@ -39,6 +39,7 @@ from utils import data as data_module
 from utils import landscape
 from utils import mixtures
 from utils import models
+from utils import planning
 from utils import runs
 from utils.config import RunConfig
 from utils.config import learning_rate_for_epoch
@@ -523,7 +524,7 @@ def run(config, results_dir="results", *, data_dir=None, verbose=1, callbacks=()
     run_dir = runs.run_directory(config, results_dir)
     runs.check_stored_config(run_dir, config)
 
-    action, source = runs.planned_action(config, results_dir)
+    action, source = planning.planned_action(config, results_dir)
     if action == "finished":
         # Clears what a process killed after the run finished may have left behind,
         # unless another process holds the folder right now.
@@ -537,7 +538,7 @@ def run(config, results_dir="results", *, data_dir=None, verbose=1, callbacks=()
 
     with runs.run_lock(run_dir):
         # Planned again under the lock: another process may have finished it meanwhile.
-        if runs.planned_action(config, results_dir)[0] != "finished":
+        if planning.planned_action(config, results_dir)[0] != "finished":
             use_training_threads()
             if verbose == 1 and not sys.stdout.isatty():
                 # Keras's live progress bar writes terminal codes: one line per epoch in
