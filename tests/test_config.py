@@ -257,8 +257,11 @@ def test_recipe_sweep_covers_every_norm_and_rate_with_distinct_names():
     assert {c.base_learning_rate for c in configs if c.lr_decay_fractions == (0.3, 0.6, 0.9)} == {0.003}
     assert {c.batch_size for c in configs} == {32}
     assert len({c.run_name for c in configs}) == len(configs) == 20
-    # "all" is the study: the recipe sweep is trained only when asked for.
-    assert {c.experiment for c in profile_configs("cpu", "all")} == {"norm_comparison", "batch_size_sweep"}
+    # "study" is the paper's two experiments: the recipe sweep is trained only when asked for.
+    assert {c.experiment for c in profile_configs("cpu", "study")} == {"norm_comparison", "batch_size_sweep"}
+    # "all" is every experiment of the registry.
+    assert [c.experiment for c in profile_configs("smoke", "all")] == [
+        c.experiment for name in experiments.NAMES for c in profile_configs("smoke", name)]
 
 
 def test_channels_per_group_runs_build_their_own_groups():
@@ -280,7 +283,7 @@ def test_beyond_the_paper_shares_the_study_runs_it_repeats():
     configs = profile_configs("cpu", "beyond_the_paper")
     assert {c.experiment for c in configs} == {"group_ablation", "batch_renorm", "weight_standardization"}
     assert len({(c.experiment, c.run_name) for c in configs}) == len(configs) == 3 * (14 + 12 + 12)
-    study = {repr(c.training_settings()) for c in profile_configs("cpu", "all")}
+    study = {repr(c.training_settings()) for c in profile_configs("cpu", "study")}
     new = {repr(c.training_settings()) for c in configs} - study
     # Trained anew: G in 64..2 but 32 (5) and C/G in 64..2 (6), BRN at 4 batch sizes,
     # GN+WS and BN+WS at 3: 21 per seed; every other cell is a study run.
@@ -303,7 +306,7 @@ def test_beyond_the_paper_shares_the_study_runs_it_repeats():
 def test_understanding_gn_trains_19_runs_a_seed_and_shares_the_rest():
     configs = profile_configs("cpu", "understanding_gn")
     assert {c.experiment for c in configs} == {"landscape", "distortion", "mixtures"}
-    study = {repr(c.training_settings()) for c in profile_configs("cpu", "all")}
+    study = {repr(c.training_settings()) for c in profile_configs("cpu", "study")}
     new = {repr(c.training_settings()) for c in configs} - study
     assert len(new) == 3 * 19
     probed = [c for c in configs if c.experiment == "landscape"]

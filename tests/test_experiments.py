@@ -49,7 +49,7 @@ def smoke_grid(tmp_path_factory, data_dir):
     """The whole smoke grid (24 configs, 20 trainings) through the command line."""
     results = tmp_path_factory.mktemp("results")
     status, output = run_cli(
-        "--profile", "smoke", "--experiment", "all", "--results", str(results), "--data", str(data_dir), "--verbose", "0",
+        "--profile", "smoke", "--experiment", "study", "--results", str(results), "--data", str(data_dir), "--verbose", "0",
         "--workers", "1",
     )
     return status, output, results
@@ -238,7 +238,7 @@ def test_module_entry_point_lists_runs():
 
 
 def test_list_says_what_is_finished_reused_and_to_train(tmp_path, capsys):
-    configs = profile_configs("smoke", "all")
+    configs = profile_configs("smoke", "study")
     comparison_bn = next(c for c in configs if c.experiment == "norm_comparison" and c.norm == "batch")
     write_complete_run(comparison_bn, tmp_path)
     assert cli.main(["--profile", "smoke", "--results", str(tmp_path), "--list"]) == 0
@@ -377,7 +377,7 @@ def test_an_unusable_results_folder_is_refused_before_any_run(tmp_path, kind, ca
 @pytest.mark.slow
 def test_two_workers_train_each_run_once_and_write_what_one_process_writes(smoke_grid, tmp_path, data_dir):
     _, _, sequential = smoke_grid
-    status, output = run_cli("--profile", "smoke", "--experiment", "all", "--results", str(tmp_path),
+    status, output = run_cli("--profile", "smoke", "--experiment", "study", "--results", str(tmp_path),
                              "--data", str(data_dir), "--verbose", "0", "--workers", "2")
     assert status == 0
     assert "in 2 processes of 1 thread(s) each" in output

@@ -443,7 +443,7 @@ def test_a_notebook_prints_what_it_trains_not_every_run_it_reads_back():
 
 
 def test_plan_counts_count_each_experiments_runs_by_what_will_be_done(tmp_path):
-    configs = profile_configs("smoke", "all")
+    configs = profile_configs("smoke", "study")
     comparison = [c for c in configs if c.experiment == "norm_comparison"]
     write_finished_runs(comparison[:2], tmp_path)
     counts = notebook.plan_counts(configs, tmp_path)

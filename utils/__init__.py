@@ -17,7 +17,7 @@ Modules:
     planning      what the engine will do with a run: read it back, reuse a finished one, or train it.
     training      run(config): resumable training that writes a self-describing results folder.
     grid          the grid runner: plans each run, trains or reads it back.
-    cli           the command line: python -m utils.experiments --profile cpu --experiment all
+    cli           the command line: python -m utils.experiments --profile cpu --experiment study
     workers       several training processes side by side (--workers), sharing the grid.
     recipe        the recipe sweep's table and the rule that chose the study's learning rate.
     paper         the paper's and the 2023 report's numbers, as data.

@@ -1,6 +1,6 @@
 """The command line: trains a profile's grid of runs, one line per run, then a table.
 
-    python -m utils.experiments --profile cpu --experiment all
+    python -m utils.experiments --profile cpu --experiment study
     python -m utils.experiments --profile cpu --experiment beyond_the_paper
     python -m utils.experiments --profile cpu --only gn_g32_bs2_seed0,bn_bs2_seed0
     python -m utils.experiments --profile smoke --results /tmp/results --set epochs=3
@@ -62,9 +62,9 @@ def _parser():
     )
     parser.add_argument("--profile", choices=PROFILES, default="cpu", help="grid scale (default: cpu)")
     parser.add_argument(
-        "--experiment", choices=experiments.NAMES + tuple(experiments.GROUPS), default="all",
+        "--experiment", choices=experiments.NAMES + tuple(experiments.GROUPS), default="study",
         help="which experiment: one, or a group of them ("
-             + ", ".join(f"'{group}'" for group in experiments.GROUPS) + "; 'all' is the study) (default: all)",
+             + ", ".join(f"'{group}'" for group in experiments.GROUPS) + "; 'study' is the paper's two, 'all' every experiment) (default: study)",
     )
     parser.add_argument("--only", help="comma-separated run names (or experiment/run_name) to run")
     parser.add_argument("--seeds", help="comma-separated seeds of the study's runs (default: the profile's)")

@@ -250,12 +250,12 @@ def show_setup(settings):
     print(hardware())
 
 
-def profile_configs(settings, experiment="all"):
-    """The profile's run configs (utils.profiles.profile_configs) for one experiment or "all".
+def profile_configs(settings, experiment="study"):
+    """The profile's run configs (utils.profiles.profile_configs) for one experiment or a group ("study": the paper's two).
 
     Args:
         settings: from `read_settings`.
-        experiment: an experiment of utils.experiments.NAMES, "all" (the study) or
+        experiment: an experiment of utils.experiments.NAMES, "study" (the paper's two) or
             "beyond_the_paper".
     """
     return profiles.profile_configs(settings.profile, experiment, seeds=settings.seeds, results_dir=settings.results_dir)
@@ -443,7 +443,7 @@ def run_experiment(settings, experiment, data=None):
 
     Args:
         settings: from `read_settings`.
-        experiment: an experiment of utils.experiments.NAMES, "all" (the study) or
+        experiment: an experiment of utils.experiments.NAMES, "study" (the paper's two) or
             "beyond_the_paper".
         data: a `DataStatus` from `find_data`, or None to look for the data only if needed.
 

@@ -106,14 +106,15 @@ def _is_seed(value):
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def profile_configs(profile, experiment="all", *, seeds=None, results_dir=None, **overrides):
+def profile_configs(profile, experiment="study", *, seeds=None, results_dir=None, **overrides):
     """The grid of run configs of a profile.
 
     Args:
         profile: "smoke", "cpu" or "paper".
         experiment: an experiment's name (utils.experiments.NAMES) or a group's
-            (utils.experiments.GROUPS: "all" is the study, the comparison then the
-            batch-size sweep, whose batch-32 runs reuse the comparison's results).
+            (utils.experiments.GROUPS: "study" is the comparison then the batch-size
+            sweep, whose batch-32 runs reuse the comparison's results; "all" is every
+            experiment).
         seeds: the seeds to train (default: the profile's, e.g. 0, 1 and 2 for "cpu");
             an experiment with seeds of its own (the recipe sweep: 0) keeps those of
             them that are among these.

@@ -50,7 +50,7 @@ BEYOND_FIGURES = (
 )
 
 
-def _setup_lines(runs, experiment="all", reuse="the batch-size sweep's batch-32 runs are the comparison's, "
+def _setup_lines(runs, experiment="study", reuse="the batch-size sweep's batch-32 runs are the comparison's, "
                                                 "seed 0's batch-32 runs the recipe sweep's"):
     """Profile, data, seeds, progress, hardware, versions and training time of the runs of
     `experiment` (an experiment or a group of them); `reuse` says which runs are shared."""
@@ -142,7 +142,7 @@ def results_markdown(results_dir="results", figures_dir="figures"):
     """
     all_runs = results.load_runs(results_dir)
     parts = [part for part in [_recipe_markdown(all_runs, figures_dir)] if part]
-    runs = all_runs[all_runs["experiment"].isin(experiments.GROUPS["all"])]
+    runs = all_runs[all_runs["experiment"].isin(experiments.GROUPS["study"])]
     if runs.empty:
         return "\n\n".join(parts + [f"No runs of the study in {results_dir} yet."])
     parts.append("\n".join(_setup_lines(runs)))

@@ -3,7 +3,7 @@
 An `Experiment` is a named grid: the fields that differ between its runs (beside the
 profile's settings, utils.profiles), its seeds and its length. The registry `REGISTRY`
 lists them in the order a full grid trains them; `GROUPS` names sets of them for the
-command line (`--experiment all` is the study). Adding an experiment is one module here
+command line (`--experiment study` is the paper's two). Adding an experiment is one module here
 and its name in `_declared`'s list of families.
 
     python -m utils.experiments --profile cpu --list      # every run, and its state
@@ -28,10 +28,12 @@ def _declared():
 REGISTRY: dict[str, Experiment] = _declared()
 NAMES: tuple[str, ...] = tuple(REGISTRY)
 # Names that stand for several experiments on the command line and in profile_configs:
-# "all" is the study, the others the families of further experiments.
+# "study" is the paper's two experiments, the others the families of further experiments,
+# and "all" every experiment.
 GROUPS: dict[str, tuple[str, ...]] = {
-    group: tuple(name for name, experiment in REGISTRY.items() if experiment.group == group)
-    for group in ("all", "beyond_the_paper", "understanding_gn", "fair_comparison")
+    **{group: tuple(name for name, experiment in REGISTRY.items() if experiment.group == group)
+       for group in ("study", "beyond_the_paper", "understanding_gn", "fair_comparison")},
+    "all": NAMES,
 }
 
 

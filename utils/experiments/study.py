@@ -15,14 +15,14 @@ BATCH_SIZES = (32, 16, 8, 4, 2)
 
 EXPERIMENTS = (
     Experiment(
-        NORM_COMPARISON, "all", "BN, LN, IN and GN at batch 32 (Table 1)",
+        NORM_COMPARISON, "study", "BN, LN, IN and GN at batch 32 (Table 1)",
         runs=tuple(dict(norm=norm, batch_size=32) for norm in NORMS),
         # The 2023 report's length for its batch-32 comparison.
         epochs={"paper": 100},
         figures=("utils.plots:plot_norm_comparison",),
     ),
     Experiment(
-        BATCH_SIZE_SWEEP, "all", "BN, LN, IN and GN at batch 32, 16, 8, 4 and 2 (Table 2)",
+        BATCH_SIZE_SWEEP, "study", "BN, LN, IN and GN at batch 32, 16, 8, 4 and 2 (Table 2)",
         runs=tuple(dict(norm=norm, batch_size=batch) for norm in NORMS for batch in BATCH_SIZES),
         figures=("utils.plots:plot_batch_size_curves", "utils.plots:plot_batch_size_sensitivity"),
     ),
