@@ -24,6 +24,10 @@ from utils.profiles import profile_configs
 REPOSITORY = Path(__file__).resolve().parent.parent
 # The smoke profile: 4 classes x 16 synthetic training images.
 SMOKE_TRAIN_IMAGES = 64
+# The smoke study from the registry: its runs, and its distinct trainings (the sweep's
+# batch-32 runs reuse the comparison's).
+SMOKE_STUDY = profile_configs("smoke", "study")
+SMOKE_TRAININGS = len({json.dumps(c.training_settings(), sort_keys=True, default=str) for c in SMOKE_STUDY})
 
 
 def write_complete_run(config, results_dir):
@@ -86,20 +90,22 @@ def test_sweep_batch_32_runs_reuse_the_comparison(smoke_grid):
         assert reused.history.equals(source.history)
         assert f"batch_size_sweep/{name}: complete" in output and f"reused from norm_comparison/{name}" in output
     trained = [line for line in output.splitlines() if ": complete" in line and "reused from" not in line]
-    assert len(trained) == 20
+    assert len(trained) == SMOKE_TRAININGS == 20
 
 
 @pytest.mark.slow
 def test_cli_prints_a_line_per_run_and_a_summary_table(smoke_grid):
     _, output, _ = smoke_grid
     lines = output.splitlines()
-    assert lines[0].startswith("24 run(s) of profile 'smoke'")
-    for number, config in enumerate(profile_configs("smoke"), start=1):
-        assert any(line.startswith(f"[{number}/24] {config.experiment}/{config.run_name}: complete") for line in lines)
+    total = len(SMOKE_STUDY)
+    assert lines[0].startswith(f"{total} run(s) of profile 'smoke'")
+    for number, config in enumerate(SMOKE_STUDY, start=1):
+        assert any(line.startswith(f"[{number}/{total}] {config.experiment}/{config.run_name}: complete")
+                   for line in lines)
     header = next(line for line in lines if "val_error_median5" in line)
     assert header.split()[:3] == ["experiment", "run_name", "status"]
     table = lines[lines.index(header) + 1 :]
-    assert len(table) == 24 and all(" complete " in row for row in table)
+    assert len(table) == total and all(" complete " in row for row in table)
 
 
 @pytest.mark.slow
@@ -391,8 +397,8 @@ def test_two_workers_train_each_run_once_and_write_what_one_process_writes(smoke
         words = line.split()
         return words[1].rstrip("]"), words[3].rstrip(":")
 
-    assert len(started) == 20
-    assert len({worker_and_run(line)[1] for line in started}) == 20
+    assert len(started) == SMOKE_TRAININGS
+    assert len({worker_and_run(line)[1] for line in started}) == SMOKE_TRAININGS
     assert not {worker_and_run(line) for line in started} & {worker_and_run(line) for line in skipped}
     assert {line.split()[1].rstrip("]") for line in started} == {"1", "2"}
     for config in profile_configs("smoke"):

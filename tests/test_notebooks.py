@@ -146,6 +146,29 @@ def smoke(tmp_path_factory, kernels):
     return folders, texts
 
 
+def training(config):
+    """A config's training settings, as a key: equal keys train alike (one run reuses the other)."""
+    return json.dumps(config.training_settings(), sort_keys=True, default=str)
+
+
+def lesson_plan(experiment, earlier, **lesson_fields):
+    """What a lesson notebook's grid prints and trains, from the registry: the lesson
+    first trains the first config of `experiment` with `lesson_fields`, then runs the grid
+    on a results folder holding the runs of the `earlier` experiments.
+
+    Returns:
+        dict(runs, ready, to_train, epochs): the grid's size, how many of its runs are
+        finished or reusable, how many it trains, and how many trainings print "Epoch
+        1/2" (the lesson's and the grid's new ones).
+    """
+    configs = profile_configs("smoke", experiment)
+    lesson = next(c for c in configs if all(getattr(c, key) == value for key, value in lesson_fields.items()))
+    finished = {training(c) for name in earlier for c in profile_configs("smoke", name)} | {training(lesson)}
+    ready = sum(training(c) in finished for c in configs)
+    new = {training(c) for c in configs} - finished
+    return dict(runs=len(configs), ready=ready, to_train=len(configs) - ready, epochs=1 + len(new))
+
+
 def reused_from(folders, experiment, run):
     """The run a finished run folder was copied from (None when it was trained)."""
     return json.loads((folders["results"] / experiment / run / "summary.json").read_text())["reused_from"]
@@ -156,8 +179,9 @@ def test_comparison_notebook_trains_the_four_norms(smoke):
     folders, texts = smoke
     text = texts["comparison"]
     # The lesson trains the GN run itself, then the grid trains the three others.
-    assert "4 runs; 1 finished or reusable" in text and "3 to train" in text
-    assert text.count("Epoch 1/2") == 4
+    plan = lesson_plan("norm_comparison", (), norm="group")
+    assert f"{plan['runs']} runs; {plan['ready']} finished or reusable" in text and f"{plan['to_train']} to train" in text
+    assert text.count("Epoch 1/2") == plan["epochs"] == 4
     assert "Total params" in text  # the model summary
     assert "gn_g32_bs32_seed0" in text and "base_learning_rate" in text  # the config
     for run in ("bn_bs32_seed0", "ln_bs32_seed0", "in_bs32_seed0", "gn_g32_bs32_seed0"):
@@ -175,8 +199,9 @@ def test_sweep_notebook_reuses_the_batch_32_runs(smoke):
     text = texts["sweep"]
     for run in ("bn_bs32_seed0", "gn_g32_bs32_seed0"):
         assert reused_from(folders, "batch_size_sweep", run) == f"norm_comparison/{run}"
-    assert "20 runs; 5 finished or reusable" in text  # after the lesson's own batch-2 GN run
-    assert text.count("Epoch 1/2") == 16
+    plan = lesson_plan("batch_size_sweep", ("norm_comparison",), norm="batch", batch_size=2)
+    assert f"{plan['runs']} runs; {plan['ready']} finished or reusable" in text  # after the lesson's own run
+    assert text.count("Epoch 1/2") == plan["epochs"]
     assert "steps of 2 images per epoch" in text
     assert "| batch size | BN | LN | IN | GN | GN minus BN |" in text  # Table 2 as markdown
     assert_drawn_png(folders["figures"] / "batch_size_curves.png")
@@ -192,7 +217,9 @@ def test_main_notebook_reads_the_finished_runs(smoke):
     sweep = folders["results"] / "recipe_sweep"
     trained = [run for run in sweep.iterdir() if reused_from(folders, "recipe_sweep", run.name) is None]
     assert text.count("Epoch 1/2") == len(trained) and 0 < len(trained) < 20
-    assert "20 runs; " in text and "24 runs; 24 finished or reusable" in text
+    study = len(profile_configs("smoke", "study"))
+    assert f"{len(profile_configs('smoke', 'recipe_sweep'))} runs; " in text
+    assert f"{study} runs; {study} finished or reusable" in text
     assert "synthetic-tiny-imagenet: 4 classes, 64 training images" in text
     assert "At batch 32, GN minus BN val error: ours" in text  # conclusions, computed
     assert "report val loss" in text
@@ -208,9 +235,10 @@ def test_beyond_notebook_trains_the_new_runs_and_reuses_the_study(smoke):
     assert "on 64 channels: 4 groups" in text and "max |GN(G=1) - LN| = 0.0" in text
     assert "'rmin': 0.6666666666666666, 'rmax': 1.5, 'dmax': 0.5" in text
     assert "gn_g32_ws_bs2_seed0 - WeightStandardizedConv2D" in text
-    # 38 runs: the lesson's own, 20 more trainings, and 17 shared with the study.
-    assert "38 runs; 18 finished or reusable" in text and "20 to train" in text
-    assert text.count("Epoch 1/2") == 21
+    plan = lesson_plan("beyond_the_paper", ("study", "recipe_sweep"), norm="group", weight_standardization=True,
+                       batch_size=2)
+    assert f"{plan['runs']} runs; {plan['ready']} finished or reusable" in text and f"{plan['to_train']} to train" in text
+    assert text.count("Epoch 1/2") == plan["epochs"]
     assert reused_from(folders, "group_ablation", "ln_bs32_seed0") == "norm_comparison/ln_bs32_seed0"
     assert reused_from(folders, "batch_renorm", "bn_bs2_seed0") == "batch_size_sweep/bn_bs2_seed0"
     assert "| size | G: ours |" in text and "| batch size | BN | BRN | GN |" in text
@@ -225,9 +253,10 @@ def test_understanding_notebook_probes_distorts_and_mixes(smoke):
     text = texts["understanding"]
     assert "beta-smoothness: " in text and "analytic |A g| / |g|" in text
     assert "s at the start: 0.731" in text
-    # 27 runs: the lesson's own, 18 more trainings, and 8 shared with the study.
-    assert "27 runs; 9 finished or reusable" in text and "18 to train" in text
-    assert text.count("Epoch 1/2") == 19
+    plan = lesson_plan("understanding_gn", ("study", "recipe_sweep", "beyond_the_paper"), norm="gn_plus_gn_first",
+                       batch_size=2)
+    assert f"{plan['runs']} runs; {plan['ready']} finished or reusable" in text and f"{plan['to_train']} to train" in text
+    assert text.count("Epoch 1/2") == plan["epochs"]
     assert reused_from(folders, "distortion", "gn_g32_bs32_seed0") == "norm_comparison/gn_g32_bs32_seed0"
     assert "| norm | recipe | noise | no weight decay |" in text
     assert "Claim: GN smooths the loss landscape less than BN" in text
