@@ -137,7 +137,7 @@ def _by_batch_figure(runs, labelled_cells, batch_sizes, published, title, paper_
 
 
 def plot_batch_renorm(results_source="results", *, figures_dir="figures", dataset=None, profile=None,
-                      batch_sizes=(32, 8, 4, 2), name="batch_renorm"):
+                      batch_sizes=ablations.BATCH_RENORM_SIZES, name="batch_renorm"):
     """Batch Renorm beside BN and GN by batch size; the paper's three numbers at 4 images/GPU."""
     runs = results.as_runs(results_source)
 
@@ -153,7 +153,8 @@ def plot_batch_renorm(results_source="results", *, figures_dir="figures", datase
 
 
 def plot_weight_standardization(results_source="results", *, figures_dir="figures", dataset=None, profile=None,
-                                batch_sizes=(32, 8, 2), name="weight_standardization"):
+                                batch_sizes=ablations.WEIGHT_STANDARDIZATION_SIZES,
+                                name="weight_standardization"):
     """BN and GN with and without Weight Standardization by batch size; the published
     ResNet-50 numbers at 32 images/GPU."""
     runs = results.as_runs(results_source)

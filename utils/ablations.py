@@ -35,10 +35,11 @@ from utils.results import paired_difference
 from utils.results import run_cell
 from utils.results import seed_counts
 from utils.results import seeds_text
+from utils.experiments import batch_renorm, group_ablation, weight_standardization
 
-GROUP_ABLATION = "group_ablation"
-BATCH_RENORM = "batch_renorm"
-WEIGHT_STANDARDIZATION = "weight_standardization"
+GROUP_ABLATION = group_ablation.GROUP_ABLATION
+BATCH_RENORM = batch_renorm.BATCH_RENORM
+WEIGHT_STANDARDIZATION = weight_standardization.WEIGHT_STANDARDIZATION
 # The small CNN's normalized layers have 64 and 256 channels.
 _CHANNELS = (64, 256)
 # The paper's GN default (G = 32) and its best channels-per-group setting (C/G = 16).
@@ -117,8 +118,8 @@ def table3(source="results", *, experiment=GROUP_ABLATION, batch_size=32) -> pd.
 
 
 # The batch sizes of the two grids (utils.config), as the tables and findings show them.
-BATCH_RENORM_SIZES = (32, 8, 4, 2)
-WEIGHT_STANDARDIZATION_SIZES = (32, 8, 2)
+BATCH_RENORM_SIZES = batch_renorm.BATCH_SIZES
+WEIGHT_STANDARDIZATION_SIZES = weight_standardization.BATCH_SIZES
 
 
 def batch_renorm_table(source="results", *, experiment=BATCH_RENORM, batch_sizes=BATCH_RENORM_SIZES) -> pd.DataFrame:

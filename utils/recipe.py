@@ -25,10 +25,11 @@ import pandas as pd
 from utils import paper
 from utils import results
 from utils.experiments.recipe_sweep import DECAY_FRACTIONS as RECIPE_SWEEP_DECAY_FRACTIONS
+from utils.experiments import recipe_sweep
 
 __all__ = ["RECIPE_SWEEP", "COLLAPSE_MARGIN", "schedule_label", "recipe_table", "chosen_learning_rate"]
 
-RECIPE_SWEEP = "recipe_sweep"
+RECIPE_SWEEP = recipe_sweep.RECIPE_SWEEP
 # Points of training error from chance within which a run counts as not learning.
 COLLAPSE_MARGIN = 5.0
 

@@ -25,9 +25,10 @@ from utils import paper
 from utils import runs as runs_module
 from utils.config import RunConfig
 from utils.norms import canonical_norm
+from utils.experiments import study
 
-NORM_COMPARISON = "norm_comparison"
-BATCH_SIZE_SWEEP = "batch_size_sweep"
+NORM_COMPARISON = study.NORM_COMPARISON
+BATCH_SIZE_SWEEP = study.BATCH_SIZE_SWEEP
 # Every field of RunConfig (what a run is), then what its folder says about it.
 CONFIG_COLUMNS = tuple(field.name for field in dataclasses.fields(RunConfig))
 RUN_COLUMNS = (

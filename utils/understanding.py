@@ -39,10 +39,12 @@ from utils.results import paired_difference
 from utils.results import run_cell
 from utils.results import seed_counts
 from utils.results import seeds_text
+from utils.experiments import distortion as distortion_experiment
+from utils.experiments import landscape as landscape_experiment
 
-LANDSCAPE = "landscape"
-DISTORTION = "distortion"
-MIXTURES = "mixtures"
+LANDSCAPE = landscape_experiment.LANDSCAPE
+DISTORTION = distortion_experiment.DISTORTION
+MIXTURES = mixtures_experiment.MIXTURES
 MIXTURE_NORMS = mixtures_experiment.MIXTURE_NORMS
 MIXTURE_LABELS = {name: norms.LABELS[name] for name in MIXTURE_NORMS}
 LANDSCAPE_NORMS = ("batch", "group", "none")
@@ -140,7 +142,8 @@ def _landscape_cell(probes: pd.DataFrame, norm: str, batch_size: int, measure: s
     }
 
 
-def landscape_table(source="results", *, experiment=LANDSCAPE, batch_sizes=(32, 2)) -> pd.DataFrame:
+def landscape_table(source="results", *, experiment=LANDSCAPE,
+                    batch_sizes=landscape_experiment.BATCH_SIZES) -> pd.DataFrame:
     """The landscape quantities by normalization and batch size, in the first
     epoch and over all of training (mean of a run's probes, then mean ± sd over seeds).
 
@@ -250,7 +253,8 @@ def distortion_table(source="results", *, experiment=DISTORTION) -> pd.DataFrame
 # ---------------------------------------------------------------- mixtures
 
 
-def mixtures_table(source="results", *, experiment=MIXTURES, batch_sizes=(32, 8, 2)) -> pd.DataFrame:
+def mixtures_table(source="results", *, experiment=MIXTURES,
+                   batch_sizes=mixtures_experiment.BATCH_SIZES) -> pd.DataFrame:
     """The GN+BN mixtures beside BN and GN, by batch size.
 
     Returns:
@@ -291,7 +295,8 @@ def mixing_weights(source="results", *, experiment=MIXTURES) -> pd.DataFrame:
     return pd.concat(pieces, ignore_index=True)[columns]
 
 
-def mixing_weight_table(source="results", *, experiment=MIXTURES, batch_sizes=(32, 8, 2)) -> pd.DataFrame:
+def mixing_weight_table(source="results", *, experiment=MIXTURES,
+                        batch_sizes=mixtures_experiment.BATCH_SIZES) -> pd.DataFrame:
     """The learnt weight s of GN in each mixture layer after the first and the last
     epoch, by batch size and mixture, over the complete runs.
 
@@ -373,7 +378,7 @@ def conclusions(source="results") -> list[str]:
     runs = as_runs(source)
     lines = []
     probes = landscape_probes(runs)
-    for batch_size in (32, 2):
+    for batch_size in landscape_experiment.BATCH_SIZES:
         cells = {norm: _landscape_cell(probes, norm, batch_size, "loss_range", [1]) for norm in LANDSCAPE_NORMS}
         smooth = {norm: _landscape_cell(probes, norm, batch_size, "beta_smoothness", [1]) for norm in LANDSCAPE_NORMS}
         gap, smooth_gap = paired_difference(cells["group"], cells["batch"]), paired_difference(
@@ -407,7 +412,7 @@ def conclusions(source="results") -> list[str]:
         f"{published['group'][0.0] - published['group'][5e-5]:.2f} points and BN "
         f"{published['batch'][0.0] - published['batch'][5e-5]:.2f}."
     )
-    for batch_size in (32, 8, 2):
+    for batch_size in mixtures_experiment.BATCH_SIZES:
         gn, bn = (run_cell(runs, experiment=MIXTURES, norm=norm, batch_size=batch_size) for norm in ("group", "batch"))
         mixtures = {norm: run_cell(runs, experiment=MIXTURES, norm=norm, batch_size=batch_size) for norm in MIXTURE_NORMS}
         lines.append(

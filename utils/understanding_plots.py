@@ -23,6 +23,8 @@ from utils.plots import left_out_note
 from utils.plots import save_figure
 from utils.plots import seed_count_text
 from utils.plots import title_figure
+from utils.experiments import landscape as landscape_experiment
+from utils.experiments import mixtures as mixtures_experiment
 
 _LAYER_STYLES = {"norm1": "-", "norm2": "--"}
 
@@ -41,7 +43,7 @@ def _footer(figure, text, notes):
 
 
 def plot_landscape(results_source="results", *, figures_dir="figures", dataset=None, profile=None,
-                   batch_sizes=(32, 2), name="landscape"):
+                   batch_sizes=landscape_experiment.BATCH_SIZES, name="landscape"):
     """Loss range, largest gradient change, effective beta-smoothness and gradient norm
     along training, for BN, GN and no normalization (one row per batch size, log scale)."""
     runs = results.as_runs(results_source)
@@ -107,7 +109,7 @@ def plot_distortion(results_source="results", *, figures_dir="figures", dataset=
 
 
 def plot_mixtures(results_source="results", *, figures_dir="figures", dataset=None, profile=None,
-                  batch_sizes=(32, 8, 2), name="mixtures"):
+                  batch_sizes=mixtures_experiment.BATCH_SIZES, name="mixtures"):
     """Left: val error by batch size of BN, GN and the three mixtures. Right: the learnt
     weight s of GN in each mixture layer by epoch, one panel per batch size."""
     runs = results.as_runs(results_source)

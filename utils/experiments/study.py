@@ -5,13 +5,14 @@ Table 1); `batch_size_sweep` trains each of them at 32, 16, 8, 4 and 2 (Figures 
 Table 2), its batch-32 runs being the comparison's.
 """
 
+from utils import paper
 from utils.experiment import Experiment
 
 NORM_COMPARISON = "norm_comparison"
 BATCH_SIZE_SWEEP = "batch_size_sweep"
 # The paper's four normalizations, in its tables' order, and its batch sizes.
 NORMS = ("batch", "layer", "instance", "group")
-BATCH_SIZES = (32, 16, 8, 4, 2)
+BATCH_SIZES = paper.BATCH_SIZES
 
 EXPERIMENTS = (
     Experiment(
