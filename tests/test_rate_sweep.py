@@ -98,3 +98,13 @@ def test_long_training_adds_a_methods_runs_once_its_rate_is_chosen(tmp_path):
     # The linear scaling rule at smaller batches, the study's schedule.
     assert {c.batch_size: c.learning_rate for c in configs} == {32: 0.003, 8: 0.003 * 8 / 32, 2: 0.003 * 2 / 32}
     assert {c.lr_decay_fractions for c in configs} == {(0.5, 0.75)}
+
+
+def test_the_rate_table_shows_finished_seeds_and_the_choice(tmp_path):
+    write_method(tmp_path, "GN", {0.001: 70.0, 0.003: 60.0, 0.01: 65.0, 0.03: 80.0})
+    write_method(tmp_path, "BN", {0.01: 62.0}, seeds=(0,))
+    table = rate_sweep.rate_table(tmp_path, seeds=SEEDS).set_index("method")
+    gn = factory.curve_median(60.0)
+    assert table.loc["GN", "0.003"] == f"{gn:.1f} ± 0.0" and table.loc["GN", "chosen rate"] == "0.003"
+    assert table.loc["BN", "0.01"] == f"{factory.curve_median(62.0):.1f} (1 of 3 seeds)"
+    assert table.loc["BN", "0.001"] == "" and table.loc["BN", "chosen rate"] == "not yet"

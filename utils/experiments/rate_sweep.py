@@ -130,9 +130,9 @@ def best_rates(source="results", *, seeds=None):
 
 
 def rate_table(source="results", *, seeds=None):
-    """One row per method: its validation error at each base rate (mean ± sd over seeds,
-    "collapsed" where a seed collapsed, blank where not every seed is finished) and the
-    rate the rule picks so far (`best_rates`)."""
+    """One row per method: its validation error at each base rate (mean ± sd over seeds;
+    the mean of the finished seeds and how many while some are missing; "collapsed"
+    where a seed collapsed) and the rate the rule picks so far (`best_rates`)."""
     import pandas as pd
 
     from utils import results
@@ -151,8 +151,11 @@ def rate_table(source="results", *, seeds=None):
                 cells[f"{rate:g}"] = "collapsed"
             elif rate in row["means"]:
                 cells[f"{rate:g}"] = f"{row['means'][rate]:.1f} ± {values.std(ddof=1):.1f}"
+            elif len(values):
+                # Not every seed yet: the finished seeds' mean, said to be partial.
+                cells[f"{rate:g}"] = f"{values.mean():.1f} ({len(values)} of {len(seeds) if seeds else '?'} seeds)"
             else:
-                cells[f"{rate:g}"] = f"{len(values)} of {len(seeds) if seeds else '?'} seeds" if len(values) else ""
+                cells[f"{rate:g}"] = ""
         chosen = row["chosen"]
         state = (f"{chosen:g}" if not math.isnan(chosen) else
                  f"waits for {row['edge']:g}" if not math.isnan(row["edge"]) else "not yet")
