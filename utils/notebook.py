@@ -26,6 +26,10 @@ parameters, calls `utils` and displays. Environment variables (all optional):
 
 Relative paths are taken from the repository root, whichever folder the notebook runs in.
 
+Importing this module limits TensorFlow in the process to one thread on a CPU
+(utils.training.use_training_threads), so that a run trained or resumed from a notebook
+has the history the command line gives it.
+
 When every run of the profile is already complete in the results folder, nothing here
 reads an image: the engine (utils.training.run) returns finished runs from disk, and
 `find_data` only looks for a local copy of the data unless told it may download.
