@@ -432,8 +432,28 @@ def test_further_experiments_train_their_new_runs_and_reuse_the_study_ones(smoke
     for name in ("batch_renorm/brn_bs2_seed0", "group_ablation/gn_cpg16_bs32_seed0",
                  "weight_standardization/bn_ws_bs2_seed0"):
         record = runs.read_run(results / name)
-        assert record.state == "complete" and record.summary.get("reused_from") is None, name
+        assert record.status == "complete" and record.summary.get("reused_from") is None, name
         assert int(record.history["steps"].iloc[0]) == SMOKE_TRAIN_IMAGES // record.config.batch_size
     # IN is C/G = 1 and BN at batch 2 is the sweep's: both copied, not trained again.
     assert runs.read_summary(results / "group_ablation/in_bs32_seed0")["reused_from"].startswith("norm_comparison/")
     assert runs.read_summary(results / "batch_renorm/bn_bs2_seed0")["reused_from"] == "batch_size_sweep/bn_bs2_seed0"
+
+
+def test_each_experiment_declares_the_measurements_its_runs_take():
+    # The engine records only what an experiment declares: a probed run or a mixture run
+    # of an experiment that forgot its measurement would lose landscape.csv or mixing.csv.
+    from utils import experiments
+    from utils import norms
+    from utils.experiment import load_function
+
+    for experiment in experiments.REGISTRY.values():
+        fields = experiment.run_fields("results", seeds=(0, 1, 2))
+        layers = [norms.spec(run.get("norm", RunConfig().norm)).layer or "" for run in fields]
+        mixtures = any(layer.startswith("utils.mixtures:") for layer in layers)
+        probed = any(run.get("landscape_probes") for run in fields)
+        if mixtures:
+            assert "utils.mixtures:mixing_measurement" in experiment.measurements, experiment.name
+        if probed:
+            assert "utils.landscape:probe_measurement" in experiment.measurements, experiment.name
+        for target in experiment.measurements:
+            assert callable(load_function(target)), target

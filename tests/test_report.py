@@ -5,6 +5,8 @@ from pathlib import Path
 import pytest
 
 from tests import results_factory
+from utils import experiments
+from utils import figures
 from utils import report
 from utils import results
 from utils import runs as runs_module
@@ -14,7 +16,7 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 
 def test_block_has_setup_tables_conclusions_and_figures(tmp_path):
     results_dir = results_factory.make_results(tmp_path / "results")
-    text = report.results_markdown(results_dir)
+    text = report.section_markdown("study", results_dir)
     assert "Profile `" in text
     # 8 complete trainings of 10 epochs at 1.5 s: 0.033 hours, half of it with two workers.
     assert "Training time: 0.0 hours summed over the 8 trainings behind the complete runs (seed 0: 0.0)" in text
@@ -37,8 +39,8 @@ def test_write_report_writes_the_report_and_only_the_headline_block(tmp_path):
     generated = (results_dir / "README.md").read_text()
     assert generated == report.report_markdown(results_dir)
     # Every section is there; those without runs say how to train them.
-    for anchor, title, _ in report.SECTIONS:
-        assert f'<a id="{anchor}"></a>\n## {title}' in generated
+    for section in experiments.SECTIONS:
+        assert f'<a id="{section.anchor}"></a>\n## {section.title}' in generated
     assert "--experiment beyond_the_paper" in generated and "--experiment fair_comparison" in generated
     # The notes every table shares are stated once.
     assert generated.count(results.OURS_NOTE) == 1 and generated.count(results.SPREAD_NOTE) == 1
@@ -64,10 +66,10 @@ def test_every_decimal_of_a_reading_is_a_generated_number():
     if not any(results_dir.glob("*/*/summary.json")):
         pytest.skip("results/ holds no runs yet")
     written = report.readings()
-    for anchor, _, write in report.SECTIONS:
-        if anchor in written:
-            missing = report.unbacked_numbers(written[anchor], write(results_dir, "../figures"))
-            assert not missing, f"utils/readings.md, section {anchor}: {missing} appear in no table or finding"
+    for section in experiments.SECTIONS:
+        if section.anchor in written:
+            missing = report.unbacked_numbers(written[section.anchor], report.section_markdown(section, results_dir))
+            assert not missing, f"utils/readings.md, section {section.anchor}: {missing} appear in no table or finding"
     readme = (REPOSITORY / "README.md").read_text()
     reading = readme.split("<!-- reading:begin -->")[1].split("<!-- reading:end -->")[0]
     missing = report.unbacked_numbers(reading, report.report_markdown(results_dir))
@@ -75,7 +77,7 @@ def test_every_decimal_of_a_reading_is_a_generated_number():
 
 
 def test_beyond_block_has_the_three_tables_findings_and_figures(tmp_path):
-    text = report.beyond_markdown(results_factory.make_ablation_results(tmp_path / "results"))
+    text = report.section_markdown("beyond_the_paper", results_factory.make_ablation_results(tmp_path / "results"))
     assert "Profile `smoke`" in text and "Runs complete:" in text
     assert "Table 3 analogue" in text and "Batch Renorm beside BN and GN" in text
     assert "**Weight Standardization**" in text and "GN+WS minus BN" in text
@@ -89,7 +91,7 @@ def test_the_report_and_the_headline_are_what_the_results_folder_gives():
         pytest.skip("results/ holds no runs yet")
     stale = report.stale(results_dir, REPOSITORY / "README.md")
     assert not stale, f"stale: {stale}; run python -m utils.report"
-    for name, _ in report.FIGURES:
+    for name in figures.names():
         figure = REPOSITORY / "figures" / f"{name}.png"
         assert figure.exists() and figure.stat().st_size > 0, f"{figure} is missing"
 
@@ -106,7 +108,7 @@ def test_the_readme_is_short_and_narrow():
 
 
 def test_understanding_block_has_the_three_tables_claims_and_figures(tmp_path):
-    text = report.understanding_markdown(results_factory.make_understanding_results(tmp_path / "results"))
+    text = report.section_markdown("understanding_gn", results_factory.make_understanding_results(tmp_path / "results"))
     assert "**Loss landscape**" in text and "effective beta-smoothness, epoch 1" in text
     assert "near chance with noise" in text and "GN+BN, GN first minus GN" in text
     assert "Claim: GN is more sensitive than BN to noise" in text and "**Computed from these runs**" in text
@@ -132,12 +134,12 @@ def test_every_committed_epoch_steps_through_the_training_images_once():
 def test_setup_lines_name_the_runs_still_to_come_and_the_time_of_the_own_trainings(tmp_path):
     # The factory's study folder lacks LN at batch 32, a partial and a diverged run, and
     # the batch-size sweep's batch-32 runs are copies of the comparison's.
-    text = report.results_markdown(results_factory.make_results(tmp_path / "results"))
+    text = report.section_markdown("study", results_factory.make_results(tmp_path / "results"))
     assert "- Not complete yet: 14 runs: norm_comparison 1 (seed 0); batch_size_sweep 13 (seed 0)." in text
     # 8 trainings, each once, of which 8 done here: no clause about reused runs' time.
     assert "of those hours are the" not in text
     # The beyond folder's runs without WS are copies of the batch-renorm experiment's.
-    beyond = report.beyond_markdown(results_factory.make_ablation_results(tmp_path / "beyond"))
+    beyond = report.section_markdown("beyond_the_paper", results_factory.make_ablation_results(tmp_path / "beyond"))
     assert "- Not complete yet: 1 run: group_ablation 1 (seed 0)." in beyond
     assert "reused runs'" not in beyond  # the copies' sources are among its runs: one training each
 

@@ -34,6 +34,7 @@ def test_load_runs_finds_every_run_folder(runs):
     assert set(runs["experiment"]) == {"norm_comparison", "batch_size_sweep"}
     assert set(runs["norm"]) == {"batch", "instance", "group"}
     assert list(runs.columns) == list(results.RUN_COLUMNS)
+    assert set(runs["status"]) == {"complete", "partial", "diverged"}
 
 
 def test_median_is_the_median_of_the_last_five_epochs(runs):
@@ -46,8 +47,8 @@ def test_median_is_the_median_of_the_last_five_epochs(runs):
 
 def test_partial_run_uses_all_of_its_fewer_than_five_epochs(runs):
     row = run_row(runs, "batch_size_sweep", "gn_g32_bs8_seed0")
-    assert row["state"] == "partial"
-    assert row["label"] == "partial (3/10 epochs)"
+    assert row["status"] == "partial"
+    assert results.status_texts(runs)[row.name] == "partial (3/10 epochs)"
     assert row["median_epochs"] == 3
     assert row["val_error_median5"] == pytest.approx(float(np.median(factory.curve(62.0, 10)[:3])))
 
@@ -55,8 +56,8 @@ def test_partial_run_uses_all_of_its_fewer_than_five_epochs(runs):
 def test_diverged_run_is_labelled_with_the_epoch_that_blew_up(runs):
     # The epoch whose loss became NaN is never written to history.csv.
     row = run_row(runs, "batch_size_sweep", "bn_bs2_seed0")
-    assert row["state"] == "diverged"
-    assert row["label"] == "diverged at epoch 4"
+    assert row["status"] == "diverged"
+    assert results.status_texts(runs)[row.name] == "diverged at epoch 4"
     assert row["diverged_epoch"] == 4
     assert row["epochs_completed"] == 3
     assert row["val_error_median5"] == pytest.approx(85.0)
@@ -147,11 +148,13 @@ def write_seeds(results_dir, norm, batch_size, finals):
 def test_cells_give_mean_sd_and_the_values_of_every_seed(tmp_path):
     values = write_seeds(tmp_path, "batch", 4, [60.0, 64.0, 61.0])
     cell = results.run_cell(results.load_runs(tmp_path), experiment="batch_size_sweep", norm="batch", batch_size=4)
-    assert cell["n"] == 3 and cell["seeds"] == (0, 1, 2)
-    assert cell["values"] == pytest.approx(values)
-    assert cell["value"] == pytest.approx(np.mean(values))
-    assert cell["sd"] == pytest.approx(np.std(values, ddof=1))
-    assert cell["status"] == "complete (3 seeds)"
+    assert isinstance(cell, results.Cell)
+    assert cell.n == 3 and cell.seeds == (0, 1, 2)
+    assert cell.values == pytest.approx(values)
+    assert cell.value == pytest.approx(np.mean(values))
+    assert cell.sd == pytest.approx(np.std(values, ddof=1))
+    assert cell.status == "complete (3 seeds)"
+    assert cell.run == "bn_bs4_seed0, bn_bs4_seed1, bn_bs4_seed2"
 
 
 def test_differences_are_paired_by_seed(tmp_path):
@@ -167,6 +170,14 @@ def test_differences_are_paired_by_seed(tmp_path):
     text = "\n".join(results.conclusions(tmp_path))
     lower = int((differences < 0).sum())
     assert f"(GN lower in {lower} of 3 seeds)" in text
+    runs = results.load_runs(tmp_path)
+    difference = results.paired_difference(
+        results.run_cell(runs, experiment="batch_size_sweep", norm="group", batch_size=2),
+        results.run_cell(runs, experiment="batch_size_sweep", norm="batch", batch_size=2))
+    assert isinstance(difference, results.Difference)
+    assert difference.seeds == (0, 1, 2) and difference.values == pytest.approx(differences)
+    assert (difference.n, difference.negative) == (3, lower)
+    assert (difference.mean, difference.sd) == pytest.approx((differences.mean(), np.std(differences, ddof=1)))
 
 
 def test_seed_table_lists_every_seed(tmp_path):

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 
 from tests import results_factory as factory
@@ -54,7 +55,7 @@ def test_written_run_reads_back_whole(tmp_path):
     assert list(record.history["epoch"]) == list(range(1, 11))
     assert record.history["val_error"].tolist() == factory.curve(60.0, 10)
     assert tuple(record.summary) == runs.SUMMARY_KEYS
-    assert (record.status, record.state, record.label) == ("complete", "complete", "complete")
+    assert (record.status, record.status_text) == ("complete", "complete")
     assert record.summary["val_error_median5"] == pytest.approx(sorted(factory.curve(60.0, 10)[-5:])[2])
     # Atomic writes leave no temporary files behind.
     assert sorted(path.name for path in run_dir.iterdir()) == ["config.json", "history.csv", "summary.json"]
@@ -69,13 +70,49 @@ def test_history_keeps_integers_and_floats_apart(tmp_path):
     assert runs.read_history_rows(tmp_path) == [{**row, "train_error": 75.0}]
 
 
-def test_states_of_partial_and_diverged_runs(tmp_path):
+def test_status_of_partial_and_diverged_runs(tmp_path):
     partial = runs.read_run(factory.write_run(
         tmp_path, factory.make_config("norm_comparison", "batch", 32), [90.0, 80.0], status="running"))
-    assert (partial.state, partial.label) == ("partial", "partial (2/10 epochs)")
+    assert (partial.status, partial.status_text) == ("partial", "partial (2/10 epochs)")
+    assert partial.summary["status"] == "running" and partial.diverged_epoch is None
     diverged = runs.read_run(factory.write_run(
         tmp_path, factory.make_config("norm_comparison", "layer", 32), [90.0], status="diverged"))
-    assert (diverged.state, diverged.label, diverged.diverged_epoch) == ("diverged", "diverged at epoch 2", 2)
+    assert (diverged.status, diverged.status_text, diverged.diverged_epoch) == ("diverged", "diverged at epoch 2", 2)
+    assert diverged.summary["status"] == "diverged"
+
+
+def test_a_run_written_complete_with_fewer_epochs_than_configured_is_partial(tmp_path):
+    run_dir = write_complete_run(tmp_path)
+    summary = runs.read_summary(run_dir)
+    runs.write_history(run_dir, runs.read_history_rows(run_dir)[:4])
+    record = runs.read_run(run_dir)
+    assert record.summary["status"] == summary["status"] == "complete"
+    assert (record.status, record.status_text) == ("partial", "partial (4/10 epochs)")
+
+
+def test_a_run_without_a_summary_yet_is_partial(tmp_path):
+    run_dir = tmp_path / "norm_comparison" / "bn_bs32_seed0"
+    runs.write_config(run_dir, factory.make_config("norm_comparison", "batch", 32))
+    record = runs.read_run(run_dir)
+    assert record.summary == {}
+    assert (record.status, record.status_text, record.diverged_epoch) == ("partial", "partial (0/10 epochs)", None)
+
+
+@pytest.mark.parametrize("status, epoch, text", [
+    ("complete", None, "complete"),
+    ("partial", None, "partial (3/10 epochs)"),
+    ("diverged", 4, "diverged at epoch 4"),
+    ("diverged", None, "diverged"),
+    ("diverged", pd.NA, "diverged"),  # as a load_runs frame holds a missing epoch
+])
+def test_status_text_is_the_status_as_tables_show_it(status, epoch, text):
+    assert runs.status_text(status, 3, 10, epoch) == text
+
+
+def test_status_text_refuses_a_status_that_is_not_a_run_status():
+    # summary.json's "running" is not a run's status: read_run makes it "partial".
+    with pytest.raises(ValueError, match="running"):
+        runs.status_text("running", 3, 10, None)
 
 
 def test_a_damaged_config_names_its_file(tmp_path):

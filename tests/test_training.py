@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from utils import landscape
+from utils import mixtures
 from utils import planning
 from utils import runs
 from utils import training
@@ -387,14 +389,17 @@ def test_two_processes_on_one_run_never_give_another_history(reference, tmp_path
 def test_landscape_probes_are_written_survive_a_kill_and_do_not_change_training(reference, tmp_path, data_dir):
     # With probes the run trains exactly as the reference (the same config without them).
     probed = tiny_config(landscape_probes=2)
+    measured = (landscape.probe_measurement,)
     with pytest.raises(Killed):
-        training.run(probed, tmp_path, data_dir=data_dir, verbose=0, callbacks=[KillAt(epoch=1, batch=3)])
+        training.run(probed, tmp_path, data_dir=data_dir, verbose=0, callbacks=[KillAt(epoch=1, batch=3)],
+                     measurements=measured)
     run_dir = runs.run_directory(probed, tmp_path)
     assert set(runs.read_measurements(run_dir, "landscape.csv")["epoch"]) == {1}
-    record = training.run(probed, tmp_path, data_dir=data_dir, verbose=0)
+    record = training.run(probed, tmp_path, data_dir=data_dir, verbose=0, measurements=measured)
     assert record.history[COMPARED_COLUMNS].equals(reference.history[COMPARED_COLUMNS])
+    uninterrupted = training.run(probed, tmp_path / "uninterrupted", data_dir=data_dir, verbose=0,
+                                 measurements=measured)
     probes = runs.read_measurements(run_dir, "landscape.csv")
-    uninterrupted = training.run(probed, tmp_path / "uninterrupted", data_dir=data_dir, verbose=0)
     uninterrupted = runs.read_measurements(uninterrupted.path, "landscape.csv")
     # 8 steps an epoch, a probe every 4 and at step 0: steps 0, 4, 8, ..., 24; 4 step sizes each.
     steps_per_epoch = TRAIN_IMAGES // probed.batch_size
@@ -407,8 +412,11 @@ def test_landscape_probes_are_written_survive_a_kill_and_do_not_change_training(
 
 def test_mixture_runs_log_the_learnt_weight_of_each_layer(tmp_path, data_dir):
     config = tiny_config(norm="gn_plus_gn_first", groups=4, epochs=2, jit_compile=True)
-    record = training.run(config, tmp_path, data_dir=data_dir, verbose=0)
+    record = training.run(config, tmp_path, data_dir=data_dir, verbose=0,
+                          measurements=(landscape.probe_measurement, mixtures.mixing_measurement))
     assert record.summary["status"] == "complete"
+    # The probes measure nothing in a run without landscape_probes.
+    assert not (record.path / "landscape.csv").exists()
     weights = runs.read_measurements(record.path, "mixing.csv")
     assert list(weights.columns) == ["epoch", "layer", "mixing_weight"]
     assert list(zip(weights["epoch"], weights["layer"])) == [(1, "norm1"), (1, "norm2"), (2, "norm1"), (2, "norm2")]

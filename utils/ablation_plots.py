@@ -51,8 +51,8 @@ def _draw_series(axis, positions, cells, label, notes, names):
     """Error bars of one series of cells; cells that are not complete go to `notes`,
     under their `names`."""
     color, marker, linestyle = _style(label)
-    values = np.array([cell["value"] for cell in cells], dtype=float)
-    spreads = np.array([cell["sd"] for cell in cells], dtype=float)
+    values = np.array([cell.value for cell in cells], dtype=float)
+    spreads = np.array([cell.sd for cell in cells], dtype=float)
     axis.errorbar(positions, values, yerr=spreads, color=color, marker=marker, linestyle=linestyle,
                   linewidth=2, capsize=3, markersize=8 if marker == "*" else 6, label=label)
     for cell_name, cell in zip(names, cells):

@@ -23,6 +23,8 @@ import pandas as pd
 
 from utils import paper
 from utils.experiments.group_ablation import SIZES as GROUP_ABLATION_SIZES
+from utils.results import Cell
+from utils.results import Difference
 from utils.results import OURS_NOTE
 from utils.results import PAPER_NOTE
 from utils.results import SPREAD_NOTE
@@ -51,7 +53,7 @@ WS_LABELS = {("batch", False): "BN", ("batch", True): "BN+WS", ("group", False):
 
 
 def group_ablation_cell(runs: pd.DataFrame, setting: str, size: int, *, experiment=GROUP_ABLATION,
-                        batch_size=32) -> dict:
+                        batch_size=32) -> Cell:
     """The `run_cell` of one Table 3 cell: GN with `setting` ("groups" or
     "channels_per_group") equal to `size`; size 1 is the LN (G) or IN (C/G) runs."""
     if setting not in _SETTING_LABELS:
@@ -95,10 +97,10 @@ def table3(source="results", *, experiment=GROUP_ABLATION, batch_size=32) -> pd.
             cells[name] = cell
             difference = paired_difference(cell, references[setting])
             row.update({
-                f"{label}: ours": cell["value"],
-                f"{label}: ours sd": cell["sd"],
-                f"{label}: minus {label} = {_REFERENCE_SIZE[setting]}": difference["mean"],
-                f"{label}: minus {label} = {_REFERENCE_SIZE[setting]} sd": difference["sd"],
+                f"{label}: ours": cell.value,
+                f"{label}: ours sd": cell.sd,
+                f"{label}: minus {label} = {_REFERENCE_SIZE[setting]}": difference.mean,
+                f"{label}: minus {label} = {_REFERENCE_SIZE[setting]} sd": difference.sd,
                 f"{label}: paper": _PAPER_TABLE3[setting][size],
             })
             if setting == "channels_per_group":
@@ -179,9 +181,9 @@ def weight_standardization_table(source="results", *, experiment=WEIGHT_STANDARD
     )
 
 
-def _direction(difference: dict, lower: str) -> str:
+def _direction(difference: Difference, lower: str) -> str:
     """"lower in 3 of 3 seeds" for a paired difference (first minus second)."""
-    count, total = difference["negative"], difference["n"]
+    count, total = difference.negative, difference.n
     if not total:
         return "no seed has both runs yet"
     return f"{lower} in {seeds_text(count, total)}"
@@ -198,11 +200,11 @@ def conclusions(source="results") -> list[str]:
     for setting, label in _SETTING_LABELS.items():
         reference = _REFERENCE_SIZE[setting]
         cells = {size: group_ablation_cell(runs, setting, size) for size in GROUP_ABLATION_SIZES}
-        proper = {size: cell["value"] for size, cell in cells.items() if size > 1 and cell["n"]}
+        proper = {size: cell.value for size, cell in cells.items() if size > 1 and cell.n}
         special = paired_difference(cells[1], cells[reference])
         published = _PAPER_TABLE3[setting]
         name = paper.NORM_LABELS[_SPECIAL_CASE[setting]]
-        sentence = f"{label} = 1 ({name}) minus {label} = {reference}: {format_points(special['mean'], special['sd'])} points"
+        sentence = f"{label} = 1 ({name}) minus {label} = {reference}: {format_points(special.mean, special.sd)} points"
         sentence += f" ({_direction(special, name + ' lower')}; paper "
         sentence += f"{format_points(published[1] - published[reference])})."
         if proper:
@@ -220,8 +222,8 @@ def conclusions(source="results") -> list[str]:
                        for norm in ("batch_renorm", "batch", "group"))
         renorm_gain, gn_gap = paired_difference(brn, bn), paired_difference(gn, brn)
         sentence = (
-            f"Batch {batch_size}: BRN minus BN {format_points(renorm_gain['mean'], renorm_gain['sd'])} points "
-            f"({_direction(renorm_gain, 'BRN lower')}), GN minus BRN {format_points(gn_gap['mean'], gn_gap['sd'])} "
+            f"Batch {batch_size}: BRN minus BN {format_points(renorm_gain.mean, renorm_gain.sd)} points "
+            f"({_direction(renorm_gain, 'BRN lower')}), GN minus BRN {format_points(gn_gap.mean, gn_gap.sd)} "
             f"({_direction(gn_gap, 'GN lower')})"
         )
         if batch_size == 4:
@@ -233,11 +235,11 @@ def conclusions(source="results") -> list[str]:
     rises = {label: paired_difference(run_cell(runs, experiment=BATCH_RENORM, norm=norm, batch_size=small),
                                       run_cell(runs, experiment=BATCH_RENORM, norm=norm, batch_size=large))
              for norm, label in (("batch", "BN"), ("batch_renorm", "BRN"))}
-    if not any(math.isnan(rise["mean"]) for rise in rises.values()) and rises["BN"]["mean"] > 0:
-        kept = 1 - rises["BRN"]["mean"] / rises["BN"]["mean"]
+    if not any(math.isnan(rise.mean) for rise in rises.values()) and rises["BN"].mean > 0:
+        kept = 1 - rises["BRN"].mean / rises["BN"].mean
         lines.append(
-            f"From batch {large} to {small}: BN's val error rises {format_points(rises['BN']['mean'], rises['BN']['sd'])} "
-            f"points, BRN's {format_points(rises['BRN']['mean'], rises['BRN']['sd'])}: Batch Renorm avoids "
+            f"From batch {large} to {small}: BN's val error rises {format_points(rises['BN'].mean, rises['BN'].sd)} "
+            f"points, BRN's {format_points(rises['BRN'].mean, rises['BRN'].sd)}: Batch Renorm avoids "
             f"{100 * kept:.0f}% of BN's rise."
         )
     large_bn = run_cell(runs, experiment=WEIGHT_STANDARDIZATION, norm="batch", batch_size=32,
@@ -250,10 +252,10 @@ def conclusions(source="results") -> list[str]:
         bn_gain = paired_difference(cells["BN+WS"], cells["BN"])
         to_bn = paired_difference(cells["GN+WS"], large_bn)
         lines.append(
-            f"Batch {batch_size}: WS changes GN by {format_points(gn_gain['mean'], gn_gain['sd'])} points "
-            f"({_direction(gn_gain, 'lower with WS')}) and BN by {format_points(bn_gain['mean'], bn_gain['sd'])} "
+            f"Batch {batch_size}: WS changes GN by {format_points(gn_gain.mean, gn_gain.sd)} points "
+            f"({_direction(gn_gain, 'lower with WS')}) and BN by {format_points(bn_gain.mean, bn_gain.sd)} "
             f"({_direction(bn_gain, 'lower with WS')}); GN+WS at batch {batch_size} minus BN at batch 32: "
-            f"{format_points(to_bn['mean'], to_bn['sd'])} ({_direction(to_bn, 'GN+WS lower')})."
+            f"{format_points(to_bn.mean, to_bn.sd)} ({_direction(to_bn, 'GN+WS lower')})."
         )
     published = paper.WEIGHT_STANDARDIZATION
     lines.append(

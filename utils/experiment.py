@@ -1,11 +1,49 @@
-"""The declaration of an experiment: a named grid of runs (utils.experiments lists them)."""
+"""The declaration of an experiment: a named grid of runs with its tables, findings and
+figures (utils.experiments lists them), and of a report section (a group of them)."""
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from collections.abc import Callable
 
-__all__ = ["Experiment"]
+__all__ = ["Experiment", "Table", "Figure", "Section", "load_function"]
+
+
+def load_function(target):
+    """The function a "module:function" string names (e.g. "utils.plots:plot_curves")."""
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+    """A table of the report.
+
+    Args:
+        title: its heading.
+        function: "module:function"; the function takes a runs frame
+            (utils.results.load_runs) and returns a DataFrame.
+        decimals: the decimals its numbers are shown with.
+    """
+
+    title: str
+    function: str
+    decimals: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Figure:
+    """A figure: `function` ("module:function") takes a results folder or runs frame and
+    `figures_dir=`, and writes `<figures_dir>/<name>.png`; `caption` is its alt text."""
+
+    function: str
+    caption: str
+
+    @property
+    def name(self):
+        """The file name without ".png": the function's name without "plot_"."""
+        return self.function.partition(":")[2].removeprefix("plot_")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,9 +62,13 @@ class Experiment:
             results folder: called with the folder (or None) and the profile's seeds,
             returns more dicts like `runs` (e.g. one more learning rate where the best
             lies on the edge of a sweep).
-        figures: the functions that draw its figures, as "module:function"; each takes
-            a results folder (or runs frame) and `figures_dir=` and writes
-            `<figures_dir>/<its name>.png` (utils.figures draws them).
+        figures: its `Figure`s (utils.figures draws them, the report shows them).
+        tables: its `Table`s in the report.
+        findings: "module:function" of the function that gives the sentences computed
+            from a runs frame (several experiments of a group may share one).
+        measurements: what its runs record once an epoch beside their history, as
+            "module:function" factories (utils.measurements), e.g.
+            "utils.mixtures:mixing_measurement"; the grid runner passes them to training.
     """
 
     name: str
@@ -36,10 +78,38 @@ class Experiment:
     seeds: tuple[int, ...] | None = None
     epochs: dict[str, int] = dataclasses.field(default_factory=dict)
     more_runs: Callable[[object, tuple], list[dict]] | None = None
-    figures: tuple[str, ...] = ()
+    figures: tuple[Figure, ...] = ()
+    tables: tuple[Table, ...] = ()
+    findings: str | None = None
+    measurements: tuple[str, ...] = ()
 
     def run_fields(self, results_dir=None, seeds=(0,)):
         """Every run's fields: the declared ones, then those a rule adds (reading the
         results folder, whose runs have the profile's `seeds`)."""
         extra = self.more_runs(results_dir, seeds) if self.more_runs is not None else []
         return list(self.runs) + [fields for fields in extra if fields not in self.runs]
+
+    def measurement_factories(self):
+        """The functions `measurements` names (utils.training.run's `measurements`)."""
+        return tuple(load_function(target) for target in self.measurements)
+
+
+@dataclasses.dataclass(frozen=True)
+class Section:
+    """A section of the generated report: the experiments of one group, with their
+    setup lines, tables, findings and figures.
+
+    Args:
+        anchor: the section's link anchor, e.g. "beyond-the-paper".
+        title: its heading.
+        group: the group of experiments it shows (utils.experiments.GROUPS).
+        shared_runs: which of its runs are other experiments' runs, for its setup lines.
+        lead: an experiment outside the group shown first, without setup lines: its
+            tables, its findings as a paragraph, its figures (the study's recipe sweep).
+    """
+
+    anchor: str
+    title: str
+    group: str
+    shared_runs: str
+    lead: str | None = None

@@ -1,13 +1,18 @@
 """Every experiment's figures, drawn from a results folder (the functions each experiment
 declares: utils.experiments.Experiment.figures)."""
 
-import importlib
 from pathlib import Path
 
 from utils import experiments
 from utils import results
+from utils.experiment import load_function
 
-__all__ = ["draw_figures"]
+__all__ = ["draw_figures", "names"]
+
+
+def names():
+    """The file names (without ".png") of every experiment's figures, in registry order."""
+    return [figure.name for name in experiments.NAMES for figure in experiments.get(name).figures]
 
 
 def draw_figures(results_dir="results", figures_dir="figures", names=None):
@@ -22,14 +27,12 @@ def draw_figures(results_dir="results", figures_dir="figures", names=None):
     import matplotlib.pyplot as plt
 
     runs = results.load_runs(results_dir)
-    complete = set(runs.loc[runs["state"] == "complete", "experiment"])
+    complete = set(runs.loc[runs["status"] == "complete", "experiment"])
     written = []
     for name in names or experiments.NAMES:
         if name not in complete:
             continue
-        for target in experiments.get(name).figures:
-            module, _, function = target.partition(":")
-            figure = getattr(importlib.import_module(module), function)(runs, figures_dir=figures_dir)
-            plt.close(figure)
-            written.append(Path(figures_dir) / f"{function.removeprefix('plot_')}.png")
+        for declared in experiments.get(name).figures:
+            plt.close(load_function(declared.function)(runs, figures_dir=figures_dir))
+            written.append(Path(figures_dir) / f"{declared.name}.png")
     return written

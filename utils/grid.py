@@ -12,6 +12,7 @@ import os
 import time
 from pathlib import Path
 
+from utils import experiments
 from utils import planning
 from utils import runs
 from utils.config import RunConfig
@@ -28,6 +29,7 @@ __all__ = [
     "plan_table",
     "list_runs",
     "run_grid",
+    "measurements_of",
     "summary_table",
 ]
 
@@ -228,6 +230,14 @@ def _describe(record):
     return text + f", {summary['wall_seconds']:.0f} s"
 
 
+def measurements_of(config):
+    """The measurement factories of a config's experiment (none for a name outside the
+    registry): what `utils.training.run` records beside the run's history."""
+    if config.experiment not in experiments.REGISTRY:
+        return ()
+    return experiments.get(config.experiment).measurement_factories()
+
+
 def run_grid(configs, results_dir="results", *, data_dir=None, skip_training=None, verbose=1, print_line=print):
     """Runs configs in order; a run that fails is reported and the grid goes on.
 
@@ -269,7 +279,8 @@ def run_grid(configs, results_dir="results", *, data_dir=None, skip_training=Non
             import_tensorflow()
             from utils.training import run
 
-            record = run(config, results_dir, data_dir=data_dir, verbose=verbose, on_training_start=announce_training)
+            record = run(config, results_dir, data_dir=data_dir, verbose=verbose, measurements=measurements_of(config),
+                         on_training_start=announce_training)
         except runs.RunLockedError as locked:
             print_line(f"{label}: skipped, being trained by {f'process {locked.pid}' if locked.pid else 'another process'}")
             grid.append(GridRun(config, "locked", error=locked))

@@ -31,6 +31,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from utils.measurements import Measurement
+
 __all__ = [
     "DEFAULT_MULTIPLIERS",
     "StepProbe",
@@ -38,6 +40,7 @@ __all__ = [
     "probe_along_gradient",
     "model_loss_and_gradients",
     "LandscapeProbe",
+    "probe_measurement",
 ]
 
 # The step sizes of a probe, as multiples of the learning rate in effect.
@@ -220,7 +223,7 @@ def model_loss_and_gradients(model, images, labels):
     return loss_and_gradients
 
 
-class LandscapeProbe(keras.callbacks.Callback):
+class LandscapeProbe(Measurement):
     """Probes the loss landscape along the gradient every few optimizer steps of `fit`.
 
     At step 0 and whenever the optimizer's iterations pass a multiple of `every_steps`,
@@ -327,3 +330,26 @@ class LandscapeProbe(keras.callbacks.Callback):
     def rows_of_epoch(self, epoch):
         """The rows of the probes made during an epoch (1-based)."""
         return [row for row in self.rows if row["epoch"] == epoch]
+
+
+class _RunProbes(LandscapeProbe):
+    """The probes of a training run: `per_epoch` of them spread evenly over each epoch,
+    on batches drawn as for another epoch (landscape.csv)."""
+
+    file_name = "landscape.csv"
+
+    def __init__(self, per_epoch):
+        super().__init__([], every_steps=1)
+        self.per_epoch = per_epoch
+
+    def prepare_epoch(self, epoch, steps_per_epoch, other_batches):
+        del epoch
+        self.every_steps = max(1, steps_per_epoch // self.per_epoch)
+        self.use_batches(other_batches())
+
+
+def probe_measurement(config, model):
+    """The landscape probes a run's config asks for (`landscape_probes` per epoch), or
+    None (a measurement factory: utils.measurements)."""
+    del model
+    return _RunProbes(config.landscape_probes) if config.landscape_probes else None

@@ -54,17 +54,11 @@ def group_normalize_reference(inputs, groups, axis=-1, epsilon=1e-5, gamma=None,
     `group_normalize` is the fast kernel that the layers run, and it computes the same
     function (to float32 rounding) from per-channel statistics.
 
-    Args and result: as `group_normalize`.
-
-    Reference:
-        Yuxin Wu and Kaiming He, "Group Normalization", ECCV 2018
-        (https://arxiv.org/abs/1803.08494), Figure 3.
+    Args, result and reference: as `group_normalize`, the paper's Figure 3.
     """
     # float32 whatever the input dtype, as in `group_normalize`, so that both compute
     # the same function.
-    x = ops.cast(inputs, "float32")
-    channel_axis, channels, groups = _check_arguments(x.shape, groups, axis, epsilon)
-    rank = len(x.shape)
+    x, channel_axis, channels, groups, rank = _as_float32_checked(inputs, groups, axis, epsilon)
     # With the channels last, splitting them into groups is a reshape of the last axis
     # whatever the rank, and gamma and beta broadcast against it as they are.
     channels_last = channel_axis == rank - 1
@@ -118,9 +112,7 @@ def group_normalize(inputs, groups, axis=-1, epsilon=1e-5, gamma=None, beta=None
         Yuxin Wu and Kaiming He, "Group Normalization", ECCV 2018
         (https://arxiv.org/abs/1803.08494), Figure 3.
     """
-    inputs = ops.cast(inputs, "float32")
-    axis, channels, groups = _check_arguments(inputs.shape, groups, axis, epsilon)
-    rank = len(inputs.shape)
+    inputs, axis, channels, groups, rank = _as_float32_checked(inputs, groups, axis, epsilon)
     shape = ops.shape(inputs)
     batch_size = shape[0]
     # The group statistics are assembled from per-channel ones rather than by reshaping
@@ -162,6 +154,13 @@ def _product(sizes):
     for size in sizes:
         product = product * size
     return product
+
+
+def _as_float32_checked(inputs, groups, axis, epsilon):
+    """(inputs in float32, channel axis, channels, groups, rank) after `_check_arguments`."""
+    inputs = ops.cast(inputs, "float32")
+    axis, channels, groups = _check_arguments(inputs.shape, groups, axis, epsilon)
+    return inputs, axis, channels, groups, len(inputs.shape)
 
 
 def _check_arguments(input_shape, groups, axis, epsilon):
@@ -301,26 +300,18 @@ def add_affine_weights(layer, channels):
     """Creates a normalization layer's per-channel `gamma` (if `layer.scale`) and `beta`
     (if `layer.center`) from its initializers, regularizers and constraints; float32
     variables read without autocasting, so the affine step runs in float32."""
-    layer.gamma = None
-    layer.beta = None
-    if layer.scale:
-        layer.gamma = layer.add_weight(
-            shape=(channels,),
-            name="gamma",
-            initializer=layer.gamma_initializer,
-            regularizer=layer.gamma_regularizer,
-            constraint=layer.gamma_constraint,
-            autocast=False,
-        )
-    if layer.center:
-        layer.beta = layer.add_weight(
-            shape=(channels,),
-            name="beta",
-            initializer=layer.beta_initializer,
-            regularizer=layer.beta_regularizer,
-            constraint=layer.beta_constraint,
-            autocast=False,
-        )
+    for name, wanted in (("gamma", layer.scale), ("beta", layer.center)):
+        weight = None
+        if wanted:
+            weight = layer.add_weight(
+                shape=(channels,),
+                name=name,
+                initializer=getattr(layer, f"{name}_initializer"),
+                regularizer=getattr(layer, f"{name}_regularizer"),
+                constraint=getattr(layer, f"{name}_constraint"),
+                autocast=False,
+            )
+        setattr(layer, name, weight)
 
 
 @keras.saving.register_keras_serializable(package="utils")
@@ -499,11 +490,9 @@ class InstanceNormalization(_FixedGroupsNormalization):
     Equal to `GroupNormalization(groups=-1)` and to `channels_per_group=1`; takes the same
     arguments except `groups` and `channels_per_group`.
 
-    Args:
-        axis: the channel axis, -1 (channels-last, default) or 1 (channels-first).
-        epsilon: small float added to the variance, 1e-5 by default.
-        **kwargs: `center`, `scale`, the initializers, regularizers and constraints of
-            `GroupNormalization`, and base layer keyword arguments.
+    Args: `axis` (-1, channels-last, the default, or 1) and `epsilon` (1e-5) as
+    `GroupNormalization`; **kwargs: its `center`, `scale`, initializers, regularizers and
+    constraints, and base layer keyword arguments.
 
     Reference:
         Dmitry Ulyanov, Andrea Vedaldi and Victor Lempitsky, "Instance Normalization:
@@ -530,11 +519,7 @@ class LayerNormalization(_FixedGroupsNormalization):
     Equal to `GroupNormalization(groups=1)` and to `channels_per_group=C`; takes the same
     arguments except `groups` and `channels_per_group`.
 
-    Args:
-        axis: the channel axis, -1 (channels-last, default) or 1 (channels-first).
-        epsilon: small float added to the variance, 1e-5 by default.
-        **kwargs: `center`, `scale`, the initializers, regularizers and constraints of
-            `GroupNormalization`, and base layer keyword arguments.
+    Args: those of `InstanceNormalization`.
 
     Reference:
         Jimmy Lei Ba, Jamie Ryan Kiros and Geoffrey E. Hinton, "Layer Normalization",

@@ -37,18 +37,16 @@ dtype.
 import numbers
 
 import keras
-from keras import constraints
 from keras import initializers
 from keras import ops
-from keras import regularizers
 
 from utils.layers import check_grouping
-from utils.layers import check_groups_argument
 from utils.layers import is_finite_number
 from utils.layers import add_affine_weights
 from utils.layers import check_input_rank
-from utils.layers import check_layer_axis_and_epsilon
+from utils.layers import GroupNormalization
 from utils.layers import group_normalize
+from utils.measurements import Measurement
 
 __all__ = [
     "batch_moments",
@@ -59,6 +57,7 @@ __all__ = [
     "GNPlusGNFirst",
     "GNPlusBNFirst",
     "MIXTURE_LAYERS",
+    "mixing_measurement",
 ]
 
 
@@ -226,7 +225,7 @@ def _mixture_docstring(summary):
     return f"{summary}\n\n    {formula}\n{_ARGUMENTS_AND_REFERENCE}"
 
 
-class _GNPlusBN(keras.layers.Layer):
+class _GNPlusBN(GroupNormalization):
     __doc__ = _mixture_docstring(
         "The GN+BN mixture; a subclass chooses what GN and BN see in `normalize_both`."
     )
@@ -234,38 +233,30 @@ class _GNPlusBN(keras.layers.Layer):
     def __init__(
         self,
         groups=32,
-        axis=-1,
-        epsilon=1e-5,
+        *,
         momentum=0.9,
-        center=True,
-        scale=True,
-        beta_initializer="zeros",
-        gamma_initializer="ones",
         mixing_initializer=1.0,
         learn_mixing_weight=True,
-        beta_regularizer=None,
-        gamma_regularizer=None,
-        beta_constraint=None,
-        gamma_constraint=None,
+        channels_per_group=None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        check_groups_argument(groups)
-        check_layer_axis_and_epsilon(axis, epsilon)
+        # GroupNormalization stores and checks groups, axis, epsilon and the affine
+        # arguments (center, scale, beta_* and gamma_*), and serializes them.
+        if channels_per_group is not None:
+            raise ValueError(
+                f"channels_per_group={channels_per_group!r} does not apply to {type(self).__name__}: its GN "
+                f"takes the number of groups, e.g. groups=32."
+            )
+        super().__init__(groups=groups, **kwargs)
+        # BN's statistics are over the batch: a masked position would still count.
+        self.supports_masking = False
         # momentum = 1 would freeze the moving statistics at their initial values.
         if not (is_finite_number(momentum) and 0 <= momentum < 1):
             raise ValueError(
                 f"momentum must be a number in [0, 1) (the weight of the old moving statistics, "
                 f"e.g. 0.9 or 0.99); received momentum={momentum!r}."
             )
-        self.groups = int(groups)
-        self.axis = int(axis)
-        self.epsilon = epsilon
         self.momentum = momentum
-        self.center = center
-        self.scale = scale
-        self.beta_initializer = initializers.get(beta_initializer)
-        self.gamma_initializer = initializers.get(gamma_initializer)
         self.mixing_initializer = _mixing_initializer(mixing_initializer)
         if not isinstance(learn_mixing_weight, bool):
             raise ValueError(
@@ -273,12 +264,6 @@ class _GNPlusBN(keras.layers.Layer):
                 f"received learn_mixing_weight={learn_mixing_weight!r}."
             )
         self.learn_mixing_weight = learn_mixing_weight
-        self.beta_regularizer = regularizers.get(beta_regularizer)
-        self.gamma_regularizer = regularizers.get(gamma_regularizer)
-        self.beta_constraint = constraints.get(beta_constraint)
-        self.gamma_constraint = constraints.get(gamma_constraint)
-        # Inputs keep their dtype; the statistics are computed in float32 in `call`.
-        self.autocast = False
 
     def build(self, input_shape):
         rank = check_input_rank(self, input_shape)
@@ -292,20 +277,11 @@ class _GNPlusBN(keras.layers.Layer):
             trainable=self.learn_mixing_weight,
             autocast=False,
         )
-        self.moving_mean = self.add_weight(
-            shape=(channels,),
-            name="moving_mean",
-            initializer="zeros",
-            trainable=False,
-            autocast=False,
-        )
-        self.moving_variance = self.add_weight(
-            shape=(channels,),
-            name="moving_variance",
-            initializer="ones",
-            trainable=False,
-            autocast=False,
-        )
+        # BN's moving statistics, for inference.
+        for name, initializer in (("moving_mean", "zeros"), ("moving_variance", "ones")):
+            weight = self.add_weight(shape=(channels,), name=name, initializer=initializer, trainable=False,
+                                     autocast=False)
+            setattr(self, name, weight)
 
     @property
     def mixing_weight(self):
@@ -354,20 +330,9 @@ class _GNPlusBN(keras.layers.Layer):
 
     def get_config(self):
         config = {
-            "groups": self.groups,
-            "axis": self.axis,
-            "epsilon": self.epsilon,
             "momentum": self.momentum,
-            "center": self.center,
-            "scale": self.scale,
-            "beta_initializer": initializers.serialize(self.beta_initializer),
-            "gamma_initializer": initializers.serialize(self.gamma_initializer),
             "mixing_initializer": initializers.serialize(self.mixing_initializer),
             "learn_mixing_weight": self.learn_mixing_weight,
-            "beta_regularizer": regularizers.serialize(self.beta_regularizer),
-            "gamma_regularizer": regularizers.serialize(self.gamma_regularizer),
-            "beta_constraint": constraints.serialize(self.beta_constraint),
-            "gamma_constraint": constraints.serialize(self.gamma_constraint),
         }
         return {**super().get_config(), **config}
 
@@ -407,3 +372,25 @@ class GNPlusBNFirst(_GNPlusBN):
 
 # The three layers, for isinstance checks (e.g. to log every mixture layer's weight).
 MIXTURE_LAYERS = (GNPlusParallel, GNPlusGNFirst, GNPlusBNFirst)
+
+
+class _MixingWeights(Measurement):
+    """The learnt weight s of GN in every mixture layer of a model, once an epoch
+    (mixing.csv)."""
+
+    file_name = "mixing.csv"
+
+    def __init__(self, layers):
+        super().__init__()
+        self.layers = layers
+
+    def rows_of_epoch(self, epoch):
+        return [{"epoch": epoch, "layer": layer.name, "mixing_weight": layer.mixing_weight} for layer in self.layers]
+
+
+def mixing_measurement(config, model):
+    """The mixing weights of a model with mixture layers, else None (a measurement
+    factory: utils.measurements)."""
+    del config
+    layers = [layer for layer in model.layers if isinstance(layer, MIXTURE_LAYERS)]
+    return _MixingWeights(layers) if layers else None

@@ -9,6 +9,14 @@ denominator), as a shaded band around curves and as error bars on points. The pa
 numbers (Wu & He, ECCV 2018, arXiv:1803.08494; ResNet-50 on ImageNet) are drawn dashed or
 quoted in legends as "paper". Missing, partial and diverged runs appear in the legends with
 their status. Titles carry the dataset and profile, read from the runs unless given.
+
+The figure functions of results share these arguments:
+    results_source: a results folder or a runs frame from utils.results.load_runs.
+    figures_dir: where ``<name>.png`` is written.
+    dataset, profile: the dataset and profile names for the title (default: read from
+        the runs).
+    experiment: the experiment holding the runs.
+    name: file name without extension.
 """
 
 from __future__ import annotations
@@ -96,11 +104,11 @@ def _seed_curve(histories: pd.DataFrame, runs: pd.DataFrame, column: str, experi
     return values.groupby(chosen["epoch"]).agg(["mean", "std", "count"]).sort_index()
 
 
-def _draw_single_run(axis, history, column, color, handle, state, linewidth):
+def _draw_single_run(axis, history, column, color, handle, status, linewidth):
     """One run outside the mean: dashed when partial, with an X where it diverged."""
     axis.plot(history["epoch"], history[column], color=color, linewidth=linewidth,
-              linestyle="--" if state == "partial" else "-")
-    if state != "diverged":
+              linestyle="--" if status == "partial" else "-")
+    if status != "diverged":
         return
     finite = history[np.isfinite(pd.to_numeric(history[column], errors="coerce"))]
     handle.set_marker("X")
@@ -124,7 +132,7 @@ def _draw_cell(axis, runs, histories, column, color, label, *, experiment, **sel
         return handle
     averaged = results.averaged_runs(matches)
     if not averaged.empty:
-        partial = bool((averaged["state"] == "partial").all())
+        partial = bool((averaged["status"] == "partial").all())
         curve = _seed_curve(histories, averaged, column, experiment)
         axis.plot(curve.index, curve["mean"], color=color, linewidth=1.8, linestyle="--" if partial else "-")
         spread = curve[curve["count"] >= 2]
@@ -138,20 +146,20 @@ def _draw_cell(axis, runs, histories, column, color, label, *, experiment, **sel
     for run in matches.drop(averaged.index).itertuples(index=False):
         history = _history_of(histories, run.run_name, experiment)
         if not history.empty:
-            _draw_single_run(axis, history, column, color, handle, run.state, linewidth)
+            _draw_single_run(axis, history, column, color, handle, run.status, linewidth)
     return handle
 
 
-def _train_cell(runs: pd.DataFrame, **selection) -> dict:
+def _train_cell(runs: pd.DataFrame, **selection) -> results.Cell:
     """`results.run_cell` for the training error, over the same runs as the validation number."""
     # run_cell summarises val_error_median5; handing it the train column in its place picks
     # the same runs by the same rule, so train and validation numbers cover the same seeds.
     return results.run_cell(runs.assign(val_error_median5=runs["train_error_median5"]), **selection)
 
 
-def left_out_note(cell: dict) -> str:
+def left_out_note(cell: results.Cell) -> str:
     """What a legend or note must add to the cell's number: "" when every run is complete."""
-    status = cell["status"]
+    status = cell.status
     if status.startswith("complete"):
         # The seed count is shown with the number; only runs left out of it need naming.
         _, _, others = status.partition("; also ")
@@ -159,7 +167,7 @@ def left_out_note(cell: dict) -> str:
     return status
 
 
-def _status_text(cell: dict) -> str:
+def _status_text(cell: results.Cell) -> str:
     left_out = left_out_note(cell)
     return f" [{left_out}]" if left_out else ""
 
@@ -168,17 +176,17 @@ def _value_text(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value:.1f}%"
 
 
-def _mean_text(cell: dict) -> str:
+def _mean_text(cell: results.Cell) -> str:
     """"76.1 ± 0.4% (n=3)": the mean over seeds, its sd when there are two or more, and n."""
-    if not cell["n"] or math.isnan(cell["value"]):
+    if not cell.n or math.isnan(cell.value):
         return "n/a"
-    spread = "" if math.isnan(cell["sd"]) else f" ± {cell['sd']:.1f}"
-    return f"{cell['value']:.1f}{spread}% (n={cell['n']})"
+    spread = "" if math.isnan(cell.sd) else f" ± {cell.sd:.1f}"
+    return f"{cell.value:.1f}{spread}% (n={cell.n})"
 
 
 def seed_count_text(cells) -> str:
     """"n=3" when every cell with a number has 3 seeds, "n=1–3" when they differ."""
-    counts = sorted({cell["n"] for cell in cells if cell["n"]})
+    counts = sorted({cell.n for cell in cells if cell.n})
     if not counts:
         return "n=0"
     return f"n={counts[0]}" if len(counts) == 1 else f"n={counts[0]}–{counts[-1]}"
@@ -205,15 +213,10 @@ def plot_norm_comparison(results_source="results", *, histories=None, figures_di
     or more seeds ran); the legends give the mean ± sd of the median of the last 5 epochs
     and the number of seeds n, or the status of runs that are not complete.
 
-    Args:
-        results_source: a results folder or a runs frame from utils.results.load_runs.
+    Args: those the module docstring lists (results_source, figures_dir, dataset, profile,
+    experiment, name), and:
         histories: the matching frame from load_histories (loaded from the runs when None).
-        figures_dir: where ``<name>.png`` is written.
-        dataset: dataset name for the title (default: read from the runs).
-        profile: profile name for the title (default: read from the runs).
-        experiment: the experiment holding the runs.
         batch_size: the batch size of the compared runs.
-        name: file name without extension.
 
     Returns:
         The matplotlib figure (two panels: train, validation).
@@ -255,15 +258,10 @@ def plot_batch_size_curves(results_source="results", *, histories=None, figures_
     Each batch size is drawn as its mean curve over seeds with a ±1 sd band (where two or
     more seeds ran).
 
-    Args:
-        results_source: a results folder or a runs frame from utils.results.load_runs.
+    Args: those the module docstring lists (results_source, figures_dir, dataset, profile,
+    experiment, name), and:
         histories: the matching frame from load_histories (loaded from the runs when None).
-        figures_dir: where ``<name>.png`` is written.
-        dataset: dataset name for the title (default: read from the runs).
-        profile: profile name for the title (default: read from the runs).
-        experiment: the experiment holding the runs.
         batch_sizes: the batch sizes to draw, largest first.
-        name: file name without extension.
 
     Returns:
         The matplotlib figure (a 2 x 2 grid sharing the y axis: BN, LN in the top row, IN,
@@ -356,14 +354,9 @@ def plot_batch_size_sensitivity(results_source="results", *, figures_dir="figure
     single seed); the points of one batch size are shifted slightly sideways so that their
     bars do not overlap.
 
-    Args:
-        results_source: a results folder or a runs frame from utils.results.load_runs.
-        figures_dir: where ``<name>.png`` is written.
-        dataset: dataset name for the title (default: read from the runs).
-        profile: profile name for the title (default: read from the runs).
-        experiment: the experiment holding the runs.
+    Args: those the module docstring lists (results_source, figures_dir, dataset, profile,
+    experiment, name), and:
         batch_sizes: the batch sizes on the x axis.
-        name: file name without extension.
 
     Returns:
         The matplotlib figure (left: this reproduction; right: the paper's Table 2 values).
@@ -376,12 +369,12 @@ def plot_batch_size_sensitivity(results_source="results", *, figures_dir="figure
                     for size in batch_sizes]
              for norm in paper.TABLE1_NORMS}
     # One row of no-number marks near the top edge for each normalization that needs one.
-    marked = [norm for norm, row in cells.items() if any(math.isnan(cell["value"]) for cell in row)]
+    marked = [norm for norm, row in cells.items() if any(math.isnan(cell.value) for cell in row)]
     notes = []
     for index, norm in enumerate(paper.TABLE1_NORMS):
         color, marker, short = NORM_COLORS[norm], NORM_MARKERS[norm], paper.NORM_LABELS[norm]
-        values = np.array([cell["value"] for cell in cells[norm]], dtype=float)
-        spreads = np.array([cell["sd"] for cell in cells[norm]], dtype=float)
+        values = np.array([cell.value for cell in cells[norm]], dtype=float)
+        spreads = np.array([cell.sd for cell in cells[norm]], dtype=float)
         # A small sideways shift per normalization (the axis is log 2) keeps the error bars
         # of one batch size apart.
         positions = np.array(batch_sizes, dtype=float) * 2.0 ** (0.06 * (index - 1.5))
@@ -393,12 +386,12 @@ def plot_batch_size_sensitivity(results_source="results", *, figures_dir="figure
                 continue
             notes.append(f"{short} batch {batch_sizes[place]}: {left_out}")
             if not math.isnan(value):
-                if not cell["status"].startswith("complete"):
+                if not cell.status.startswith("complete"):
                     _hollow(ours_axis, position, value, color, marker)
                 continue
             align = "right" if place == len(batch_sizes) - 1 else "left" if place == 0 else "center"
             _mark_without_number(ours_axis, position, 0.95 - 0.09 * marked.index(norm), color, "x",
-                                 f"{short}: {cell['status']}", align=align)
+                                 f"{short}: {cell.status}", align=align)
     published = {norm: np.array([paper.TABLE2[norm].get(size, math.nan) for size in batch_sizes])
                  for norm in ("batch", "group")}
     for norm, other in (("batch", "group"), ("group", "batch")):
@@ -478,12 +471,8 @@ def plot_recipe_sweep(results_source="results", *, figures_dir="figures", datase
     the sweep's points. The dotted vertical line marks the chosen rate, once
     every run of the sweep's schedule has finished. One seed per run: no spread is drawn.
 
-    Args:
-        results_source: a results folder or a runs frame from utils.results.load_runs.
-        figures_dir: where ``<name>.png`` is written.
-        dataset: dataset name for the title (default: read from the runs).
-        profile: profile name for the title (default: read from the runs).
-        name: file name without extension.
+    Args: those the module docstring lists (results_source, figures_dir, dataset, profile,
+    experiment, name), and:
 
     Returns:
         The matplotlib figure (one panel).

@@ -25,6 +25,9 @@ CPU_STUDY_RECIPE = dict(base_learning_rate=0.003, lr_decay_fractions=recipe_swee
 
 # Per-profile settings shared by every run of the profile; `epochs` is the default length
 # of its runs (an experiment may set its own: utils.experiments.Experiment.epochs).
+# Every image of a class the official data set has.
+_TINY_IMAGENET = dict(dataset="tiny-imagenet-200", images_per_class=500, val_images_per_class=50)
+
 _PROFILE_SETTINGS = {
     # Synthetic images, a handful per class, one seed: the 20 trainings take about a
     # minute or two on a CPU. XLA is off because compiling takes longer than these tiny
@@ -44,10 +47,8 @@ _PROFILE_SETTINGS = {
     "cpu": dict(
         seeds=(0, 1, 2),
         **CPU_STUDY_RECIPE,
-        dataset="tiny-imagenet-200",
+        **_TINY_IMAGENET,
         classes=40,
-        images_per_class=500,
-        val_images_per_class=50,
         jit_compile="fastest",
         epochs=10,
     ),
@@ -55,10 +56,8 @@ _PROFILE_SETTINGS = {
     # at batch 32, which their experiments declare).
     "paper": dict(
         seeds=(0,),
-        dataset="tiny-imagenet-200",
+        **_TINY_IMAGENET,
         classes=200,
-        images_per_class=500,
-        val_images_per_class=50,
         jit_compile=True,
         epochs=10,
     ),

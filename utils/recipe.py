@@ -27,7 +27,7 @@ from utils import results
 from utils.experiments.recipe_sweep import DECAY_FRACTIONS as RECIPE_SWEEP_DECAY_FRACTIONS
 from utils.experiments import recipe_sweep
 
-__all__ = ["RECIPE_SWEEP", "COLLAPSE_MARGIN", "schedule_label", "recipe_table", "chosen_learning_rate"]
+__all__ = ["RECIPE_SWEEP", "COLLAPSE_MARGIN", "schedule_label", "recipe_table", "verdict", "chosen_learning_rate"]
 
 RECIPE_SWEEP = recipe_sweep.RECIPE_SWEEP
 # Points of training error from chance within which a run counts as not learning.
@@ -41,7 +41,7 @@ def schedule_label(fractions) -> str:
 
 def _collapsed(run) -> bool:
     chance = 100.0 - 100.0 / run["classes"]
-    return run["state"] == "diverged" or run["final_train_error"] >= chance - COLLAPSE_MARGIN
+    return run["status"] == "diverged" or run["final_train_error"] >= chance - COLLAPSE_MARGIN
 
 
 def recipe_table(source="results", *, experiment=RECIPE_SWEEP) -> pd.DataFrame:
@@ -70,9 +70,9 @@ def recipe_table(source="results", *, experiment=RECIPE_SWEEP) -> pd.DataFrame:
             label = paper.NORM_LABELS[norm]
             match = group[group["norm"] == norm]
             run = match.iloc[0] if len(match) else None
-            row[label] = run["val_error_median5"] if run is not None and run["state"] == "complete" else math.nan
-            finished &= run is not None and run["state"] in ("complete", "diverged")
-            if run is not None and run["state"] in ("complete", "diverged") and _collapsed(run):
+            row[label] = run["val_error_median5"] if run is not None and run["status"] == "complete" else math.nan
+            finished &= run is not None and run["status"] in ("complete", "diverged")
+            if run is not None and run["status"] in ("complete", "diverged") and _collapsed(run):
                 collapsed.append(label)
         row["mean"] = float(pd.Series([row[paper.NORM_LABELS[n]] for n in paper.TABLE1_NORMS]).mean(skipna=False))
         row["collapsed"] = ", ".join(collapsed) or "none"
@@ -103,6 +103,14 @@ def _choose(frame: pd.DataFrame) -> float | None:
     if candidates.empty or not (candidates["finished"] == "yes").all():
         return None
     return float(candidates.loc[candidates["mean"].idxmin(), "rate"])
+
+
+def verdict(source="results") -> list[str]:
+    """The sentence that says which rate the rule chose, or that it has not yet."""
+    chosen = recipe_table(source).attrs["chosen"]
+    if chosen is None:
+        return ["The rule has not chosen a rate yet: some runs of the sweep are not finished."]
+    return [f"By the rule, the study uses base rate {chosen:g} with the sweep's schedule."]
 
 
 def chosen_learning_rate(source="results", *, experiment=RECIPE_SWEEP) -> float | None:

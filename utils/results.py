@@ -8,8 +8,8 @@ run has fewer than 5. Our numbers are top-1 validation error (%) of the project'
 on the run's dataset; the paper's are ResNet-50 on ImageNet (see utils.paper).
 
 Runs that are missing, partial (still running, or fewer epochs than configured) or
-diverged are kept and labelled, never dropped: see the ``state`` and ``label`` columns of
-`load_runs` and the ``status`` columns of the tables.
+diverged are kept and labelled, never dropped: see the ``status`` column of `load_runs`
+(`status_texts` writes it as the tables show it) and the ``status`` columns of the tables.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ BATCH_SIZE_SWEEP = study.BATCH_SIZE_SWEEP
 CONFIG_COLUMNS = tuple(field.name for field in dataclasses.fields(RunConfig))
 RUN_COLUMNS = (
     "experiment", "run_name", *(name for name in CONFIG_COLUMNS if name != "experiment"),
-    "status", "state", "label", "epochs_completed", "diverged_epoch", "val_error_median5", "train_error_median5",
+    "status", "epochs_completed", "diverged_epoch", "val_error_median5", "train_error_median5",
     "val_loss_median5", "median_epochs", "final_val_error", "best_val_error", "final_train_error", "wall_seconds",
     "steps_per_epoch", "reused_from", "path",
 )
@@ -62,8 +62,6 @@ def run_row(record: runs_module.RunRecord) -> dict:
         **{name: getattr(config, name) for name in CONFIG_COLUMNS},
         "run_name": config.run_name,
         "status": record.status,
-        "state": record.state,
-        "label": record.label,
         "epochs_completed": completed,
         "diverged_epoch": record.diverged_epoch,
         "val_error_median5": _tail_median(history["val_error"]),
@@ -89,9 +87,10 @@ def load_runs(results_dir="results") -> pd.DataFrame:
     Returns:
         A DataFrame with the columns RUN_COLUMNS. The ``*_median5`` statistics are the
         median of the last 5 completed epochs of history.csv (of all of them when fewer;
-        ``median_epochs`` says how many). ``state`` is "complete", "partial" (running, or
-        fewer epochs than configured) or "diverged"; ``label`` is the text tables show,
-        e.g. "partial (3/10 epochs)".
+        ``median_epochs`` says how many). ``status`` is "complete", "partial" (running,
+        or fewer epochs than configured) or "diverged" (`utils.runs.RunRecord.status`;
+        summary.json's own "status" is not a column); `status_texts` gives the text
+        tables show, e.g. "partial (3/10 epochs)".
     """
     rows = [run_row(runs_module.read_run(run_dir)) for run_dir in runs_module.run_folders(results_dir)]
     frame = pd.DataFrame(rows, columns=list(RUN_COLUMNS))
@@ -110,13 +109,13 @@ def load_histories(results_dir="results", runs: pd.DataFrame | None = None) -> p
 
     Returns:
         The history.csv columns plus experiment, run_name, norm, groups,
-        channels_per_group, weight_standardization, batch_size, seed, state, dataset and
+        channels_per_group, weight_standardization, batch_size, seed, status, dataset and
         profile.
     """
     if runs is None:
         runs = load_runs(results_dir)
     identity = ["experiment", "run_name", "norm", "groups", "channels_per_group", "weight_standardization",
-                "batch_size", "seed", "state", "dataset", "profile"]
+                "batch_size", "seed", "status", "dataset", "profile"]
     pieces = []
     for run in runs.itertuples(index=False):
         history = runs_module.read_run(run.path).history
@@ -173,57 +172,18 @@ def find_runs(runs: pd.DataFrame, *, norm=None, **fields) -> pd.DataFrame:
 def averaged_runs(matches: pd.DataFrame) -> pd.DataFrame:
     """The runs of a cell whose numbers count: the complete ones, else the partial ones
     (with a median), else none. The one place this rule is written."""
-    for state in ("complete", "partial"):
-        usable = matches[(matches["state"] == state) & matches["val_error_median5"].notna()]
+    for status in ("complete", "partial"):
+        usable = matches[(matches["status"] == status) & matches["val_error_median5"].notna()]
         if not usable.empty:
             return usable
     return matches.iloc[0:0]
 
 
-def run_cell(runs: pd.DataFrame, **selection) -> dict:
-    """Our number for one table cell over seeds, with its status and the runs behind it.
-
-    Args:
-        runs: a frame from `load_runs`.
-        **selection: fields passed to `find_runs` (experiment, norm, batch_size, groups,
-            channels_per_group, weight_standardization, weight_decay, ...).
-
-    Returns:
-        {"value", "sd", "n", "values", "seeds", "train", "loss", "status", "run"}: value is
-        the mean over seeds of the median val error of the complete runs (of the partial
-        runs when none is complete; NaN when the runs are missing or diverged), sd their
-        standard deviation (n - 1 in the denominator; NaN for one seed), n how many,
-        values and seeds the per-seed numbers behind them.
-    """
-    matches = find_runs(runs, **selection).sort_values("seed")
-    empty = {"value": math.nan, "sd": math.nan, "n": 0, "values": (), "seeds": (), "train": math.nan,
-             "loss": math.nan}
-    if matches.empty:
-        return {**empty, "status": "missing", "run": ""}
-    names = ", ".join(matches["run_name"].astype(str))
-    usable = averaged_runs(matches)
-    if not usable.empty:
-        state = usable.iloc[0]["state"]
-        if state == "complete":
-            status = "complete" if len(usable) == 1 else f"complete ({len(usable)} seeds)"
-        else:
-            status = "; ".join(usable["label"])
-        others = matches.drop(usable.index)
-        if not others.empty:
-            status += "; also " + "; ".join(others["run_name"] + ": " + others["label"])
-        values = usable["val_error_median5"].astype(float)
-        return {
-            "value": float(values.mean()),
-            "sd": float(values.std(ddof=1)) if len(values) > 1 else math.nan,
-            "n": len(values),
-            "values": tuple(values),
-            "seeds": tuple(int(seed) for seed in usable["seed"]),
-            "train": float(usable["train_error_median5"].mean()),
-            "loss": float(usable["val_loss_median5"].mean()),
-            "status": status,
-            "run": names,
-        }
-    return {**empty, "status": "; ".join(matches["label"]), "run": names}
+def status_texts(runs: pd.DataFrame) -> pd.Series:
+    """The status of each run of a frame from `load_runs` as tables show it
+    (`utils.runs.status_text`), e.g. "partial (3/10 epochs)"; same index as `runs`."""
+    columns = (runs[name] for name in ("status", "epochs_completed", "epochs", "diverged_epoch"))
+    return pd.Series([runs_module.status_text(*row) for row in zip(*columns)], index=runs.index, dtype=object)
 
 
 def _spread(values) -> tuple[float, float]:
@@ -235,21 +195,131 @@ def _spread(values) -> tuple[float, float]:
     return mean, float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
 
 
-def paired_difference(first: dict, second: dict) -> dict:
+@dataclasses.dataclass(frozen=True)
+class PerSeed:
+    """Numbers, one per seed, and their mean, sd and count.
+
+    Args:
+        values: the numbers, in seed order.
+        seeds: the seed of each.
+    """
+
+    values: tuple[float, ...] = ()
+    seeds: tuple[int, ...] = ()
+
+    @property
+    def n(self) -> int:
+        """How many seeds."""
+        return len(self.values)
+
+    @property
+    def mean(self) -> float:
+        """The mean of `values`; NaN without any."""
+        return _spread(self.values)[0]
+
+    @property
+    def sd(self) -> float:
+        """Their standard deviation (n - 1 in the denominator); NaN for fewer than two."""
+        return _spread(self.values)[1]
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell(PerSeed):
+    """Our number for one table cell (`run_cell`): per seed, the median val error of the
+    complete runs (of the partial runs when none is complete; none when the runs are
+    missing or diverged), with its status and the runs behind it.
+
+    Args:
+        values, seeds: as `PerSeed`; `value` is their mean, `sd` and `n` as `PerSeed`.
+        train: the mean over the same runs of their median training error (NaN without).
+        loss: the mean over the same runs of their median validation loss (NaN without).
+        status: the cell's status as tables show it: "complete", "complete (3 seeds)", the
+            status of the runs behind it ("partial (3/10 epochs)"; "diverged at epoch 4"
+            when none has a number), then "; also <run>: <status>" for each run left out,
+            or "missing" when there is no run.
+        run: the names of all the cell's runs, ", "-separated ("" when missing).
+    """
+
+    train: float = math.nan
+    loss: float = math.nan
+    status: str = "missing"
+    run: str = ""
+
+    @property
+    def value(self) -> float:
+        """The mean over seeds; NaN without any."""
+        return self.mean
+
+
+@dataclasses.dataclass(frozen=True)
+class Difference(PerSeed):
+    """One cell minus another, seed by seed (`paired_difference`): paired, because the same
+    seed gives both runs the same data order and augmentation. `values` are the
+    differences for the seeds both cells have, in the first cell's seed order."""
+
+    @property
+    def negative(self) -> int:
+        """In how many seeds the difference is < 0."""
+        return sum(value < 0 for value in self.values)
+
+
+def captioned(rows, caption) -> pd.DataFrame:
+    """A table of `rows` (dicts, or a dict of columns) with its caption in
+    `attrs["caption"]`, which `to_markdown` prints under it."""
+    frame = pd.DataFrame(rows)
+    frame.attrs["caption"] = caption
+    return frame
+
+
+def run_cell(runs: pd.DataFrame, **selection) -> Cell:
+    """Our number for one table cell over seeds, with its status and the runs behind it.
+
+    Args:
+        runs: a frame from `load_runs`.
+        **selection: fields passed to `find_runs` (experiment, norm, batch_size, groups,
+            channels_per_group, weight_standardization, weight_decay, ...).
+
+    Returns:
+        A `Cell`: the mean over seeds of the median val error of the complete runs (of the
+        partial runs when none is complete; NaN when the runs are missing or diverged),
+        its sd and n, the per-seed numbers behind it, and the cell's status.
+    """
+    matches = find_runs(runs, **selection).sort_values("seed")
+    if matches.empty:
+        return Cell()
+    names = ", ".join(matches["run_name"].astype(str))
+    usable = averaged_runs(matches)
+    if usable.empty:
+        return Cell(status="; ".join(status_texts(matches)), run=names)
+    if usable.iloc[0]["status"] == "complete":
+        status = "complete" if len(usable) == 1 else f"complete ({len(usable)} seeds)"
+    else:
+        status = "; ".join(status_texts(usable))
+    others = matches.drop(usable.index)
+    if not others.empty:
+        status += "; also " + "; ".join(others["run_name"] + ": " + status_texts(others))
+    values = usable["val_error_median5"].astype(float)
+    return Cell(
+        values=tuple(values),
+        seeds=tuple(int(seed) for seed in usable["seed"]),
+        train=float(usable["train_error_median5"].mean()),
+        loss=float(usable["val_loss_median5"].mean()),
+        status=status,
+        run=names,
+    )
+
+
+def paired_difference(first: Cell, second: Cell) -> Difference:
     """`first` minus `second` seed by seed, for two cells from `run_cell`.
 
     Returns:
-        {"mean", "sd", "n", "values", "seeds", "negative"}: the differences for the seeds
-        both cells have (paired: the same seed gives both runs the same data order and
-        augmentation), their mean and sd, and in how many seeds the difference is < 0.
+        A `Difference`: the differences for the seeds both cells have, their mean and sd,
+        and in how many seeds the difference is < 0.
     """
-    second_by_seed = dict(zip(second["seeds"], second["values"]))
-    pairs = [(seed, value - second_by_seed[seed]) for seed, value in zip(first["seeds"], first["values"])
+    second_by_seed = dict(zip(second.seeds, second.values))
+    pairs = [(seed, value - second_by_seed[seed]) for seed, value in zip(first.seeds, first.values)
              if seed in second_by_seed]
-    values = tuple(difference for _, difference in pairs)
-    mean, sd = _spread(values)
-    return {"mean": mean, "sd": sd, "n": len(values), "values": values,
-            "seeds": tuple(seed for seed, _ in pairs), "negative": sum(value < 0 for value in values)}
+    return Difference(values=tuple(difference for _, difference in pairs), seeds=tuple(seed for seed, _ in pairs))
 
 
 def seed_table(source="results", *, experiments=None, column="val_error_median5") -> pd.DataFrame:
@@ -266,7 +336,7 @@ def seed_table(source="results", *, experiments=None, column="val_error_median5"
         that are not complete are left out (NaN).
     """
     runs = as_runs(source)
-    runs = runs[runs["state"] == "complete"]
+    runs = runs[runs["status"] == "complete"]
     if experiments is not None:
         runs = runs[runs["experiment"].isin(experiments)]
     return runs.pivot_table(index=["experiment", "norm", "batch_size"], columns="seed", values=column,
@@ -291,7 +361,7 @@ def distinct_trainings(source="results", experiments=None) -> pd.DataFrame:
         training (``experiment/run_name`` of the run that trained).
     """
     runs = as_runs(source)
-    complete = runs[runs["state"] == "complete"]
+    complete = runs[runs["status"] == "complete"]
     own_name = complete["experiment"] + "/" + complete["run_name"]
     complete = complete.assign(training=complete["reused_from"].fillna(own_name))
     if experiments is not None:
@@ -373,7 +443,7 @@ def _labelled(cells: dict) -> dict:
 
 def seed_counts(cells: dict) -> str:
     """"3" when every cell of {label: run_cell} has 3 seeds, else "BN: 3, LN: 2, ..."."""
-    counts = {label: cell["n"] for label, cell in cells.items()}
+    counts = {label: cell.n for label, cell in cells.items()}
     if len(set(counts.values())) == 1:
         return str(next(iter(counts.values())))
     return ", ".join(f"{label}: {count}" for label, count in counts.items())
@@ -382,8 +452,8 @@ def seed_counts(cells: dict) -> str:
 def cell_statuses(cells: dict) -> str:
     """"complete" when every cell of {label: run_cell} is, else the cells that are not,
     with their status."""
-    others = [f"{label}: {cell['status']}" for label, cell in cells.items()
-              if not cell["status"].startswith("complete") or "; also" in cell["status"]]
+    others = [f"{label}: {cell.status}" for label, cell in cells.items()
+              if not cell.status.startswith("complete") or "; also" in cell.status]
     return "; ".join(others) if others else "complete"
 
 
@@ -410,22 +480,20 @@ def table1(source="results", *, experiment=NORM_COMPARISON, batch_size=32, group
         difference = paired_difference(cell, cells["batch"])
         rows.append({
             "norm": paper.NORM_LABELS[norm],
-            "ours val error (%)": cell["value"],
-            "ours val error (%) sd": cell["sd"],
-            "n": cell["n"],
-            "ours minus BN": difference["mean"],
-            "ours minus BN sd": difference["sd"],
+            "ours val error (%)": cell.value,
+            "ours val error (%) sd": cell.sd,
+            "n": cell.n,
+            "ours minus BN": difference.mean,
+            "ours minus BN sd": difference.sd,
             "paper val error (%)": paper.TABLE1[norm],
             "paper minus BN": paper.TABLE1_DIFFERENCE_TO_BN[norm],
-            "status": cell["status"],
-            "run": cell["run"],
+            "status": cell.status,
+            "run": cell.run,
         })
-    frame = pd.DataFrame(rows)
-    frame.attrs["caption"] = (
+    return captioned(rows, (
         f"Table 1 analogue: validation error at batch {batch_size} ({data_context(runs)}). {OURS_NOTE}; "
         f"{SPREAD_NOTE}. {PAPER_NOTE}, 32 images/GPU."
-    )
-    return frame
+    ))
 
 
 def table2(source="results", *, experiment=BATCH_SIZE_SWEEP, batch_sizes=paper.BATCH_SIZES,
@@ -451,12 +519,12 @@ def table2(source="results", *, experiment=BATCH_SIZE_SWEEP, batch_sizes=paper.B
         cells = _cells(runs, experiment, batch_size, groups)
         row = {"batch size": batch_size}
         for norm, cell in cells.items():
-            row[paper.NORM_LABELS[norm]] = cell["value"]
-            row[f"{paper.NORM_LABELS[norm]} sd"] = cell["sd"]
+            row[paper.NORM_LABELS[norm]] = cell.value
+            row[f"{paper.NORM_LABELS[norm]} sd"] = cell.sd
         difference = paired_difference(cells["group"], cells["batch"])
         row.update({
-            "GN minus BN": difference["mean"],
-            "GN minus BN sd": difference["sd"],
+            "GN minus BN": difference.mean,
+            "GN minus BN sd": difference.sd,
             "n": seed_counts(_labelled(cells)),
             "paper BN": paper.TABLE2["batch"].get(batch_size, math.nan),
             "paper GN": paper.TABLE2["group"].get(batch_size, math.nan),
@@ -464,12 +532,10 @@ def table2(source="results", *, experiment=BATCH_SIZE_SWEEP, batch_sizes=paper.B
             "status": cell_statuses(_labelled(cells)),
         })
         rows.append(row)
-    frame = pd.DataFrame(rows)
-    frame.attrs["caption"] = (
+    return captioned(rows, (
         f"Table 2 analogue: validation error (%) by batch size ({data_context(runs)}). BN, LN, IN, GN: "
         f"ours. {OURS_NOTE}; {SPREAD_NOTE}. {PAPER_NOTE}."
-    )
-    return frame
+    ))
 
 
 def by_batch_table(labelled_cells, batch_sizes, differences, paper_columns=None, caption=""):
@@ -493,19 +559,17 @@ def by_batch_table(labelled_cells, batch_sizes, differences, paper_columns=None,
         cells = labelled_cells(batch_size)
         row = {"batch size": batch_size}
         for label, cell in cells.items():
-            row[label] = cell["value"]
-            row[f"{label} sd"] = cell["sd"]
+            row[label] = cell.value
+            row[f"{label} sd"] = cell.sd
         for first, second in differences:
             difference = paired_difference(cells[first], cells[second])
-            row[f"{first} minus {second}"] = difference["mean"]
-            row[f"{first} minus {second} sd"] = difference["sd"]
+            row[f"{first} minus {second}"] = difference.mean
+            row[f"{first} minus {second} sd"] = difference.sd
         row["n"] = seed_counts(cells)
         row.update(paper_columns(batch_size) if paper_columns else {})
         row["status"] = cell_statuses(cells)
         rows.append(row)
-    frame = pd.DataFrame(rows)
-    frame.attrs["caption"] = caption
-    return frame
+    return captioned(rows, caption)
 
 
 def report_table(source="results") -> pd.DataFrame:
@@ -527,18 +591,16 @@ def report_table(source="results") -> pd.DataFrame:
             "experiment": record["experiment"],
             "norm": paper.NORM_LABELS[record["norm"]],
             "batch size": record["batch_size"],
-            "ours val loss": cell["loss"],
+            "ours val loss": cell.loss,
             "report val loss": record["value"],
-            "status": cell["status"],
-            "run": cell["run"],
+            "status": cell.status,
+            "run": cell.run,
         })
-    frame = pd.DataFrame(rows)
-    frame.attrs["caption"] = (
+    return captioned(rows, (
         f"Validation cross-entropy loss (nats), median of the last 5 epochs ({data_context(runs)}), "
         f"beside the {paper.REPORT_CITATION} ({paper.REPORT_SETTING}), whose tables call this loss "
         "'error'. Its batch sizes never took effect, so its sweep rows are all batch-32 runs."
-    )
-    return frame
+    ))
 
 
 def batch_size_drop(source="results", *, large=32, small=2, experiment=BATCH_SIZE_SWEEP) -> pd.DataFrame:
@@ -566,15 +628,15 @@ def batch_size_drop(source="results", *, large=32, small=2, experiment=BATCH_SIZ
         increase = paired_difference(at_small, at_large)
         published = paper.TABLE2.get(norm, {})
         rows[paper.NORM_LABELS[norm]] = {
-            "ours_large": at_large["value"],
-            "ours_small": at_small["value"],
-            "ours_increase": increase["mean"],
-            "ours_increase_sd": increase["sd"],
-            "n": increase["n"],
-            "higher_at_small": increase["n"] - increase["negative"] - sum(v == 0 for v in increase["values"]),
+            "ours_large": at_large.value,
+            "ours_small": at_small.value,
+            "ours_increase": increase.mean,
+            "ours_increase_sd": increase.sd,
+            "n": increase.n,
+            "higher_at_small": increase.n - increase.negative - sum(v == 0 for v in increase.values),
             "paper_increase": published.get(small, math.nan) - published.get(large, math.nan),
-            "status_large": at_large["status"],
-            "status_small": at_small["status"],
+            "status_large": at_large.status,
+            "status_small": at_small.status,
         }
     frame = pd.DataFrame.from_dict(rows, orient="index")
     frame.index.name = "norm"
@@ -611,7 +673,7 @@ def run_listing(source="results", experiments=None) -> pd.DataFrame:
     return pd.DataFrame({
         "experiment": runs["experiment"],
         "run": runs["run_name"],
-        "state": runs["label"],
+        "status": status_texts(runs),
         "val error": runs["val_error_median5"],
         "train error": runs["train_error_median5"],
         "val loss": runs["val_loss_median5"],
@@ -656,11 +718,8 @@ def conclusions(source="results", *, large=32, small=2) -> list[str]:
     ours = first.set_index("norm")["ours val error (%)"]
     cells = _cells(runs, NORM_COMPARISON, large)
     gap = paired_difference(cells["group"], cells["batch"])
-    lines.append(
-        f"At batch {large}, GN minus BN val error: ours {format_points(gap['mean'], gap['sd'])} points "
-        f"(GN higher in {seeds_text(gap['n'] - gap['negative'], gap['n'])}), paper "
-        f"{paper.TABLE1['group'] - paper.TABLE1['batch']:+.1f} (ResNet-50, ImageNet)."
-    )
+    lines.append(_gn_minus_bn(f"At batch {large}, GN minus BN val error", gap, "higher",
+                              f"{paper.TABLE1['group'] - paper.TABLE1['batch']:+.1f} (ResNet-50, ImageNet)"))
     paper_errors = pd.Series({paper.NORM_LABELS[norm]: error for norm, error in paper.TABLE1.items()})
     lines.append(
         f"Lowest to highest mean val error at batch {large}: ours " + _ranking(ours)
@@ -689,14 +748,19 @@ def conclusions(source="results", *, large=32, small=2) -> list[str]:
         lines.append(sentence)
     at_small = _cells(runs, BATCH_SIZE_SWEEP, small)
     small_gap = paired_difference(at_small["group"], at_small["batch"])
-    lines.append(
-        f"At batch {small}, GN minus BN: ours {format_points(small_gap['mean'], small_gap['sd'])} points "
-        f"(GN lower in {seeds_text(small_gap['negative'], small_gap['n'])}), "
-        f"paper {format_points(paper.TABLE2_GN_MINUS_BN[small])}."
-    )
+    lines.append(_gn_minus_bn(f"At batch {small}, GN minus BN", small_gap, "lower",
+                              format_points(paper.TABLE2_GN_MINUS_BN[small])))
     lines.append(_gn_below_bn_by_batch(runs))
     lines.append(_still_learning(runs))
     return lines
+
+
+def _gn_minus_bn(head, difference, counted, paper_text) -> str:
+    """"<head>: ours <mean ± sd> points (GN <counted> in k of n seeds), paper <paper_text>.";
+    `counted` is "lower" (seeds with a negative difference) or "higher" (the others)."""
+    count = difference.negative if counted == "lower" else difference.n - difference.negative
+    return (f"{head}: ours {format_points(difference.mean, difference.sd)} points "
+            f"(GN {counted} in {seeds_text(count, difference.n)}), paper {paper_text}.")
 
 
 def _gn_below_bn_by_batch(runs, batch_sizes=paper.BATCH_SIZES) -> str:
@@ -705,7 +769,7 @@ def _gn_below_bn_by_batch(runs, batch_sizes=paper.BATCH_SIZES) -> str:
     for batch_size in batch_sizes:
         cells = _cells(runs, BATCH_SIZE_SWEEP, batch_size)
         gap = paired_difference(cells["group"], cells["batch"])
-        counts.append(f"{seeds_text(gap['negative'], gap['n'])} at batch {batch_size}")
+        counts.append(f"{seeds_text(gap.negative, gap.n)} at batch {batch_size}")
     return "GN's val error below BN's in " + ", ".join(counts) + "."
 
 
@@ -725,9 +789,9 @@ def _still_learning(runs, epochs_before=2) -> str:
 
 def _order_holds(cells: dict) -> tuple[int, int]:
     """(seeds in which the normalizations rank as their means do, seeds they all have)."""
-    means = {norm: cell["value"] for norm, cell in cells.items() if cell["n"]}
+    means = {norm: cell.value for norm, cell in cells.items() if cell.n}
     order = sorted(means, key=means.get)
-    by_seed = {norm: dict(zip(cell["seeds"], cell["values"])) for norm, cell in cells.items() if cell["n"]}
+    by_seed = {norm: dict(zip(cell.seeds, cell.values)) for norm, cell in cells.items() if cell.n}
     common = set.intersection(*(set(values) for values in by_seed.values())) if by_seed else set()
     holds = sum(
         all(by_seed[a][seed] < by_seed[b][seed] for a, b in zip(order, order[1:])) for seed in common

@@ -12,11 +12,13 @@ reads through it. It imports no TensorFlow, so reading results stays quick.
         backup/        the engine's weights for resuming; removed once the run finishes,
                        never committed
 
-`status` is "running" until training ends, then "complete" or "diverged"
-(`FINAL_STATUSES`); a finished run is read back, never trained again. Every file is
-written atomically (a temporary file in the same folder, then a rename), so a reader or a
-killed writer never sees half a file. Loss columns are the cross-entropy alone (without
-the weight-decay term); error columns are top-1 error in percent.
+summary.json's `status` is "running" until training ends, then "complete" or "diverged"
+(`FINAL_STATUSES`); a finished run is read back, never trained again. The status of a
+run read back (`RunRecord.status`) is "complete", "partial" or "diverged" (`STATUSES`),
+shown in tables as `status_text` writes it. Every file is written atomically (a
+temporary file in the same folder, then a rename), so a reader or a killed writer never
+sees half a file. Loss columns are the cross-entropy alone (without the weight-decay
+term); error columns are top-1 error in percent.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ __all__ = [
     "HISTORY_COLUMNS",
     "SUMMARY_KEYS",
     "FINAL_STATUSES",
+    "STATUSES",
     "MEDIAN_EPOCHS",
     "RunRecord",
     "run_directory",
@@ -60,7 +63,7 @@ __all__ = [
     "read_run",
     "run_folders",
     "median_of_last",
-    "run_state",
+    "status_text",
     "config_differences",
     "check_stored_config",
     "copy_finished_run",
@@ -89,8 +92,12 @@ SUMMARY_KEYS = (
     "profile",
     "reused_from",
 )
-# A run with one of these statuses is finished: the engine returns it from disk.
+# A run whose summary.json has one of these statuses is finished: the engine returns it
+# from disk.
 FINAL_STATUSES = ("complete", "diverged")
+# The status of a run read back (`RunRecord.status`, the "status" column of
+# utils.results.load_runs): "partial" is still running, or fewer epochs than configured.
+STATUSES = ("complete", "partial", "diverged")
 # The paper reports the median of the last 5 epochs' validation error.
 MEDIAN_EPOCHS = 5
 _INTEGER_COLUMNS = ("epoch", "steps")
@@ -326,15 +333,25 @@ def read_summary(run_dir):
     return _read_json(path) if path.exists() else {}
 
 
-def run_state(status, epochs_completed, epochs, diverged_epoch):
-    """(state, label) of a run: state "complete", "partial" or "diverged"; label the text
-    tables show, e.g. "partial (3/10 epochs)" or "diverged at epoch 4"."""
+def status_text(status, epochs_completed, epochs, diverged_epoch):
+    """A run's status as tables show it: "complete", "partial (3/10 epochs)", "diverged
+    at epoch 4" (or "diverged" when the epoch is not known).
+
+    Args:
+        status: the run's status, one of `STATUSES` (`RunRecord.status`).
+        epochs_completed: how many epochs the run completed.
+        epochs: how many epochs its config asks for.
+        diverged_epoch: the epoch whose loss became non-finite, or None (NaN and pd.NA,
+            as a frame holds it, count as None).
+    """
     if status == "diverged":
-        where = f" at epoch {diverged_epoch}" if diverged_epoch is not None else ""
-        return "diverged", f"diverged{where}"
-    if status != "complete" or epochs_completed < epochs:
-        return "partial", f"partial ({epochs_completed}/{epochs} epochs)"
-    return "complete", "complete"
+        known = diverged_epoch is not None and not pd.isna(diverged_epoch)
+        return "diverged" + (f" at epoch {diverged_epoch}" if known else "")
+    if status == "partial":
+        return f"partial ({epochs_completed}/{epochs} epochs)"
+    if status == "complete":
+        return "complete"
+    raise ValueError(f"status={status!r} is not one of {STATUSES}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -343,7 +360,8 @@ class RunRecord:
 
     Args:
         config: the run's `RunConfig`.
-        summary: the summary.json dict ({} while the run has not written one).
+        summary: the summary.json dict ({} while the run has not written one); its
+            "status" is the one written to the file ("running", "complete" or "diverged").
         history: history.csv as a pandas DataFrame, one row per completed epoch.
         path: the run's folder.
     """
@@ -355,26 +373,26 @@ class RunRecord:
 
     @property
     def status(self):
-        """"running", "complete" or "diverged"."""
-        return self.summary.get("status", "running")
+        """"complete", "partial" (running, or fewer epochs than configured) or "diverged"."""
+        written = self.summary.get("status", "running")
+        if written == "diverged":
+            return "diverged"
+        if written != "complete" or len(self.history) < self.config.epochs:
+            return "partial"
+        return "complete"
 
     @property
     def diverged_epoch(self):
         """The epoch whose loss became non-finite, for a diverged run (else None)."""
-        if self.status != "diverged":
+        if self.summary.get("status") != "diverged":
             return None
         # The epoch that blew up is not in the history.
         return self.summary.get("diverged_epoch") or len(self.history) + 1
 
     @property
-    def state(self):
-        """"complete", "partial" (running, or fewer epochs than configured) or "diverged"."""
-        return run_state(self.status, len(self.history), self.config.epochs, self.diverged_epoch)[0]
-
-    @property
-    def label(self):
-        """The state as tables show it, e.g. "partial (3/10 epochs)"."""
-        return run_state(self.status, len(self.history), self.config.epochs, self.diverged_epoch)[1]
+    def status_text(self):
+        """The status as tables show it (`status_text`), e.g. "partial (3/10 epochs)"."""
+        return status_text(self.status, len(self.history), self.config.epochs, self.diverged_epoch)
 
 
 def read_run(run_dir):

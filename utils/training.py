@@ -36,8 +36,6 @@ import numpy as np
 import tensorflow as tf
 
 from utils import data as data_module
-from utils import landscape
-from utils import mixtures
 from utils import models
 from utils import planning
 from utils import runs
@@ -395,53 +393,45 @@ class _HistoryRecorder(keras.callbacks.Callback):
 
 
 class _EpochMeasurements(keras.callbacks.Callback):
-    """Appends an epoch's measurements to a measurement file (utils.runs) after the
-    epoch, before its backup: a kill in between trains the epoch again and drops its
-    rows. `measure(epoch)` gives the rows of 1-based `epoch`."""
+    """Appends an epoch's rows of a measurement (utils.measurements) to its file after
+    the epoch, before its backup: a kill in between trains the epoch again and drops its
+    rows."""
 
-    def __init__(self, run_dir, name, rows, measure):
+    def __init__(self, run_dir, measurement, rows):
         super().__init__()
-        self.run_dir, self.name, self.rows, self.measure = run_dir, name, rows, measure
+        self.run_dir, self.measurement, self.rows = run_dir, measurement, rows
 
     def on_epoch_end(self, epoch, logs=None):
-        self.rows.extend(self.measure(epoch + 1))
-        runs.write_measurements(self.run_dir, self.name, self.rows)
+        self.rows.extend(self.measurement.rows_of_epoch(epoch + 1))
+        runs.write_measurements(self.run_dir, self.measurement.file_name, self.rows)
 
 
-def _mixing_weights(model, epoch):
-    """The learnt weight s of GN in every mixture layer of `model` (mixing.csv rows)."""
-    return [{"epoch": epoch, "layer": layer.name, "mixing_weight": layer.mixing_weight}
-            for layer in model.layers if isinstance(layer, mixtures.MIXTURE_LAYERS)]
+# The batches a measurement may draw (e.g. the landscape probes') come from the training
+# pipeline seeded as if by these later epochs, so the training batches are untouched.
+_OTHER_STREAM_OFFSET = 1_000_000
 
 
-# The probes' batches come from the training pipeline seeded as if by these later epochs,
-# so the training batches themselves are untouched.
-_PROBE_STREAM_OFFSET = 1_000_000
-
-
-def _measurement_callbacks(config, model, run_dir, start_epoch):
-    """(callbacks, prepare_epoch) of the measurements a config asks for: the landscape
-    probes (landscape.csv) and the mixture layers' weights (mixing.csv).
+def _measurement_callbacks(config, model, run_dir, start_epoch, factories):
+    """(callbacks, prepare_epoch) of the measurements that `factories` (functions of
+    config and model, utils.measurements) give for this run.
     `prepare_epoch(epoch, x, y, replicas)` is called before each epoch's fit."""
+    measurements = [measurement for factory in factories
+                    if (measurement := factory(config, model)) is not None]
     callbacks = []
-    if config.landscape_probes:
-        probes = landscape.LandscapeProbe([], every_steps=1)
+    for measurement in measurements:
+        rows = runs.read_measurements(run_dir, measurement.file_name, epochs=start_epoch).to_dict("records")
+        callbacks += [measurement, _EpochMeasurements(run_dir, measurement, rows)]
 
-        def prepare(epoch, x, y, replicas):
-            # The steps per epoch are known once the data is: probes spread evenly over it.
-            steps = len(x) // (config.batch_size * replicas)
-            probes.every_steps = max(1, steps // config.landscape_probes)
-            stream = training_dataset(config, x, y, _PROBE_STREAM_OFFSET + epoch, replicas)
-            probes.use_batches(stream.repeat().as_numpy_iterator())
+    def prepare(epoch, x, y, replicas):
+        steps = len(x) // (config.batch_size * replicas)
 
-        rows = runs.read_measurements(run_dir, "landscape.csv", epochs=start_epoch).to_dict("records")
-        callbacks += [probes, _EpochMeasurements(run_dir, "landscape.csv", rows, probes.rows_of_epoch)]
-    else:
-        def prepare(epoch, x, y, replicas):
-            del epoch, x, y, replicas
-    if any(isinstance(layer, mixtures.MIXTURE_LAYERS) for layer in model.layers):
-        rows = runs.read_measurements(run_dir, "mixing.csv", epochs=start_epoch).to_dict("records")
-        callbacks.append(_EpochMeasurements(run_dir, "mixing.csv", rows, lambda epoch: _mixing_weights(model, epoch)))
+        def other_batches():
+            stream = training_dataset(config, x, y, _OTHER_STREAM_OFFSET + epoch, replicas)
+            return stream.repeat().as_numpy_iterator()
+
+        for measurement in measurements:
+            measurement.prepare_epoch(epoch, steps, other_batches)
+
     return callbacks, prepare
 
 
@@ -499,7 +489,8 @@ def _restore(model, backup_dir, epoch):
 # ------------------------------------------------------------------------------ run
 
 
-def run(config, results_dir="results", *, data_dir=None, verbose=1, callbacks=(), on_training_start=None):
+def run(config, results_dir="results", *, data_dir=None, verbose=1, callbacks=(), measurements=(),
+        on_training_start=None):
     """Trains one config, or returns its results when they are already on disk.
 
     Args:
@@ -509,6 +500,10 @@ def run(config, results_dir="results", *, data_dir=None, verbose=1, callbacks=()
         verbose: Keras fit verbosity: 0 silent, 1 progress bar (one line per epoch when
             the output is not a terminal), 2 one line per epoch.
         callbacks: extra Keras callbacks, called after the run's own ones.
+        measurements: functions of (config, model) that return a
+            `utils.measurements.Measurement` to record in the run folder, or None; the
+            grid runner passes those the run's experiment declares
+            (`Experiment.measurements`), e.g. `utils.landscape.probe_measurement`.
         on_training_start: called with no arguments when this call trains, once it
             holds the run's lock; not called when the run is read back or reused.
 
@@ -550,7 +545,8 @@ def run(config, results_dir="results", *, data_dir=None, verbose=1, callbacks=()
             # on, so with jit_compile=True determinism rests on XLA, whose CPU kernels are
             # deterministic.
             with _op_determinism(config.deterministic and not config.jit_compile):
-                _train(config, run_dir, data_dir=data_dir, verbose=verbose, callbacks=callbacks)
+                _train(config, run_dir, data_dir=data_dir, verbose=verbose, callbacks=callbacks,
+                       measurements=measurements)
     return runs.read_run(run_dir)
 
 
@@ -594,13 +590,14 @@ def _resume_point(run_dir):
     return start_epoch, rows
 
 
-def _train(config, run_dir, *, data_dir, verbose, callbacks):
+def _train(config, run_dir, *, data_dir, verbose, callbacks, measurements):
     """Trains (or resumes) a run into run_dir."""
     # Free the previous run's models: a grid trains many in one process. This also resets
     # Keras's global dtype policy, so the run's policy is set after it.
     keras.backend.clear_session()
     with _dtype_policy(config.precision):
-        _train_with_policy(config, run_dir, data_dir=data_dir, verbose=verbose, callbacks=callbacks)
+        _train_with_policy(config, run_dir, data_dir=data_dir, verbose=verbose, callbacks=callbacks,
+                           measurements=measurements)
 
 
 def _resumed_model(config, strategy, run_dir, start_epoch):
@@ -627,7 +624,7 @@ def _resumed_model(config, strategy, run_dir, start_epoch):
             return build_model(config), 0
 
 
-def _train_with_policy(config, run_dir, *, data_dir, verbose, callbacks):
+def _train_with_policy(config, run_dir, *, data_dir, verbose, callbacks, measurements):
     strategy = make_strategy(config.distribution)
     replicas = strategy.num_replicas_in_sync
     backup_dir = run_dir / "backup"
@@ -652,14 +649,14 @@ def _train_with_policy(config, run_dir, *, data_dir, verbose, callbacks):
 
     validation = validation_dataset(x_val, y_val, replicas)
     guard = _DivergenceGuard()
-    measurements, prepare_epoch = _measurement_callbacks(config, model, run_dir, start_epoch)
+    measured, prepare_epoch = _measurement_callbacks(config, model, run_dir, start_epoch, measurements)
     run_callbacks = [
         # First: the landscape probes read the learning rate it sets.
         keras.callbacks.LearningRateScheduler(lambda epoch, _: learning_rate_for_epoch(config, epoch)),
         *([_EpochProgressBar(config.epochs)] if verbose else []),
         guard,
         _HistoryRecorder(rows, on_epoch_recorded=lambda: files.write("running")),
-        *measurements,
+        *measured,
         # After the history row and measurements of its epoch: a kill in between trains
         # the epoch again.
         _EpochBackup(backup_dir),

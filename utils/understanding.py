@@ -28,6 +28,8 @@ from utils import paper
 from utils import runs as runs_module
 from utils.experiments.distortion import NOISE as DISTORTION_NOISE
 from utils.config import RunConfig
+from utils.results import Cell
+from utils.results import Difference
 from utils.results import OURS_NOTE
 from utils.results import SPREAD_NOTE
 from utils.results import as_runs
@@ -112,7 +114,7 @@ def landscape_probes(source="results", *, experiment=LANDSCAPE) -> pd.DataFrame:
         training progress in epochs: step / steps per epoch).
     """
     runs = as_runs(source)
-    runs = runs[(runs["experiment"] == experiment) & (runs["state"] == "complete")]
+    runs = runs[(runs["experiment"] == experiment) & (runs["status"] == "complete")]
     pieces = []
     for run in runs.itertuples(index=False):
         summary = probe_summary(runs_module.read_measurements(run.path, "landscape.csv"))
@@ -127,19 +129,15 @@ def landscape_probes(source="results", *, experiment=LANDSCAPE) -> pd.DataFrame:
     return pd.concat(pieces, ignore_index=True)
 
 
-def _landscape_cell(probes: pd.DataFrame, norm: str, batch_size: int, measure: str, epochs) -> dict:
-    """Mean over seeds (and sd) of each run's mean `measure` over the probes in `epochs`."""
+def _landscape_cell(probes: pd.DataFrame, norm: str, batch_size: int, measure: str, epochs) -> Cell:
+    """Mean over seeds (and sd) of each run's mean `measure` over the probes in `epochs`, as
+    a `Cell` of that measure (so that `paired_difference` pairs it by seed): its train and
+    loss are NaN and its status and run empty (the run_cell of the same runs has them)."""
     chosen = probes[(probes["norm"] == norm) & (probes["batch_size"] == batch_size)
                     & probes["epoch"].isin(list(epochs))]
     per_seed = chosen.groupby("seed")[measure].mean()
-    values = tuple(float(value) for value in per_seed)
-    return {
-        "value": float(np.mean(values)) if values else math.nan,
-        "sd": float(np.std(values, ddof=1)) if len(values) > 1 else math.nan,
-        "n": len(values),
-        "values": values,
-        "seeds": tuple(int(seed) for seed in per_seed.index),
-    }
+    return Cell(values=tuple(float(value) for value in per_seed), seeds=tuple(int(seed) for seed in per_seed.index),
+                status="")
 
 
 def landscape_table(source="results", *, experiment=LANDSCAPE,
@@ -166,11 +164,11 @@ def landscape_table(source="results", *, experiment=LANDSCAPE,
                 epochs_seen = sorted(probes["epoch"].unique()) if not probes.empty else []
                 for window, epochs in (("epoch 1", [1]), ("all epochs", epochs_seen)):
                     cell = _landscape_cell(probes, norm, batch_size, measure, epochs)
-                    row[f"{name}, {window}"] = cell["value"]
-                    row[f"{name}, {window} sd"] = cell["sd"]
-                    counts.append(cell["n"])
+                    row[f"{name}, {window}"] = cell.value
+                    row[f"{name}, {window} sd"] = cell.sd
+                    counts.append(cell.n)
             row["n"] = min(counts)
-            row["status"] = run["status"]
+            row["status"] = run.status
             rows.append(row)
     frame = pd.DataFrame(rows)
     frame.attrs["caption"] = (
@@ -188,7 +186,7 @@ def landscape_table(source="results", *, experiment=LANDSCAPE,
 
 
 def distortion_cell(runs: pd.DataFrame, norm: str, condition: str, *, experiment=DISTORTION,
-                    batch_size=32) -> dict:
+                    batch_size=32) -> Cell:
     """The `run_cell` of one distortion condition ("recipe", "noise", "no weight decay")."""
     if condition not in DISTORTION_CONDITIONS:
         raise ValueError(f"condition={condition!r} must be one of {list(DISTORTION_CONDITIONS)}.")
@@ -197,18 +195,18 @@ def distortion_cell(runs: pd.DataFrame, norm: str, condition: str, *, experiment
     return run_cell(runs, experiment=experiment, norm=norm, batch_size=batch_size, **fields)
 
 
-def _stopped(runs: pd.DataFrame, cell: dict) -> int:
+def _stopped(runs: pd.DataFrame, cell: Cell) -> int:
     """How many of a cell's runs ended with a training error within 5 points of chance."""
-    chosen = runs[runs["run_name"].isin(cell["run"].split(", "))]
+    chosen = runs[runs["run_name"].isin(cell.run.split(", "))]
     chance = 100.0 * (1 - 1 / chosen["classes"].astype(float))
     return int((chosen["final_train_error"] >= chance - _STOPPED_MARGIN).sum())
 
 
-def _stopped_text(runs: pd.DataFrame, cell: dict, suffix: str = "") -> str:
+def _stopped_text(runs: pd.DataFrame, cell: Cell, suffix: str = "") -> str:
     """"1 of 3<suffix>", or "no runs yet" for a cell without runs."""
-    if not cell["n"]:
+    if not cell.n:
         return "no runs yet"
-    return f"{_stopped(runs, cell)} of {cell['n']}{suffix}"
+    return f"{_stopped(runs, cell)} of {cell.n}{suffix}"
 
 
 def distortion_table(source="results", *, experiment=DISTORTION) -> pd.DataFrame:
@@ -228,12 +226,12 @@ def distortion_table(source="results", *, experiment=DISTORTION) -> pd.DataFrame
                  for condition in DISTORTION_CONDITIONS}
         row = {"norm": label(norm)}
         for condition, cell in cells.items():
-            row[condition] = cell["value"]
-            row[f"{condition} sd"] = cell["sd"]
+            row[condition] = cell.value
+            row[f"{condition} sd"] = cell.sd
         for condition in ("noise", "no weight decay"):
             difference = paired_difference(cells[condition], cells["recipe"])
-            row[f"{condition} minus recipe"] = difference["mean"]
-            row[f"{condition} minus recipe sd"] = difference["sd"]
+            row[f"{condition} minus recipe"] = difference.mean
+            row[f"{condition} minus recipe sd"] = difference.sd
         row["near chance with noise"] = _stopped_text(runs, cells["noise"])
         row["n"] = seed_counts(cells)
         row["status"] = cell_statuses(cells)
@@ -278,7 +276,7 @@ def mixing_weights(source="results", *, experiment=MIXTURES) -> pd.DataFrame:
     """The learnt weight s of GN in every mixture layer after every epoch.
 
     Returns:
-        Columns norm, batch_size, seed, run_name, state, epoch, layer, mixing_weight
+        Columns norm, batch_size, seed, run_name, status (the run's), epoch, layer, mixing_weight
         (s = sigmoid(lambda): 1 is GN alone, 0 BN alone).
     """
     runs = as_runs(source)
@@ -288,8 +286,8 @@ def mixing_weights(source="results", *, experiment=MIXTURES) -> pd.DataFrame:
         weights = runs_module.read_measurements(run.path, "mixing.csv", epochs=run.epochs_completed)
         if not weights.empty:
             pieces.append(weights.assign(norm=run.norm, batch_size=int(run.batch_size), seed=int(run.seed),
-                                         run_name=run.run_name, state=run.state))
-    columns = ["norm", "batch_size", "seed", "run_name", "state", "epoch", "layer", "mixing_weight"]
+                                         run_name=run.run_name, status=run.status))
+    columns = ["norm", "batch_size", "seed", "run_name", "status", "epoch", "layer", "mixing_weight"]
     if not pieces:
         return pd.DataFrame(columns=columns)
     return pd.concat(pieces, ignore_index=True)[columns]
@@ -307,7 +305,7 @@ def mixing_weight_table(source="results", *, experiment=MIXTURES,
     """
     runs = as_runs(source)
     weights = mixing_weights(runs, experiment=experiment)
-    weights = weights[weights["state"] == "complete"]
+    weights = weights[weights["status"] == "complete"]
     layers = sorted(weights["layer"].unique())
     rows = []
     for batch_size in batch_sizes:
@@ -336,27 +334,27 @@ def mixing_weight_table(source="results", *, experiment=MIXTURES,
 # ---------------------------------------------------------------- findings
 
 
-def _direction(difference: dict, text: str, *, negative=False) -> str:
+def _direction(difference: Difference, text: str, *, negative=False) -> str:
     """"<text> in k of n seeds": k counts the positive differences (the negative ones
     with `negative=True`)."""
-    total = difference["n"]
+    total = difference.n
     if not total:
         return "no seed has both runs yet"
-    count = difference["negative"] if negative else sum(value > 0 for value in difference["values"])
+    count = difference.negative if negative else sum(value > 0 for value in difference.values)
     return f"{text} in {seeds_text(count, total)}"
 
 
-def _value(cell: dict) -> str:
+def _value(cell: Cell) -> str:
     """A cell's mean with 3 significant digits ("n/a" without one)."""
-    return "n/a" if math.isnan(cell["value"]) else f"{cell['value']:.3g}"
+    return "n/a" if math.isnan(cell.value) else f"{cell.value:.3g}"
 
 
-def _significant(difference: dict) -> str:
+def _significant(difference: Difference) -> str:
     """A paired difference with 3 significant digits, "+0.0123 ± 0.004" ("n/a" without one)."""
-    if math.isnan(difference["mean"]):
+    if math.isnan(difference.mean):
         return "n/a"
-    text = f"{difference['mean']:+.3g}"
-    return text if math.isnan(difference["sd"]) else f"{text} ± {difference['sd']:.2g}"
+    text = f"{difference.mean:+.3g}"
+    return text if math.isnan(difference.sd) else f"{text} ± {difference.sd:.2g}"
 
 
 def _mixture_differences(mixtures, reference, name):
@@ -364,7 +362,7 @@ def _mixture_differences(mixtures, reference, name):
     parts = []
     for norm, cell in mixtures.items():
         difference = paired_difference(cell, reference)
-        parts.append(f"{label(norm)} {format_points(difference['mean'], difference['sd'])} "
+        parts.append(f"{label(norm)} {format_points(difference.mean, difference.sd)} "
                      f"({_direction(difference, f'lower than {name}', negative=True)})")
     return "; ".join(parts)
 
@@ -396,9 +394,9 @@ def conclusions(source="results") -> list[str]:
              for norm, by_condition in cells.items()}
     lines.append(
         "Claim: GN is more sensitive than BN to noise on its output (GN stops learning). With noise, val error "
-        f"changes by {format_points(noise['group']['mean'], noise['group']['sd'])} points for GN "
+        f"changes by {format_points(noise['group'].mean, noise['group'].sd)} points for GN "
         f"({_stopped_text(runs, cells['group']['noise'], ' runs ended within 5 points of chance')}) and "
-        f"{format_points(noise['batch']['mean'], noise['batch']['sd'])} for BN "
+        f"{format_points(noise['batch'].mean, noise['batch'].sd)} for BN "
         f"({_stopped_text(runs, cells['batch']['noise'], ' did')})."
     )
     decay = {norm: paired_difference(by_condition["recipe"], by_condition["no weight decay"])
@@ -406,8 +404,8 @@ def conclusions(source="results") -> list[str]:
     published = paper.UNDERSTANDING_WEIGHT_DECAY
     lines.append(
         "Claim: weight decay hurts GN more than BN. Recipe (weight decay 1e-4) minus no weight decay: GN "
-        f"{format_points(decay['group']['mean'], decay['group']['sd'])} points ({_direction(decay['group'], 'worse with decay')}), "
-        f"BN {format_points(decay['batch']['mean'], decay['batch']['sd'])} ({_direction(decay['batch'], 'worse with decay')}); "
+        f"{format_points(decay['group'].mean, decay['group'].sd)} points ({_direction(decay['group'], 'worse with decay')}), "
+        f"BN {format_points(decay['batch'].mean, decay['batch'].sd)} ({_direction(decay['batch'], 'worse with decay')}); "
         f"the study (VGG-11, CIFAR-10, accuracy): weight decay 5e-5 costs GN "
         f"{published['group'][0.0] - published['group'][5e-5]:.2f} points and BN "
         f"{published['batch'][0.0] - published['batch'][5e-5]:.2f}."

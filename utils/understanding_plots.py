@@ -92,7 +92,7 @@ def plot_distortion(results_source="results", *, figures_dir="figures", dataset=
             cell = understanding.distortion_cell(runs, norm, condition)
             cells_drawn.append(cell)
             position = index + (offset - (len(conditions) - 1) / 2) * width
-            axis.bar(position, cell["value"], width * 0.95, yerr=cell["sd"] if cell["n"] > 1 else None, capsize=3,
+            axis.bar(position, cell.value, width * 0.95, yerr=cell.sd if cell.n > 1 else None, capsize=3,
                      color=NORM_COLORS[norm], hatch=hatches[condition], edgecolor="white",
                      label=condition if index == 0 else None)
             if left_out_note(cell):
@@ -122,7 +122,7 @@ def plot_mixtures(results_source="results", *, figures_dir="figures", dataset=No
                  for size in batch_sizes]
         all_cells += cells
         positions = np.array(batch_sizes, dtype=float) * 2.0 ** (0.04 * (index - (len(norms) - 1) / 2))
-        axes[0].errorbar(positions, [cell["value"] for cell in cells], yerr=[cell["sd"] for cell in cells],
+        axes[0].errorbar(positions, [cell.value for cell in cells], yerr=[cell.sd for cell in cells],
                          color=NORM_COLORS[norm], marker=NORM_MARKERS[norm], capsize=3, linewidth=2,
                          label=understanding.label(norm))
         notes += [f"{understanding.label(norm)} at batch {size}: {left_out_note(cell)}"
@@ -132,7 +132,7 @@ def plot_mixtures(results_source="results", *, figures_dir="figures", dataset=No
     axes[0].legend(fontsize=8, title=f"error bars: ±1 sd over seeds, {seed_count_text(all_cells)}",
                    title_fontsize=8)
     for axis, batch_size in zip(axes[1:], batch_sizes):
-        chosen = weights[(weights["batch_size"] == batch_size) & (weights["state"] == "complete")]
+        chosen = weights[(weights["batch_size"] == batch_size) & (weights["status"] == "complete")]
         for norm in understanding.MIXTURE_NORMS:
             for layer, linestyle in _LAYER_STYLES.items():
                 frame = chosen[(chosen["norm"] == norm) & (chosen["layer"] == layer)]

@@ -12,8 +12,9 @@ and its name in `_declared`'s list of families.
 from __future__ import annotations
 
 from utils.experiment import Experiment
+from utils.experiment import Section
 
-__all__ = ["REGISTRY", "NAMES", "GROUPS", "get", "resolve"]
+__all__ = ["REGISTRY", "NAMES", "GROUPS", "SECTIONS", "get", "resolve"]
 
 
 def _declared():
@@ -35,6 +36,23 @@ GROUPS: dict[str, tuple[str, ...]] = {
        for group in ("study", "beyond_the_paper", "understanding_gn", "fair_comparison")},
     "all": NAMES,
 }
+# The generated report's sections (utils.report), one per group, in its order.
+SECTIONS: tuple[Section, ...] = (
+    Section("study", "The study: the recipe sweep, Tables 1 and 2", "study",
+            shared_runs="the batch-size sweep's batch-32 runs are the comparison's, seed 0's batch-32 runs the "
+                        "recipe sweep's",
+            lead="recipe_sweep"),
+    Section("beyond-the-paper", "Beyond the paper: how many groups, Batch Renorm, Weight Standardization",
+            "beyond_the_paper",
+            shared_runs="G = 1 and C/G = 1 are the study's LN and IN runs, G = 32 its GN run; BN and GN without "
+                        "Batch Renorm or WS are the batch-size sweep's"),
+    Section("understanding-gn", "Why GN trains the way it does: the 2021 study's claims", "understanding_gn",
+            shared_runs="the recipe's BN and GN runs at batch 32 are the comparison's, BN and GN beside the "
+                        "mixtures the sweep's"),
+    Section("fair-comparison", "The fair comparison: every method at its own rate", "fair_comparison",
+            shared_runs="the study's rate, the recipe sweep's seed 0, WS and the mixtures at 0.003 are those "
+                        "experiments' runs"),
+)
 
 
 def get(name) -> Experiment:

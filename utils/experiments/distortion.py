@@ -2,6 +2,8 @@
 the recipe's runs (shared with the comparison): the 2021 study's sensitivity claims."""
 
 from utils.experiment import Experiment
+from utils.experiment import Figure
+from utils.experiment import Table
 
 DISTORTION = "distortion"
 # The 2021 study's distortion: noise of mean 1e-3 and standard deviation 1.001, one draw
@@ -13,6 +15,10 @@ EXPERIMENTS = (
         DISTORTION, "understanding_gn", "BN and GN at batch 32 clean, with output noise, and without weight decay",
         runs=tuple(dict(norm=norm, batch_size=32, **change)
                    for norm in ("batch", "group") for change in ({}, NOISE, dict(weight_decay=0.0))),
-        figures=("utils.understanding_plots:plot_distortion",),
+        figures=(Figure("utils.understanding_plots:plot_distortion",
+                        "BN and GN with noise on the normalizations' outputs and without weight decay, mean and ±1 "
+                        "sd over seeds"),),
+        tables=(Table("Distortion and weight decay", "utils.understanding:distortion_table"),),
+        findings="utils.understanding:conclusions",
     ),
 )

@@ -2,6 +2,8 @@
 BN, GN and no normalization at a large and a small batch (utils.landscape)."""
 
 from utils.experiment import Experiment
+from utils.experiment import Figure
+from utils.experiment import Table
 
 LANDSCAPE = "landscape"
 BATCH_SIZES = (32, 2)
@@ -14,6 +16,11 @@ EXPERIMENTS = (
         LANDSCAPE, "understanding_gn", "BN, GN and no normalization at batch 32 and 2, probed 20 times an epoch",
         runs=tuple(dict(norm=norm, batch_size=batch, landscape_probes=PROBES_PER_EPOCH)
                    for norm in ("batch", "group", "none") for batch in BATCH_SIZES),
-        figures=("utils.understanding_plots:plot_landscape",),
+        figures=(Figure("utils.understanding_plots:plot_landscape",
+                        "Loss range, largest gradient change and effective beta-smoothness along the gradient "
+                        "during training, BN, GN and no normalization, mean and ±1 sd over seeds"),),
+        tables=(Table("Loss landscape", "utils.understanding:landscape_table", decimals=3),),
+        findings="utils.understanding:conclusions",
+        measurements=("utils.landscape:probe_measurement",),
     ),
 )

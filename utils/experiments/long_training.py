@@ -40,5 +40,6 @@ EXPERIMENTS = (
         runs=(),
         epochs={"cpu": EPOCHS, "paper": EPOCHS},
         more_runs=chosen_runs,
+        measurements=("utils.mixtures:mixing_measurement",),
     ),
 )

@@ -2,6 +2,8 @@
 batch-size sweep)."""
 
 from utils.experiment import Experiment
+from utils.experiment import Figure
+from utils.experiment import Table
 
 MIXTURES = "mixtures"
 BATCH_SIZES = (32, 8, 2)
@@ -12,6 +14,14 @@ EXPERIMENTS = (
         MIXTURES, "understanding_gn", "the GN+BN mixtures, BN and GN at batch 32, 8 and 2",
         runs=tuple(dict(norm=norm, batch_size=batch)
                    for norm in MIXTURE_NORMS + ("batch", "group") for batch in BATCH_SIZES),
-        figures=("utils.understanding_plots:plot_mixtures",),
+        figures=(Figure("utils.understanding_plots:plot_mixtures",
+                        "The GN+BN mixture layers beside BN and GN by batch size, and the learnt weight s of GN by "
+                        "epoch"),),
+        tables=(
+            Table("GN+BN mixtures", "utils.understanding:mixtures_table"),
+            Table("Learnt weight of GN in the mixtures", "utils.understanding:mixing_weight_table", decimals=2),
+        ),
+        findings="utils.understanding:conclusions",
+        measurements=("utils.mixtures:mixing_measurement",),
     ),
 )

@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 
 from utils.experiment import Experiment
+from utils.experiment import Table
 
 RATE_SWEEP = "rate_sweep"
 LEARNING_RATES = (0.001, 0.003, 0.01, 0.03)
@@ -104,9 +105,9 @@ def best_rates(source="results", *, seeds=None):
         excluded, means, unfinished = [], {}, []
         for rate in rates:
             at_rate = mine[(mine["base_learning_rate"].astype(float) - rate).abs() < 1e-12]
-            ended = at_rate[at_rate["state"].isin(["complete", "diverged"])]
+            ended = at_rate[at_rate["status"].isin(["complete", "diverged"])]
             chance = 100.0 - 100.0 / ended["classes"] if len(ended) else pd.Series(dtype=float)
-            collapsed = (ended["state"] == "diverged") | (ended["final_train_error"] >= chance - COLLAPSE_MARGIN)
+            collapsed = (ended["status"] == "diverged") | (ended["final_train_error"] >= chance - COLLAPSE_MARGIN)
             if collapsed.any():
                 excluded.append(rate)
             elif seeds and set(ended["seed"].astype(int)) >= set(seeds):
@@ -138,7 +139,12 @@ def rate_table(source="results", *, seeds=None):
     from utils import results
 
     runs = results.as_runs(source)
-    runs = runs[(runs["experiment"] == RATE_SWEEP) & runs["state"].isin(["complete", "diverged"])]
+    if seeds is None and len(runs):
+        # The profile's seeds, so that a partial cell says how many are still missing.
+        from utils.profiles import profile_settings
+
+        seeds = profile_settings(runs["profile"].iloc[0])["seeds"]
+    runs = runs[(runs["experiment"] == RATE_SWEEP) & runs["status"].isin(["complete", "diverged"])]
     table = best_rates(runs, seeds=seeds)
     rates = sorted({rate for tried in table["rates"] for rate in tried})
     rows = []
@@ -204,5 +210,7 @@ EXPERIMENTS = (
         RATE_SWEEP, "fair_comparison", "every method at batch 32 and four base rates, each seed: its best rate",
         runs=tuple(run_fields(method, rate) for method in METHODS for rate in LEARNING_RATES),
         more_runs=more_runs,
+        tables=(Table("Rate sweep: validation error by base rate, batch 32", "utils.experiments.rate_sweep:rate_table"),),
+        measurements=("utils.mixtures:mixing_measurement",),
     ),
 )

@@ -6,6 +6,8 @@ the first study's rate, for comparison (those runs are the first study's).
 """
 
 from utils.experiment import Experiment
+from utils.experiment import Figure
+from utils.experiment import Table
 from utils.experiments.study import NORMS
 
 RECIPE_SWEEP = "recipe_sweep"
@@ -22,6 +24,9 @@ EXPERIMENTS = (
         + tuple(dict(norm=norm, batch_size=32, base_learning_rate=0.003, lr_decay_fractions=PAPER_DECAY_FRACTIONS)
                 for norm in NORMS),
         seeds=(0,),
-        figures=("utils.plots:plot_recipe_sweep",),
+        figures=(Figure("utils.plots:plot_recipe_sweep",
+                        "Validation error against the base learning rate at batch 32, the recipe sweep"),),
+        tables=(Table("Choosing the recipe (recipe sweep)", "utils.recipe:recipe_table"),),
+        findings="utils.recipe:verdict",
     ),
 )

@@ -7,6 +7,8 @@ Table 2), its batch-32 runs being the comparison's.
 
 from utils import paper
 from utils.experiment import Experiment
+from utils.experiment import Figure
+from utils.experiment import Table
 
 NORM_COMPARISON = "norm_comparison"
 BATCH_SIZE_SWEEP = "batch_size_sweep"
@@ -20,11 +22,26 @@ EXPERIMENTS = (
         runs=tuple(dict(norm=norm, batch_size=32) for norm in NORMS),
         # The 2023 report's length for its batch-32 comparison.
         epochs={"paper": 100},
-        figures=("utils.plots:plot_norm_comparison",),
+        figures=(Figure("utils.plots:plot_norm_comparison",
+                        "BN, LN, IN and GN at batch 32: train and validation error by epoch, mean and ±1 sd over "
+                        "seeds (Figure 4 analogue)"),),
+        tables=(Table("Table 1 analogue: BN, LN, IN, GN at batch 32", "utils.results:table1"),),
     ),
     Experiment(
         BATCH_SIZE_SWEEP, "study", "BN, LN, IN and GN at batch 32, 16, 8, 4 and 2 (Table 2)",
         runs=tuple(dict(norm=norm, batch_size=batch) for norm in NORMS for batch in BATCH_SIZES),
-        figures=("utils.plots:plot_batch_size_curves", "utils.plots:plot_batch_size_sensitivity"),
+        figures=(
+            Figure("utils.plots:plot_batch_size_curves",
+                   "Validation error by epoch at batch sizes 32 to 2, mean and ±1 sd over seeds (Figure 5 analogue)"),
+            Figure("utils.plots:plot_batch_size_sensitivity",
+                   "Final validation error against batch size, mean and ±1 sd over seeds, beside the paper "
+                   "(Figure 1 analogue)"),
+        ),
+        tables=(
+            Table("Table 2 analogue: every normalization by batch size", "utils.results:table2"),
+            Table("Beside the 2023 report (validation loss, which the report called error)",
+                  "utils.results:report_table", decimals=3),
+        ),
+        findings="utils.results:conclusions",
     ),
 )
