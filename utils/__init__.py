@@ -6,11 +6,12 @@ Modules:
     models        the normalization registry, the small Tiny ImageNet CNN and ResNet-50.
     mixtures, distortion, landscape
                   the GN+BN mixture layers, the output-noise layer, the loss-landscape probes.
+    measurements  what a run records once an epoch beside its history.
     data          Tiny ImageNet loading, decoding cache and tf.data pipelines.
     data_sources  finding, extracting and downloading the data set.
     synthetic     a small synthetic stand-in in the official layout, for offline use.
     config        one frozen dataclass per training run, and its learning-rate schedule.
-    experiment    the declaration of an experiment (Experiment).
+    experiment    the declarations: Experiment, its Table and Figure, a report Section.
     experiments   what each experiment trains, one module per family, and their registry.
     profiles      the scale of every grid (smoke, cpu, paper): experiments into configs.
     runs          the run folder format: paths, files, atomic writers, locks, the one reader (no TensorFlow).
@@ -24,9 +25,10 @@ Modules:
     results       results folders into pandas tables, side by side with the paper.
     ablations, understanding
                   the further experiments' tables and findings.
-    report        the README's generated results blocks.
+    report        the generated report (results/README.md) and the README's headline.
     plots, ablation_plots, understanding_plots
                   the figures.
+    figures       every experiment's figures, drawn from a results folder.
     notebook      settings and checks shared by the notebooks.
     reproduce     `make reproduce`: main.ipynb executed top to bottom.
     paths         paths as the project prints them, and the default folders.
