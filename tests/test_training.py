@@ -424,6 +424,29 @@ def test_mixture_runs_log_the_learnt_weight_of_each_layer(tmp_path, data_dir):
     assert not np.allclose(weights["mixing_weight"], 1 / (1 + np.exp(-1.0)))  # s was learnt
 
 
+def test_a_killed_noise_run_resumes_to_the_noise_and_history_of_an_uninterrupted_one(tmp_path, data_dir):
+    # The noise layers' random generator states are not weights: the backup keeps them.
+    noisy = tiny_config(norm_noise_mean=1e-3, norm_noise_stddev=1.001, norm_noise_groups=4, groups=4, norm="group")
+    uninterrupted = training.run(noisy, tmp_path / "uninterrupted", data_dir=data_dir, verbose=0)
+    with pytest.raises(Killed):
+        training.run(noisy, tmp_path / "killed", data_dir=data_dir, verbose=0, callbacks=[KillAt(epoch=1, batch=3)])
+    resumed = training.run(noisy, tmp_path / "killed", data_dir=data_dir, verbose=0)
+    assert resumed.history[COMPARED_COLUMNS].equals(uninterrupted.history[COMPARED_COLUMNS])
+
+
+def test_a_damaged_backup_marker_restarts_the_run_and_says_so(tmp_path, data_dir, capsys):
+    config = tiny_config()
+    with pytest.raises(Killed):
+        training.run(config, tmp_path, data_dir=data_dir, verbose=0, callbacks=[KillAt(epoch=1, batch=3)])
+    marker = runs.run_directory(config, tmp_path) / "backup" / "training_metadata.json"
+    for damage in (b"\x80\xff junk", b'{"epoch": "one"}', b"[1, 2]", b"{"):
+        marker.write_bytes(damage)
+        assert training._backed_up_epoch(marker.parent) == 0
+        assert str(marker) in capsys.readouterr().out
+    resumed = training.run(config, tmp_path, data_dir=data_dir, verbose=0)
+    assert resumed.summary["status"] == "complete" and len(resumed.history) == config.epochs
+
+
 def test_norm_noise_run_trains_and_differs_from_the_clean_run(reference, tmp_path, data_dir):
     noisy = training.run(tiny_config(norm_noise_mean=1e-3, norm_noise_stddev=1.001), tmp_path, data_dir=data_dir,
                          verbose=0)

@@ -452,6 +452,10 @@ class _EpochBackup(keras.callbacks.Callback):
     and renamed once complete, then the epoch number, which names the file to restore,
     is replaced atomically; only then is the previous epoch's file deleted. At every
     instant the backup on disk is a consistent (epoch, weights) pair.
+
+    The states of the model's random generators (`keras.random.SeedGenerator`, e.g. of
+    the output-noise layers), which `save_weights` leaves out, are written with the epoch
+    number, so a resumed run draws the noise an uninterrupted one would.
     """
 
     def __init__(self, backup_dir):
@@ -464,26 +468,63 @@ class _EpochBackup(keras.callbacks.Callback):
         partial = self.backup_dir / "partial.weights.h5"  # Keras needs the .weights.h5 suffix
         self.model.save_weights(partial, overwrite=True)
         os.replace(partial, _backup_weights(self.backup_dir, completed))
-        runs.write_json(self.backup_dir / _BACKUP_EPOCH_FILE, {"epoch": completed})
+        states = [keras.ops.convert_to_numpy(variable).tolist() for variable in _random_states(self.model)]
+        runs.write_json(self.backup_dir / _BACKUP_EPOCH_FILE, {"epoch": completed, "random_states": states})
         for older in self.backup_dir.glob("epoch-*.weights.h5"):
             if older != _backup_weights(self.backup_dir, completed):
                 older.unlink()
 
 
-def _backed_up_epoch(backup_dir):
-    """The number of epochs in the backup (0 when there is none)."""
+def _random_states(model):
+    """The model's variables that are not weights: the states of its layers' random
+    generators, in the model's order."""
+    weights = {id(variable) for variable in model.weights}
+    return [variable for variable in model.variables if id(variable) not in weights]
+
+
+def _read_backup_marker(backup_dir):
+    """The backup's marker: {"epoch": int, "random_states": list}, or None when there is
+    none or it cannot be read (a damaged marker names no weights to trust)."""
     path = Path(backup_dir) / _BACKUP_EPOCH_FILE
     if not path.exists():
+        return None
+    try:
+        marker = json.loads(path.read_text())
+        epoch = marker["epoch"]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as error:
+        print(f"{path} cannot be read ({type(error).__name__}: {error}); the run starts again from epoch 1.")
+        return None
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
+        print(f"{path} names epoch {epoch!r}, not a completed epoch; the run starts again from epoch 1.")
+        return None
+    return {"epoch": epoch, "random_states": marker.get("random_states", [])}
+
+
+def _backed_up_epoch(backup_dir):
+    """The number of epochs in the backup (0 when there is none or it is damaged)."""
+    marker = _read_backup_marker(backup_dir)
+    if marker is None:
         return 0
-    epoch = json.loads(path.read_text())["epoch"]
-    return epoch if _backup_weights(backup_dir, epoch).exists() else 0
+    return marker["epoch"] if _backup_weights(backup_dir, marker["epoch"]).exists() else 0
 
 
 def _restore(model, backup_dir, epoch):
-    """Loads the weights and optimizer state backed up after `epoch` epochs."""
+    """Loads the weights, the optimizer state and the random generators' states backed
+    up after `epoch` epochs.
+
+    Raises:
+        ValueError: when the backup does not fit the model.
+    """
     if not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
     model.load_weights(_backup_weights(backup_dir, epoch))
+    marker = _read_backup_marker(backup_dir) or {"random_states": None}
+    states, variables = marker["random_states"], _random_states(model)
+    if not isinstance(states, list) or len(states) != len(variables):
+        raise ValueError(f"the backup holds {states!r} as the states of the model's {len(variables)} random "
+                         "generators")
+    for variable, state in zip(variables, states):
+        variable.assign(np.asarray(state, dtype=variable.dtype))
 
 
 # ------------------------------------------------------------------------------ run
