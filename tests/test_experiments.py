@@ -256,6 +256,23 @@ def test_list_says_what_is_finished_reused_and_to_train(tmp_path, capsys):
     assert lines[-1].endswith(f": 1 finished, 1 reuse a finished run, {len(configs) - 2} to train")
 
 
+def test_a_damaged_run_is_listed_as_damaged_and_the_grid_leaves_it_as_it_is(tmp_path, capsys):
+    configs = profile_configs("smoke", "study")
+    comparison_bn = next(c for c in configs if c.experiment == "norm_comparison" and c.norm == "batch")
+    run_dir = write_complete_run(comparison_bn, tmp_path)
+    (run_dir / "history.csv").unlink()
+    assert cli.main(["--profile", "smoke", "--results", str(tmp_path), "--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    status = {line.split()[0]: line.split(None, 1)[1] for line in lines[:-1]}
+    assert status[f"norm_comparison/{comparison_bn.run_name}"].startswith(f"damaged: {run_dir}/summary.json says")
+    # The sweep's copy of it is not made from a damaged run.
+    assert status[f"batch_size_sweep/{comparison_bn.run_name}"] == "to train"
+    assert lines[-1].endswith(", 1 damaged")
+    grid = grid_module.run_grid([comparison_bn], tmp_path, skip_training="no data here", print_line=print)
+    assert grid[0].outcome == "failed" and "damaged, left as it is" in capsys.readouterr().out
+    assert not (run_dir / "history.csv").exists()
+
+
 TWO_DEVICES_SCRIPT = textwrap.dedent(
     """
     import json, sys

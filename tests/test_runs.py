@@ -81,13 +81,16 @@ def test_status_of_partial_and_diverged_runs(tmp_path):
     assert diverged.summary["status"] == "diverged"
 
 
-def test_a_run_written_complete_with_fewer_epochs_than_configured_is_partial(tmp_path):
+def test_a_run_written_complete_with_fewer_epochs_than_configured_is_refused(tmp_path):
+    # The command line would call it complete and the tables partial: neither is trusted.
     run_dir = write_complete_run(tmp_path)
-    summary = runs.read_summary(run_dir)
     runs.write_history(run_dir, runs.read_history_rows(run_dir)[:4])
-    record = runs.read_run(run_dir)
-    assert record.summary["status"] == summary["status"] == "complete"
-    assert (record.status, record.status_text) == ("partial", "partial (4/10 epochs)")
+    summary = runs.read_summary(run_dir)
+    with pytest.raises(ValueError, match="says 10 epochs completed, .*history.csv has 4"):
+        runs.read_run(run_dir)
+    runs.write_summary(run_dir, dict(summary, epochs_completed=4))
+    with pytest.raises(ValueError, match="is complete with 4 of the config's 10 epochs"):
+        runs.read_run(run_dir)
 
 
 def test_a_run_without_a_summary_yet_is_partial(tmp_path):
@@ -120,7 +123,7 @@ def test_a_damaged_config_names_its_file(tmp_path):
     (run_dir / "config.json").write_text('{"norm": "batch", ')
     with pytest.raises(ValueError, match="config.json is not valid JSON"):
         runs.read_run(run_dir)
-    (run_dir / "config.json").write_text(json.dumps({"norm": "weird"}))
+    (run_dir / "config.json").write_text(json.dumps({"norm": "weird", "run_name": "bn_bs32_seed0"}))
     with pytest.raises(ValueError, match="config.json is not a valid run config.*'weird'"):
         runs.read_config(run_dir)
 
@@ -214,3 +217,89 @@ def test_result_files_are_readable_by_everyone_the_umask_allows(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert (tmp_path / "summary.json").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+# Folders whose files disagree: one check (runs.check_run), the same answer for every reader.
+
+
+def _damaged_message(run_dir, results_dir):
+    """read_run's error, and what planning says of the same folder."""
+    with pytest.raises(ValueError) as raised:
+        runs.read_run(run_dir)
+    config = runs.read_config(run_dir) if (run_dir / "config.json").exists() else None
+    return str(raised.value), config
+
+
+@pytest.mark.parametrize("damage, expected", [
+    (lambda d: (d / "history.csv").unlink(), "says 10 epochs completed"),
+    (lambda d: (d / "history.csv").write_text(",".join(runs.HISTORY_COLUMNS) + "\n"), "says 10 epochs completed"),
+    (lambda d: (d / "history.csv").write_text((d / "history.csv").read_text()
+                                              + (d / "history.csv").read_text().splitlines(True)[-1]),
+     "not 1 to 11 in order"),
+    (lambda d: (d / "history.csv").write_bytes(b"\x80\xff\x00 binary junk"), "is not a text file"),
+    (lambda d: (d / "summary.json").write_text("[]"), "holds a JSON list, not an object"),
+    (lambda d: (d / "summary.json").write_text("{}"), "has status None"),
+    (lambda d: (d / "summary.json").write_text('{"status": "finished"}'), "has status 'finished'"),
+    (lambda d: (d / "summary.json").write_text('{"status": "complete"}'), "lacks ["),
+    (lambda d: (d / "config.json").write_text("[]"), "holds a JSON list"),
+    (lambda d: (d / "config.json").write_text("{}"), "has no run_name"),
+])
+def test_a_folder_whose_files_disagree_is_refused_by_every_reader_naming_the_file(tmp_path, damage, expected):
+    run_dir = write_complete_run(tmp_path)
+    damage(run_dir)
+    with pytest.raises(ValueError, match=expected.replace("[", r"\[").replace("(", r"\(")) as raised:
+        runs.read_run(run_dir)
+    assert str(run_dir) in str(raised.value)
+    config = factory.make_config("norm_comparison", "batch", 32)
+    action, reason = planning.planned_action(config, tmp_path)
+    if (run_dir / "summary.json").read_text().startswith('{"run_name"'):
+        # A finished summary: planning checks the whole folder, and neither reads nor retrains it.
+        assert (action, reason) == ("damaged", str(raised.value))
+    else:
+        assert action in ("damaged", "train")
+        if action == "damaged":
+            assert str(run_dir) in reason
+
+
+def test_a_copy_of_a_run_folder_is_an_error_naming_both_not_another_seed(tmp_path):
+    import shutil
+
+    from utils import results
+
+    run_dir = write_complete_run(tmp_path)
+    copy = run_dir.parent / f"{run_dir.name} (copy)"
+    shutil.copytree(run_dir, copy)
+    with pytest.raises(ValueError, match=r"holds the run norm_comparison/bn_bs32_seed0") as raised:
+        results.load_runs(tmp_path)
+    assert str(copy) in str(raised.value) and "bn_bs32_seed0 (copy)" in str(raised.value)
+    shutil.rmtree(copy)
+    moved = tmp_path / "batch_size_sweep" / run_dir.name
+    shutil.copytree(run_dir, moved)
+    with pytest.raises(ValueError, match="belongs in <results>/norm_comparison/bn_bs32_seed0"):
+        runs.read_run(moved)
+
+
+def test_more_epochs_than_the_config_or_a_history_without_summary_is_refused(tmp_path):
+    config = factory.make_config("norm_comparison", "batch", 32, epochs=2)
+    run_dir = factory.write_run(tmp_path, config, factory.curve(60.0, 2), status="running")
+    rows = runs.read_history_rows(run_dir)
+    runs.write_history(run_dir, rows + [dict(rows[-1], epoch=3)])
+    with pytest.raises(ValueError, match="has 3 epochs, more than the config's 2"):
+        runs.read_run(run_dir)
+    runs.write_history(run_dir, rows)
+    (run_dir / "summary.json").unlink()
+    with pytest.raises(ValueError, match="2 epochs of history but no summary.json"):
+        runs.read_run(run_dir)
+
+
+def test_cells_whose_runs_differ_in_more_than_the_seed_are_not_averaged(tmp_path):
+    from utils import results
+
+    factory.write_run(tmp_path, factory.make_config("norm_comparison", "batch", 32, seed=0, epochs=2),
+                      factory.curve(60.0, 2))
+    factory.write_run(tmp_path, factory.make_config("norm_comparison", "batch", 32, seed=1, epochs=3),
+                      factory.curve(62.0, 3))
+    cell = results.run_cell(results.load_runs(tmp_path), experiment="norm_comparison", norm="batch", batch_size=32)
+    assert cell.n == 0 and cell.values == ()
+    assert cell.status == "not averaged: its runs differ in epochs 2, 3"
+    assert cell.run == "bn_bs32_seed0, bn_bs32_seed1"

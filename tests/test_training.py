@@ -480,3 +480,27 @@ def test_a_progress_bar_into_a_pipe_is_one_plain_line_per_epoch(tmp_path, data_d
     assert child.returncode == 0, child.stderr
     assert "\x1b[" not in child.stdout and "\b" not in child.stdout
     assert "Epoch 1/2" in child.stdout and "Epoch 2/2" in child.stdout
+
+
+def test_a_history_the_backup_does_not_explain_is_kept_and_said_before_it_is_replaced(reference, tmp_path,
+                                                                                        data_dir, capsys):
+    config = tiny_config()
+    run_dir = runs.run_directory(config, tmp_path)
+    runs.write_config(run_dir, config)
+    runs.write_history(run_dir, runs.read_history_rows(reference.path))
+    old_history = (run_dir / "history.csv").read_text()
+    record = training.run(config, tmp_path, data_dir=data_dir, verbose=0)
+    assert "history.csv has 3 epochs but the backup only 0" in capsys.readouterr().out
+    assert (run_dir / "history.replaced.csv").read_text() == old_history
+    assert record.status == "complete"
+
+
+def test_a_damaged_finished_run_is_neither_read_back_nor_trained_over(reference, tmp_path):
+    import shutil
+
+    run_dir = runs.run_directory(reference.config, tmp_path)
+    shutil.copytree(reference.path, run_dir)
+    (run_dir / "history.csv").unlink()
+    with pytest.raises(ValueError, match="says 3 epochs completed"):
+        training.run(reference.config, tmp_path, verbose=0)
+    assert not (run_dir / "history.csv").exists()

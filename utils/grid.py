@@ -81,9 +81,11 @@ class PlannedRun:
     Args:
         config: the `RunConfig`.
         action: "finished" (its folder holds a finished run, read back), "reuse" (a
-            finished run of another experiment has the same training settings) or
+            finished run of another experiment has the same training settings),
+            "damaged" (its folder's files are damaged or disagree: left as they are) or
             "train".
-        source: for "reuse", the folder of the run that is reused.
+        source: for "reuse", the folder of the run that is reused; for "damaged", what
+            is wrong (utils.runs.check_run's message).
     """
 
     config: RunConfig
@@ -169,6 +171,8 @@ def plan_table(planned, results_dir="results"):
     def on_disk(plan):
         if plan.action == "reuse":
             return f"reuses {Path(plan.source).relative_to(results_dir).as_posix()}"
+        if plan.action == "damaged":
+            return f"damaged: {plan.source}"
         return {"finished": "finished", "train": "to train"}[plan.action]
 
     return pd.DataFrame([{
@@ -196,9 +200,11 @@ def list_runs(configs, results_dir="results", print_line=print):
     width = max((len(name) for name in names), default=0)
     for name, on_disk in zip(names, table["on disk"] if len(table) else []):
         print_line(f"{name:<{width}}  {on_disk}")
-    counts = {action: sum(plan.action == action for plan in planned) for action in ("finished", "reuse", "train")}
+    counts = {action: sum(plan.action == action for plan in planned)
+              for action in ("finished", "reuse", "train", "damaged")}
+    damaged = f", {counts['damaged']} damaged" if counts["damaged"] else ""
     print_line(f"{len(planned)} run(s) in {results_dir}/: {counts['finished']} finished, {counts['reuse']} reuse a "
-               f"finished run, {counts['train']} to train")
+               f"finished run, {counts['train']} to train{damaged}")
     return 0
 
 
@@ -261,6 +267,10 @@ def run_grid(configs, results_dir="results", *, data_dir=None, skip_training=Non
         # Planned again for each run: another process may have trained it meanwhile.
         plan = PlannedRun(config, *planning.planned_action(config, results_dir))
         label = f"[{number}/{len(configs)}] {config.experiment}/{config.run_name}"
+        if plan.action == "damaged":
+            print_line(f"{label}: damaged, left as it is: {plan.source}")
+            grid.append(GridRun(config, "failed", error=ValueError(plan.source)))
+            continue
         if plan.action == "train" and skip_training:
             print_line(f"{label}: not trained ({skip_training})")
             grid.append(GridRun(config, "not trained"))

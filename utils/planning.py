@@ -1,6 +1,7 @@
 """What the engine will do with a run, decided from the results folder alone.
 
-A run whose folder holds a finished run (complete or diverged) is read back; a run whose
+A run whose folder holds a finished run (complete or diverged) is read back; one whose
+files are damaged or disagree is left as it is, with the reason; a run whose
 training settings equal those of a finished run of another experiment reuses it (a copy,
 utils.runs.copy_finished_run); any other is trained. The grid runner plans every run
 with `planned_action`, and `utils.training.run` decides again under the run's lock, since
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from utils.runs import FINAL_STATUSES
 from utils.runs import read_config
+from utils.runs import read_run
 from utils.runs import read_summary
 from utils.runs import run_directory
 
@@ -25,6 +27,8 @@ def find_reusable(config, results_dir):
         try:
             stored = read_config(candidate)
             summary = read_summary(candidate)
+            if summary.get("status") in FINAL_STATUSES:
+                read_run(candidate)  # a damaged run is not copied
         except (OSError, ValueError):
             continue
         if (
@@ -42,11 +46,18 @@ def planned_action(config, results_dir="results"):
 
     Returns:
         ("finished", None) when its folder holds a finished (complete or diverged) run;
+        ("damaged", message) when its folder's files are damaged or disagree
+        (utils.runs.check_run), which the engine neither reads back nor trains over;
         ("reuse", source_folder) when a finished run of another experiment has the same
         training settings; ("train", None) otherwise.
     """
-    if read_summary(run_directory(config, results_dir)).get("status") in FINAL_STATUSES:
-        return "finished", None
+    run_dir = run_directory(config, results_dir)
+    try:
+        if read_summary(run_dir).get("status") in FINAL_STATUSES:
+            read_run(run_dir)
+            return "finished", None
+    except ValueError as error:
+        return "damaged", str(error)
     source = find_reusable(config, results_dir)
     if source is not None:
         return "reuse", source

@@ -288,6 +288,12 @@ def run_cell(runs: pd.DataFrame, **selection) -> Cell:
     if matches.empty:
         return Cell()
     names = ", ".join(matches["run_name"].astype(str))
+    differing = {column: sorted(set(matches[column].astype(str))) for column in CONFIG_COLUMNS
+                 if column != "seed" and matches[column].astype(str).nunique() > 1}
+    if differing:
+        # Runs of other settings are not seeds of one number: say so rather than average.
+        listed = "; ".join(f"{column} {', '.join(values)}" for column, values in differing.items())
+        return Cell(status=f"not averaged: its runs differ in {listed}", run=names)
     usable = averaged_runs(matches)
     if usable.empty:
         return Cell(status="; ".join(status_texts(matches)), run=names)

@@ -61,6 +61,7 @@ __all__ = [
     "read_config",
     "read_summary",
     "read_run",
+    "check_run",
     "run_folders",
     "median_of_last",
     "status_text",
@@ -284,13 +285,22 @@ def write_summary(run_dir, summary):
 # ---------------------------------------------------------------------------- reading
 
 
-def _read_json(path):
+_DELETE_TO_RETRAIN = "delete its run folder to train the run again"
+
+
+def _read_json(path, kind=dict):
+    """The JSON object of a file of a run folder.
+
+    Raises:
+        ValueError: naming the file, when it is not valid UTF-8 JSON of type `kind`.
+    """
     try:
-        return json.loads(Path(path).read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(
-            f"{path} is not valid JSON ({error}); delete its run folder to train the run again."
-        ) from error
+        data = json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not valid JSON ({error}); {_DELETE_TO_RETRAIN}.") from error
+    if not isinstance(data, kind):
+        raise ValueError(f"{path} holds a JSON {type(data).__name__}, not an object; {_DELETE_TO_RETRAIN}.")
+    return data
 
 
 def read_history_rows(run_dir):
@@ -298,17 +308,26 @@ def read_history_rows(run_dir):
     path = Path(run_dir) / "history.csv"
     if not path.exists():
         return []
-    with open(path, newline="") as file:
-        reader = csv.DictReader(file)
-        if tuple(reader.fieldnames or ()) != HISTORY_COLUMNS:
-            raise ValueError(
-                f"{path} has columns {reader.fieldnames}, expected {list(HISTORY_COLUMNS)}; "
-                "delete the run folder to train it again."
-            )
+    with open(path, newline="", errors="strict") as file:
         try:
-            return [{column: _parse_value(column, row[column]) for column in HISTORY_COLUMNS} for row in reader]
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"{path} has a damaged row ({error}); delete the run folder to train it again.") from error
+            return _parse_history(path, csv.DictReader(file))
+        except UnicodeDecodeError as error:
+            raise ValueError(f"{path} is not a text file ({error}); {_DELETE_TO_RETRAIN}.") from error
+
+
+def _parse_history(path, reader):
+    if tuple(reader.fieldnames or ()) != HISTORY_COLUMNS:
+        raise ValueError(
+            f"{path} has columns {reader.fieldnames}, expected {list(HISTORY_COLUMNS)}; {_DELETE_TO_RETRAIN}."
+        )
+    try:
+        rows = [{column: _parse_value(column, row[column]) for column in HISTORY_COLUMNS} for row in reader]
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{path} has a damaged row ({error}); {_DELETE_TO_RETRAIN}.") from error
+    epochs = [row["epoch"] for row in rows]
+    if epochs != list(range(1, len(rows) + 1)):
+        raise ValueError(f"{path} has the epochs {epochs}, not 1 to {len(rows)} in order; {_DELETE_TO_RETRAIN}.")
+    return rows
 
 
 def read_config(run_dir):
@@ -321,6 +340,9 @@ def read_config(run_dir):
     if not path.exists():
         return None
     data = _read_json(path)
+    if "run_name" not in data:
+        # {} would read as the default config.
+        raise ValueError(f"{path} has no run_name: it is not a config the engine wrote; {_DELETE_TO_RETRAIN}.")
     try:
         return RunConfig.from_dict(data)
     except (TypeError, ValueError, AttributeError) as error:
@@ -328,9 +350,56 @@ def read_config(run_dir):
 
 
 def read_summary(run_dir):
-    """The summary.json dict of a run folder ({} when there is none yet)."""
+    """The summary.json dict of a run folder ({} when there is none yet).
+
+    Raises:
+        ValueError: naming the file, when it is not a JSON object, its status is not one
+            the engine writes, or a finished run's summary lacks some of `SUMMARY_KEYS`.
+    """
     path = Path(run_dir) / "summary.json"
-    return _read_json(path) if path.exists() else {}
+    if not path.exists():
+        return {}
+    summary = _read_json(path)
+    status = summary.get("status")
+    if status not in ("running", *FINAL_STATUSES):
+        raise ValueError(f"{path} has status {status!r}, not one of {('running', *FINAL_STATUSES)}; "
+                         f"{_DELETE_TO_RETRAIN}.")
+    missing = [key for key in SUMMARY_KEYS if key not in summary]
+    if status in FINAL_STATUSES and missing:
+        raise ValueError(f"{path} lacks {missing}; {_DELETE_TO_RETRAIN}.")
+    return summary
+
+
+def check_run(record):
+    """Checks that a run folder's files agree with each other and with the folder.
+
+    Raises:
+        ValueError: naming the folder or file and what disagrees: a folder whose name is
+            not its config's run name (e.g. a copy "<run> (copy)", which would count as
+            another seed) or whose parent is not its experiment; a history with more
+            epochs than the config; a finished summary whose epoch count is not the
+            history's; a history without the summary the engine writes first.
+    """
+    config, summary, path = record.config, record.summary, Path(record.path)
+    if (path.parent.name, path.name) != (config.experiment, config.run_name):
+        raise ValueError(
+            f"{path} holds the run {config.experiment}/{config.run_name} (its config.json): a run belongs in "
+            f"<results>/{config.experiment}/{config.run_name}; remove or rename the folder {path.name!r}."
+        )
+    completed = len(record.history)
+    if completed > config.epochs:
+        raise ValueError(f"{path / 'history.csv'} has {completed} epochs, more than the config's {config.epochs}; "
+                         f"{_DELETE_TO_RETRAIN}.")
+    if not summary and completed:
+        raise ValueError(f"{path} has {completed} epochs of history but no summary.json, which the engine writes "
+                         f"before the first epoch; {_DELETE_TO_RETRAIN}.")
+    status = summary.get("status")
+    if status in FINAL_STATUSES and summary["epochs_completed"] != completed:
+        raise ValueError(f"{path / 'summary.json'} says {summary['epochs_completed']} epochs completed, "
+                         f"{path / 'history.csv'} has {completed}; {_DELETE_TO_RETRAIN}.")
+    if status == "complete" and completed != config.epochs:
+        raise ValueError(f"{path} is complete with {completed} of the config's {config.epochs} epochs; "
+                         f"{_DELETE_TO_RETRAIN}.")
 
 
 def status_text(status, epochs_completed, epochs, diverged_epoch):
@@ -406,14 +475,17 @@ def read_run(run_dir):
 
     Raises:
         FileNotFoundError: when the folder has no config.json.
-        ValueError: naming the file, when one of the files is damaged.
+        ValueError: naming the file, when one of the files is damaged or the files
+            disagree (`check_run`).
     """
     run_dir = Path(run_dir)
     config = read_config(run_dir)
     if config is None:
         raise FileNotFoundError(f"{run_dir} holds no run: it has no config.json.")
     history = pd.DataFrame(read_history_rows(run_dir), columns=list(HISTORY_COLUMNS))
-    return RunRecord(config=config, summary=read_summary(run_dir), history=history, path=run_dir)
+    record = RunRecord(config=config, summary=read_summary(run_dir), history=history, path=run_dir)
+    check_run(record)
+    return record
 
 
 def run_folders(results_dir):

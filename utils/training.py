@@ -436,6 +436,8 @@ def _measurement_callbacks(config, model, run_dir, start_epoch, factories):
 
 
 _BACKUP_EPOCH_FILE = "training_metadata.json"
+# Where a history that the backup does not account for is kept before it is replaced.
+_REPLACED_HISTORY = "history.replaced.csv"
 
 
 def _backup_weights(backup_dir, epoch):
@@ -561,6 +563,8 @@ def run(config, results_dir="results", *, data_dir=None, verbose=1, callbacks=()
     runs.check_stored_config(run_dir, config)
 
     action, source = planning.planned_action(config, results_dir)
+    if action == "damaged":
+        raise ValueError(source)
     if action == "finished":
         # Clears what a process killed after the run finished may have left behind,
         # unless another process holds the folder right now.
@@ -574,7 +578,10 @@ def run(config, results_dir="results", *, data_dir=None, verbose=1, callbacks=()
 
     with runs.run_lock(run_dir):
         # Planned again under the lock: another process may have finished it meanwhile.
-        if planning.planned_action(config, results_dir)[0] != "finished":
+        action, source = planning.planned_action(config, results_dir)
+        if action == "damaged":
+            raise ValueError(source)
+        if action != "finished":
             use_training_threads()
             if verbose == 1 and not sys.stdout.isatty():
                 # Keras's live progress bar writes terminal codes: one line per epoch in
@@ -623,7 +630,15 @@ def _resume_point(run_dir):
     """
     backup_dir = run_dir / "backup"
     start_epoch = _backed_up_epoch(backup_dir)
-    rows = runs.read_history_rows(run_dir)[:start_epoch]
+    written = runs.read_history_rows(run_dir)
+    if len(written) > start_epoch + 1:
+        # Rows the backup cannot account for (not just the one written before its epoch's
+        # backup): they are replaced, so keep them and say where.
+        kept = run_dir / _REPLACED_HISTORY
+        runs.write_atomically(kept, (run_dir / "history.csv").read_text())
+        print(f"{run_dir}: history.csv has {len(written)} epochs but the backup only {start_epoch}; training "
+              f"resumes after epoch {start_epoch} and the old history is kept in {kept.name}.")
+    rows = written[:start_epoch]
     if len(rows) < start_epoch:
         # A backup without its history rows cannot be reported: start again.
         shutil.rmtree(backup_dir, ignore_errors=True)
