@@ -303,3 +303,19 @@ def test_cells_whose_runs_differ_in_more_than_the_seed_are_not_averaged(tmp_path
     assert cell.n == 0 and cell.values == ()
     assert cell.status == "not averaged: its runs differ in epochs 2, 3"
     assert cell.run == "bn_bs32_seed0, bn_bs32_seed1"
+
+
+def test_a_lock_file_that_is_a_link_or_not_a_file_is_refused_and_its_target_untouched(tmp_path):
+    run_dir = write_complete_run(tmp_path)
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me")
+    (run_dir / runs.LOCK_FILE).symlink_to(target)
+    with pytest.raises(ValueError, match=r"\.lock is a symbolic link, not the run's lock file; remove it"):
+        with runs.run_lock(run_dir):
+            pass
+    assert target.read_text() == "keep me"
+    (run_dir / runs.LOCK_FILE).unlink()
+    os.mkfifo(run_dir / runs.LOCK_FILE)
+    with pytest.raises(ValueError, match=r"\.lock is not a regular file"):
+        with runs.run_lock(run_dir):
+            pass

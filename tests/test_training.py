@@ -504,3 +504,14 @@ def test_a_damaged_finished_run_is_neither_read_back_nor_trained_over(reference,
     with pytest.raises(ValueError, match="says 3 epochs completed"):
         training.run(reference.config, tmp_path, verbose=0)
     assert not (run_dir / "history.csv").exists()
+
+
+def test_reading_a_finished_run_takes_no_lock(reference, monkeypatch):
+    # Finished runs may be another user's or on a read-only mount, where the lock file
+    # cannot be created.
+    def refuse(run_dir):
+        raise PermissionError(f"{run_dir}/.lock: read-only")
+
+    monkeypatch.setattr(runs, "run_lock", refuse)
+    record = training.run(reference.config, reference.path.parent.parent, verbose=0)
+    assert record.status == "complete" and record.history.equals(reference.history)

@@ -31,6 +31,7 @@ import io
 import json
 import os
 import shutil
+import stat
 import statistics
 import tempfile
 from pathlib import Path
@@ -538,7 +539,7 @@ def run_lock(run_dir):
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / LOCK_FILE
     while True:
-        lock = open(path, "a+")
+        lock = _open_lock_file(path)
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -562,6 +563,26 @@ def run_lock(run_dir):
     finally:
         path.unlink(missing_ok=True)
         lock.close()  # closing releases the lock
+
+
+def _open_lock_file(path):
+    """The lock file, opened for reading and writing without following a link: the
+    lock's process id is written into it, which through a link would overwrite the
+    link's target.
+
+    Raises:
+        ValueError: naming the file, when it is a link or not a regular file.
+    """
+    try:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o666)
+    except OSError as error:
+        if os.path.islink(path):
+            raise ValueError(f"{path} is a symbolic link, not the run's lock file; remove it.") from error
+        raise
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise ValueError(f"{path} is not a regular file, so it cannot be the run's lock file; remove it.")
+    return os.fdopen(descriptor, "a+")
 
 
 def _remove_temporaries(run_dir):

@@ -567,9 +567,11 @@ def run(config, results_dir="results", *, data_dir=None, verbose=1, callbacks=()
         raise ValueError(source)
     if action == "finished":
         # Clears what a process killed after the run finished may have left behind,
-        # unless another process holds the folder right now.
-        with contextlib.suppress(runs.RunLockedError), runs.run_lock(run_dir):
-            shutil.rmtree(run_dir / "backup", ignore_errors=True)
+        # unless another process holds the folder right now. Reading alone takes no lock:
+        # finished runs may be another user's, or on a read-only mount.
+        if (run_dir / "backup").exists():
+            with contextlib.suppress(runs.RunLockedError, OSError), runs.run_lock(run_dir):
+                shutil.rmtree(run_dir / "backup", ignore_errors=True)
         return runs.read_run(run_dir)
     if action == "reuse":
         with runs.run_lock(run_dir):
