@@ -722,3 +722,15 @@ def test_ws_conv_mixed_bfloat16_standardizes_in_float32():
     expected = np.asarray(plain(rounded))
     # bfloat16 keeps 8 bits: relative errors of about 2 ** -8 per weight and per output.
     np.testing.assert_allclose(np.asarray(tf.cast(outputs, tf.float32)), expected, atol=0.05 * np.abs(expected).max())
+
+
+def test_the_documented_range_of_input_magnitudes_holds():
+    # group_normalize's docstring: exact up to about 4e18, then float32 squares overflow.
+    from utils.layers import group_normalize
+
+    x = np.random.default_rng(3).standard_normal((2, 4, 4, 8)).astype("float32")
+    expected = keras.ops.convert_to_numpy(group_normalize(x, groups=2))
+    for scale in (1e3, 1e10, 1e18):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(group_normalize(x * scale, groups=2)), expected,
+                                   atol=1e-4)
+    assert not keras.ops.convert_to_numpy(group_normalize(x * 1e19, groups=2)).any()

@@ -183,23 +183,22 @@ def test_resume_after_a_kill_between_history_and_backup(reference, tmp_path, dat
 
 
 def test_resume_after_a_kill_while_the_weights_are_written(reference, tmp_path, data_dir, monkeypatch):
-    # The process dies in the middle of writing epoch 2's weights: half a file is left.
-    save_weights = keras.Model.save_weights
-
+    # The process dies in the middle of writing epoch 2's backup: half a file is left.
+    savez = np.savez
     calls = []
 
-    def write_half_and_die(model, filepath, *args, **kwargs):
-        calls.append(filepath)
-        save_weights(model, filepath, *args, **kwargs)
+    def write_half_and_die(file, **arrays):
+        calls.append(file.name)
+        savez(file, **arrays)
         if len(calls) == 2:
-            written = Path(filepath).read_bytes()
-            Path(filepath).write_bytes(written[: len(written) // 2])
+            file.flush()
+            file.truncate(file.tell() // 2)
             raise Killed()
 
-    monkeypatch.setattr(keras.Model, "save_weights", write_half_and_die)
+    monkeypatch.setattr(np, "savez", write_half_and_die)
     with pytest.raises(Killed):
         training.run(tiny_config(), tmp_path, data_dir=data_dir, verbose=0)
-    monkeypatch.setattr(keras.Model, "save_weights", save_weights)
+    monkeypatch.setattr(np, "savez", savez)
     resumed = training.run(tiny_config(), tmp_path, data_dir=data_dir, verbose=0)
     assert resumed.history[COMPARED_COLUMNS].equals(reference.history[COMPARED_COLUMNS])
 
@@ -208,10 +207,18 @@ def test_an_unreadable_backup_restarts_the_run_and_says_so(reference, tmp_path, 
     with pytest.raises(Killed):
         training.run(tiny_config(), tmp_path, data_dir=data_dir, verbose=0, callbacks=[KillAt(epoch=2, batch=0)])
     backup = runs.run_directory(tiny_config(), tmp_path) / "backup"
-    weights = backup / "epoch-2.weights.h5"
-    weights.write_bytes(b"this is no longer an HDF5 file")
+    state = backup / "epoch-2.state.npz"
+    good = state.read_bytes()
+    for damage in (b"this is no longer a NumPy archive", good[: len(good) // 2]):
+        state.write_bytes(damage)
+        assert training._backed_up_epoch(backup) == 2
+        model, start_epoch = training._resumed_model(tiny_config(), training.make_strategy(tiny_config().distribution),
+                                                     runs.run_directory(tiny_config(), tmp_path), 2)
+        assert start_epoch == 0
+        assert "the backup of epoch 2 cannot be read" in capsys.readouterr().out
+        backup.mkdir(exist_ok=True)
+        (backup / "training_metadata.json").write_text('{"epoch": 2}')
     resumed = training.run(tiny_config(), tmp_path, data_dir=data_dir, verbose=0)
-    assert "the backup of epoch 2 cannot be read" in capsys.readouterr().out
     assert resumed.history[COMPARED_COLUMNS].equals(reference.history[COMPARED_COLUMNS])
 
 
@@ -515,3 +522,49 @@ def test_reading_a_finished_run_takes_no_lock(reference, monkeypatch):
     monkeypatch.setattr(runs, "run_lock", refuse)
     record = training.run(reference.config, reference.path.parent.parent, verbose=0)
     assert record.status == "complete" and record.history.equals(reference.history)
+
+
+def test_a_full_disk_while_backing_up_fails_the_run_cleanly_and_it_resumes(reference, tmp_path, data_dir, monkeypatch):
+    savez = np.savez
+
+    def full_disk(file, **arrays):
+        file.write(b"some bytes")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", full_disk)
+    with pytest.raises(OSError, match=r"the backup of epoch 1 could not be written to .*partial.state.npz "
+                                      r"\(No space left on device\); the run resumes"):
+        training.run(tiny_config(), tmp_path, data_dir=data_dir, verbose=0)
+    backup = runs.run_directory(tiny_config(), tmp_path) / "backup"
+    assert not (backup / "partial.state.npz").exists()
+    monkeypatch.setattr(np, "savez", savez)
+    resumed = training.run(tiny_config(), tmp_path, data_dir=data_dir, verbose=0)
+    assert resumed.history[COMPARED_COLUMNS].equals(reference.history[COMPARED_COLUMNS])
+
+
+FULL_DISK_SCRIPT = """
+import sys
+from tests.test_training import tiny_config
+from utils import training
+try:
+    training.run(tiny_config(), sys.argv[1], data_dir=sys.argv[2], verbose=0)
+except OSError as error:
+    print("failed cleanly:", error)
+"""
+
+
+def test_a_really_full_disk_ends_the_process_normally(tmp_path, data_dir):
+    # A file system of 600 kB fills up while the first backup is written.
+    mount_point = tmp_path / "small"
+    mount_point.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(mount_point)],
+                             capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a small file system here")
+    try:
+        child = subprocess.run([sys.executable, "-c", FULL_DISK_SCRIPT, str(mount_point / "results"), str(data_dir)],
+                               cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=300)
+    finally:
+        subprocess.run(["umount", str(mount_point)], check=False)
+    assert child.returncode == 0, child.stderr[-2000:]
+    assert "failed cleanly:" in child.stdout and "No space left on device" in child.stdout

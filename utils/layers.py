@@ -95,6 +95,11 @@ def group_normalize(inputs, groups, axis=-1, epsilon=1e-5, gamma=None, beta=None
 
     The statistics and the arithmetic are done in float32 whatever the input dtype
     (squares of float16 activations overflow at about 256); the result is float32.
+    Float32 squares overflow in turn beyond about 1.8e19: a group whose values reach
+    about 4e18 in magnitude gets an infinite variance and comes out as 0 (then beta),
+    values near 3e38 give NaN. `keras.layers.GroupNormalization` behaves the same;
+    scale such inputs down before normalizing (the result does not depend on a common
+    scale factor).
 
     Args:
         inputs: tensor of rank >= 2 whose axis 0 is the batch axis.
@@ -333,7 +338,8 @@ class GroupNormalization(keras.layers.Layer):
     Normalization.
 
     Under a mixed-precision policy the statistics are computed in float32, the weights
-    are float32 and the output has the layer's compute dtype.
+    are float32 and the output has the layer's compute dtype. Inputs beyond about 4e18 in
+    magnitude overflow the float32 variance (see `group_normalize`).
 
     Args:
         groups: number of groups. Must divide the number of channels; -1 means one group

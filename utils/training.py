@@ -29,6 +29,7 @@ import platform
 import shutil
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import keras
@@ -440,24 +441,32 @@ _BACKUP_EPOCH_FILE = "training_metadata.json"
 _REPLACED_HISTORY = "history.replaced.csv"
 
 
-def _backup_weights(backup_dir, epoch):
-    return Path(backup_dir) / f"epoch-{epoch}.weights.h5"
+def _backup_file(backup_dir, epoch):
+    return Path(backup_dir) / f"epoch-{epoch}.state.npz"
+
+
+def _training_state(model):
+    """Every variable a resumed run needs, in a fixed order: the model's (weights, moving
+    statistics and the states of its random generators, e.g. of the output-noise layers)
+    and the optimizer's (its step count and momenta)."""
+    return [*model.variables, *model.optimizer.variables]
 
 
 class _EpochBackup(keras.callbacks.Callback):
-    """Backs up the weights and the optimizer state after every epoch, atomically.
+    """Backs up the training state after every epoch, atomically.
 
     Keras's BackupAndRestore rewrites one weights file in place and the epoch number
     beside it, so a process killed while the weights are written (about 35 ms an epoch
     for the small CNN) leaves a file that cannot be read, or weights of one epoch under
-    the number of another. Here each epoch's weights are written under a temporary name
+    the number of another. Here each epoch's state is written under a temporary name
     and renamed once complete, then the epoch number, which names the file to restore,
     is replaced atomically; only then is the previous epoch's file deleted. At every
-    instant the backup on disk is a consistent (epoch, weights) pair.
+    instant the backup on disk is a consistent (epoch, state) pair.
 
-    The states of the model's random generators (`keras.random.SeedGenerator`, e.g. of
-    the output-noise layers), which `save_weights` leaves out, are written with the epoch
-    number, so a resumed run draws the noise an uninterrupted one would.
+    The state is every variable of `_training_state`, in a NumPy archive written with
+    Python's file I/O: unlike `save_weights` it holds the random generators' states (a
+    resumed run draws the noise an uninterrupted one would), and a full disk raises an
+    ordinary OSError (HDF5 left a half-written file that crashed the process at exit).
     """
 
     def __init__(self, backup_dir):
@@ -467,66 +476,60 @@ class _EpochBackup(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         completed = epoch + 1
         self.backup_dir.mkdir(parents=True, exist_ok=True)
-        partial = self.backup_dir / "partial.weights.h5"  # Keras needs the .weights.h5 suffix
-        self.model.save_weights(partial, overwrite=True)
-        os.replace(partial, _backup_weights(self.backup_dir, completed))
-        states = [keras.ops.convert_to_numpy(variable).tolist() for variable in _random_states(self.model)]
-        runs.write_json(self.backup_dir / _BACKUP_EPOCH_FILE, {"epoch": completed, "random_states": states})
-        for older in self.backup_dir.glob("epoch-*.weights.h5"):
-            if older != _backup_weights(self.backup_dir, completed):
+        partial = self.backup_dir / "partial.state.npz"
+        arrays = {f"variable_{index}": keras.ops.convert_to_numpy(variable)
+                  for index, variable in enumerate(_training_state(self.model))}
+        try:
+            with open(partial, "wb") as file:
+                np.savez(file, **arrays)
+                file.flush()
+                os.fsync(file.fileno())
+        except OSError as error:
+            partial.unlink(missing_ok=True)
+            raise OSError(error.errno, f"the backup of epoch {completed} could not be written to {partial} "
+                                       f"({error.strerror}); the run resumes from the last backed-up epoch once "
+                                       "there is room") from error
+        os.replace(partial, _backup_file(self.backup_dir, completed))
+        runs.write_json(self.backup_dir / _BACKUP_EPOCH_FILE, {"epoch": completed})
+        for older in self.backup_dir.glob("epoch-*.state.npz"):
+            if older != _backup_file(self.backup_dir, completed):
                 older.unlink()
 
 
-def _random_states(model):
-    """The model's variables that are not weights: the states of its layers' random
-    generators, in the model's order."""
-    weights = {id(variable) for variable in model.weights}
-    return [variable for variable in model.variables if id(variable) not in weights]
-
-
-def _read_backup_marker(backup_dir):
-    """The backup's marker: {"epoch": int, "random_states": list}, or None when there is
-    none or it cannot be read (a damaged marker names no weights to trust)."""
+def _backed_up_epoch(backup_dir):
+    """The number of epochs in the backup (0 when there is none, or when its marker
+    cannot be read: a damaged marker names no state to trust)."""
     path = Path(backup_dir) / _BACKUP_EPOCH_FILE
     if not path.exists():
-        return None
+        return 0
     try:
-        marker = json.loads(path.read_text())
-        epoch = marker["epoch"]
+        epoch = json.loads(path.read_text())["epoch"]
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as error:
         print(f"{path} cannot be read ({type(error).__name__}: {error}); the run starts again from epoch 1.")
-        return None
+        return 0
     if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
         print(f"{path} names epoch {epoch!r}, not a completed epoch; the run starts again from epoch 1.")
-        return None
-    return {"epoch": epoch, "random_states": marker.get("random_states", [])}
-
-
-def _backed_up_epoch(backup_dir):
-    """The number of epochs in the backup (0 when there is none or it is damaged)."""
-    marker = _read_backup_marker(backup_dir)
-    if marker is None:
         return 0
-    return marker["epoch"] if _backup_weights(backup_dir, marker["epoch"]).exists() else 0
+    return epoch if _backup_file(backup_dir, epoch).exists() else 0
 
 
 def _restore(model, backup_dir, epoch):
-    """Loads the weights, the optimizer state and the random generators' states backed
-    up after `epoch` epochs.
+    """Loads the training state backed up after `epoch` epochs.
 
     Raises:
         ValueError: when the backup does not fit the model.
     """
     if not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
-    model.load_weights(_backup_weights(backup_dir, epoch))
-    marker = _read_backup_marker(backup_dir) or {"random_states": None}
-    states, variables = marker["random_states"], _random_states(model)
-    if not isinstance(states, list) or len(states) != len(variables):
-        raise ValueError(f"the backup holds {states!r} as the states of the model's {len(variables)} random "
-                         "generators")
-    for variable, state in zip(variables, states):
-        variable.assign(np.asarray(state, dtype=variable.dtype))
+    variables = _training_state(model)
+    with np.load(_backup_file(backup_dir, epoch)) as stored:
+        values = [stored[f"variable_{index}"] for index in range(len(stored.files))]
+    shapes = [tuple(variable.shape) for variable in variables]
+    if [value.shape for value in values] != shapes:
+        raise ValueError(f"the backup holds {len(values)} arrays that do not fit the model's {len(variables)} "
+                         "variables")
+    for variable, value in zip(variables, values):
+        variable.assign(value)
 
 
 # ------------------------------------------------------------------------------ run
@@ -673,7 +676,7 @@ def _resumed_model(config, strategy, run_dir, start_epoch):
         try:
             _restore(model, backup_dir, start_epoch)
             return model, start_epoch
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
             print(f"{config.experiment}/{config.run_name}: the backup of epoch {start_epoch} cannot be read "
                   f"({type(error).__name__}: {error}); training the run again from epoch 1.")
             shutil.rmtree(backup_dir, ignore_errors=True)
