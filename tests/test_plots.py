@@ -12,6 +12,7 @@ from matplotlib.collections import PolyCollection  # noqa: E402
 from tests import results_factory as factory  # noqa: E402
 from tests.checks import assert_png
 from utils import plots, results  # noqa: E402
+from utils import runs as plots_runs  # noqa: E402
 
 DATASET = "tiny-imagenet-200"
 PROFILE = "cpu"
@@ -348,3 +349,158 @@ def test_normalization_axes(tmp_path):
     assert shaded[0] > shaded[3] > shaded[2] and shaded[1] > shaded[3]
     with pytest.raises(ValueError, match="divide"):
         plots.plot_normalization_axes(figures_dir=tmp_path, groups=4, channels=6)
+
+
+# Per-seed factors of the landscape quantities, so far apart that the mean minus one sd is
+# below zero: an arithmetic band would fall off a log axis.
+LANDSCAPE_SEED_SCALES = (0.01, 1.0, 30.0)
+
+
+def write_spread_landscape(results_dir, batch_size=32):
+    """Landscape runs of BN, GN and no normalization whose quantities differ by
+    `LANDSCAPE_SEED_SCALES` from seed to seed."""
+    for norm in factory.LANDSCAPE_FACTOR:
+        for seed, scale in enumerate(LANDSCAPE_SEED_SCALES):
+            config = factory.make_config("landscape", norm, batch_size, seed=seed, dataset=DATASET, profile=PROFILE,
+                                         landscape_probes=factory.PROBES_PER_EPOCH)
+            run_dir = factory.write_run(results_dir, config, factory.curve(61.0, factory.EPOCHS))
+            steps = config.classes * config.images_per_class // batch_size
+            rows = [dict(row, loss=3.0 + scale * (row["loss"] - 3.0), gradient_norm=scale * row["gradient_norm"],
+                         gradient_distance=scale * row["gradient_distance"])
+                    for row in factory.landscape_rows(norm, 0, factory.EPOCHS, steps)]
+            plots_runs.write_measurements(run_dir, "landscape.csv", rows)
+    return results_dir
+
+
+def test_landscape_bands_stay_positive_on_the_log_axes(tmp_path):
+    from utils import understanding_plots
+
+    scales = np.array(LANDSCAPE_SEED_SCALES)
+    assert scales.mean() - scales.std(ddof=1) < 0, "the seeds must spread wider than their mean"
+    results_dir = write_spread_landscape(tmp_path / "results")
+    figure = understanding_plots.plot_landscape(results_dir, figures_dir=tmp_path / "figures")
+    assert_png(tmp_path / "figures" / "landscape.png")
+    drawn = [axis for axis in figure.axes if axis.lines]
+    assert len(drawn) == 4  # batch 32 only: the batch-2 row has no runs
+    for axis in figure.axes:
+        assert axis.get_yscale() == "log"
+        for band in bands(axis).values():
+            heights = band.get_paths()[0].vertices[:, 1]
+            assert np.all(np.isfinite(heights)) and heights.min() > 0
+    # The gradient norm of every probe is the seed's scale: the line is their geometric
+    # mean, the band that ×/÷ exp(sd of the logs).
+    (gradient_axis,) = [axis for axis in figure.axes if axis.get_title() == "gradient norm (l2), batch 32"]
+    centre = np.exp(np.log(scales).mean())
+    factor = np.exp(np.log(scales).std(ddof=1))
+    line = gradient_axis.get_lines()[0]
+    np.testing.assert_allclose(line.get_ydata(), centre)
+    low, high = band_at(bands(gradient_axis)[plots.NORM_COLORS["batch"]], line.get_xdata()[0])
+    assert low == pytest.approx(centre / factor) and high == pytest.approx(centre * factor)
+    assert "geometric" in figure.axes[0].get_ylabel() and "geometric sd" in figure_text(figure)
+
+
+@pytest.fixture(scope="module")
+def ablation_runs(tmp_path_factory):
+    return results.load_runs(factory.make_ablation_results(tmp_path_factory.mktemp("ablations")))
+
+
+def test_group_ablation_gives_g_and_channels_per_group_their_own_axes(ablation_runs, tmp_path):
+    from utils import ablation_plots
+    from utils.experiments.group_ablation import SIZES
+
+    figure = ablation_plots.plot_group_ablation(ablation_runs, figures_dir=tmp_path)
+    ours_axis, paper_axis = figure.axes
+    for axis, (group_series, channel_series) in ((ours_axis, ("G", "C/G")), (paper_axis, ("G (paper)", "C/G (paper)"))):
+        assert axis.get_xlabel().startswith("groups G")
+        (top,) = axis.child_axes
+        assert top.get_xlabel().startswith("channels per group C/G")
+        left, right = axis.get_xlim()
+        assert left < right
+        lines = {line.get_label(): line for line in axis.get_lines()}
+        lines.update({container.get_label(): container.lines[0] for container in axis.containers})
+
+        def display_x(panel, positions):
+            """Where on the figure (pixels from the left) the x values of `panel` fall."""
+            positions = np.asarray(positions, dtype=float)
+            return panel.transData.transform(np.column_stack([positions, np.ones(len(positions))]))[:, 0]
+
+        groups = dict(zip(SIZES, display_x(axis, lines[group_series].get_xdata())))
+        channels = dict(zip(SIZES, display_x(axis, lines[channel_series].get_xdata())))
+        # Both run from LN-like on the left (G = 1, C/G = 64) to IN-like on the right.
+        assert sorted(groups, key=groups.get) == sorted(SIZES)
+        assert sorted(channels, key=channels.get) == sorted(SIZES, reverse=True)
+        # Each series sits at the tick of its own axis: G at the bottom, C/G at the top.
+        bottom_values = [float(label.get_text()) for label in axis.get_xticklabels()]
+        bottom = dict(zip(bottom_values, display_x(axis, axis.get_xticks())))
+        top_values = [float(label.get_text()) for label in top.get_xticklabels()]
+        top_ticks = dict(zip(top_values, display_x(top, top.get_xticks())))
+        assert sorted(bottom) == sorted(top_ticks) == sorted(SIZES)
+        shift = 0.1 * figure.dpi  # our two series sit a few pixels apart, so as not to hide each other
+        for size in SIZES:
+            assert groups[size] == pytest.approx(bottom[size], abs=shift)
+            assert channels[size] == pytest.approx(top_ticks[size], abs=shift)
+
+
+def test_paper_panels_span_as_many_points_as_ours(ablation_runs, tmp_path):
+    from utils import ablation_plots
+
+    for plot in (ablation_plots.plot_group_ablation, ablation_plots.plot_batch_renorm,
+                 ablation_plots.plot_weight_standardization):
+        figure = plot(ablation_runs, figures_dir=tmp_path)
+        ours_axis, paper_axis = figure.axes[:2]
+        ours_low, ours_high = ours_axis.get_ylim()
+        paper_low, paper_high = paper_axis.get_ylim()
+        assert paper_high - paper_low == pytest.approx(ours_high - ours_low)
+        published = np.concatenate([line.get_ydata() for line in paper_axis.get_lines()])
+        # Centred on the paper's own numbers, and all of them inside the panel.
+        assert (paper_low + paper_high) / 2 == pytest.approx((published.min() + published.max()) / 2)
+        assert paper_low < published.min() and published.max() < paper_high
+        ours = np.concatenate([container.lines[0].get_ydata() for container in ours_axis.containers])
+        ours = ours[np.isfinite(ours)]
+        assert ours_low < ours.min() and ours.max() < ours_high
+        assert f"y axis: {ours_high - ours_low:.1f} points, as in ours" in paper_axis.get_title()
+        # Every published number is written beside its point, none on top of another.
+        labels = [text.get_position()[1] for text in paper_axis.texts]
+        assert len(labels) == len(paper_axis.texts) and len(set(np.round(labels, 6))) == len(labels)
+
+
+def test_recipe_sweep_keeps_every_collapsed_point_in_sight(tmp_path):
+    # At 0.03 BN diverges and LN, IN and GN all stay at chance, ending at the same error.
+    finals = {norm: dict(by_rate) for norm, by_rate in RECIPE_FINALS.items()}
+    for norm in ("layer", "instance", "group"):
+        finals[norm][0.03] = "flat"
+    results_dir = write_recipe_sweep(tmp_path / "results", finals)
+    figure = plots.plot_recipe_sweep(results_dir, figures_dir=tmp_path / "figures")
+    (axis,) = figure.axes
+    hollow = [line for line in axis.get_lines() if line.get_markerfacecolor() == "white"]
+    places = [(float(line.get_xdata()[0]), float(line.get_ydata()[0])) for line in hollow]
+    # IN at 0.01, BN's diverged mark at 0.03, and LN, IN, GN at 0.03.
+    assert len(places) == 5 and len(set(places)) == 5
+    at_chance = {matplotlib.colors.to_hex(line.get_color()): (float(line.get_xdata()[0]), float(line.get_ydata()[0]))
+                 for line in hollow if line.get_xdata()[0] == pytest.approx(0.03, rel=0.2)
+                 and line.get_ydata()[0] == pytest.approx(99.0)}
+    assert set(at_chance) == {plots.NORM_COLORS[norm] for norm in ("layer", "instance", "group")}
+    # Each normalization's line runs through its own collapsed point.
+    for norm in ("layer", "instance", "group"):
+        (line,) = [line for line in axis.get_lines() if line.get_label() == plots.NORM_NAMES[norm]
+                   + f" ({plots.paper.NORM_LABELS[norm]})"]
+        assert at_chance[plots.NORM_COLORS[norm]] in set(zip(line.get_xdata(), line.get_ydata()))
+    assert "spread sideways" in legend_text(axis)
+
+
+def test_distortion_draws_a_chance_line(tmp_path):
+    from utils import understanding_plots
+
+    results_dir = tmp_path / "results"
+    for (norm, condition), finals in factory.DISTORTION_FINAL.items():
+        for seed, final in enumerate(finals):
+            config = factory.make_config("distortion", norm, 32, seed=seed, dataset=DATASET, profile=PROFILE,
+                                         **factory.DISTORTION_FIELDS[condition])
+            factory.write_run(results_dir, config, factory.curve(final, factory.EPOCHS))
+    figure = understanding_plots.plot_distortion(results_dir, figures_dir=tmp_path / "figures")
+    (axis,) = figure.axes
+    chance = 100.0 * (1 - 1 / factory.CLASSES)
+    (line,) = [line for line in axis.get_lines() if line.get_label().startswith("chance")]
+    assert list(line.get_ydata()) == [chance, chance] and line.get_linestyle() == "--"
+    assert axis.get_ylim()[1] >= chance
+    assert "chance (90.0%)" in legend_entries(axis)

@@ -59,6 +59,9 @@ NORM_NAMES = {name: row.long_label for name, row in norms.REGISTRY.items()}
 BAND_ALPHA = 0.2
 # Where the recipe figure draws runs of another schedule: this factor right of their rate.
 OTHER_SCHEDULE_SHIFT = 1.12
+# How far apart (a factor of the rate) the recipe figure draws the collapsed runs of one
+# rate: near chance they end at about the same error and would cover each other.
+COLLAPSED_SPREAD = 1.1
 CURVES_LEGEND_TITLE = "mean ± sd over seeds (n) of the median of the last 5 epochs\nshaded: ±1 sd over seeds"
 
 
@@ -458,6 +461,21 @@ def _recipe_notes(runs: pd.DataFrame, sweep_label: str) -> list[str]:
     return notes
 
 
+def _collapsed_shifts(on_sweep: pd.DataFrame) -> dict:
+    """{(normalization label, rate): factor} that spreads sideways, centred on their rate,
+    the collapsed runs with a number at a rate where two or more collapsed."""
+    shifts = {}
+    for _, row in on_sweep.iterrows():
+        collapsed = row["collapsed"].split(", ")
+        crowded = [paper.NORM_LABELS[norm] for norm in paper.TABLE1_NORMS
+                   if paper.NORM_LABELS[norm] in collapsed and not math.isnan(float(row[paper.NORM_LABELS[norm]]))]
+        if len(crowded) < 2:
+            continue
+        for place, short in enumerate(crowded):
+            shifts[(short, float(row["base lr"]))] = COLLAPSED_SPREAD ** (place - (len(crowded) - 1) / 2)
+    return shifts
+
+
 def plot_recipe_sweep(results_source="results", *, figures_dir="figures", dataset=None, profile=None,
                       name="recipe_sweep"):
     """Validation error vs base learning rate for BN, LN, IN and GN in the recipe sweep
@@ -466,9 +484,10 @@ def plot_recipe_sweep(results_source="results", *, figures_dir="figures", datase
     Lines: the sweep's schedule (÷10 at 50% and 75% of the epochs) at each base rate.
     Hollow markers: collapsed runs (diverged, or a last training error within
     `recipe.COLLAPSE_MARGIN` points of chance); one that diverged has no number and is
-    marked near the top of the panel. Crosses: the runs of another schedule (the paper's,
-    ÷10 at 30%, 60%, 90%, at 0.003), drawn slightly right of their rate so as not to hide
-    the sweep's points. The dotted vertical line marks the chosen rate, once
+    marked near the top of the panel. Where several runs of one rate collapsed, their points
+    are spread a little sideways, so that none hides another. Crosses: the runs of another
+    schedule (the paper's, ÷10 at 30%, 60%, 90%, at 0.003), drawn slightly right of their
+    rate so as not to hide the sweep's points. The dotted vertical line marks the chosen rate, once
     every run of the sweep's schedule has finished. One seed per run: no spread is drawn.
 
     Args: those the module docstring lists (results_source, figures_dir, dataset, profile,
@@ -493,12 +512,14 @@ def plot_recipe_sweep(results_source="results", *, figures_dir="figures", datase
     marked = [norm for norm in paper.TABLE1_NORMS
               if any(paper.NORM_LABELS[norm] in collapsed.split(", ") and math.isnan(value)
                      for collapsed, value in zip(on_sweep["collapsed"], on_sweep[paper.NORM_LABELS[norm]]))]
+    shifts = _collapsed_shifts(on_sweep)
     for norm in paper.TABLE1_NORMS:
         color, marker, short = NORM_COLORS[norm], NORM_MARKERS[norm], paper.NORM_LABELS[norm]
         values = on_sweep[short].astype(float)
-        handles += axis.plot(sweep_rates, values, color=color, marker=marker, linewidth=2,
+        positions = [rate * shifts.get((short, rate), 1.0) for rate in sweep_rates]
+        handles += axis.plot(positions, values, color=color, marker=marker, linewidth=2,
                              label=f"{NORM_NAMES[norm]} ({short})")
-        for rate, value, collapsed in zip(sweep_rates, values, on_sweep["collapsed"]):
+        for rate, position, value, collapsed in zip(sweep_rates, positions, values, on_sweep["collapsed"]):
             if short not in collapsed.split(", "):
                 continue
             collapsed_notes.append(f"{short} at {rate:g}")
@@ -506,7 +527,7 @@ def plot_recipe_sweep(results_source="results", *, figures_dir="figures", datase
                 _mark_without_number(axis, rate, 0.95 - 0.09 * marked.index(norm), color, marker,
                                      f"{short}: diverged", hollow=True)
             else:
-                _hollow(axis, rate, value, color, marker)
+                _hollow(axis, position, value, color, marker)
         for rate, value in zip(elsewhere["base lr"].astype(float), elsewhere[short].astype(float)):
             # Shifted a little to the right of the rate, so as not to hide the sweep's point there.
             axis.plot(rate * OTHER_SCHEDULE_SHIFT, value, marker="x", markersize=10, markeredgewidth=2,
@@ -518,7 +539,8 @@ def plot_recipe_sweep(results_source="results", *, figures_dir="figures", datase
                               label=schedule))
     if collapsed_notes:
         handles.append(Line2D([], [], marker="o", markerfacecolor="white", markeredgecolor="black",
-                              markeredgewidth=2, linestyle="", label="hollow: collapsed"))
+                              markeredgewidth=2, linestyle="",
+                              label="hollow: collapsed" + (" (spread sideways at one rate)" if shifts else "")))
     chosen = table.attrs["chosen"]
     if chosen is not None:
         handles.append(axis.axvline(chosen, color="black", linestyle=":", linewidth=1.5,

@@ -2,8 +2,9 @@
 utils.understanding).
 
 Each function saves ``<figures_dir>/<name>.png`` and returns the figure. Lines are means
-over seeds with a ±1 sd band (bars on points); a cell without complete runs is named
-below the figure with its status.
+over seeds with a ±1 sd band (bars on points), except on the log axes of the landscape,
+where they are geometric means with a ×/÷ one geometric sd band; a cell without complete
+runs is named below the figure with its status.
 """
 
 from __future__ import annotations
@@ -37,6 +38,35 @@ def _band(axis, frame, x, y, color, label):
                       color=color, alpha=BAND_ALPHA, linewidth=0)
 
 
+def _geometric_band(axis, frame, x, y, color, label) -> int:
+    """Geometric mean of `y` over seeds at each `x`, with a ×/÷ one geometric sd band (the
+    exponentials of the mean and sd of the logs); returns how many values were not positive
+    and so left out.
+
+    A ±1 sd band on a log axis plunges to the bottom of the panel wherever the sd exceeds
+    the mean; the band of the logs stays positive and spreads equally above and below the
+    line, as the axis shows ratios.
+    """
+    values = frame[y].astype(float)
+    logs = np.log(values.where(values > 0))
+    grouped = logs.groupby(frame[x]).agg(["mean", "std"]).sort_index()
+    centre = np.exp(grouped["mean"])
+    factor = np.exp(grouped["std"].fillna(0))
+    axis.plot(grouped.index, centre, color=color, linewidth=1.8, label=label)
+    axis.fill_between(grouped.index, centre / factor, centre * factor, color=color, alpha=BAND_ALPHA, linewidth=0)
+    return int((values <= 0).sum())
+
+
+def _chance_error(runs, experiment) -> float | None:
+    """The error (%) of guessing, 100 (1 - 1 / classes), when the experiment's runs agree on
+    the number of classes; None otherwise."""
+    chosen = runs[runs["experiment"] == experiment]
+    classes = set(chosen["classes"].dropna().astype(int))
+    if len(classes) != 1:
+        return None
+    return 100.0 * (1 - 1 / classes.pop())
+
+
 def _footer(figure, text, notes):
     figure.text(0.5, -0.01, text + ("\nnot complete: " + "; ".join(notes) if notes else ""), ha="center", va="top",
                 fontsize=8, wrap=True)
@@ -45,12 +75,16 @@ def _footer(figure, text, notes):
 def plot_landscape(results_source="results", *, figures_dir="figures", dataset=None, profile=None,
                    batch_sizes=landscape_experiment.BATCH_SIZES, name="landscape"):
     """Loss range, largest gradient change, effective beta-smoothness and gradient norm
-    along training, for BN, GN and no normalization (one row per batch size, log scale)."""
+    along training, for BN, GN and no normalization (one row per batch size, log scale).
+
+    Lines are geometric means over seeds and bands ×/÷ one geometric sd, which stay
+    positive on the log axes where an arithmetic ±1 sd band would not."""
     runs = results.as_runs(results_source)
     probes = understanding.landscape_probes(runs)
     measures = understanding.LANDSCAPE_MEASURES
     figure, axes = plt.subplots(len(batch_sizes), len(measures), figsize=(5 * len(measures), 4.2 * len(batch_sizes)), squeeze=False)
     notes = []
+    not_positive = 0
     for row, batch_size in enumerate(batch_sizes):
         for norm in understanding.LANDSCAPE_NORMS:
             cell = results.run_cell(runs, experiment=understanding.LANDSCAPE, norm=norm, batch_size=batch_size)
@@ -59,8 +93,9 @@ def plot_landscape(results_source="results", *, figures_dir="figures", dataset=N
             chosen = probes[(probes["norm"] == norm) & (probes["batch_size"] == batch_size)]
             for column, measure in enumerate(measures):
                 if not chosen.empty:
-                    _band(axes[row, column], chosen, "progress", measure, NORM_COLORS[norm],
-                          f"{understanding.label(norm)} ({results.seeds_text(chosen['seed'].nunique())})")
+                    not_positive += _geometric_band(
+                        axes[row, column], chosen, "progress", measure, NORM_COLORS[norm],
+                        f"{understanding.label(norm)} ({results.seeds_text(chosen['seed'].nunique())})")
         for column, title in enumerate(measures.values()):
             axis = axes[row, column]
             axis.set_title(f"{title}, batch {batch_size}", fontsize=10)
@@ -69,8 +104,11 @@ def plot_landscape(results_source="results", *, figures_dir="figures", dataset=N
             axis.grid(alpha=0.3)
             if axis.lines:
                 axis.legend(fontsize=8)
+        axes[row, 0].set_ylabel("geometric mean over seeds, ×/÷ geometric sd")
+    left_out = (f"; {not_positive} values ≤ 0 left out (a log axis cannot show them)" if not_positive else "")
     _footer(figure, "each probe moves the weights along the gradient by 0.5, 1, 2 and 4 learning rates on one "
-                    "training batch; lines: mean over seeds, bands: ±1 sd; lower is smoother", notes)
+                    "training batch; lines: geometric mean over seeds, bands: ×/÷ one geometric sd (exp of the "
+                    f"mean ± sd over seeds of the log), positive on the log axes{left_out}; lower is smoother", notes)
     title_figure(figure, "Loss landscape along the gradient (after Santurkar et al., 2018)",
               *data_and_profile(runs, dataset, profile))
     figure.tight_layout()
@@ -82,7 +120,7 @@ def plot_distortion(results_source="results", *, figures_dir="figures", dataset=
     """BN and GN at batch 32: the recipe, noise on the normalizations' outputs, no weight
     decay (bars: mean val error, error bars ±1 sd over seeds)."""
     runs = results.as_runs(results_source)
-    figure, axis = plt.subplots(figsize=(8, 5))
+    figure, axis = plt.subplots(figsize=(9.5, 5))
     conditions = list(understanding.DISTORTION_CONDITIONS)
     width = 0.8 / len(conditions)
     notes, cells_drawn = [], []
@@ -97,9 +135,15 @@ def plot_distortion(results_source="results", *, figures_dir="figures", dataset=
                      label=condition if index == 0 else None)
             if left_out_note(cell):
                 notes.append(f"{understanding.label(norm)} {condition}: {left_out_note(cell)}")
+    chance = _chance_error(runs, understanding.DISTORTION)
+    if chance is not None:
+        # The error of a run that learnt nothing, against which the noisy runs are read.
+        axis.axhline(chance, color="black", linestyle="--", linewidth=1, label=f"chance ({chance:.1f}%)")
     axis.set_xticks([0, 1], ["BN", "GN"])
     axis.set_ylabel(VAL_ERROR_LABEL)
-    axis.legend(fontsize=8, title=f"error bars: ±1 sd over seeds, {seed_count_text(cells_drawn)}", title_fontsize=8)
+    # Beside the panel: the chance line runs along its top, and the bars fill the rest.
+    axis.legend(fontsize=8, title=f"error bars: ±1 sd over seeds, {seed_count_text(cells_drawn)}", title_fontsize=8,
+                loc="upper left", bbox_to_anchor=(1.02, 1.0))
     axis.grid(alpha=0.3, axis="y")
     _footer(figure, "batch 32; noise: Gaussian, mean 1e-3, sd 1.001, on every normalization's output while "
                     "training; no weight decay: 0 instead of 1e-4", notes)

@@ -18,7 +18,8 @@ EXPERIMENTS = (
                    for norm in ("batch", "group", "none") for batch in BATCH_SIZES),
         figures=(Figure("utils.understanding_plots:plot_landscape",
                         "Loss range, largest gradient change and effective beta-smoothness along the gradient "
-                        "during training, BN, GN and no normalization, mean and ±1 sd over seeds"),),
+                        "during training, BN, GN and no normalization, geometric mean and ×/÷ geometric sd over "
+                        "seeds"),),
         tables=(Table("Loss landscape", "utils.understanding:landscape_table", decimals=3),),
         findings="utils.understanding:conclusions",
         measurements=("utils.landscape:probe_measurement",),
