@@ -1,4 +1,5 @@
-"""Tests of utils.data: loading, caching, errors, download, pipelines and the synthetic set."""
+"""Tests of utils.data: loading, caching, damaged copies, builds by several processes at once,
+download, pipelines and the synthetic set."""
 
 import hashlib
 import http.server
@@ -451,6 +452,199 @@ def test_temporaries_of_killed_runs_are_removed_on_the_next_build(
     assert hidden == sorted(kept)  # and the build left none of its own
 
 
+# ----------------------------------------------------------------------------------------
+# Several processes building the same folders at once
+
+CONCURRENT_LOADER = """
+import hashlib, sys, time
+from pathlib import Path
+
+index, count, barrier, *rounds = sys.argv[1:]
+from utils import data
+
+
+def wait_for_all(step):
+    # A barrier between the processes, so that they start every round at the same moment.
+    Path(barrier, f"{step}-{index}").touch()
+    deadline = time.monotonic() + 120
+    while len(list(Path(barrier).glob(f"{step}-*"))) < int(count):
+        if time.monotonic() > deadline:
+            sys.exit(f"the other processes did not reach step {step}")
+        time.sleep(0.002)
+
+
+for step, (source, cache) in enumerate(zip(rounds[::2], rounds[1::2])):
+    wait_for_all(step)
+    if source.endswith(".tar.gz"):
+        folder = source
+    else:
+        folder = data.make_synthetic_tiny_imagenet(source, classes=4, images_per_class=16, val_per_class=4)
+    arrays = data.load_tiny_imagenet(folder, download=False, cache_dir=cache)
+    digest = hashlib.sha256()
+    for pair in arrays:
+        for array in pair:
+            digest.update(array.tobytes())
+    print("arrays", digest.hexdigest(), flush=True)
+"""
+# Each process goes through this many fresh folders, all together, so that a race shows up
+# in every run of the test, not in one run in two.
+CONCURRENT_ROUNDS = 4
+
+
+def tree_digest(folder):
+    """{relative path: sha256} of every file under `folder`."""
+    return {
+        str(file.relative_to(folder)): hashlib.sha256(file.read_bytes()).hexdigest()
+        for file in sorted(Path(folder).rglob("*"))
+        if file.is_file()
+    }
+
+
+def start_at_once(tmp_path, rounds, processes=3):
+    """Runs `processes` loaders, each of every (source, cache) pair of `rounds` in turn, all
+    starting each round at the same moment. Returns their exit codes and outputs."""
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    environment = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    arguments = [str(path) for pair in rounds for path in pair]
+    logs = [tmp_path / f"process-{index}.log" for index in range(processes)]
+    children = []
+    for index, log in enumerate(logs):
+        with open(log, "w") as output:
+            children.append(subprocess.Popen(
+                [sys.executable, "-c", CONCURRENT_LOADER, str(index), str(processes), str(barrier), *arguments],
+                stdout=output, stderr=subprocess.STDOUT, env=environment,
+            ))
+    deadline = time.monotonic() + 600
+    while any(child.poll() is None for child in children) and time.monotonic() < deadline:
+        if any(child.poll() not in (None, 0) for child in children):
+            break  # the others would wait for it at the next round
+        time.sleep(0.05)
+    for child in children:
+        if child.poll() is None:
+            child.kill()
+    return [(child.wait(), log.read_text()) for child, log in zip(children, logs)]
+
+
+def array_digests(output):
+    return [line for line in output.splitlines() if line.startswith("arrays ")]
+
+
+def temporaries_under(folder):
+    return sorted(entry.name for entry in Path(folder).rglob(".*") if re.search(r"\.(tmp|stale)-", entry.name))
+
+
+@pytest.mark.slow
+def test_processes_generating_and_loading_one_fresh_folder_at_once(tmp_path):
+    rounds = [(tmp_path / f"fresh-{k}", tmp_path / f"fresh-{k}" / "cache") for k in range(CONCURRENT_ROUNDS)]
+    outcomes = start_at_once(tmp_path, rounds)
+    for code, output in outcomes:
+        assert code == 0, output[-4000:]
+    digests = [array_digests(output) for _, output in outcomes]
+    assert len(digests[0]) == CONCURRENT_ROUNDS and len(set(digests[0])) == 1
+    assert all(digest == digests[0] for digest in digests)
+    reference = synthetic.make_synthetic_tiny_imagenet(
+        tmp_path / "reference", classes=4, images_per_class=16, val_per_class=4
+    )
+    for destination, cache in rounds:
+        assert tree_digest(destination / synthetic.SYNTHETIC_FOLDER_NAME) == tree_digest(reference)
+        assert sorted(path.name for path in destination.iterdir()) == ["cache", synthetic.SYNTHETIC_FOLDER_NAME]
+        assert len(decoded_slots(cache)) == 1 and not temporaries_under(destination)
+
+
+@pytest.mark.slow
+def test_processes_extracting_and_decoding_one_archive_at_once(synthetic_tiny_imagenet, tmp_path):
+    archive = make_tar_gz(synthetic_tiny_imagenet, tmp_path / "tiny-imagenet-200.tar.gz")
+    rounds = [(archive, tmp_path / f"cache-{k}") for k in range(CONCURRENT_ROUNDS)]
+    outcomes = start_at_once(tmp_path, rounds)
+    for code, output in outcomes:
+        assert code == 0, output[-4000:]
+    digests = [array_digests(output) for _, output in outcomes]
+    assert len(digests[0]) == CONCURRENT_ROUNDS and len(set(digests[0])) == 1
+    assert all(digest == digests[0] for digest in digests)
+    for _, cache in rounds:
+        (extraction,) = (cache / data_sources.EXTRACTED_ARCHIVES_FOLDER).iterdir()
+        assert (extraction / data_sources.COMPLETE_MARKER).exists()
+        assert tree_digest(extraction / "tiny-imagenet-200") == tree_digest(synthetic_tiny_imagenet)
+        assert len(decoded_slots(cache)) == 1 and not temporaries_under(cache)
+
+
+@pytest.mark.parametrize("where", ["synthetic", "decoded cache"])
+def test_a_folder_that_another_process_finished_meanwhile_is_kept(synthetic_tiny_imagenet, tmp_path, monkeypatch,
+                                                                  where):
+    # The other process runs inside this one's build, between its start and its last step.
+    # Its folder may already be in use, so this build must not replace it.
+    others = []
+    if where == "synthetic":
+        target = tmp_path / "data" / synthetic.SYNTHETIC_FOLDER_NAME
+
+        def build():
+            return synthetic.make_synthetic_tiny_imagenet(tmp_path / "data", classes=2, images_per_class=3,
+                                                          val_per_class=2)
+        module, name = synthetic, "_write_layout"
+    else:
+        def build():
+            return data.load_tiny_imagenet(synthetic_tiny_imagenet, cache_dir=tmp_path / "cache")
+        module, name = data, "decode_images"
+    original = getattr(module, name)
+
+    def slow_step(*args, **kwargs):
+        result = original(*args, **kwargs)
+        if not others:
+            others.append("started")
+            build()
+            (slot,) = [target] if where == "synthetic" else decoded_slots(tmp_path / "cache")
+            (slot / "in-use").write_text("a reader of the other process's copy")
+            others.append(slot)
+        return result
+
+    monkeypatch.setattr(module, name, slow_step)
+    first = build()
+    kept = others[-1]
+    assert (kept / "in-use").exists()
+    if where == "decoded cache":
+        assert decoded_slots(tmp_path / "cache") == [kept]
+        monkeypatch.setattr(data, "decode_images", original)
+        failing_decoder(monkeypatch)
+        again = data.load_tiny_imagenet(synthetic_tiny_imagenet, cache_dir=tmp_path / "cache")
+        assert all(np.array_equal(a, b) for pair, other in zip(first, again) for a, b in zip(pair, other))
+    assert not temporaries_under(tmp_path)
+
+
+@pytest.mark.parametrize("where", ["synthetic", "extraction"])
+def test_a_half_built_folder_is_rebuilt(synthetic_tiny_imagenet, tmp_path, where):
+    if where == "synthetic":
+        def build():
+            return synthetic.make_synthetic_tiny_imagenet(tmp_path / "data", classes=6, images_per_class=12,
+                                                          val_per_class=5)
+        target, marker = tmp_path / "data" / synthetic.SYNTHETIC_FOLDER_NAME, synthetic.SYNTHETIC_MARKER
+        expected = tree_digest(synthetic_tiny_imagenet)
+    else:
+        archive = make_tar_gz(synthetic_tiny_imagenet, tmp_path / "tiny-imagenet-200.tar.gz")
+
+        def build():
+            return data_sources.extract_archive(archive, tmp_path / "cache")
+        target, marker = build(), data_sources.COMPLETE_MARKER
+        expected = tree_digest(target)
+        shutil.rmtree(target)
+    # What a build killed before its last step would leave: some files, no marker.
+    (target / "train" / "n90000000" / "images").mkdir(parents=True)
+    (target / "train" / "n90000000" / "images" / "n90000000_0.JPEG").write_bytes(b"half written")
+    (target / "wnids.txt").write_text("n90000000\n")
+    assert build() == target
+    assert (target / marker).exists() and tree_digest(target) == expected
+    assert not temporaries_under(target.parent)
+
+
+def test_a_killed_synthetic_build_is_removed_by_the_next_one(tmp_path, capsys):
+    target = tmp_path / "data" / synthetic.SYNTHETIC_FOLDER_NAME
+    killed = temporary_named(target, pid=dead_pid())
+    synthetic.make_synthetic_tiny_imagenet(tmp_path / "data", classes=2, images_per_class=2, val_per_class=1)
+    assert not killed.exists()
+    assert sorted(path.name for path in (tmp_path / "data").iterdir()) == [synthetic.SYNTHETIC_FOLDER_NAME]
+    assert f"Removed 1 temporary folder(s) left in {display_path(tmp_path / 'data')}" in capsys.readouterr().out
+
+
 def test_loaded_arrays_are_aligned_for_zero_copy(synthetic_tiny_imagenet, tmp_path):
     for _ in range(2):  # decoded, then from the cache
         (x_train, y_train), (x_val, _) = data.load_tiny_imagenet(synthetic_tiny_imagenet, cache_dir=tmp_path)
@@ -504,8 +698,135 @@ def test_error_for_a_validation_annotation_with_an_unknown_wnid(synthetic_tiny_i
         data.load_tiny_imagenet(folder, classes=classes, cache_dir=tmp_path / "cache")
     message = str(raised.value)
     assert f"{annotations} line 4 " in message and "'n01443537'" in message
-    assert str(folder / "wnids.txt") in message and "download it again" in message
+    assert str(folder / "wnids.txt") in message
+    assert f"Delete {folder} and generate it again with make_synthetic_tiny_imagenet" in message  # a synthetic copy
     assert not decoded_slots(tmp_path / "cache")
+
+
+def remove_synthetic_marker(folder):
+    """Makes a copy look like the real data set, which promises 500 training and 50
+    validation images per class."""
+    (folder / synthetic.SYNTHETIC_MARKER).unlink()
+    return folder
+
+
+def annotation_lines(folder):
+    return (folder / "val" / "val_annotations.txt").read_text().splitlines(keepends=True)
+
+
+@pytest.mark.parametrize("dataset", ["synthetic", "tiny-imagenet-200"])
+def test_error_for_a_validation_line_listed_twice(synthetic_tiny_imagenet, tmp_path, dataset):
+    folder = copy_dataset(synthetic_tiny_imagenet, tmp_path / "data")
+    if dataset == "tiny-imagenet-200":
+        remove_synthetic_marker(folder)
+    annotations = folder / "val" / "val_annotations.txt"
+    lines = annotation_lines(folder)
+    name, wnid = lines[3].split("\t")[:2]
+    annotations.write_text("".join(lines + [lines[3]]))
+    with pytest.raises(ValueError) as raised:
+        data.load_tiny_imagenet(folder, images_per_class=12, cache_dir=tmp_path / "cache")
+    message = str(raised.value)
+    assert message.startswith(
+        f"{annotations} line 31 lists the image {name} again with the label {wnid}, as line 4 does:"
+    )
+    assert "each validation image must be listed exactly once" in message
+    if dataset == "synthetic":
+        assert f"Delete {folder} and generate it again with make_synthetic_tiny_imagenet" in message
+    else:
+        assert "Extract the archive again, or download it again from " + data.TINY_IMAGENET_URL in message
+    assert not decoded_slots(tmp_path / "cache")
+
+
+def test_error_for_a_validation_image_listed_under_two_labels(synthetic_tiny_imagenet, tmp_path):
+    folder = copy_dataset(synthetic_tiny_imagenet, tmp_path / "data")
+    annotations = folder / "val" / "val_annotations.txt"
+    lines = annotation_lines(folder)
+    name, wnid, *box = lines[3].split("\t")
+    other = next(candidate for candidate in data_sources.read_wnids(folder) if candidate != wnid)
+    annotations.write_text("".join(lines[:10] + ["\t".join([name, other, *box])] + lines[10:]))
+    # Whichever classes are selected: the file is damaged.
+    for classes in (None, [other]):
+        with pytest.raises(ValueError) as raised:
+            data.load_tiny_imagenet(folder, classes=classes, cache_dir=tmp_path / "cache")
+        message = str(raised.value)
+        assert message.startswith(
+            f"{annotations} line 11 lists the image {name} with the label {other}, but line 4 labels it {wnid}:"
+        )
+        assert "each validation image must be listed exactly once" in message
+    assert not decoded_slots(tmp_path / "cache")
+
+
+def test_error_for_a_class_with_missing_validation_images(synthetic_tiny_imagenet, tmp_path):
+    folder = copy_dataset(synthetic_tiny_imagenet, tmp_path / "data")
+    annotations = folder / "val" / "val_annotations.txt"
+    lines = annotation_lines(folder)
+    wnid = lines[3].split("\t")[1]
+    annotations.write_text("".join(lines[:3] + lines[4:]))
+    with pytest.raises(ValueError) as raised:
+        data.load_tiny_imagenet(folder, cache_dir=tmp_path / "cache")
+    message = str(raised.value)
+    assert message.startswith(f"{annotations} lists 4 validation images of class {wnid}, expected 5 ")
+    assert "val_per_class=5" in message and "generate it again" in message
+    other = next(candidate for candidate in data_sources.read_wnids(folder) if candidate != wnid)
+    assert len(data.load_tiny_imagenet(folder, classes=[other], cache_dir=tmp_path / "cache")[1][0]) == 5
+
+
+@pytest.mark.parametrize("kept", [0, 4])
+def test_error_for_a_class_with_missing_training_images(synthetic_tiny_imagenet, tmp_path, kept):
+    folder = copy_dataset(synthetic_tiny_imagenet, tmp_path / "data")
+    images = folder / "train" / "n90000003" / "images"
+    for file in sorted(images.iterdir(), key=lambda file: data_sources.natural_key(file.name))[kept:]:
+        file.unlink()
+    with pytest.raises(ValueError) as raised:
+        data.load_tiny_imagenet(folder, cache_dir=tmp_path / "cache")
+    message = str(raised.value)
+    assert message.startswith(f"Class n90000003 has {kept} training images in {images}, expected 12 ")
+    assert "images_per_class=12" in message and f"Delete {folder} and generate it again" in message
+    assert not decoded_slots(tmp_path / "cache")
+
+
+def test_images_per_class_needs_only_the_images_it_asks_for(synthetic_tiny_imagenet, tmp_path):
+    folder = copy_dataset(synthetic_tiny_imagenet, tmp_path / "data")
+    images = folder / "train" / "n90000003" / "images"
+    for file in sorted(images.iterdir(), key=lambda file: data_sources.natural_key(file.name))[4:]:
+        file.unlink()
+    (x_train, y_train), _ = data.load_tiny_imagenet(folder, images_per_class=4, cache_dir=tmp_path / "cache")
+    assert np.bincount(y_train).tolist() == [4] * 6
+    with pytest.raises(ValueError) as raised:
+        data.load_tiny_imagenet(folder, images_per_class=5, cache_dir=tmp_path / "cache")
+    message = str(raised.value)
+    assert message.startswith(f"images_per_class=5 but class n90000003 has only 4 training images in {images}")
+    assert "expected 12" in message and "generate it again" in message
+
+
+def test_a_folder_in_the_official_layout_is_held_to_its_counts(synthetic_tiny_imagenet, tmp_path):
+    folder = remove_synthetic_marker(copy_dataset(synthetic_tiny_imagenet, tmp_path / "data"))
+    with pytest.raises(ValueError) as raised:
+        data.load_tiny_imagenet(folder, cache_dir=tmp_path / "cache")
+    message = str(raised.value)
+    assert message.startswith(
+        f"Class n90000000 has 12 training images in {folder / 'train' / 'n90000000' / 'images'}, expected 500 "
+    )
+    assert "Tiny ImageNet-200 has 500 per class" in message and "download it again" in message
+    with pytest.raises(ValueError) as raised:
+        data.load_tiny_imagenet(folder, images_per_class=12, cache_dir=tmp_path / "cache")
+    message = str(raised.value)
+    assert message.startswith(
+        f"{folder / 'val' / 'val_annotations.txt'} lists 5 validation images of class n90000000, expected 50 "
+    )
+    with pytest.raises(ValueError, match="images_per_class=13 but class n90000000 has only 12 training images"):
+        data.load_tiny_imagenet(folder, images_per_class=13, cache_dir=tmp_path / "cache")
+
+
+def test_error_for_a_damaged_synthetic_marker(synthetic_tiny_imagenet, tmp_path):
+    folder = copy_dataset(synthetic_tiny_imagenet, tmp_path / "data")
+    marker = folder / synthetic.SYNTHETIC_MARKER
+    marker.write_text('{"dataset": "synthetic-tiny-imagenet"}')
+    with pytest.raises(ValueError) as raised:
+        data.load_tiny_imagenet(folder, cache_dir=tmp_path / "cache")
+    message = str(raised.value)
+    assert str(marker) in message and "images_per_class" in message
+    assert f"Delete {folder} and generate it again" in message
 
 
 def test_error_for_an_archive_nested_one_level_deeper(synthetic_tiny_imagenet, tmp_path):
@@ -681,6 +1002,18 @@ def test_download_function_takes_the_source_as_arguments(archive_server, tmp_pat
     folder = data.download_tiny_imagenet(tmp_path / "cache", origin=archive_server.url, file_hash=archive_server.md5)
     assert folder == tmp_path / "cache" / data_sources.DOWNLOAD_EXTRACTION_FOLDER / "tiny-imagenet-200"
     assert len((folder / "wnids.txt").read_text().split()) == 6
+
+
+def test_a_half_extracted_download_is_replaced(archive_server, tmp_path):
+    cache = tmp_path / "cache"
+    half = cache / data_sources.DOWNLOAD_EXTRACTION_FOLDER / "tiny-imagenet-200"
+    (half / "train").mkdir(parents=True)
+    (half / "wnids.txt").write_text("n90000000\n")
+    folder = data.download_tiny_imagenet(cache, origin=archive_server.url, file_hash=archive_server.md5)
+    assert folder == half and (folder.parent / data_sources.COMPLETE_MARKER).exists()
+    assert len((folder / "wnids.txt").read_text().split()) == 6
+    assert len(list((folder / "val" / "images").iterdir())) == 30
+    assert not temporaries_under(cache)
 
 
 # ----------------------------------------------------------------------------------------

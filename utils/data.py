@@ -18,9 +18,14 @@ Where files go (cache_dir defaults to `$KERAS_HOME/datasets`, i.e. `~/.keras/dat
 The decoded cache of a selection is one folder of .npy files plus meta.json. It is rebuilt
 (never used) when its format version, the selection, or the source files (names, sizes,
 modification times, wnids.txt, val_annotations.txt) changed, or when an array is truncated or
-its CRC-32 does not match. It is written to a hidden temporary folder and renamed into place;
-the next cache build deletes the temporary folders of killed processes
-(`data_sources.remove_stale_temporaries`).
+its CRC-32 does not match. It is written to a hidden temporary folder and renamed into place
+(`data_sources.install_folder`: when several processes decode the same selection at once, the
+first usable cache is kept and the others' copies are deleted); the next cache build deletes
+the temporary folders of killed processes (`data_sources.remove_stale_temporaries`).
+
+A folder that breaks what the data set promises (an image listed twice in val_annotations.txt,
+a class with missing or extra images) is refused with a ValueError saying where and how to
+replace it (`data_sources.list_selection`).
 
 The download URL and hash are `utils.data_sources.TINY_IMAGENET_URL` and `TINY_IMAGENET_MD5`
 (read at call time, so a mirror can be set there), or arguments of `download_tiny_imagenet`.
@@ -151,9 +156,9 @@ def load_tiny_imagenet(path=None, *, download=True, classes=None, images_per_cla
         classes: None (all 200), an int N (the first N wnids in sorted order) or a list of
             wnids. Labels are indices into the SORTED selected wnids, for train and val alike
             (see `tiny_imagenet_classes`).
-        images_per_class: None (all 500) or M: the first M training images of each class in
-            natural numeric file order (`_2` before `_10`). Validation keeps all images (50)
-            of each selected class.
+        images_per_class: None (all 500, which each class must have) or M: the first M
+            training images of each class in natural numeric file order (`_2` before `_10`).
+            Validation keeps all images (50) of each selected class.
         cache_dir: cache folder for extractions and decoded arrays; None means
             `$KERAS_HOME/datasets` (`~/.keras/datasets`).
 
@@ -161,6 +166,12 @@ def load_tiny_imagenet(path=None, *, download=True, classes=None, images_per_cla
         (x_train, y_train), (x_val, y_val): uint8 (n, 64, 64, 3) images (grayscale JPEGs
         decoded to 3 equal channels) and int32 labels. Train rows go class by class, val
         rows in val_<k> order.
+
+    Raises:
+        ValueError: for a damaged copy (see `data_sources.list_selection`): an image listed
+            twice in val_annotations.txt, a selected class with another number of validation
+            images than the data set has, or with fewer training images than asked for (with
+            `images_per_class=None`, another number than the data set has).
     """
     cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     folder = tiny_imagenet_folder(path, download=download, cache_dir=cache_dir)
@@ -176,7 +187,7 @@ def load_tiny_imagenet(path=None, *, download=True, classes=None, images_per_cla
             "x_val": decode_images(selection.val_files, description="validation images"),
             "y_val": _aligned_copy(np.asarray(selection.val_labels, np.int32)),
         }
-        _write_cache(slot, arrays, fingerprint)
+        _write_cache(slot, arrays, fingerprint, selection)
     return (arrays["x_train"], arrays["y_train"]), (arrays["x_val"], arrays["y_val"])
 
 
@@ -274,38 +285,52 @@ def _checksum(array):
 
 def _read_cache(slot, fingerprint, selection):
     """Returns the cached arrays, or None (after saying why) when missing, stale or damaged."""
-    meta_file = slot / "meta.json"
-    if not meta_file.exists():
+    if not (slot / "meta.json").exists():
         return None
     try:
-        meta = json.loads(meta_file.read_text())
-        if not isinstance(meta, dict):
-            raise ValueError(f"{meta_file.name} holds {json.dumps(meta)[:40]}, not a JSON object")
-        if meta.get("format_version") != CACHE_FORMAT_VERSION:
-            raise ValueError(f"format version {meta.get('format_version')} != {CACHE_FORMAT_VERSION}")
-        if meta.get("fingerprint") != fingerprint:
-            raise ValueError("the source files or the selection changed")
-        expected_counts = {"train": len(selection.train_files), "val": len(selection.val_files)}
-        if meta.get("counts") != expected_counts:
-            raise ValueError(f"counts {meta.get('counts')} != {expected_counts}")
-        arrays = {}
-        for name in ARRAY_NAMES:
-            array = _read_npy(slot / f"{name}.npy")
-            count = expected_counts[name.split("_")[1]]
-            shape = (count, *IMAGE_SHAPE) if name.startswith("x") else (count,)
-            if array.shape != shape or str(array.dtype) != meta["dtypes"][name]:
-                raise ValueError(f"{name} has shape {array.shape} {array.dtype}, expected {shape}")
-            if _checksum(array) != meta["crc32"][name]:
-                raise ValueError(f"{name} does not match its CRC-32")
-            arrays[name] = array
-        return arrays
+        return _checked_cache(slot, fingerprint, selection)
     except (OSError, ValueError, KeyError, TypeError, EOFError) as error:
         print(f"Not using the decoded cache {display_path(slot)}: {error}; rebuilding it.", flush=True)
         return None
 
 
-def _write_cache(slot, arrays, fingerprint):
-    """Writes the arrays into a temporary folder, then renames it to `slot` (atomic)."""
+def _cache_is_usable(slot, fingerprint, selection):
+    try:
+        _checked_cache(slot, fingerprint, selection)
+    except (OSError, ValueError, KeyError, TypeError, EOFError):
+        return False
+    return True
+
+
+def _checked_cache(slot, fingerprint, selection):
+    """Returns the cached arrays; raises when they are missing, stale or damaged."""
+    meta_file = slot / "meta.json"
+    meta = json.loads(meta_file.read_text())
+    if not isinstance(meta, dict):
+        raise ValueError(f"{meta_file.name} holds {json.dumps(meta)[:40]}, not a JSON object")
+    if meta.get("format_version") != CACHE_FORMAT_VERSION:
+        raise ValueError(f"format version {meta.get('format_version')} != {CACHE_FORMAT_VERSION}")
+    if meta.get("fingerprint") != fingerprint:
+        raise ValueError("the source files or the selection changed")
+    expected_counts = {"train": len(selection.train_files), "val": len(selection.val_files)}
+    if meta.get("counts") != expected_counts:
+        raise ValueError(f"counts {meta.get('counts')} != {expected_counts}")
+    arrays = {}
+    for name in ARRAY_NAMES:
+        array = _read_npy(slot / f"{name}.npy")
+        count = expected_counts[name.split("_")[1]]
+        shape = (count, *IMAGE_SHAPE) if name.startswith("x") else (count,)
+        if array.shape != shape or str(array.dtype) != meta["dtypes"][name]:
+            raise ValueError(f"{name} has shape {array.shape} {array.dtype}, expected {shape}")
+        if _checksum(array) != meta["crc32"][name]:
+            raise ValueError(f"{name} does not match its CRC-32")
+        arrays[name] = array
+    return arrays
+
+
+def _write_cache(slot, arrays, fingerprint, selection):
+    """Writes the arrays into a temporary folder, then renames it to `slot` (atomic), unless
+    another process installed a usable cache there meanwhile (see `install_folder`)."""
     slot.parent.mkdir(parents=True, exist_ok=True)
     data_sources.remove_stale_temporaries(slot.parent)
     temporary = data_sources.temporary_sibling(slot)
@@ -321,11 +346,9 @@ def _write_cache(slot, arrays, fingerprint):
             "crc32": {name: _checksum(arrays[name]) for name in ARRAY_NAMES},
         }
         (temporary / "meta.json").write_text(json.dumps(meta, indent=1))
-        if slot.exists():  # stale: move it aside first, a folder cannot replace a full one
-            stale = data_sources.temporary_sibling(slot, "stale")
-            os.replace(slot, stale)
-            shutil.rmtree(stale, ignore_errors=True)
-        os.replace(temporary, slot)
+        data_sources.install_folder(
+            temporary, slot, lambda folder: _cache_is_usable(folder, fingerprint, selection)
+        )
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
 

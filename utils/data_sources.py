@@ -12,14 +12,24 @@ Order of the listed files (this order is the row order of the loaded arrays):
     val: natural numeric order of the file names (`val_0`, `val_1`, ..., `val_9999`),
         keeping the files whose class is selected.
 
-Extractions and the decoded cache are built in hidden temporary folders next to their final
-place (`temporary_sibling`) and renamed into place when complete; the next build or
-extraction in the same folder deletes the temporaries left by killed processes
-(`remove_stale_temporaries`).
+What a folder promises (`promised_layout`): Tiny ImageNet-200 has 500 training and 50
+validation images per class; a synthetic stand-in has the counts recorded in its
+`synthetic.json`. `list_selection` refuses a folder that breaks the promise for the classes it
+lists: a validation image listed twice (with the same label or two), a selected class with
+another number of validation images, or a class with fewer training images than asked for
+(with `images_per_class=None`, another number than promised).
+
+Shared folders (extractions, the decoded cache, the synthetic data set) are written by several
+processes at once when grids start together on a fresh folder. Each process builds in its own
+hidden temporary folder next to the final place (`temporary_sibling`) and ends with
+`install_folder`: the first complete copy is renamed into place and never touched again, the
+later ones are deleted. The next build in the same folder deletes the temporaries left by
+killed processes (`remove_stale_temporaries`).
 """
 
 import contextlib
 import hashlib
+import json
 import numbers
 import os
 import re
@@ -33,9 +43,12 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-import keras
-
 from utils.paths import display_path
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: installs go unlocked
+    fcntl = None
 
 TINY_IMAGENET_DATASET_NAME = "tiny-imagenet-200"
 TINY_IMAGENET_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
@@ -50,6 +63,10 @@ COMPLETE_MARKER = ".extraction-complete"
 ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar")
 REQUIRED_ENTRIES = ("wnids.txt", "words.txt", "train", "val/images", "val/val_annotations.txt")
 IMAGE_SUFFIXES = (".jpeg", ".jpg")
+TINY_IMAGENET_TRAIN_PER_CLASS = 500
+TINY_IMAGENET_VAL_PER_CLASS = 50
+# The synthetic stand-in's marker (utils.synthetic.SYNTHETIC_MARKER, which imports this module).
+SYNTHETIC_MARKER = "synthetic.json"
 _NUMBERED_NAME = re.compile(r"^(.*?)(\d+)(\.[^.]*)$")
 # ".<final name>.<kind>-<process namespace>-<pid>-<random>" (see `temporary_sibling`); the
 # namespace and pid are absent from names written before they were recorded.
@@ -174,6 +191,63 @@ def remove_stale_temporaries(parent):
             f"{', '.join(removed)}.",
             flush=True,
         )
+
+
+@contextlib.contextmanager
+def _installing_into(parent):
+    """Holds an exclusive lock on the folder `parent` among the processes installing into it.
+
+    The lock is taken on the folder itself, so it leaves no file behind, and the operating
+    system releases it when its process ends.
+    """
+    if fcntl is None:
+        yield
+        return
+    descriptor = os.open(parent, os.O_RDONLY)
+    try:
+        with contextlib.suppress(OSError):
+            # File systems without flock (some network mounts) get the unlocked behaviour: a
+            # race there is as rare as before, and refusing to build would be worse.
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
+
+
+def install_folder(temporary, target, is_complete):
+    """Renames the finished folder `temporary` to `target`, unless `target` is complete already.
+
+    Called by every process that builds a shared folder, each with its own `temporary`. Under
+    a lock held only by installing processes: a complete `target` (another process finished
+    first, and may be reading it) is kept and `temporary` deleted; an incomplete one (a build
+    killed before its last step, an older copy that `is_complete` refuses) is renamed aside,
+    `temporary` renamed into place, and the old one deleted. Readers take no lock: they check
+    the folder's completion marker.
+
+    Args:
+        temporary: the complete new folder, a `temporary_sibling` of `target`.
+        target: the final path.
+        is_complete: function of a path, True when it holds a complete folder that can be used.
+
+    Returns:
+        True when `temporary` became `target`, False when `target` was kept.
+    """
+    temporary, target = Path(temporary), Path(target)
+    stale = None
+    with _installing_into(target.parent):
+        if is_complete(target):
+            shutil.rmtree(temporary, ignore_errors=True)
+            return False
+        if os.path.lexists(target):
+            stale = temporary_sibling(target, "stale")
+            os.replace(target, stale)
+        os.replace(temporary, target)
+    if stale is not None:
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
+    return True
 
 
 def is_archive(path):
@@ -346,7 +420,7 @@ def extract_archive(archive, cache_dir):
     key = hashlib.sha1(f"{archive}|{status.st_size}|{status.st_mtime_ns}".encode()).hexdigest()[:12]
     stem = archive.name[: -len(next(s for s in ARCHIVE_SUFFIXES if archive.name.lower().endswith(s)))]
     target = Path(cache_dir) / EXTRACTED_ARCHIVES_FOLDER / f"{stem}-{key}"
-    if (target / COMPLETE_MARKER).exists():
+    if _extraction_is_complete(target):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(target.parent)
@@ -355,34 +429,43 @@ def extract_archive(archive, cache_dir):
     print(f"Extracting {display_path(archive)} into {display_path(target)} (done once, then reused)...", flush=True)
     started = time.perf_counter()
     try:
-        if zipfile.is_zipfile(archive):
-            with zipfile.ZipFile(archive) as opened:
-                opened.extractall(temporary)  # zipfile drops absolute and ".." parts itself
-        else:
-            with tarfile.open(archive) as opened:
-                opened.extractall(temporary, filter="data")  # refuses unsafe member paths
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as error:
+        _extract_into(archive, temporary, origin=TINY_IMAGENET_URL)
+        (temporary / COMPLETE_MARKER).write_text(str(archive) + "\n")
+        installed = install_folder(temporary, target, _extraction_is_complete)
+    finally:
         shutil.rmtree(temporary, ignore_errors=True)
-        raise ValueError(
-            f"Could not extract {archive}: {error}. The archive is corrupt or truncated; "
-            f"download it again from {TINY_IMAGENET_URL}."
-        ) from error
-    (temporary / COMPLETE_MARKER).write_text(str(archive) + "\n")
-    if (target / COMPLETE_MARKER).exists():  # another process finished first: use its copy
-        shutil.rmtree(temporary, ignore_errors=True)
-        return target
-    if target.exists():  # an interrupted earlier attempt
-        shutil.rmtree(target)
-    os.replace(temporary, target)
-    print(f"Extracted in {time.perf_counter() - started:.1f} s.", flush=True)
+    if installed:
+        print(f"Extracted in {time.perf_counter() - started:.1f} s.", flush=True)
     return target
 
 
-def download_tiny_imagenet(cache_dir=None, *, origin=None, file_hash=None):
-    """Downloads and extracts the official archive with `keras.utils.get_file`.
+def _extraction_is_complete(folder):
+    return (Path(folder) / COMPLETE_MARKER).is_file()
 
-    Shows Keras' progress bar and checks the hash; a file with the wrong hash is deleted
-    and never extracted. Reuses a complete earlier download and extraction.
+
+def _extract_into(archive, folder, origin):
+    """Extracts `archive` into the existing `folder`; ValueError when the archive is damaged."""
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as opened:
+                opened.extractall(folder)  # zipfile drops absolute and ".." parts itself
+        else:
+            with tarfile.open(archive) as opened:
+                opened.extractall(folder, filter="data")  # refuses unsafe member paths
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as error:
+        raise ValueError(
+            f"Could not extract {archive}: {error}. The archive is corrupt or truncated; "
+            f"download it again from {origin}."
+        ) from error
+
+
+def download_tiny_imagenet(cache_dir=None, *, origin=None, file_hash=None):
+    """Downloads and extracts the official archive, with `keras.utils.get_file`'s progress bar.
+
+    Checks the hash; a file with the wrong hash is deleted and never extracted. Reuses a
+    complete earlier download and extraction. The download and the extraction are each made in
+    a temporary folder of this process and then renamed into place, so processes that start at
+    once on an empty cache do not break each other's copies.
 
     Args:
         cache_dir: where the archive and its extraction go; None means `default_cache_dir()`.
@@ -397,42 +480,71 @@ def download_tiny_imagenet(cache_dir=None, *, origin=None, file_hash=None):
     file_hash = file_hash or TINY_IMAGENET_MD5
     extraction = cache_dir / DOWNLOAD_EXTRACTION_FOLDER
     archive = cache_dir / DOWNLOAD_FILE_NAME
-    if (extraction / COMPLETE_MARKER).exists() and find_dataset_folder(extraction) is not None:
+    if _extraction_is_complete(extraction) and find_dataset_folder(extraction) is not None:
         return find_dataset_folder(extraction)
-    shutil.rmtree(extraction, ignore_errors=True)  # left over from an interrupted extraction
     cache_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(cache_dir)
+    if not (archive.is_file() and _hash_of(archive, file_hash) == file_hash.lower()):
+        _download(origin, file_hash, archive)
+    temporary = temporary_sibling(extraction)
+    temporary.mkdir()
     try:
-        keras.utils.get_file(
-            fname=DOWNLOAD_FILE_NAME,
-            origin=origin,
-            file_hash=file_hash,
-            extract=True,
-            cache_dir=str(cache_dir),
-            cache_subdir=str(cache_dir.resolve()),
+        _extract_into(archive, temporary, origin=origin)
+        if find_dataset_folder(temporary) is None:
+            raise ValueError(
+                f"The archive downloaded from {origin} ({archive}) does not contain a "
+                "'tiny-imagenet-200' folder with wnids.txt."
+            )
+        check_layout(find_dataset_folder(temporary))
+        (temporary / COMPLETE_MARKER).write_text(origin + "\n")
+        install_folder(
+            temporary, extraction,
+            lambda folder: _extraction_is_complete(folder) and find_dataset_folder(folder) is not None,
         )
-    except ValueError as error:
-        # get_file leaves a file with the wrong hash in place: delete it so it is never used.
-        archive.unlink(missing_ok=True)
-        shutil.rmtree(extraction, ignore_errors=True)
-        raise ValueError(
-            f"The file downloaded from {origin} does not match the expected hash {file_hash} "
-            f"({error}); it was deleted from {archive}. Try again, or download it yourself "
-            f"and check it with `md5sum`."
-        ) from error
-    except Exception as error:  # get_file raises a bare Exception on network failures
-        raise FileNotFoundError(
-            how_to_get_data(cache_dir, f"the download from {origin} failed ({error})")
-        ) from error
-    folder = find_dataset_folder(extraction)
-    if folder is None:
-        shutil.rmtree(extraction, ignore_errors=True)
-        raise ValueError(
-            f"The archive downloaded from {origin} ({archive}) does not contain a "
-            "'tiny-imagenet-200' folder with wnids.txt."
-        )
-    check_layout(folder)
-    (extraction / COMPLETE_MARKER).write_text(origin + "\n")
-    return folder
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+    return find_dataset_folder(extraction)
+
+
+def _hash_of(file, expected):
+    """The hex digest of `file` in the algorithm `get_file` infers from `expected`: SHA-256 for
+    64 hex digits, else MD5."""
+    digest = hashlib.sha256() if len(expected) == 64 else hashlib.md5()
+    with open(file, "rb") as opened:
+        for block in iter(lambda: opened.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _download(origin, file_hash, archive):
+    """Downloads `origin` into a temporary folder of this process, checks its hash, and renames
+    it to `archive` (a whole file, atomically: a process reading an earlier copy keeps it)."""
+    import keras  # here, so that listing and checking folders does not start TensorFlow
+
+    temporary = temporary_sibling(archive)
+    temporary.mkdir()
+    try:
+        try:
+            downloaded = keras.utils.get_file(
+                fname=archive.name,
+                origin=origin,
+                file_hash=file_hash,
+                cache_dir=str(temporary),
+                cache_subdir=str(temporary.resolve()),
+            )
+        except ValueError as error:
+            raise ValueError(
+                f"The file downloaded from {origin} does not match the expected hash {file_hash} "
+                f"({error}); it was deleted, so {archive} was not written. Try again, or download "
+                "it yourself and check it with `md5sum`."
+            ) from error
+        except Exception as error:  # get_file raises a bare Exception on network failures
+            raise FileNotFoundError(
+                how_to_get_data(archive.parent, f"the download from {origin} failed ({error})")
+            ) from error
+        os.replace(downloaded, archive)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
 
 
 @dataclass(frozen=True)
@@ -451,6 +563,64 @@ class Selection:
     train_labels: tuple
     val_files: tuple
     val_labels: tuple
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What a folder in the official layout promises, and what to do when it does not hold.
+
+    Attributes:
+        train_per_class, val_per_class: images per class.
+        train_source, val_source: where each count comes from, for messages, e.g. "Tiny
+            ImageNet-200 has 500 per class".
+        repair: how to replace a damaged folder, one sentence.
+    """
+
+    train_per_class: int
+    val_per_class: int
+    train_source: str
+    val_source: str
+    repair: str
+
+
+def promised_layout(folder):
+    """Returns the `Layout` that a `tiny-imagenet-200`-layout folder promises.
+
+    Tiny ImageNet-200's counts, or, for a synthetic stand-in, those recorded in its
+    `synthetic.json`.
+
+    Args:
+        folder: a checked `tiny-imagenet-200`-layout folder.
+    """
+    folder = Path(folder)
+    marker = folder / SYNTHETIC_MARKER
+    if not marker.exists():
+        return Layout(
+            train_per_class=TINY_IMAGENET_TRAIN_PER_CLASS,
+            val_per_class=TINY_IMAGENET_VAL_PER_CLASS,
+            train_source=f"Tiny ImageNet-200 has {TINY_IMAGENET_TRAIN_PER_CLASS} per class",
+            val_source=f"Tiny ImageNet-200 has {TINY_IMAGENET_VAL_PER_CLASS} per class",
+            repair=f"Extract the archive again, or download it again from {TINY_IMAGENET_URL}.",
+        )
+    repair = f"Delete {folder} and generate it again with make_synthetic_tiny_imagenet."
+    try:
+        settings = json.loads(marker.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{marker} is damaged: it is not readable JSON ({error}). {repair}") from None
+    counts = {name: settings.get(name) if isinstance(settings, dict) else None
+              for name in ("images_per_class", "val_per_class")}
+    if not all(isinstance(count, int) and not isinstance(count, bool) and count >= 1 for count in counts.values()):
+        raise ValueError(
+            f"{marker} is damaged: it must record images_per_class and val_per_class as ints >= 1, "
+            f"and holds {json.dumps(settings)[:200]}. {repair}"
+        )
+    return Layout(
+        train_per_class=counts["images_per_class"],
+        val_per_class=counts["val_per_class"],
+        train_source=f"it was generated with images_per_class={counts['images_per_class']}, see {marker}",
+        val_source=f"it was generated with val_per_class={counts['val_per_class']}, see {marker}",
+        repair=repair,
+    )
 
 
 def read_wnids(folder):
@@ -515,13 +685,83 @@ def select_classes(all_wnids, classes):
     return tuple(sorted(selected))
 
 
+def _read_val_annotations(annotations, all_wnids, layout):
+    """Returns {image name: (wnid, line number)} of val_annotations.txt, refusing a damaged file:
+    a line that is not 'file<TAB>wnid...', an unknown wnid, an image listed twice."""
+    known = set(all_wnids)
+    labels = {}
+    for number, line in enumerate(annotations.read_text().splitlines(), start=1):
+        fields = line.split("\t")
+        if len(fields) < 2:
+            if line.strip():
+                raise ValueError(f"{annotations} line {number} is not 'file<TAB>wnid...': {line!r}")
+            continue
+        name, wnid = fields[0], fields[1]
+        if wnid not in known:
+            raise ValueError(
+                f"{annotations} line {number} labels {name} with the unknown wnid "
+                f"{wnid!r}: it is not a class of the data set (not in {annotations.parents[1] / 'wnids.txt'}), "
+                f"so the file is damaged. {layout.repair}"
+            )
+        if name in labels:
+            first_wnid, first_number = labels[name]
+            listed = (
+                f"lists the image {name} again with the label {wnid}, as line {first_number} does"
+                if wnid == first_wnid
+                else f"lists the image {name} with the label {wnid}, but line {first_number} labels it {first_wnid}"
+            )
+            raise ValueError(
+                f"{annotations} line {number} {listed}: each validation image must be listed exactly "
+                f"once, so the file is damaged. {layout.repair}"
+            )
+        labels[name] = (wnid, number)
+    return labels
+
+
+def _list_train_images(folder, wnid, images_per_class, layout):
+    """Returns the image names of a class's training folder in natural order, the first
+    `images_per_class` of them (None: all, which must be as many as `layout` promises)."""
+    images = folder / "train" / wnid / "images"
+    if not images.is_dir():
+        raise FileNotFoundError(
+            f"{folder} is not a complete Tiny ImageNet-200 folder: the expected folder "
+            f"{images} for class {wnid} (listed in wnids.txt) is missing."
+        )
+    names = sorted((n for n in os.listdir(images) if n.lower().endswith(IMAGE_SUFFIXES)), key=natural_key)
+    damaged = (
+        f"expected {layout.train_per_class} ({layout.train_source}), so the data set is incomplete or "
+        f"damaged. {layout.repair}"
+    )
+    if images_per_class is None:
+        if len(names) != layout.train_per_class:
+            raise ValueError(f"Class {wnid} has {len(names)} training images in {images}, {damaged}")
+        return names
+    if len(names) < images_per_class:
+        if len(names) < layout.train_per_class:
+            raise ValueError(
+                f"images_per_class={images_per_class} but class {wnid} has only {len(names)} training "
+                f"images in {images}, {damaged}"
+            )
+        raise ValueError(
+            f"images_per_class={images_per_class} but class {wnid} has only {len(names)} training "
+            f"images in {images} ({layout.train_source}). Use images_per_class={layout.train_per_class} "
+            "or less, or None for all of them."
+        )
+    return names[: int(images_per_class)]
+
+
 def list_selection(folder, classes=None, images_per_class=None):
     """Lists the train and val files of a class selection (see the module docstring for order).
+
+    Raises ValueError, naming the file, class and counts, when the folder breaks its
+    `promised_layout` (see the module docstring): the whole of val_annotations.txt is
+    checked, the counts for the selected classes only.
 
     Args:
         folder: a checked `tiny-imagenet-200` folder.
         classes: None, an int or a list of wnids (see `select_classes`).
-        images_per_class: None (all) or M >= 1: the first M training images of each class.
+        images_per_class: None (all, as many as the layout promises) or M >= 1: the first M
+            training images of each class.
     """
     folder = Path(folder)
     if images_per_class is not None and (
@@ -532,43 +772,27 @@ def list_selection(folder, classes=None, images_per_class=None):
         raise ValueError(f"images_per_class={images_per_class!r} must be None or an int >= 1.")
     all_wnids = read_wnids(folder)
     wnids = select_classes(all_wnids, classes)
+    layout = promised_layout(folder)
     label_of = {wnid: label for label, wnid in enumerate(wnids)}
+    annotations = folder / "val" / "val_annotations.txt"
+    val_labels = _read_val_annotations(annotations, all_wnids, layout)
     train_files, train_labels = [], []
     for wnid in wnids:
+        names = _list_train_images(folder, wnid, images_per_class, layout)
         images = folder / "train" / wnid / "images"
-        if not images.is_dir():
-            raise FileNotFoundError(
-                f"{folder} is not a complete Tiny ImageNet-200 folder: the expected folder "
-                f"{images} for class {wnid} (listed in wnids.txt) is missing."
-            )
-        names = sorted((n for n in os.listdir(images) if n.lower().endswith(IMAGE_SUFFIXES)), key=natural_key)
-        if images_per_class is not None:
-            if len(names) < images_per_class:
-                raise ValueError(
-                    f"images_per_class={images_per_class} but class {wnid} has only "
-                    f"{len(names)} training images in {images}."
-                )
-            names = names[: int(images_per_class)]
         train_files += [str(images / name) for name in names]
         train_labels += [label_of[wnid]] * len(names)
-    annotations = folder / "val" / "val_annotations.txt"
-    val_entries = []
-    known = set(all_wnids)
-    for number, line in enumerate(annotations.read_text().splitlines(), start=1):
-        fields = line.split("\t")
-        if len(fields) < 2:
-            if line.strip():
-                raise ValueError(f"{annotations} line {number} is not 'file<TAB>wnid...': {line!r}")
-            continue
-        if fields[1] not in known:
+    val_entries = [(name, label_of[wnid]) for name, (wnid, _) in val_labels.items() if wnid in label_of]
+    counts = dict.fromkeys(wnids, 0)
+    for _, label in val_entries:
+        counts[wnids[label]] += 1
+    for wnid, count in counts.items():
+        if count != layout.val_per_class:
             raise ValueError(
-                f"{annotations} line {number} labels {fields[0]} with the unknown wnid "
-                f"{fields[1]!r}: it is not a class of the data set (not in {folder / 'wnids.txt'}), "
-                "so the file is damaged. Extract the archive again, or download it again from "
-                f"{TINY_IMAGENET_URL}."
+                f"{annotations} lists {count} validation images of class {wnid}, expected "
+                f"{layout.val_per_class} ({layout.val_source}), so the file is damaged or incomplete. "
+                f"{layout.repair}"
             )
-        if fields[1] in label_of:
-            val_entries.append((fields[0], label_of[fields[1]]))
     val_entries.sort(key=lambda entry: natural_key(entry[0]))
     return Selection(
         folder=folder,

@@ -11,17 +11,17 @@ in a few epochs, but not trivially.
 """
 
 import json
-import os
 import shutil
-import uuid
 from pathlib import Path
 
 import numpy as np
 
+from utils.data_sources import SYNTHETIC_MARKER, install_folder, remove_stale_temporaries, temporary_sibling
+
 SYNTHETIC_DATASET_NAME = "synthetic-tiny-imagenet"
 SYNTHETIC_FOLDER_NAME = "synthetic-tiny-imagenet"
-# Written last into the generated folder; it names the data set and records the settings.
-SYNTHETIC_MARKER = "synthetic.json"
+# SYNTHETIC_MARKER is written last into the generated folder; it names the data set and
+# records the settings, which are the counts the loader then holds the folder to.
 IMAGE_SIZE = 64
 GRAYSCALE_FRACTION = 0.125
 PIXEL_NOISE = 30.0
@@ -138,8 +138,12 @@ def make_synthetic_tiny_imagenet(dest, classes=10, images_per_class=40, val_per_
 
     Layout: wnids.txt, words.txt, train/<wnid>/images/<wnid>_<k>.JPEG,
     train/<wnid>/<wnid>_boxes.txt, val/images/val_<k>.JPEG, val/val_annotations.txt (no
-    test/ split), plus `synthetic.json`. The folder is written to a temporary name and
-    renamed into place, and reused as is when it already holds the same settings.
+    test/ split), plus `synthetic.json`, written last. The folder is reused as is when it
+    already holds the same settings. Otherwise it is written to a temporary folder of this
+    process and renamed into place (`utils.data_sources.install_folder`), so several processes
+    may generate the same folder at once: the first complete copy is kept, since the others may
+    already be reading it, and the later ones are deleted. A folder without the marker (a
+    generation killed before its end) or with other settings is replaced.
 
     Args:
         dest: the parent folder; the data set goes to `<dest>/synthetic-tiny-imagenet`.
@@ -163,15 +167,21 @@ def make_synthetic_tiny_imagenet(dest, classes=10, images_per_class=40, val_per_
         "val_per_class": val_per_class, "seed": seed,
     }
     target = Path(dest) / SYNTHETIC_FOLDER_NAME
-    marker = target / SYNTHETIC_MARKER
-    if marker.exists() and json.loads(marker.read_text()) == settings:
+
+    def holds_these_settings(folder):
+        try:
+            return json.loads((folder / SYNTHETIC_MARKER).read_text()) == settings
+        except (OSError, ValueError):
+            return False
+
+    if holds_these_settings(target):
         return target
-    temporary = Path(dest) / f".{SYNTHETIC_FOLDER_NAME}.tmp-{uuid.uuid4().hex[:8]}"
+    Path(dest).mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(dest)
+    temporary = temporary_sibling(target)
     try:
         _write_layout(temporary, settings)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(temporary, target)
+        install_folder(temporary, target, holds_these_settings)
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
     return target
