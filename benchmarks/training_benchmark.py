@@ -49,11 +49,12 @@ NORMS = {
 }
 
 
-def make_trainer(norm_name, batch_size, jit_compile, steps_per_execution, steps, num_classes=200):
-    """A compiled model and a repeating dataset of `steps` random batches."""
+def make_trainer(norm_name, batch_size, jit_compile, steps_per_execution, steps, num_classes=200, build=small_cnn):
+    """A compiled model (`build(norm, num_classes=..., weight_decay=..., **options)`) and
+    a repeating dataset of `steps` random batches."""
     norm, options = NORMS[norm_name]
     keras.utils.set_random_seed(0)
-    model = small_cnn(norm, num_classes=num_classes, weight_decay=1e-4, **options)
+    model = build(norm, num_classes=num_classes, weight_decay=1e-4, **options)
     model.compile(
         optimizer=keras.optimizers.SGD(0.1 * batch_size / 32, momentum=0.9),
         loss="sparse_categorical_crossentropy",

@@ -89,3 +89,16 @@ def test_thread_benchmark_measures_each_thread_count_in_its_own_process(capsys):
     assert set(measured) == {1, 2}
     assert all(images > 0 for counts in measured.values() for images in counts.values())
     assert "1 / 2" in capsys.readouterr().out
+
+
+def test_model_benchmark_reports_each_network_against_the_small_cnn(capsys):
+    from benchmarks import model_benchmark
+
+    table = model_benchmark.main(["--models", "small_cnn,resnet10", "--norms", "gn", "--batch-sizes", "2",
+                                  "--images-per-round", "2", "--rounds", "1", "--classes", "4"])
+    assert set(zip(table.model, table.xla)) == {("small_cnn", False), ("small_cnn", True), ("resnet10", False),
+                                                ("resnet10", True)}
+    assert (table.images_per_second > 0).all()
+    assert table.set_index("model")["parameters"].to_dict()["resnet10"] > 10 * table.set_index("model")[
+        "parameters"].to_dict()["small_cnn"]
+    assert "multiple of the small CNN's" in capsys.readouterr().out

@@ -247,3 +247,39 @@ def test_registry_builds_the_mixtures_and_the_noise_goes_after_each_norm():
     assert names.index("norm1_noise") == names.index("norm1") + 1 and "norm2_noise" in names
     assert isinstance(model.get_layer("norm2_noise"), OutputNoise)
     assert model.get_layer("norm2_noise").stddev == 1.001 and model.get_layer("norm2_noise").groups == 32
+
+
+def test_small_resnet_matches_the_standard_basic_block_parameter_count():
+    # ResNet-18's basic blocks (He et al., Table 1) on 64x64 images with a 3x3 stem:
+    # every conv without bias, one gamma and beta per normalized channel.
+    from utils.models import small_resnet
+
+    model = small_resnet("batch", num_classes=40, blocks=(2, 2, 2, 2))
+    widths, convs, norms = (64, 128, 256, 512), 3 * 3 * 3 * 64, 64
+    previous = 64
+    for width in widths:
+        convs += 9 * previous * width + 9 * width * width + 2 * 9 * width * width
+        norms += 4 * width
+        if width != previous:
+            convs += previous * width
+            norms += width
+        previous = width
+    expected = convs + 2 * norms + 512 * 40 + 40
+    assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == expected
+    assert model.name == "resnet18_bn"
+
+
+def test_small_resnet_blocks_start_as_identities_and_fit_32_groups_everywhere():
+    from utils.models import small_resnet
+
+    model = small_resnet("group", num_classes=10, groups=32)
+    assert model.name == "resnet10_gn"
+    last_norms = [layer for layer in model.layers if layer.name.endswith("_norm2")]
+    assert len(last_norms) == 4 and all(np.all(layer.gamma.numpy() == 0) for layer in last_norms)
+    norms = [layer for layer in model.layers if isinstance(layer, GroupNormalization)]
+    assert all(layer.gamma.shape[0] % 32 == 0 for layer in norms)
+    shapes = [model.get_layer(f"stage{stage}_block1_out").output.shape[1:3] for stage in (1, 2, 3, 4)]
+    assert shapes == [(16, 16), (8, 8), (4, 4), (2, 2)]
+    assert model(np.zeros((2, 64, 64, 3), np.float32)).shape == (2, 10)
+    with pytest.raises(ValueError, match=r"widths=\(64,\) and blocks=\(1, 1\)"):
+        small_resnet("group", widths=(64,), blocks=(1, 1))

@@ -20,7 +20,7 @@ from utils.norms import NORMALIZATIONS
 from utils.norms import SHORT_NAMES
 from utils.norms import canonical_norm
 
-__all__ = ["NORMALIZATIONS", "SHORT_NAMES", "canonical_norm", "make_norm", "small_cnn", "resnet50"]
+__all__ = ["NORMALIZATIONS", "SHORT_NAMES", "canonical_norm", "make_norm", "small_cnn", "resnet50", "small_resnet"]
 
 # The paper adds epsilon = 1e-5 to the variance; BN's moving averages use momentum 0.9,
 # as in the paper's reference implementation (Keras's 0.99 lags too much on short runs).
@@ -187,33 +187,76 @@ def small_cnn(
     return keras.Model(inputs, outputs, name=f"small_cnn_{_model_suffix(norm, weight_standardization)}")
 
 
-def _bottleneck(x, filters, stride, norm, weight_decay, norm_kwargs, name, conv=layers.Conv2D):
-    """A ResNet v1 bottleneck block (stride on the 3x3 conv, as in the paper's code).
+def _residual_block(x, convolutions, stride, norm, weight_decay, norm_kwargs, name, conv=layers.Conv2D):
+    """A ResNet v1 residual block: each convolution followed by a normalization, ReLU
+    between them and after the sum, a projection (1x1 conv and normalization) on the
+    shortcut when the shape changes.
 
-    `conv` is the convolution class (Conv2D or WeightStandardizedConv2D).
+    Args:
+        convolutions: (filters, kernel size) of each convolution, in order; the stride
+            goes on the first convolution with a kernel larger than 1, as in the paper's
+            code (its 3x3 conv).
+        stride: the block's stride.
+        conv: the convolution class (Conv2D or WeightStandardizedConv2D).
     """
     conv_options = dict(
         use_bias=False,
         kernel_initializer=keras.initializers.HeNormal(),
         kernel_regularizer=_l2(weight_decay),
     )
+    filters_out = convolutions[-1][0]
     shortcut = x
-    if stride != 1 or x.shape[-1] != 4 * filters:
-        shortcut = conv(4 * filters, 1, strides=stride, name=f"{name}_proj", **conv_options)(x)
+    if stride != 1 or x.shape[-1] != filters_out:
+        shortcut = conv(filters_out, 1, strides=stride, name=f"{name}_proj", **conv_options)(x)
         shortcut = _norm_block(shortcut, norm, weight_decay, norm_kwargs, name=f"{name}_proj_norm")
-    y = conv(filters, 1, name=f"{name}_conv1", **conv_options)(x)
-    y = _norm_block(y, norm, weight_decay, norm_kwargs, name=f"{name}_norm1")
-    y = layers.ReLU(name=f"{name}_relu1")(y)
-    y = conv(filters, 3, strides=stride, padding="same", name=f"{name}_conv2", **conv_options)(y)
-    y = _norm_block(y, norm, weight_decay, norm_kwargs, name=f"{name}_norm2")
-    y = layers.ReLU(name=f"{name}_relu2")(y)
-    y = conv(4 * filters, 1, name=f"{name}_conv3", **conv_options)(y)
+    strided = next(index for index, (_, kernel) in enumerate(convolutions) if kernel > 1)
+    y = x
+    for index, (filters, kernel) in enumerate(convolutions, start=1):
+        y = conv(filters, kernel, strides=stride if index - 1 == strided else 1, padding="same",
+                 name=f"{name}_conv{index}", **conv_options)(y)
+        if index < len(convolutions):
+            y = _norm_block(y, norm, weight_decay, norm_kwargs, name=f"{name}_norm{index}")
+            y = layers.ReLU(name=f"{name}_relu{index}")(y)
     # The paper starts the last gamma of each block at 0, so each block begins as an
     # identity map and deep networks train from the first step.
     zero_gamma = {} if norm == "none" else {"gamma_initializer": "zeros"}
-    y = _norm_block(y, norm, weight_decay, norm_kwargs, name=f"{name}_norm3", **zero_gamma)
+    y = _norm_block(y, norm, weight_decay, norm_kwargs, name=f"{name}_norm{len(convolutions)}", **zero_gamma)
     y = layers.Add(name=f"{name}_add")([shortcut, y])
     return layers.ReLU(name=f"{name}_out")(y)
+
+
+def _resnet(x, stages, norm, weight_decay, norm_kwargs, conv):
+    """The residual stages and the classifier's pooling: `stages` holds, per stage, the
+    block's convolutions (see `_residual_block`) and how many blocks; every stage after
+    the first halves the resolution in its first block."""
+    for stage, (convolutions, blocks) in enumerate(stages, start=1):
+        for block in range(blocks):
+            stride = 2 if block == 0 and stage > 1 else 1
+            x = _residual_block(x, convolutions, stride, norm, weight_decay, norm_kwargs,
+                                name=f"stage{stage}_block{block + 1}", conv=conv)
+    return layers.GlobalAveragePooling2D(name="pool")(x)
+
+
+def _stem(inputs, kernel_size, norm, weight_decay, norm_kwargs, conv):
+    """Rescaling, a strided convolution of 64 filters, its normalization, ReLU and a
+    strided 3x3 max-pool: a quarter of the input's resolution."""
+    x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+    x = conv(
+        64, kernel_size, strides=2, padding="same", use_bias=False, name="stem_conv",
+        kernel_initializer=keras.initializers.HeNormal(), kernel_regularizer=_l2(weight_decay),
+    )(x)
+    x = _norm_block(x, norm, weight_decay, norm_kwargs, name="stem_norm")
+    x = layers.ReLU(name="stem_relu")(x)
+    return layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
+
+
+def _classifier(x, num_classes, weight_decay):
+    x = layers.Dense(
+        num_classes, name="logits",
+        kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
+        kernel_regularizer=_l2(weight_decay), bias_regularizer=_l2(weight_decay),
+    )(x)
+    return layers.Activation("softmax", dtype="float32", name="probabilities")(x)
 
 
 def resnet50(
@@ -252,25 +295,62 @@ def resnet50(
     key = norm if callable(norm) else canonical_norm(norm)
     conv = _conv_class(weight_standardization)
     inputs = keras.Input(input_shape, name="pixels")
-    x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
-    x = conv(
-        64, 7, strides=2, padding="same", use_bias=False, name="stem_conv",
-        kernel_initializer=keras.initializers.HeNormal(), kernel_regularizer=_l2(weight_decay),
-    )(x)
-    x = _norm_block(x, key, weight_decay, norm_kwargs, name="stem_norm")
-    x = layers.ReLU(name="stem_relu")(x)
-    x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
-    for stage, (filters, blocks) in enumerate(zip((64, 128, 256, 512), (3, 4, 6, 3)), start=1):
-        for block in range(blocks):
-            stride = 2 if block == 0 and stage > 1 else 1
-            x = _bottleneck(
-                x, filters, stride, key, weight_decay, norm_kwargs, name=f"stage{stage}_block{block + 1}", conv=conv
-            )
-    x = layers.GlobalAveragePooling2D(name="pool")(x)
-    x = layers.Dense(
-        num_classes, name="logits",
-        kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
-        kernel_regularizer=_l2(weight_decay), bias_regularizer=_l2(weight_decay),
-    )(x)
-    outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(x)
+    x = _stem(inputs, 7, key, weight_decay, norm_kwargs, conv)
+    stages = [([(filters, 1), (filters, 3), (4 * filters, 1)], blocks)
+              for filters, blocks in zip((64, 128, 256, 512), (3, 4, 6, 3))]
+    x = _resnet(x, stages, key, weight_decay, norm_kwargs, conv)
+    outputs = _classifier(x, num_classes, weight_decay)
     return keras.Model(inputs, outputs, name=f"resnet50_{_model_suffix(norm, weight_standardization)}")
+
+
+def small_resnet(
+    norm="group",
+    num_classes=200,
+    input_shape=(64, 64, 3),
+    *,
+    widths=(64, 128, 256, 512),
+    blocks=(1, 1, 1, 1),
+    weight_decay=0.0,
+    weight_standardization=False,
+    **norm_kwargs,
+):
+    """A residual network for 64x64 images that a CPU trains: basic blocks in four stages.
+
+    A 3x3 stride-2 stem convolution of 64 filters and a stride-2 max-pool (64x64 images
+    become 16x16), then four stages of basic blocks (two 3x3 convolutions) of `widths`
+    filters, each stage after the first halving the resolution (16, 8, 4, 2), global
+    average pooling and a linear classifier. As in the paper's ResNet-50: post-activation
+    (v1) blocks, He-initialized convolutions without biases, projection shortcuts, and
+    the last normalization of every block starting with gamma = 0. Every normalized layer
+    has a multiple of 64 channels, so G = 32 fits everywhere.
+
+    Args:
+        norm: normalization name (see `make_norm`).
+        num_classes: number of classes.
+        input_shape: (height, width, channels) of the input images.
+        widths: the filters of each stage.
+        blocks: the basic blocks of each stage; (1, 1, 1, 1) is a ResNet-10, (2, 2, 2, 2)
+            a ResNet-18.
+        weight_decay: coupled L2 weight decay on every weight, gamma and beta included.
+        weight_standardization: if True, every convolution is a `WeightStandardizedConv2D`.
+        **norm_kwargs: options for the normalization layers, e.g. `groups=32`.
+
+    Returns:
+        A `keras.Model` taking pixel values in [0, 255] and returning float32 class
+        probabilities.
+
+    Reference:
+        Kaiming He et al., "Deep Residual Learning for Image Recognition", CVPR 2016
+        (basic blocks, Table 1); Wu & He, "Group Normalization", ECCV 2018, Section 5.
+    """
+    if len(widths) != len(blocks) or not widths:
+        raise ValueError(f"widths={widths!r} and blocks={blocks!r} must give one width and block count per stage.")
+    key = norm if callable(norm) else canonical_norm(norm)
+    conv = _conv_class(weight_standardization)
+    inputs = keras.Input(input_shape, name="pixels")
+    x = _stem(inputs, 3, key, weight_decay, norm_kwargs, conv)
+    stages = [([(width, 3), (width, 3)], count) for width, count in zip(widths, blocks)]
+    x = _resnet(x, stages, key, weight_decay, norm_kwargs, conv)
+    outputs = _classifier(x, num_classes, weight_decay)
+    depth = 2 + 2 * sum(blocks)
+    return keras.Model(inputs, outputs, name=f"resnet{depth}_{_model_suffix(norm, weight_standardization)}")
