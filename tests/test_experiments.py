@@ -474,3 +474,171 @@ def test_each_experiment_declares_the_measurements_its_runs_take():
             assert "utils.landscape:probe_measurement" in experiment.measurements, experiment.name
         for target in experiment.measurements:
             assert callable(load_function(target)), target
+
+
+@pytest.mark.parametrize("field", ["experiment", "profile"])
+def test_set_of_a_field_the_options_decide_is_a_usage_error(field, capsys):
+    with pytest.raises(SystemExit) as error:
+        cli.main(["--profile", "smoke", "--set", f"{field}=other", "--list"])
+    assert error.value.code == 2
+    message = capsys.readouterr().err
+    assert f"{field}=other" in message and f"--{field}" in message
+    assert "Traceback" not in message
+
+
+@pytest.mark.parametrize("only", ["", ",,,", " , "])
+def test_only_without_a_run_name_is_a_usage_error(only, capsys):
+    with pytest.raises(ValueError, match="names no run"):
+        grid_module.select_runs(profile_configs("smoke"), only)
+    with pytest.raises(SystemExit) as error:
+        cli.main(["--profile", "smoke", f"--only={only}", "--list"])
+    assert error.value.code == 2
+    message = capsys.readouterr().err
+    assert f"--only {only!r} names no run" in message
+
+
+@pytest.mark.parametrize("option, value", [
+    ("--workers", "\u0661"),  # Arabic-Indic one, which int() accepts
+    ("--verbose", "\u0661"),
+    ("--seeds", "\u0661"),
+    ("--seeds", "-1"),
+    ("--seeds", "0,0"),
+])
+def test_numbers_other_than_plain_digits_are_usage_errors(option, value, capsys):
+    with pytest.raises(SystemExit) as error:
+        cli.main(["--profile", "smoke", f"{option}={value}", "--list"])
+    assert error.value.code == 2
+    message = capsys.readouterr().err.splitlines()[-1]
+    assert option in message and repr(value) in message
+
+
+class FakeWorker:
+    """Stands for a worker process in `subprocess.Popen`'s place: ends at once, silently."""
+
+    started = []
+
+    def __init__(self, command, **options):
+        FakeWorker.started.append(command)
+        self.pid = 0
+        self.returncode = 0
+        self.stdin = io.StringIO()
+        self.stdout = io.StringIO("")
+
+    def poll(self):
+        return 0
+
+    def wait(self, timeout=None):
+        return 0
+
+    def terminate(self):
+        pass
+
+    def kill(self):
+        pass
+
+
+def start_workers_on(tmp_path, monkeypatch, *, asked, cores, available_kilobytes):
+    """run_in_workers on the smoke study with `asked` workers, on a machine of `cores`
+    cores and that much available memory; returns (worker processes started, lines)."""
+    from utils import workers
+
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text(f"MemTotal: 999999999 kB\nMemAvailable: {available_kilobytes} kB\n")
+    monkeypatch.setattr(workers, "MEMINFO", meminfo, raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)))
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    monkeypatch.setattr(FakeWorker, "started", [])
+    monkeypatch.setattr(workers.subprocess, "Popen", FakeWorker)
+    monkeypatch.setattr(grid_module, "run_grid", lambda *arguments, **options: [])
+    lines = []
+    workers.run_in_workers(SMOKE_STUDY, tmp_path / "results", workers=asked, data_dir=tmp_path / "data",
+                           print_line=lines.append)
+    return len(FakeWorker.started), lines
+
+
+def test_more_workers_than_cores_are_lowered_with_a_line(tmp_path, monkeypatch):
+    started, lines = start_workers_on(tmp_path, monkeypatch, asked=1000, cores=2,
+                                      available_kilobytes=64 * 1024 * 1024)
+    assert started == 2
+    lowered = [line for line in lines if "1000" in line]
+    assert len(lowered) == 1 and "2 worker processes" in lowered[0] and "2 CPU cores" in lowered[0]
+    # What the machine allows is started as asked, without a word.
+    started, lines = start_workers_on(tmp_path, monkeypatch, asked=2, cores=2, available_kilobytes=64 * 1024 * 1024)
+    assert started == 2 and not [line for line in lines if "instead of" in line]
+
+
+def test_more_workers_than_the_memory_holds_are_lowered_with_a_line(tmp_path, monkeypatch):
+    from utils import workers
+
+    # Room for two workers of the smoke profile and a half, on a machine of many cores.
+    room = int(2.5 * workers.worker_memory(SMOKE_STUDY)) // 1024
+    started, lines = start_workers_on(tmp_path, monkeypatch, asked=8, cores=64, available_kilobytes=room)
+    assert started == 2
+    lowered = [line for line in lines if "8" in line and "memory" in line]
+    assert len(lowered) == 1 and "2 worker processes" in lowered[0]
+
+
+def child_processes(pid):
+    """The ids of the processes whose parent is `pid` (from /proc)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            # "pid (name) state ppid ...": the name may hold spaces, not a closing parenthesis.
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                children.append(int(stat.parent.name))
+    return children
+
+
+def is_running(pid):
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the worker processes in /proc")
+@pytest.mark.parametrize("stop", ["SIGTERM", "SIGINT", "SIGKILL"])
+def test_a_stopped_grid_leaves_no_configs_and_no_worker_behind(stop, tmp_path, data_dir):
+    import signal
+    import time
+
+    temporary = tmp_path / "temporary"
+    temporary.mkdir()
+    # Runs long enough that a worker left behind would print nothing (and so meet no
+    # closed pipe) for minutes.
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "utils.experiments", "--profile", "smoke", "--experiment", "study", "--results",
+         str(tmp_path / "results"), "--data", str(data_dir), "--verbose", "0", "--workers", "2", "--set", "epochs=1000"],
+        cwd=REPOSITORY, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        # Unbuffered: the workers' lines must reach this test while they run.
+        env={**os.environ, "TMPDIR": str(temporary), "PYTHONPATH": str(REPOSITORY), "PYTHONUNBUFFERED": "1"},
+    )
+    workers, survivors, output = [], [], []
+    try:
+        # Once a worker has printed, both workers run and hold their list of runs.
+        for line in parent.stdout:
+            output.append(line)
+            if line.startswith("[worker "):
+                break
+        workers = child_processes(parent.pid)
+        parent.send_signal(getattr(signal, stop))
+        output.append(parent.communicate(timeout=60)[0])
+        deadline = time.monotonic() + 10
+        while any(is_running(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        survivors = [pid for pid in workers if is_running(pid)]
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+        for pid in workers:
+            if is_running(pid):
+                os.kill(pid, signal.SIGKILL)
+    assert len(workers) == 2, "".join(output)
+    assert not survivors
+    # Ended by the signal, or exited with the status a shell gives a process it ended.
+    number = getattr(signal, stop)
+    assert parent.returncode in (-number, 128 + number), "".join(output)[-3000:]
+    # Neither the list of runs nor anything TensorFlow writes there while training.
+    assert list(temporary.rglob("*")) == []

@@ -484,3 +484,15 @@ def test_plan_counts_count_each_experiments_runs_by_what_will_be_done(tmp_path):
 
 def assert_drawn_png(path):
     assert_png(path, minimum_bytes=10_000)
+
+
+@pytest.mark.parametrize("variables, message", [
+    ({"GN_WORKERS": "\u00b2"}, "GN_WORKERS='\u00b2' must be an integer >= 1"),  # superscript two
+    ({"GN_WORKERS": "\u0661"}, "GN_WORKERS='\u0661' must be an integer >= 1"),  # Arabic-Indic one: int() takes it
+    ({"GN_SEEDS": "\u0661"}, "GN_SEEDS='\u0661' must be comma-separated integers >= 0"),
+    ({"GN_SEEDS": "-1"}, "GN_SEEDS='-1' must be comma-separated integers >= 0"),
+    ({"GN_SEEDS": "0,0"}, "GN_SEEDS='0,0' must be comma-separated integers >= 0"),
+])
+def test_settings_take_numbers_in_plain_digits_only_and_name_the_variable(variables, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        notebook.read_settings(variables)

@@ -17,6 +17,7 @@ utils.experiments, run by utils.grid, in worker processes by utils.workers.
 import argparse
 import ast
 import dataclasses
+import re
 import sys
 
 from utils import experiments
@@ -28,6 +29,9 @@ from utils.profiles import PROFILES
 from utils.profiles import profile_configs
 
 __all__ = ["parse_overrides", "main"]
+
+# The RunConfig fields that the options decide for every run (the option that does).
+_FIELDS_OF_OPTIONS = {"experiment": "--experiment", "profile": "--profile"}
 
 
 def parse_overrides(assignments):
@@ -46,6 +50,10 @@ def parse_overrides(assignments):
             raise ValueError(f"--set {assignment!r} must look like key=value, e.g. epochs=3.")
         if key not in fields:
             raise ValueError(f"--set {assignment!r}: unknown field {key!r}; valid fields are {sorted(fields)}.")
+        if key in _FIELDS_OF_OPTIONS:
+            option = _FIELDS_OF_OPTIONS[key]
+            raise ValueError(f"--set {assignment!r}: the {key} field is decided by {option}; "
+                             f"use {option} {text.strip()} instead.")
         text = text.strip()
         try:
             value = ast.literal_eval(text)
@@ -53,6 +61,15 @@ def parse_overrides(assignments):
             value = {"true": True, "false": False, "none": None}.get(text.lower(), text)
         overrides[key] = value
     return overrides
+
+
+def _whole_number(text):
+    """An argparse type: a whole number written in the digits 0-9. int() alone would
+    take the digits of other scripts too (Arabic-Indic ones, for instance), which no
+    one types on purpose."""
+    if not re.fullmatch(r"[0-9]+", text.strip()):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number written in the digits 0-9, such as 2.")
+    return int(text)
 
 
 def _parser():
@@ -73,12 +90,13 @@ def _parser():
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field on every run"
     )
-    parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1, help="Keras fit verbosity")
+    parser.add_argument("--verbose", type=_whole_number, choices=(0, 1, 2), default=1, help="Keras fit verbosity")
     parser.add_argument("--list", action="store_true",
                         help="list the selected runs, each with what would be done with it, and exit")
     parser.add_argument(
-        "--workers", type=int, default=None,
-        help="training processes side by side (default: 2 on a CPU with two or more cores, 1 with a GPU)",
+        "--workers", type=_whole_number, default=None,
+        help="training processes side by side (default: 2 on a CPU with two or more cores, 1 with a GPU; "
+             "lowered to what the cores and the memory allow)",
     )
     return parser
 
@@ -92,9 +110,12 @@ def main(argv=None):
         configs = profile_configs(arguments.profile, arguments.experiment, seeds=profiles.parse_seeds(arguments.seeds),
                                   results_dir=arguments.results,
                                   **parse_overrides(arguments.set))
-        configs = grid_module.select_runs(configs, arguments.only)
     except ValueError as error:
         parser.error(str(error))
+    try:
+        configs = grid_module.select_runs(configs, arguments.only)
+    except ValueError as error:
+        parser.error(f"--only {error}")
     if arguments.workers is not None and arguments.workers < 1:
         parser.error(f"--workers {arguments.workers} must be 1 or more.")
     if arguments.list:

@@ -52,22 +52,27 @@ def select_runs(configs, only=None):
 
     Args:
         configs: the grid (list of RunConfig).
-        only: None (all), or names separated by commas: a run name (e.g.
-            "gn_g32_bs4_seed0", which selects it in every experiment) or
+        only: None (all), or names separated by commas (a string or a list): a run
+            name (e.g. "gn_g32_bs4_seed0", which selects it in every experiment) or
             "experiment/run_name".
 
     Raises:
-        ValueError: for a name no config has; the message lists the valid names.
+        ValueError: for a name no config has, or an `only` without any name (such as
+            "" or ",,", which would otherwise select every run or none); the message
+            starts with `only` and lists the valid names.
     """
-    if not only:
+    if only is None:
         return list(configs)
     names = [name.strip() for name in (only.split(",") if isinstance(only, str) else only) if name.strip()]
+    run_names = sorted({config.run_name for config in configs})
+    if not names:
+        example = f", such as {','.join(run_names[:2])}" if run_names else ""
+        raise ValueError(f"{only!r} names no run; give run names separated by commas{example}.")
     valid = {config.run_name for config in configs} | {f"{c.experiment}/{c.run_name}" for c in configs}
     unknown = [name for name in names if name not in valid]
     if unknown:
-        run_names = sorted({config.run_name for config in configs})
         raise ValueError(
-            f"Unknown run name(s) {unknown}; valid names are {run_names} "
+            f"{only!r} names unknown run(s) {unknown}; valid names are {run_names} "
             "(or experiment/run_name to pick one experiment's run)."
         )
     wanted = set(names)

@@ -8,6 +8,7 @@ profile's `RunConfig`s.
 """
 
 import dataclasses
+import re
 
 from utils import experiments
 from utils.config import PROFILES
@@ -177,11 +178,13 @@ def parse_seeds(text):
     """Seeds from "0,1,2" (None for None or an empty text).
 
     Raises:
-        ValueError: for anything but comma-separated integers.
+        ValueError: for anything but distinct comma-separated integers >= 0 written in
+            the digits 0-9 (int() alone would take "-1", or other scripts' digits).
     """
     if not text or not text.strip():
         return None
-    try:
-        return tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise ValueError(f"--seeds {text!r} must be comma-separated integers, e.g. 0,1,2.") from None
+    parts = [part.strip() for part in text.split(",")]
+    if not all(re.fullmatch(r"[0-9]+", part) for part in parts) or len(set(map(int, parts))) < len(parts):
+        raise ValueError(f"--seeds {text!r} must be comma-separated integers >= 0 in the digits 0-9, "
+                         "each at most once, e.g. 0,1,2.")
+    return tuple(int(part) for part in parts)
