@@ -156,3 +156,16 @@ def test_time_line_tells_the_reused_runs_time_from_the_own_trainings(tmp_path):
     assert len(copies) == 2
     assert report._time_line(copies).startswith("- Training time: 0.0 hours summed over the 2 trainings")
     assert ", all of them reused runs'." in report._time_line(copies)
+
+
+def test_the_compute_table_counts_each_training_once_and_halves_it_for_two_workers(tmp_path):
+    runs = results.load_runs(results_factory.make_results(tmp_path / "results"))
+    table = results.compute_table(runs).set_index("experiment")
+    hours = 10 * results_factory.EPOCH_SECONDS / 3600  # one training: 10 epochs
+    # The sweep's two batch-32 runs are copies of the comparison's: trained once, there.
+    assert table.loc["norm_comparison", ["complete runs", "trained for it"]].tolist() == [3, 3]
+    assert table.loc["batch_size_sweep", ["complete runs", "trained for it"]].tolist() == [7, 5]
+    assert table.loc["all", "trained for it"] == 8
+    assert table.loc["all", "training hours"] == pytest.approx(8 * hours)
+    assert table.loc["all", "wall hours with 2 workers"] == pytest.approx(4 * hours)
+    assert "Compute: training hours by experiment" in report.report_markdown(tmp_path / "results")

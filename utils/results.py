@@ -393,6 +393,40 @@ def training_time(source="results") -> pd.DataFrame:
             .agg(trainings=("training", "size"), hours=("wall_seconds", lambda seconds: seconds.sum() / 3600)))
 
 
+def compute_table(source="results") -> pd.DataFrame:
+    """What each experiment's complete runs cost, in registry order, and the total.
+
+    Returns:
+        One row per experiment with complete runs: "experiment", "complete runs",
+        "trained for it" (runs it trained itself; the others are copies of another
+        experiment's run with the same settings), "training hours" (the summed wall time
+        of those trainings, each timed with a second training beside it) and "wall hours
+        with 2 workers" (half of that); then a row "all" over every distinct training.
+    """
+    from utils import experiments as registry
+
+    runs = as_runs(source)
+    complete = runs[runs["status"] == "complete"]
+    rows = []
+    for name in registry.NAMES:
+        mine = complete[complete["experiment"] == name]
+        if mine.empty:
+            continue
+        own = mine[mine["reused_from"].isna()]
+        rows.append({"experiment": name, "complete runs": len(mine), "trained for it": len(own),
+                     "training hours": own["wall_seconds"].sum() / 3600})
+    every = distinct_trainings(runs)
+    rows.append({"experiment": "all", "complete runs": len(complete), "trained for it": len(every),
+                 "training hours": every["wall_seconds"].sum() / 3600})
+    frame = pd.DataFrame(rows, columns=["experiment", "complete runs", "trained for it", "training hours"])
+    frame["wall hours with 2 workers"] = frame["training hours"] / 2
+    return captioned(frame.to_dict("records"), (
+        "Compute: training hours are the summed wall time of the trainings each experiment did itself (its "
+        "other runs are copies of finished runs with the same settings); every training ran beside a second one "
+        f"(two workers on this machine's cores), so the grid's wall time is about half ({data_context(runs)})"
+    ))
+
+
 def learning_before_decays(source="results", *, experiments=(NORM_COMPARISON, BATCH_SIZE_SWEEP),
                            epochs_before=2) -> pd.DataFrame:
     """Whether the models were still learning when the learning rate was cut: the change of
