@@ -530,6 +530,15 @@ def array_digests(output):
     return [line for line in output.splitlines() if line.startswith("arrays ")]
 
 
+def assert_all_succeed_with_the_same_arrays(outcomes):
+    """Every process exited 0, and all loaded the same arrays in every round."""
+    for code, output in outcomes:
+        assert code == 0, output[-4000:]
+    digests = [array_digests(output) for _, output in outcomes]
+    assert len(digests[0]) == CONCURRENT_ROUNDS and len(set(digests[0])) == 1
+    assert all(digest == digests[0] for digest in digests)
+
+
 def temporaries_under(folder):
     return sorted(entry.name for entry in Path(folder).rglob(".*") if re.search(r"\.(tmp|stale)-", entry.name))
 
@@ -537,12 +546,7 @@ def temporaries_under(folder):
 @pytest.mark.slow
 def test_processes_generating_and_loading_one_fresh_folder_at_once(tmp_path):
     rounds = [(tmp_path / f"fresh-{k}", tmp_path / f"fresh-{k}" / "cache") for k in range(CONCURRENT_ROUNDS)]
-    outcomes = start_at_once(tmp_path, rounds)
-    for code, output in outcomes:
-        assert code == 0, output[-4000:]
-    digests = [array_digests(output) for _, output in outcomes]
-    assert len(digests[0]) == CONCURRENT_ROUNDS and len(set(digests[0])) == 1
-    assert all(digest == digests[0] for digest in digests)
+    assert_all_succeed_with_the_same_arrays(start_at_once(tmp_path, rounds))
     reference = synthetic.make_synthetic_tiny_imagenet(
         tmp_path / "reference", classes=4, images_per_class=16, val_per_class=4
     )
@@ -556,12 +560,7 @@ def test_processes_generating_and_loading_one_fresh_folder_at_once(tmp_path):
 def test_processes_extracting_and_decoding_one_archive_at_once(synthetic_tiny_imagenet, tmp_path):
     archive = make_tar_gz(synthetic_tiny_imagenet, tmp_path / "tiny-imagenet-200.tar.gz")
     rounds = [(archive, tmp_path / f"cache-{k}") for k in range(CONCURRENT_ROUNDS)]
-    outcomes = start_at_once(tmp_path, rounds)
-    for code, output in outcomes:
-        assert code == 0, output[-4000:]
-    digests = [array_digests(output) for _, output in outcomes]
-    assert len(digests[0]) == CONCURRENT_ROUNDS and len(set(digests[0])) == 1
-    assert all(digest == digests[0] for digest in digests)
+    assert_all_succeed_with_the_same_arrays(start_at_once(tmp_path, rounds))
     for _, cache in rounds:
         (extraction,) = (cache / data_sources.EXTRACTED_ARCHIVES_FOLDER).iterdir()
         assert (extraction / data_sources.COMPLETE_MARKER).exists()

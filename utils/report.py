@@ -124,7 +124,7 @@ def section_markdown(section, results_dir="results", figures_dir="figures"):
 
     Args:
         section: the section, or its group's name (e.g. "beyond_the_paper").
-        results_dir: the results folder.
+        results_dir: the results folder, or its runs frame (`utils.results.load_runs`).
         figures_dir: the figures folder, as the report links it.
 
     Returns:
@@ -132,7 +132,7 @@ def section_markdown(section, results_dir="results", figures_dir="figures"):
     """
     if isinstance(section, str):
         section = next(declared for declared in experiments.SECTIONS if declared.group == section)
-    all_runs = results.load_runs(results_dir)
+    all_runs = results.as_runs(results_dir)
     parts = []
     if section.lead is not None:
         lead = all_runs[all_runs["experiment"] == section.lead]
@@ -170,13 +170,14 @@ def report_markdown(results_dir="results", figures_dir="../figures"):
         contents,
     ]
     written = readings()
+    runs = results.load_runs(results_dir)  # read once for every section
     for section in experiments.SECTIONS:
-        text = section_markdown(section, results_dir, figures_dir)
+        text = section_markdown(section, runs, figures_dir)
         text = f'<a id="{section.anchor}"></a>\n## {section.title}\n\n{_without_shared_notes(text)}'
         if section.anchor in written:
             text += f"\n\n{written[section.anchor]}"
         parts.append(text)
-    compute = results.to_markdown(results.compute_table(results_dir), decimals=1)
+    compute = results.to_markdown(results.compute_table(runs), decimals=1)
     parts.append(f'<a id="compute"></a>\n## {COMPUTE_TITLE}\n\n{compute}')
     return "\n\n".join(parts) + "\n"
 
