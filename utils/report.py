@@ -144,7 +144,8 @@ def section_markdown(section, results_dir="results", figures_dir="figures"):
         return "\n\n".join(parts + ["No runs of these experiments yet: train them with "
                                      f"`python -m utils.experiments --profile cpu --experiment {section.group}`."])
     parts.append("\n".join(_setup_lines(runs, section.group, section.shared_runs)))
-    parts += _declared_parts(experiments.resolve(section.group), runs, figures_dir)
+    # Every run, not only the group's: a table may set the group's runs beside others'.
+    parts += _declared_parts(experiments.resolve(section.group), all_runs, figures_dir)
     return "\n\n".join(parts)
 
 

@@ -578,8 +578,10 @@ def table2(source="results", *, experiment=BATCH_SIZE_SWEEP, batch_sizes=paper.B
     ))
 
 
-def by_batch_table(labelled_cells, batch_sizes, differences, paper_columns=None, caption=""):
-    """Rows by batch size of labelled cells, paired differences and the paper's numbers.
+def by_batch_table(labelled_cells, batch_sizes, differences, paper_columns=None, caption="", *,
+                   row_name="batch size", directions=False):
+    """Rows by batch size (or any other key) of labelled cells, paired differences and the
+    paper's numbers.
 
     Args:
         labelled_cells: `labelled_cells(batch_size)` gives {label: run_cell}.
@@ -589,6 +591,9 @@ def by_batch_table(labelled_cells, batch_sizes, differences, paper_columns=None,
         paper_columns: `paper_columns(batch_size)` gives {column: published number};
             None adds none.
         caption: the table's caption (``frame.attrs["caption"]``).
+        row_name: the first column's name.
+        directions: also a column "... lower in" after each difference: "k/n", in how
+            many of the n seeds it is below 0.
 
     Returns:
         One row per batch size: "batch size", each label's mean and "... sd", the
@@ -597,7 +602,7 @@ def by_batch_table(labelled_cells, batch_sizes, differences, paper_columns=None,
     rows = []
     for batch_size in batch_sizes:
         cells = labelled_cells(batch_size)
-        row = {"batch size": batch_size}
+        row = {row_name: batch_size}
         for label, cell in cells.items():
             row[label] = cell.value
             row[f"{label} sd"] = cell.sd
@@ -605,6 +610,9 @@ def by_batch_table(labelled_cells, batch_sizes, differences, paper_columns=None,
             difference = paired_difference(cells[first], cells[second])
             row[f"{first} minus {second}"] = difference.mean
             row[f"{first} minus {second} sd"] = difference.sd
+            if directions:
+                row[f"{first} minus {second} lower in"] = (f"{difference.negative}/{difference.n}"
+                                                           if difference.n else "")
         row["n"] = seed_counts(cells)
         row.update(paper_columns(batch_size) if paper_columns else {})
         row["status"] = cell_statuses(cells)

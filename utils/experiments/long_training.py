@@ -10,6 +10,7 @@ added once its rate is chosen, so the grid grows as the sweep finishes.
 """
 
 from utils.experiment import Experiment
+from utils.experiment import Table
 from utils.experiments import rate_sweep
 
 LONG_TRAINING = "long_training"
@@ -40,6 +41,10 @@ EXPERIMENTS = (
         runs=(),
         epochs={"cpu": EPOCHS, "paper": EPOCHS},
         more_runs=chosen_runs,
+        tables=(
+            Table("Table 2 trained three times as long", "utils.fair:table2"),
+            Table("Each claim at the shared rate and at each method's own", "utils.fair:claims_table"),
+        ),
         measurements=("utils.mixtures:mixing_measurement",),
     ),
 )

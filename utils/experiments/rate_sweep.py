@@ -210,7 +210,12 @@ EXPERIMENTS = (
         RATE_SWEEP, "fair_comparison", "every method at batch 32 and four base rates, each seed: its best rate",
         runs=tuple(run_fields(method, rate) for method in METHODS for rate in LEARNING_RATES),
         more_runs=more_runs,
-        tables=(Table("Rate sweep: validation error by base rate, batch 32", "utils.experiments.rate_sweep:rate_table"),),
+        tables=(
+            Table("Rate sweep: validation error by base rate, batch 32", "utils.experiments.rate_sweep:rate_table"),
+            Table("Table 1 at each method's own rate", "utils.fair:table1"),
+            Table("Weight Standardization at each method's own rate", "utils.fair:weight_standardization_table"),
+            Table("GN+BN mixtures at each method's own rate", "utils.fair:mixtures_table"),
+        ),
         measurements=("utils.mixtures:mixing_measurement",),
     ),
 )
