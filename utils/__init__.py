@@ -17,6 +17,7 @@ Modules:
     runs          the run folder format: paths, files, atomic writers, locks, the one reader (no TensorFlow).
     planning      what the engine will do with a run: read it back, reuse a finished one, or train it.
     training      run(config): resumable training that writes a self-describing results folder.
+    verify        whether this machine reproduces a committed run: its first epochs retrained.
     grid          the grid runner: plans each run, trains or reads it back.
     cli           the command line: python -m utils.experiments --profile cpu --experiment study
     workers       several training processes side by side (--workers), sharing the grid.
