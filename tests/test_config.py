@@ -317,3 +317,9 @@ def test_understanding_gn_trains_19_runs_a_seed_and_shares_the_rest():
     assert {c.norm for c in configs if c.experiment == "mixtures"} == {
         "batch", "group", "gn_plus_parallel", "gn_plus_gn_first", "gn_plus_bn_first"}
     assert all(c.groups == 32 for c in configs if c.norm.startswith("gn_plus_"))
+
+
+def test_resnet10_takes_groups_that_divide_its_widths():
+    assert RunConfig(model="resnet10", groups=64).groups == 64
+    with pytest.raises(ValueError, match=r"groups=128 must divide the resnet10's normalized channels \(64, 128, 256\)"):
+        RunConfig(model="resnet10", groups=128)

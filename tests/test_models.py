@@ -283,3 +283,21 @@ def test_small_resnet_blocks_start_as_identities_and_fit_32_groups_everywhere():
     assert model(np.zeros((2, 64, 64, 3), np.float32)).shape == (2, 10)
     with pytest.raises(ValueError, match=r"widths=\(64,\) and blocks=\(1, 1\)"):
         small_resnet("group", widths=(64,), blocks=(1, 1))
+
+
+def test_resnet10_normalizes_exactly_the_channels_its_config_checks():
+    from utils.config import MODEL_CHANNELS
+    from utils.config import RunConfig
+    from utils.models import RESNET10_WIDTHS
+    from utils.models import resnet10
+    from utils.training import build_model
+
+    model = resnet10("group", num_classes=10, groups=32)
+    norms = [layer for layer in model.layers if isinstance(layer, GroupNormalization)]
+    assert {layer.gamma.shape[0] for layer in norms} == set(MODEL_CHANNELS["resnet10"])
+    # Stem, two per block and one per projection (three stages widen).
+    assert len(norms) == 1 + 2 * len(RESNET10_WIDTHS) + 3
+    built = build_model(RunConfig(model="resnet10", norm="batch", classes=10, dataset="synthetic-tiny-imagenet",
+                                  images_per_class=4, val_images_per_class=2))
+    assert built.name == "resnet10_bn" and built.output_shape == (None, 10)
+    assert len([layer for layer in built.layers if "_conv" in layer.name]) == 1 + 2 * len(RESNET10_WIDTHS)

@@ -53,7 +53,7 @@ __all__ = [
     "learning_rate_boundaries",
 ]
 
-MODELS = ("small_cnn", "resnet50")
+MODELS = ("small_cnn", "resnet10", "resnet50")
 DATASETS = ("tiny-imagenet-200", "synthetic-tiny-imagenet")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 # "auto": all local GPUs when there are two or more, else the one default device.
@@ -74,12 +74,15 @@ REFERENCE_BATCH_SIZE = 32
 # epoch, val accuracy GN 3% / 6% / 9% / 10% at 0.1 / 0.01 / 0.003 / 0.001, BN 9% / 13% /
 # 12% / 14%; after three epochs GN and BN train as well at 0.003 as at 0.001. 0.003 is
 # the largest of these rates without collapse, which matters for the short schedules.
-DEFAULT_BASE_LEARNING_RATES = {"small_cnn": 0.003, "resnet50": 0.1}
+# ResNet-10 starts from the paper's ResNet rate; the depth experiment trains at the rate
+# its own sweep chooses and spells it out in its run names.
+DEFAULT_BASE_LEARNING_RATES = {"small_cnn": 0.003, "resnet10": 0.1, "resnet50": 0.1}
 
 # Channels of the normalized layers: groups must divide all of them. ResNet-50's
 # widths (64 ... 2048) are all multiples of 64.
 MODEL_CHANNELS = {
     "small_cnn": (64, 256),
+    "resnet10": (64, 128, 256),
     "resnet50": (64, 128, 256, 512, 1024, 2048),
 }
 
@@ -125,7 +128,8 @@ class RunConfig:
         experiment: experiment (results sub-folder), e.g. "norm_comparison" or
             "batch_size_sweep"; letters, digits, "_", "-" and ".".
         profile: the profile the run belongs to: "smoke", "cpu", "paper" or "custom".
-        model: "small_cnn" (the 2023 report's CNN) or "resnet50" (the paper's network).
+        model: "small_cnn" (the 2023 report's CNN), "resnet10" (a residual network that
+            two CPU cores train: utils.models.resnet10) or "resnet50" (the paper's network).
         norm: "batch", "layer", "instance", "group", "batch_renorm", one of the GN+BN
             mixtures "gn_plus_parallel", "gn_plus_gn_first", "gn_plus_bn_first", or
             "none" (short names such as bn, ln, in, gn, brn are accepted and stored as

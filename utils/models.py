@@ -20,7 +20,8 @@ from utils.norms import NORMALIZATIONS
 from utils.norms import SHORT_NAMES
 from utils.norms import canonical_norm
 
-__all__ = ["NORMALIZATIONS", "SHORT_NAMES", "canonical_norm", "make_norm", "small_cnn", "resnet50", "small_resnet"]
+__all__ = ["NORMALIZATIONS", "SHORT_NAMES", "canonical_norm", "make_norm", "small_cnn", "resnet10", "resnet50",
+           "small_resnet"]
 
 # The paper adds epsilon = 1e-5 to the variance; BN's moving averages use momentum 0.9,
 # as in the paper's reference implementation (Keras's 0.99 lags too much on short runs).
@@ -354,3 +355,16 @@ def small_resnet(
     outputs = _classifier(x, num_classes, weight_decay)
     depth = 2 + 2 * sum(blocks)
     return keras.Model(inputs, outputs, name=f"resnet{depth}_{_model_suffix(norm, weight_standardization)}")
+
+
+# ResNet-10's stage widths: the narrowest that keep 64 channels (G = 32 with two channels
+# per group) in every normalized layer, so that two CPU cores train the depth
+# experiment's grid (benchmarks/model_benchmark.py measures it beside the small CNN).
+RESNET10_WIDTHS = (64, 64, 128, 256)
+
+
+def resnet10(norm="group", num_classes=200, input_shape=(64, 64, 3), **options):
+    """`small_resnet` with one basic block per stage of `RESNET10_WIDTHS` filters: ten
+    weighted layers (stem, eight 3x3 convolutions, classifier), the depth experiment's
+    network. Arguments as `small_resnet` (without `widths` and `blocks`)."""
+    return small_resnet(norm, num_classes, input_shape, widths=RESNET10_WIDTHS, blocks=(1, 1, 1, 1), **options)

@@ -269,7 +269,7 @@ def build_model(config, num_classes=None, input_shape=(64, 64, 3)):
         model = models.small_cnn(config.norm, second_kernel_size=config.second_kernel_size, norm_noise=noise,
                                  **options)
     else:
-        model = models.resnet50(config.norm, **options)
+        model = {"resnet10": models.resnet10, "resnet50": models.resnet50}[config.model](config.norm, **options)
     model.compile(
         optimizer=keras.optimizers.SGD(learning_rate=config.learning_rate, momentum=config.momentum),
         loss="sparse_categorical_crossentropy",
