@@ -7,24 +7,11 @@ import pytest
 
 from results_factory import make_config
 from results_factory import write_run
+from tests.test_training import TINY  # the tiny run: 4 classes x 16 synthetic images, batch 8
 from utils import runs
 from utils import training
 from utils import verify
 from utils.config import RunConfig
-
-# The tiny run of tests/test_training.py: 4 classes x 16 synthetic images, batch 8.
-TINY = dict(
-    experiment="norm_comparison",
-    dataset="synthetic-tiny-imagenet",
-    classes=4,
-    images_per_class=16,
-    val_images_per_class=4,
-    norm="batch",
-    batch_size=8,
-    epochs=3,
-    jit_compile=False,
-)
-
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
