@@ -262,11 +262,15 @@ class Claim:
         cells = [(coefficient, regime_cell(runs, regime, method, batch_size, rates=rates,
                                            statistic=self.statistic), method, batch_size)
                  for coefficient, method, batch_size in self.terms]
-        lacking = [f"{method} at {batch_size}: {cell.status}" for _, cell, method, batch_size in cells if not cell.n]
+        by_status = {}
+        for _, cell, method, batch_size in cells:
+            if not cell.n:
+                by_status.setdefault(cell.status, []).append(f"{method} at {batch_size}")
+        lacking = "; ".join(f"{', '.join(terms)}: {status}" for status, terms in by_status.items())
         seeds = [seed for seed in cells[0][1].seeds if all(seed in cell.seeds for _, cell, _, _ in cells)]
         values = [sum(coefficient * dict(zip(cell.seeds, cell.values))[seed] for coefficient, cell, _, _ in cells)
                   for seed in seeds]
-        return PerSeed(values=tuple(values), seeds=tuple(seeds)), "; ".join(dict.fromkeys(lacking))
+        return PerSeed(values=tuple(values), seeds=tuple(seeds)), lacking
 
     def verdict(self, runs, regime, rates) -> str:
         """"+2.4 ± 0.7: holds (3 of 3 seeds)", "... does not hold ...", "... holds in
