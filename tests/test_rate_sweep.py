@@ -62,6 +62,18 @@ def test_a_best_rate_on_the_edge_waits_for_the_next_rate(tmp_path):
     assert row["chosen"] == 0.03 and math.isnan(row["edge"])
 
 
+def test_an_added_rate_stays_in_the_grid_while_its_runs_train(tmp_path):
+    write_method(tmp_path, "BN", {0.001: 70.0, 0.003: 66.0, 0.01: 63.0, 0.03: 60.0})
+    # Seed 0 of the added rate is half trained, the others not started.
+    config = factory.make_config(rate_sweep.RATE_SWEEP, seed=0, **rate_sweep.run_fields("BN", 0.1))
+    factory.write_run(tmp_path, config, factory.curve(58.0, config.epochs)[:4], status="running")
+    row = rate_sweep.best_rates(tmp_path, seeds=SEEDS).loc["BN"]
+    assert math.isnan(row["edge"]) and math.isnan(row["chosen"])
+    assert rate_sweep.more_runs(tmp_path, SEEDS) == [rate_sweep.run_fields("BN", 0.1)]
+    names = {c.run_name for c in profile_configs("cpu", rate_sweep.RATE_SWEEP, results_dir=tmp_path)}
+    assert {f"bn_bs32_lr0.1_decay50-75_seed{seed}" for seed in SEEDS} <= names
+
+
 def test_a_rate_where_a_seed_collapses_is_excluded_and_bounds_the_sweep(tmp_path):
     # Best at 0.03 but it collapses there: 0.01 is chosen, and no rate above is needed.
     write_method(tmp_path, "IN", {0.001: 70.0, 0.003: 66.0, 0.01: 63.0, 0.03: 55.0}, collapsed_rates=(0.03,))

@@ -198,7 +198,14 @@ def more_runs(results_dir, seeds):
     if results_dir is None or not (Path(results_dir) / RATE_SWEEP).is_dir():
         return []
     table = best_rates(results_dir, seeds=seeds)
-    runs = [run_fields(method, rate) for method, rate in table["edge"].items() if not math.isnan(rate)]
+    runs = []
+    for method, row in table.iterrows():
+        # The rates the rule added earlier stay in the grid while their runs train (a
+        # partial run leaves the edge undecided), and the one it adds now joins them.
+        added = [rate for rate in row["rates"] if rate not in LEARNING_RATES]
+        if not math.isnan(row["edge"]):
+            added.append(row["edge"])
+        runs += [run_fields(method, rate) for rate in added]
     parallel = chosen_rates(results_dir, seeds).get("GN+BN parallel")
     if parallel is not None:
         runs.append(dict(run_fields("GN+BN parallel", parallel), norm=FIXED_MIXTURE))
