@@ -3,7 +3,7 @@
 Modules:
     layers        GroupNormalization, InstanceNormalization and the paper's LayerNormalization.
     norms         the names of the normalizations (no TensorFlow import).
-    models        the normalization registry, the small Tiny ImageNet CNN and ResNet-50.
+    models        the normalization registry, the small Tiny ImageNet CNN, ResNet-10 and ResNet-50.
     mixtures, distortion, landscape
                   the GN+BN mixture layers, the output-noise layer, the loss-landscape probes.
     measurements  what a run records once an epoch beside its history.
@@ -24,10 +24,10 @@ Modules:
     recipe        the recipe sweep's table and the rule that chose the study's learning rate.
     paper         the paper's and the 2023 report's numbers, as data.
     results       results folders into pandas tables, side by side with the paper.
-    ablations, understanding
-                  the further experiments' tables and findings.
+    ablations, understanding, fair
+                  the further experiments' tables and findings; the fair comparison in three regimes.
     report        the generated report (results/README.md) and the README's headline.
-    plots, ablation_plots, understanding_plots
+    plots, ablation_plots, understanding_plots, fair_plots
                   the figures.
     figures       every experiment's figures, drawn from a results folder.
     notebook      settings and checks shared by the notebooks.
