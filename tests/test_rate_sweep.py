@@ -6,6 +6,7 @@ import math
 import pytest
 
 from tests import results_factory as factory
+from utils import rates
 from utils.experiments import rate_sweep
 from utils.profiles import profile_configs
 
@@ -37,8 +38,8 @@ def test_the_grid_is_every_method_at_every_rate_and_seed():
 @pytest.mark.parametrize("rate, up, down", [(0.001, 0.003, 0.0003), (0.003, 0.01, 0.001), (0.03, 0.1, 0.01),
                                             (0.1, 0.3, 0.03)])
 def test_next_rate_steps_along_the_one_three_grid(rate, up, down):
-    assert rate_sweep.next_rate(rate, +1) == pytest.approx(up)
-    assert rate_sweep.next_rate(rate, -1) == pytest.approx(down)
+    assert rates.next_rate(rate, +1) == pytest.approx(up)
+    assert rates.next_rate(rate, -1) == pytest.approx(down)
 
 
 def test_the_best_rate_inside_the_sweep_is_chosen(tmp_path):

@@ -26,12 +26,11 @@ from utils import paper
 from utils import results
 from utils.experiments.recipe_sweep import DECAY_FRACTIONS as RECIPE_SWEEP_DECAY_FRACTIONS
 from utils.experiments import recipe_sweep
+from utils.rates import COLLAPSE_MARGIN  # points from chance within which a run does not learn
 
 __all__ = ["RECIPE_SWEEP", "COLLAPSE_MARGIN", "schedule_label", "recipe_table", "verdict", "chosen_learning_rate"]
 
 RECIPE_SWEEP = recipe_sweep.RECIPE_SWEEP
-# Points of training error from chance within which a run counts as not learning.
-COLLAPSE_MARGIN = 5.0
 
 
 def schedule_label(fractions) -> str:
