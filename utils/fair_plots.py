@@ -45,11 +45,13 @@ WEIGHT_DECAY = RunConfig().weight_decay
 # says whether runs are partial (dashed), so the width tells the two errors apart.
 TRAIN_WIDTH = 0.5
 # The first figure's columns: (experiment, fields that select its runs besides norm and
-# batch size, how its rate was chosen).
+# batch size, how its rate was chosen, what its panel titles start with).
 COLUMNS = (
-    (results.BATCH_SIZE_SWEEP, {}, "shared"),
-    (long_training.LONG_TRAINING, {"weight_standardization": False, "weight_decay": WEIGHT_DECAY}, "own"),
+    (results.BATCH_SIZE_SWEEP, {}, "shared", ""),
+    (long_training.LONG_TRAINING, {"weight_standardization": False, "weight_decay": WEIGHT_DECAY}, "own", ""),
 )
+# GN's runs of the study's width: an experiment may also hold GN with other group counts.
+GROUPS = RunConfig().groups
 RATE_NOTE = "base rate: the learning rate for 32 images; at batch b a run uses base × b/32 (linear scaling rule)"
 
 
@@ -138,10 +140,10 @@ def _note_below(figure, text):
     figure.text(0.5, -0.01, text, ha="center", va="top", fontsize=8, wrap=True)
 
 
-def _panel_title(epochs, rates, rate_words, batch_size) -> str:
-    """E.g. "30 epochs, own base rate (BN 0.03, GN 0.003), batch 8"."""
+def _panel_title(epochs, rates, rate_words, batch_size, start="") -> str:
+    """E.g. "30 epochs, own base rate (BN 0.03, GN 0.003), batch 8", after `start`."""
     rate = f"{rate_words} base rate" + (f" ({rates})" if rates else "")
-    return f"{_length(epochs)}, {rate}, batch {batch_size}"
+    return f"{start}{_length(epochs)}, {rate}, batch {batch_size}"
 
 
 def plot_long_training(results_source="results", *, histories=None, figures_dir="figures", dataset=None,
@@ -162,15 +164,37 @@ def plot_long_training(results_source="results", *, histories=None, figures_dir=
         The matplotlib figure (a 3 x 2 grid).
     """
     runs, histories = _frames(results_source, histories)
+    note = (f"{RATE_NOTE}\nleft: the study's runs ({results.BATCH_SIZE_SWEEP}; "
+            f"{_schedule_text(runs, results.BATCH_SIZE_SWEEP)}); right: {long_training.LONG_TRAINING} "
+            f"({_schedule_text(runs, long_training.LONG_TRAINING)}), weight decay {WEIGHT_DECAY:g}, "
+            "no WS; each row on one y range")
+    title = ("BN and GN trained longer: the study's runs at its shared rate (left) beside "
+             f"{long_training.EPOCHS} epochs at each one's own rate (right)")
+    return plot_columns(runs, histories, COLUMNS, long_training.BATCH_SIZES, title=title, note=note,
+                        figures_dir=figures_dir, dataset=dataset, profile=profile, name=name)
+
+
+def plot_columns(runs, histories, columns, batch_sizes, *, title, note, figures_dir, dataset, profile, name):
+    """BN and GN side by side: one row per batch size, one column per experiment, each
+    panel the validation (thick) and training (thin) error by epoch, both panels of a row
+    on one y range. GN's runs are those with the study's 32 groups.
+
+    Args: those utils.plots lists (figures_dir, dataset, profile, name), and:
+        runs, histories: frames from `results.load_runs` and `results.load_histories`.
+        columns: (experiment, fields that select its runs besides norm and batch size,
+            how its rate was chosen, what its panel titles start with) per column.
+        batch_sizes: the rows.
+        title: the figure's title; note: the text below it.
+    """
     dataset, profile = data_and_profile(runs, dataset, profile)
-    batch_sizes = long_training.BATCH_SIZES
-    figure, axes = plt.subplots(len(batch_sizes), len(COLUMNS), figsize=(13, 6.2 * len(batch_sizes)),
+    figure, axes = plt.subplots(len(batch_sizes), len(columns), figsize=(13, 6.2 * len(batch_sizes)),
                                 sharey="row", squeeze=False)
     for row, batch_size in enumerate(batch_sizes):
-        for axis, (experiment, fields, rate_words) in zip(axes[row], COLUMNS):
+        for axis, (experiment, fields, rate_words, start) in zip(axes[row], columns):
             handles = []
             for norm in NORMS:
-                selection = dict(experiment=experiment, norm=norm, batch_size=batch_size, **fields)
+                selection = dict(experiment=experiment, norm=norm, batch_size=batch_size,
+                                 groups=GROUPS if norm == "group" else None, **fields)
                 cell = results.run_cell(runs, **selection)
                 short, color = paper.NORM_LABELS[norm], NORM_COLORS[norm]
                 handles.append(_draw_cell(axis, runs, histories, "val_error", color,
@@ -180,17 +204,14 @@ def plot_long_training(results_source="results", *, histories=None, figures_dir=
                                               width=TRAIN_WIDTH, **selection))
             panel = dict(experiment=experiment, batch_size=batch_size, **fields)
             epochs = _epochs(runs, **panel)
-            axis.set_title(_panel_title(epochs, _rate_text(runs, **panel), rate_words, batch_size), fontsize=10)
+            axis.set_title(_panel_title(epochs, _rate_text(runs, **panel), rate_words, batch_size, start),
+                           fontsize=10)
             _epoch_range(axis, epochs)
             axis.set_ylabel(ERROR_LABEL)
             axis.tick_params(labelleft=True)
             _legend_below(axis, handles, f"{CURVES_LEGEND_TITLE}\nthick: validation error, thin: training error")
-    _note_below(figure, f"{RATE_NOTE}\nleft: the study's runs ({results.BATCH_SIZE_SWEEP}; "
-                        f"{_schedule_text(runs, results.BATCH_SIZE_SWEEP)}); right: {long_training.LONG_TRAINING} "
-                        f"({_schedule_text(runs, long_training.LONG_TRAINING)}), weight decay {WEIGHT_DECAY:g}, "
-                        "no WS; each row on one y range")
-    title_figure(figure, "BN and GN trained longer: the study's runs at its shared rate (left) beside "
-                         f"{long_training.EPOCHS} epochs at each one's own rate (right)", dataset, profile)
+    _note_below(figure, note)
+    title_figure(figure, title, dataset, profile)
     # Over a grid this tall, with legends below every panel, tight_layout alone lets the
     # top panels' titles run into the figure's title: a third of an inch is kept for it.
     figure.tight_layout(rect=(0, 0, 1, 1 - 0.35 / figure.get_size_inches()[1]))

@@ -209,7 +209,8 @@ def _epoch_axis(axis):
 
 def plot_norm_comparison(results_source="results", *, histories=None, figures_dir="figures",
                          dataset=None, profile=None, experiment=results.NORM_COMPARISON,
-                         batch_size=32, name="norm_comparison"):
+                         batch_size=32, name="norm_comparison", groups=None,
+                         title="Error vs epoch by normalization (analogue of the paper's Figure 4)"):
     """Train and validation error vs epoch for BN, LN, IN, GN (the paper's Figure 4).
 
     Each normalization is drawn as its mean curve over seeds with a ±1 sd band (where two
@@ -220,6 +221,8 @@ def plot_norm_comparison(results_source="results", *, histories=None, figures_di
     experiment, name), and:
         histories: the matching frame from load_histories (loaded from the runs when None).
         batch_size: the batch size of the compared runs.
+        groups: GN's group count, when the experiment holds GN with several (None: any).
+        title: the figure's title.
 
     Returns:
         The matplotlib figure (two panels: train, validation).
@@ -229,7 +232,8 @@ def plot_norm_comparison(results_source="results", *, histories=None, figures_di
     figure, (train_axis, val_axis) = plt.subplots(1, 2, figsize=(12, 6.5), sharey=True)
     train_handles, val_handles = [], []
     for norm in paper.TABLE1_NORMS:
-        selection = {"experiment": experiment, "norm": norm, "batch_size": batch_size}
+        selection = {"experiment": experiment, "norm": norm, "batch_size": batch_size,
+                     "groups": groups if norm == "group" else None}
         cell = results.run_cell(runs, **selection)
         short = paper.NORM_LABELS[norm]
         color = NORM_COLORS[norm]
@@ -247,7 +251,7 @@ def plot_norm_comparison(results_source="results", *, histories=None, figures_di
         _legend_below(axis, handles, legend_title)
         axis.set_ylabel(ERROR_LABEL)
         axis.tick_params(labelleft=True)
-    title_figure(figure, "Error vs epoch by normalization (analogue of the paper's Figure 4)", dataset, profile)
+    title_figure(figure, title, dataset, profile)
     figure.tight_layout()
     return save_figure(figure, figures_dir, name)
 

@@ -18,11 +18,11 @@ __all__ = ["REGISTRY", "NAMES", "GROUPS", "SECTIONS", "get", "resolve"]
 
 
 def _declared():
-    from utils.experiments import (batch_renorm, distortion, group_ablation, landscape, long_training, mixtures,
-                                   rate_sweep, recipe_sweep, study, weight_standardization)
+    from utils.experiments import (batch_renorm, depth, distortion, group_ablation, landscape, long_training,
+                                   mixtures, rate_sweep, recipe_sweep, study, weight_standardization)
 
     families = (study, recipe_sweep, group_ablation, batch_renorm, weight_standardization, landscape, distortion,
-                mixtures, rate_sweep, long_training)
+                mixtures, rate_sweep, long_training, depth)
     return {experiment.name: experiment for family in families for experiment in family.EXPERIMENTS}
 
 
@@ -33,7 +33,7 @@ NAMES: tuple[str, ...] = tuple(REGISTRY)
 # and "all" every experiment.
 GROUPS: dict[str, tuple[str, ...]] = {
     **{group: tuple(name for name, experiment in REGISTRY.items() if experiment.group == group)
-       for group in ("study", "beyond_the_paper", "understanding_gn", "fair_comparison")},
+       for group in ("study", "beyond_the_paper", "understanding_gn", "fair_comparison", "depth")},
     "all": NAMES,
 }
 # The generated report's sections (utils.report), one per group, in its order.
@@ -52,6 +52,8 @@ SECTIONS: tuple[Section, ...] = (
     Section("fair-comparison", "The fair comparison: every method at its own rate", "fair_comparison",
             shared_runs="the study's rate, the recipe sweep's seed 0, WS and the mixtures at 0.003 are those "
                         "experiments' runs"),
+    Section("depth", "Depth: the comparison on ResNet-10", "depth",
+            shared_runs="the depth sweep's seed-0 runs at the chosen rates are the grid's"),
 )
 
 

@@ -1,0 +1,143 @@
+"""The depth experiment read back: ResNet-10 beside the small CNN and the paper
+(utils.experiments.depth).
+
+Every ResNet-10 number is the depth experiment's, each method at the base rate its sweep
+chose; every small-CNN number is the study's (batch-size sweep, shared rate). GN means
+G = 32 unless a row names another group count.
+"""
+
+from __future__ import annotations
+
+from utils import paper
+from utils import results
+from utils.config import RunConfig
+from utils.experiments import depth as depth_experiment
+from utils.results import Cell
+from utils.results import format_points
+from utils.results import paired_difference
+from utils.results import seeds_text
+
+DEPTH = depth_experiment.DEPTH
+GROUPS = RunConfig().groups
+LABELS = {"batch": "BN", "layer": "LN", "instance": "IN", "group": "GN"}
+_NOTE = (f"ResNet-10: results/{DEPTH}/, each method at the base rate the depth sweep chose (LN and IN at GN's), "
+         "scaled by batch/32; small CNN: the study's batch-size sweep at its shared rate")
+
+
+def cell(runs, norm, batch_size, *, experiment=DEPTH, groups=GROUPS, statistic="val_error_median5") -> Cell:
+    """One normalization at one batch size in `experiment` (GN with `groups` groups), its
+    validation error or, with `statistic="train_error_median5"`, its training error."""
+    return results.run_cell(runs.assign(val_error_median5=runs[statistic]), experiment=experiment, norm=norm,
+                            batch_size=batch_size, groups=groups if norm == "group" else None)
+
+
+def _small(runs, norm, batch_size, **options) -> Cell:
+    return cell(runs, norm, batch_size, experiment=results.BATCH_SIZE_SWEEP, **options)
+
+
+def table1(source="results"):
+    """Table 1 on ResNet-10: BN, LN, IN, GN (and GN with G = 8 and 64) at batch 32,
+    validation and training error, minus BN paired by seed, beside the small CNN's and
+    the paper's."""
+    runs = results.as_runs(source)
+    bn, bn_train = cell(runs, "batch", 32), cell(runs, "batch", 32, statistic="train_error_median5")
+    small_bn = _small(runs, "batch", 32)
+    rows = []
+    for norm, groups, label in (("batch", None, "BN"), ("layer", None, "LN"), ("instance", None, "IN"),
+                                ("group", GROUPS, "GN"), ("group", 8, "GN, G = 8"), ("group", 64, "GN, G = 64")):
+        ours = cell(runs, norm, 32, groups=groups)
+        train = cell(runs, norm, 32, groups=groups, statistic="train_error_median5")
+        difference, train_difference = paired_difference(ours, bn), paired_difference(train, bn_train)
+        small = _small(runs, norm, 32) if groups in (None, GROUPS) else Cell()
+        published = paper.TABLE1[norm] if groups in (None, GROUPS) else paper.TABLE3_GROUPS[groups]
+        rows.append({
+            "norm": label,
+            "ResNet-10 val error": ours.value, "ResNet-10 val error sd": ours.sd,
+            "ResNet-10 train error": train.value, "ResNet-10 train error sd": train.sd,
+            "minus BN": difference.mean, "minus BN sd": difference.sd,
+            "train minus BN": train_difference.mean, "train minus BN sd": train_difference.sd,
+            "n": ours.n,
+            "small CNN minus BN": paired_difference(small, small_bn).mean,
+            "paper minus BN": published - paper.TABLE1["batch"],
+            "status": ours.status,
+        })
+    return results.captioned(rows, (
+        f"Table 1 on ResNet-10, batch 32 ({results.data_context(runs)}): validation and training error (%), "
+        f"minus BN paired by seed. {_NOTE}. {results.OURS_NOTE}; {results.SPREAD_NOTE}. {results.PAPER_NOTE} "
+        "(G = 8 and 64: Table 3)."
+    ))
+
+
+def table2(source="results"):
+    """Table 2 on ResNet-10: BN and GN at batch 32, 8 and 2, validation and training
+    error, GN minus BN paired by seed, beside the small CNN's and the paper's."""
+    runs = results.as_runs(source)
+
+    def cells(batch_size):
+        found = {}
+        for norm in ("batch", "group"):
+            found[LABELS[norm]] = cell(runs, norm, batch_size)
+            found[f"{LABELS[norm]} train"] = cell(runs, norm, batch_size, statistic="train_error_median5")
+        for norm in ("batch", "group"):
+            found[f"small CNN {LABELS[norm]}"] = _small(runs, norm, batch_size)
+        return found
+
+    return results.by_batch_table(
+        cells, (32, 8, 2), [("GN", "BN"), ("GN train", "BN train"), ("small CNN GN", "small CNN BN")],
+        lambda batch_size: {"paper GN minus BN": paper.TABLE2_GN_MINUS_BN[batch_size]},
+        f"Table 2 on ResNet-10 ({results.data_context(runs)}): validation and training error (%) by batch size. "
+        f"{_NOTE}. {results.OURS_NOTE}; {results.SPREAD_NOTE}. {results.PAPER_NOTE}.",
+        directions=True,
+    )
+
+
+def _direction(difference, lower) -> str:
+    if not difference.n:
+        return "no seed has both runs yet"
+    return f"{lower} in {seeds_text(difference.negative, difference.n)}"
+
+
+def _rise(runs, norm, experiment, large=32, small=2):
+    return paired_difference(cell(runs, norm, small, experiment=experiment),
+                             cell(runs, norm, large, experiment=experiment))
+
+
+def conclusions(source="results") -> list[str]:
+    """The depth experiment's answers as sentences: does GN's training error fall below
+    BN's, how large is GN minus BN at 32 beside the paper's and the small CNN's, and does
+    BN's small-batch loss grow with depth."""
+    runs = results.as_runs(source)
+    lines = []
+    train = paired_difference(cell(runs, "group", 32, statistic="train_error_median5"),
+                              cell(runs, "batch", 32, statistic="train_error_median5"))
+    small_train = paired_difference(_small(runs, "group", 32, statistic="train_error_median5"),
+                                    _small(runs, "batch", 32, statistic="train_error_median5"))
+    lines.append(
+        f"Batch 32, GN minus BN training error: ResNet-10 {format_points(train.mean, train.sd)} points "
+        f"({_direction(train, 'GN lower')}); small CNN {format_points(small_train.mean, small_train.sd)} "
+        f"({_direction(small_train, 'GN lower')}); the paper's Figure 4: GN lower."
+    )
+    gap = paired_difference(cell(runs, "group", 32), cell(runs, "batch", 32))
+    small_gap = paired_difference(_small(runs, "group", 32), _small(runs, "batch", 32))
+    lines.append(
+        f"Batch 32, GN minus BN validation error: ResNet-10 {format_points(gap.mean, gap.sd)} points "
+        f"({_direction(gap, 'GN lower')}); small CNN {format_points(small_gap.mean, small_gap.sd)}; paper "
+        f"{format_points(paper.TABLE2_GN_MINUS_BN[32])}."
+    )
+    for norm in ("batch", "group"):
+        deep, shallow = _rise(runs, norm, DEPTH), _rise(runs, norm, results.BATCH_SIZE_SWEEP)
+        published = paper.TABLE2[norm][2] - paper.TABLE2[norm][32]
+        lines.append(
+            f"{LABELS[norm]} from batch 32 to 2: ResNet-10 {format_points(deep.mean, deep.sd)} points "
+            f"({_direction(deep, 'lower at batch 2')}); small CNN {format_points(shallow.mean, shallow.sd)}; "
+            f"paper {format_points(published)}."
+        )
+    gn = cell(runs, "group", 32)
+    for groups in (8, 64):
+        other = paired_difference(cell(runs, "group", 32, groups=groups), gn)
+        published = paper.TABLE3_GROUPS[groups] - paper.TABLE3_GROUPS[GROUPS]
+        lines.append(
+            f"Batch 32, GN with G = {groups} minus G = {GROUPS}: ResNet-10 {format_points(other.mean, other.sd)} "
+            f"points ({_direction(other, f'G = {groups} lower')}); paper {format_points(published)}."
+        )
+    return lines
