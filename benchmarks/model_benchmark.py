@@ -1,7 +1,7 @@
 """Training throughput of the residual networks beside the small CNN, one thread each.
 
     python -m benchmarks.model_benchmark                          # the candidates, BN and GN, batch 32 and 2
-    python -m benchmarks.model_benchmark --models small_cnn,resnet10 --batch-sizes 32
+    python -m benchmarks.model_benchmark --models small_cnn,resnet10 --batch-sizes 32,8,2
 
 Each setting trains on random uint8 images through `model.fit` with one TensorFlow
 thread, as every training run does (utils.training.TRAINING_THREADS), with and without
@@ -34,8 +34,9 @@ from utils import models  # noqa: E402
 # name -> builder taking (norm, num_classes=..., weight_decay=..., **norm options)
 MODELS = {
     "small_cnn": models.small_cnn,
-    "resnet10": functools.partial(models.small_resnet, widths=(64, 128, 256, 512), blocks=(1, 1, 1, 1)),
-    "resnet10_narrow": functools.partial(models.small_resnet, widths=(64, 64, 128, 256), blocks=(1, 1, 1, 1)),
+    # The depth experiment's network (utils.models.resnet10).
+    "resnet10": models.resnet10,
+    "resnet10_wide": functools.partial(models.small_resnet, widths=(64, 128, 256, 512), blocks=(1, 1, 1, 1)),
     "resnet18_narrow": functools.partial(models.small_resnet, widths=(64, 128, 128, 256), blocks=(2, 2, 2, 2)),
     "resnet18": functools.partial(models.small_resnet, widths=(64, 128, 256, 512), blocks=(2, 2, 2, 2)),
 }
@@ -59,7 +60,7 @@ def measure(settings, images_per_round, rounds, num_classes):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default="small_cnn,resnet10,resnet10_narrow,resnet18_narrow",
+    parser.add_argument("--models", default="small_cnn,resnet10,resnet10_wide,resnet18_narrow",
                         help="comma-separated, from: " + ",".join(MODELS))
     parser.add_argument("--norms", default="bn,gn")
     parser.add_argument("--batch-sizes", default="32,2")

@@ -7,6 +7,7 @@ import pytest
 
 from utils import experiments
 from utils.config import RunConfig
+from utils.experiments import depth
 from utils.config import learning_rate_boundaries
 from utils.config import learning_rate_for_epoch
 from utils.profiles import profile_configs
@@ -213,7 +214,8 @@ def test_profile_scales():
     assert cpu["dataset"] == paper["dataset"] == "tiny-imagenet-200"
     assert (paper["classes"], paper["images_per_class"]) == (200, 500)
     # The 2023 report's lengths: 100 epochs for its batch-32 comparisons, 10 for the sweeps.
-    lengths = {"norm_comparison": 100, "group_ablation": 100, "long_training": 30}
+    lengths = {"norm_comparison": 100, "group_ablation": 100, "long_training": 30,
+               "depth_sweep": depth.EPOCHS, "depth_grid": depth.EPOCHS}
     assert paper["epochs"] == {name: lengths.get(name, 10) for name in experiments.NAMES}
     assert cpu["classes"] * cpu["images_per_class"] < 200 * 500
 
@@ -241,7 +243,7 @@ def test_cpu_profile_runs_each_norm_at_its_measured_fastest_settings():
     assert configs[("batch_size_sweep", "group", 8, 2)].jit_compile
     assert all(c.second_kernel_size == 1 for c in configs.values())
     for config in configs.values():
-        expected = fastest_settings(config.norm, config.batch_size)
+        expected = fastest_settings(config.norm, config.batch_size, config.model)
         assert (config.jit_compile, config.steps_per_execution) == tuple(expected.values())
     # An explicit override wins over the measured defaults.
     assert not any(c.jit_compile for c in profile_configs("cpu", jit_compile=False))

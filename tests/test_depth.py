@@ -84,6 +84,8 @@ def test_the_grid_joins_once_the_rates_are_chosen(tmp_path):
                        ("group", 32, 8), ("group", 32, 2), ("layer", None, 32), ("instance", None, 32),
                        ("group", 8, 32), ("group", 64, 32)}
     assert {c.seed for c in configs} == set(SEEDS) and {c.model for c in configs} == {"resnet10"}
+    # ResNet-10 trains faster without XLA at every batch size, batch 2 included (measured).
+    assert not any(c.jit_compile for c in configs) and {c.epochs for c in configs} == {EPOCHS}
     rates = {(c.norm, c.groups): c.base_learning_rate for c in configs}
     assert rates[("batch", None)] == 0.1
     assert rates[("group", 32)] == rates[("layer", None)] == rates[("instance", None)] == rates[("group", 8)] == 0.03
@@ -112,7 +114,9 @@ def test_table2_and_the_findings_answer_the_questions(folder):
     assert lines[0].startswith("Batch 32, GN minus BN training error: ResNet-10 -")
     assert "(GN lower in 3 of 3 seeds)" in lines[0] and "small CNN +" in lines[0]
     bn_line = next(line for line in lines if line.startswith("BN from batch 32 to 2"))
-    assert "ResNet-10 +7.9" in bn_line and "small CNN +15.7" in bn_line and "paper +11.1" in bn_line
+    deep = factory.curve_median(58.0, EPOCHS) - factory.curve_median(50.0, EPOCHS)
+    shallow = factory.curve_median(91.0) - factory.curve_median(75.0)
+    assert f"ResNet-10 {deep:+.1f}" in bn_line and f"small CNN {shallow:+.1f}" in bn_line and "paper +11.1" in bn_line
     assert any("G = 64 minus G = 32: ResNet-10 n/a" in line for line in lines)
 
 

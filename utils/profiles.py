@@ -65,26 +65,29 @@ _PROFILE_SETTINGS = {
 }
 
 
-def fastest_settings(norm, batch_size):
-    """The XLA and steps-per-execution settings measured fastest for the small CNN on CPU.
+def fastest_settings(norm, batch_size, model="small_cnn"):
+    """The XLA and steps-per-execution settings measured fastest on CPU.
 
-    Measured with `python -m benchmarks.training_benchmark` on two CPU cores (numbers in
-    benchmarks/README.md). At batch 16 and above every normalization trains fastest
-    without XLA: TensorFlow's oneDNN convolutions beat XLA's, and the normalizations'
-    own ops are as fast either way. At smaller batches the per-op overhead dominates and
-    XLA wins for every normalization. Running 8 steps per call into the compiled
-    function removes most of the per-step Python overhead at every batch size, and the
-    steps per epoch stay floor(images / batch).
+    Measured with `python -m benchmarks.training_benchmark` (the small CNN) and
+    `python -m benchmarks.model_benchmark` (ResNet-10) on two CPU cores (numbers in
+    benchmarks/README.md). The small CNN at batch 16 and above trains fastest without
+    XLA: TensorFlow's oneDNN convolutions beat XLA's, and the normalizations' own ops are
+    as fast either way; at smaller batches the per-op overhead dominates and XLA wins for
+    every normalization. ResNet-10's convolutions dominate at every batch size: without
+    XLA it is 1.5x to 2.4x faster at batch 8 and 32 and as fast at batch 2. Running 8
+    steps per call into the compiled function removes most of the per-step Python
+    overhead at every batch size, and the steps per epoch stay floor(images / batch).
 
     Args:
         norm: canonical normalization name (the measured choice is the same for all).
         batch_size: images per device per step.
+        model: the RunConfig model.
 
     Returns:
         dict(jit_compile=..., steps_per_execution=...).
     """
     del norm
-    jit_compile = batch_size < 16
+    jit_compile = model == "small_cnn" and batch_size < 16
     return dict(jit_compile=jit_compile, steps_per_execution=8)
 
 
@@ -154,7 +157,7 @@ def profile_configs(profile, experiment="study", *, seeds=None, results_dir=None
         norm, batch_size = run_fields["norm"], run_fields["batch_size"]
         fields = dict(settings, experiment=name, profile=profile, epochs=epochs[name], seed=seed, **run_fields)
         if fields.get("jit_compile") == "fastest":
-            fields.update(fastest_settings(norm, batch_size))
+            fields.update(fastest_settings(norm, batch_size, fields.get("model", "small_cnn")))
         fields.update(overrides)
         # Options of one normalization apply to that normalization's runs only.
         if norm not in GROUPED:
