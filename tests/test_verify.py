@@ -79,6 +79,16 @@ def test_a_run_retrained_on_the_same_machine_is_identical(committed, data_dir, t
 
 
 @pytest.mark.slow
+def test_a_run_compiled_with_xla_is_identical_on_the_same_machine(tmp_path_factory, data_dir, tmp_path):
+    # What the README promises for XLA runs (batch below 16 in the cpu profile): the same
+    # machine, with one thread, retrains them to the last bit.
+    config = RunConfig(**dict(TINY, jit_compile=True, batch_size=2))
+    run_dir = training.run(config, tmp_path_factory.mktemp("xla"), data_dir=data_dir, verbose=0).path
+    verification = verify.verify_run(run_dir, 2, data_dir=data_dir, work_dir=tmp_path)
+    assert verification.identical and verification.retrained_device.endswith(", XLA")
+
+
+@pytest.mark.slow
 def test_the_command_says_identical_and_exits_0(committed, data_dir, capsys):
     status = verify.main([str(committed), "--epochs", "2", "--data", str(data_dir)])
 
