@@ -2,6 +2,8 @@
 regime, the tables at each method's own rate and the claims' verdicts, on handmade run
 folders (no training)."""
 
+import math
+
 import pytest
 
 from tests import results_factory as factory
@@ -148,3 +150,25 @@ def test_a_claim_that_holds_in_some_seeds_says_so(folder):
     verdict = fair.claims_table(folder).set_index("claim").loc[
         "At batch 8 GN is above BN (the sign changes below 8)", fair.SHARED]
     assert verdict.endswith("holds in part (2 of 3 seeds)")
+
+
+def test_weight_kept_is_the_decays_pull_over_the_run():
+    from utils.config import RunConfig
+
+    config = RunConfig(classes=40, images_per_class=500, batch_size=32, epochs=10, base_learning_rate=0.003,
+                       lr_decay_fractions=(0.5, 0.75), weight_decay=1e-4, momentum=0.9)
+    # 625 steps an epoch: 5 epochs at 0.003, 3 at 0.0003 (the second cut rounds 7.5 up), 2 at 0.00003.
+    travelled = 625 * (5 * 0.003 + 3 * 0.0003 + 2 * 0.00003)
+    assert fair.weight_kept(config) == pytest.approx(math.exp(-1e-4 * travelled / 0.1))
+    assert fair.weight_kept(RunConfig(weight_decay=0.0)) == 1.0
+
+
+def test_weight_decay_table_reads_each_cells_configs(folder):
+    table = fair.weight_decay_table(folder).set_index("regime")
+    steps = factory.CLASSES * factory.IMAGES_PER_CLASS // 32
+    # BN's 30-epoch runs at 0.01: 15 epochs at the rate, then ÷10 from epoch 23 (22.5 rounded up), ÷100.
+    travelled = steps * 0.01 * (15 + 8 * 0.1 + 7 * 0.01)
+    expected = round(100 * math.exp(-1e-4 * travelled / 0.1), 1)
+    assert table.loc[fair.LONG, "BN weight kept (%)"] == expected
+    own = steps * 0.01 * (5 + 3 * 0.1 + 2 * 0.01)
+    assert table.loc[fair.OWN, "BN weight kept (%)"] == round(100 * math.exp(-1e-4 * own / 0.1), 1)

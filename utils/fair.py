@@ -26,7 +26,9 @@ import pandas as pd
 
 from utils import paper
 from utils import results
+from utils import runs as runs_module
 from utils.config import RunConfig
+from utils.config import learning_rate_for_epoch
 from utils.experiments import distortion as distortion_experiment
 from utils.experiments import long_training
 from utils.experiments import mixtures as mixtures_experiment
@@ -232,6 +234,45 @@ _REGIME_NOTE = (
     f"(results/{long_training.LONG_TRAINING}/). {results.OURS_NOTE}; {results.SPREAD_NOTE}; \"lower in\": in how "
     "many seeds the difference is below 0."
 )
+
+
+def weight_kept(config) -> float:
+    """The fraction of a weight that the weight decay alone leaves after the whole run:
+    exp(-weight_decay x the sum over steps of the learning rate / (1 - momentum)).
+
+    Coupled L2 adds `weight_decay * w` to every gradient, and momentum carries a steady
+    gradient 1 / (1 - momentum) times as far, so this is how hard the decay pulls over a
+    run; near 1 the decay cannot change what a run ends at, whatever the normalization.
+    The steps of an epoch are floor(images / batch), as in training.
+    """
+    steps = config.classes * config.images_per_class // config.batch_size
+    travelled = sum(learning_rate_for_epoch(config, epoch) * steps for epoch in range(config.epochs))
+    return math.exp(-config.weight_decay * travelled / (1.0 - config.momentum))
+
+
+def weight_decay_table(source="results"):
+    """How hard the weight decay pulls in each regime: BN's and GN's weight kept by the
+    decay alone over a run at batch 32 (`weight_kept`), from the configs of the runs
+    behind each cell."""
+    runs = results.as_runs(source)
+    rates = own_rates(runs)
+    rows = []
+    for regime in REGIMES:
+        row = {"regime": regime}
+        for method in ("BN", "GN"):
+            cell = regime_cell(runs, regime, method, 32, rates=rates)
+            experiment = {SHARED: SHARED_EXPERIMENTS.get(method), OWN: rate_sweep.RATE_SWEEP,
+                          LONG: long_training.LONG_TRAINING}[regime]
+            found = runs[(runs["experiment"] == experiment) & runs["run_name"].isin(cell.run.split(", "))]
+            kept = sorted({round(100 * weight_kept(runs_module.read_run(path).config), 1) for path in found["path"]})
+            row[f"{method} weight kept (%)"] = kept[0] if len(kept) == 1 else math.nan
+        rows.append(row)
+    return results.captioned(rows, (
+        f"The weight decay's pull at batch 32 ({results.data_context(runs)}): the share of a weight that the decay "
+        "alone leaves after the whole run, exp(-decay x the summed learning rate / (1 - momentum)) "
+        "(utils.fair.weight_kept), from each cell's configs. Near 100% the decay cannot change what a run ends at, "
+        "so a claim about it is not testable there."
+    ))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -44,6 +44,7 @@ EXPERIMENTS = (
         more_runs=chosen_runs,
         tables=(
             Table("Table 2 trained three times as long", "utils.fair:table2"),
+            Table("How hard the weight decay pulls", "utils.fair:weight_decay_table"),
             Table("Each claim at the shared rate and at each method's own", "utils.fair:claims_table"),
         ),
         figures=(
