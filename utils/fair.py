@@ -117,8 +117,8 @@ def regime_cell(runs, regime, method, batch_size, *, rates, statistic=VALIDATION
             return Cell(status="not trained at the shared rate")
         return _cell(runs, statistic, experiment=SHARED_EXPERIMENTS[method], batch_size=batch_size, **fields)
     if regime == LONG:
-        if not any(batch_size in sizes and selection(method) == dict(selection(planned), **fields)
-                   for planned, sizes, fields in long_training.PLAN):
+        if not any(batch_size in sizes and fields == dict(selection(planned), **extra)
+                   for planned, sizes, extra in long_training.PLAN):
             return Cell(status=f"not in the {long_training.EPOCHS}-epoch runs")
         return _cell(runs, statistic, experiment=long_training.LONG_TRAINING, batch_size=batch_size, **fields)
     if regime != OWN:
@@ -126,7 +126,7 @@ def regime_cell(runs, regime, method, batch_size, *, rates, statistic=VALIDATION
     if method not in rates:
         return Cell(status="own rate not chosen yet")
     rate = rates[method]
-    if batch_size == 32 and method in rate_sweep.METHODS or method == FIXED_MIXTURE:
+    if (batch_size == 32 and method in rate_sweep.METHODS) or method == FIXED_MIXTURE:
         return _cell(runs, statistic, experiment=rate_sweep.RATE_SWEEP, batch_size=batch_size,
                      base_learning_rate=rate, **fields)
     shared = results.find_runs(runs, experiment=SHARED_EXPERIMENTS.get(method), batch_size=batch_size, **fields)
