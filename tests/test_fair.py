@@ -3,6 +3,7 @@ regime, the tables at each method's own rate and the claims' verdicts, on handma
 folders (no training)."""
 
 import math
+import shutil
 
 import pytest
 
@@ -172,3 +173,13 @@ def test_weight_decay_table_reads_each_cells_configs(folder):
     assert table.loc[fair.LONG, "BN weight kept (%)"] == expected
     own = steps * 0.01 * (5 + 3 * 0.1 + 2 * 0.01)
     assert table.loc[fair.OWN, "BN weight kept (%)"] == round(100 * math.exp(-1e-4 * own / 0.1), 1)
+
+
+def test_a_verdict_waits_for_complete_runs(folder):
+    # GN's 30-epoch run of seed 0 at batch 32 is only half trained.
+    run_config = config(long_training.LONG_TRAINING, "GN", 32, 0, SHARED_RATE, epochs=long_training.EPOCHS)
+    factory.write_run(folder, run_config, factory.curve(60.0, long_training.EPOCHS)[:12], status="running")
+    for seed in (1, 2):
+        shutil.rmtree(folder / long_training.LONG_TRAINING / run_config.run_name.replace("seed0", f"seed{seed}"))
+    verdict = fair.claims_table(folder).set_index("claim").loc["At batch 32 BN is below GN", fair.LONG]
+    assert verdict.startswith("no number: GN at 32: partial (12/30 epochs)")

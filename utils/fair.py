@@ -298,20 +298,22 @@ class Claim:
     where: str = "README"
 
     def value(self, runs, regime, rates) -> tuple[PerSeed, str]:
-        """The claim's value per seed in `regime` (the seeds every term has), and why a
-        term has no seed ("" when every term has one)."""
+        """The claim's value per seed in `regime` (the seeds every term has, from complete
+        runs only), or no value and why: the terms without a complete run, by status."""
         cells = [(coefficient, regime_cell(runs, regime, method, batch_size, rates=rates,
                                            statistic=self.statistic), method, batch_size)
                  for coefficient, method, batch_size in self.terms]
         by_status = {}
         for _, cell, method, batch_size in cells:
-            if not cell.n:
+            # A verdict stands on finished runs only: a partial run's number may still move.
+            if not cell.n or not cell.status.startswith("complete"):
                 by_status.setdefault(cell.status, []).append(f"{method} at {batch_size}")
-        lacking = "; ".join(f"{', '.join(terms)}: {status}" for status, terms in by_status.items())
+        if by_status:
+            return PerSeed(), "; ".join(f"{', '.join(terms)}: {status}" for status, terms in by_status.items())
         seeds = [seed for seed in cells[0][1].seeds if all(seed in cell.seeds for _, cell, _, _ in cells)]
         values = [sum(coefficient * dict(zip(cell.seeds, cell.values))[seed] for coefficient, cell, _, _ in cells)
                   for seed in seeds]
-        return PerSeed(values=tuple(values), seeds=tuple(seeds)), lacking
+        return PerSeed(values=tuple(values), seeds=tuple(seeds)), ""
 
     def verdict(self, runs, regime, rates) -> str:
         """"+2.4 ± 0.7: holds (3 of 3 seeds)", "... does not hold ...", "... holds in
