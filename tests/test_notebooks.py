@@ -24,6 +24,8 @@ from nbformat.v4 import new_code_cell, new_notebook
 from tests import results_factory
 from tests.checks import assert_png
 from utils import notebook
+from utils import results as results_module
+from utils.experiments import depth as depth_experiment
 from utils.profiles import profile_configs
 from utils.data_sources import TINY_IMAGENET_URL
 from utils.synthetic import make_synthetic_tiny_imagenet
@@ -35,6 +37,7 @@ NOTEBOOKS = {
     "sweep": ROOT / "notebooks" / "03_batch_size_sweep.ipynb",
     "beyond": ROOT / "notebooks" / "04_beyond_the_paper.ipynb",
     "understanding": ROOT / "notebooks" / "05_understanding_gn.ipynb",
+    "depth": ROOT / "notebooks" / "06_depth.ipynb",
     "main": ROOT / "main.ipynb",
 }
 CELL_TIMEOUT = 300
@@ -138,11 +141,12 @@ def test_layers_notebook(kernels, tmp_path):
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory, kernels):
-    """02, 03, main.ipynb, 04 and 05 run in that order on one results folder (smoke profile)."""
+    """02, 03, main.ipynb, 04, 05 and 06 run in that order on one results folder (smoke profile)."""
     folders = {name: tmp_path_factory.mktemp(name) for name in ("results", "figures", "synthetic")}
     variables = dict(GN_PROFILE="smoke", GN_RESULTS_DIR=folders["results"],
                      GN_FIGURES_DIR=folders["figures"], GN_SYNTHETIC_DIR=folders["synthetic"])
-    texts = {name: run_notebook(name, kernels, **variables) for name in ("comparison", "sweep", "main", "beyond", "understanding")}
+    texts = {name: run_notebook(name, kernels, **variables) for name in ("comparison", "sweep", "main", "beyond", "understanding",
+                                                                  "depth")}
     return folders, texts
 
 
@@ -264,6 +268,52 @@ def test_understanding_notebook_probes_distorts_and_mixes(smoke):
     assert probes.exists() and len(probes.read_text().splitlines()) > 20
     assert (folders["results"] / "mixtures" / "gnbn_bn_first_g32_bs8_seed0" / "mixing.csv").exists()
     for name in ("landscape", "distortion", "mixtures"):
+        assert_drawn_png(folders["figures"] / f"{name}.png")
+
+
+@pytest.mark.slow
+def test_depth_notebook_trains_the_sweep_then_the_grid_at_the_chosen_rates(smoke):
+    folders, texts = smoke
+    text = texts["depth"]
+    results_dir = folders["results"]
+    assert "Total params" in text and 'Model: "resnet10_gn"' in text  # the model summary
+    # The sweep: BN and GN at the four base rates, none reusable, all trained.
+    sweep = profile_configs("smoke", "depth_sweep")
+    assert f"{len(sweep)} runs; 0 finished or reusable" in text and f"{len(sweep)} to train" in text
+    for config in sweep:
+        run = results_dir / "depth_sweep" / config.run_name
+        assert json.loads((run / "summary.json").read_text())["status"] == "complete"
+        assert json.loads((run / "config.json").read_text())["model"] == "resnet10"
+    # The rate table is the rule's, read from the runs, printed as markdown.
+    assert "| method |" in text
+    assert results_module.to_markdown(depth_experiment.rate_table(results_dir)) in text
+    # On the smoke data the rule chooses a rate for both methods (the runs are seeded):
+    # the grid's runs join it at those rates, the batch-32 BN and GN runs reused from the
+    # sweep and the others trained.
+    chosen = depth_experiment.RULE.chosen_rates(results_dir, (0,))
+    assert set(chosen) == {"BN", "GN"}
+    grid = profile_configs("smoke", "depth_grid", results_dir=results_dir)
+    swept = {training(config) for config in sweep}
+    new = [config for config in grid if training(config) not in swept]
+    assert len(grid) == 10 and len(new) == 8
+    assert f"{len(grid)} runs in the grid" in text
+    assert f"{len(grid)} runs; {len(grid) - len(new)} finished or reusable" in text and f"{len(new)} to train" in text
+    assert text.count("Epoch 1/2") == len(sweep) + len(new)
+    for config in grid:
+        rate = chosen["BN" if config.norm == "batch" else "GN"]
+        assert config.base_learning_rate == rate and config.model == "resnet10"
+        assert json.loads((results_dir / "depth_grid" / config.run_name / "summary.json").read_text())[
+            "status"] == "complete"
+    reused = [config.run_name for config in grid if config not in new]
+    assert sorted(reused) == sorted(config.run_name for config in grid if config.batch_size == 32 and (
+        config.norm == "batch" or (config.norm == "group" and config.groups == 32)))
+    for run in reused:
+        assert reused_from(folders, "depth_grid", run) == f"depth_sweep/{run}"
+    # The results, beside the small CNN's (the study's runs, trained by the notebooks before).
+    assert "| norm | ResNet-10 val error |" in text and "| batch size | BN | BN train | GN |" in text
+    assert "Batch 32, GN minus BN training error: ResNet-10 " in text and "the paper's Figure 4: GN lower" in text
+    assert "no seed has both runs yet" not in text
+    for name in ("depth_comparison", "depth_batch_sizes"):
         assert_drawn_png(folders["figures"] / f"{name}.png")
 
 
@@ -480,6 +530,19 @@ def test_plan_counts_count_each_experiments_runs_by_what_will_be_done(tmp_path):
     assert counts.loc["norm_comparison"].tolist() == [2, 0, len(comparison) - 2]
     sweep = len(configs) - len(comparison)
     assert counts.loc["batch_size_sweep"].tolist() == [0, 2, sweep - 2]
+
+
+def test_an_empty_grid_says_it_has_no_runs_yet_before_the_depth_sweep_has_chosen(tmp_path, capsys):
+    settings = notebook.read_settings({"GN_PROFILE": "smoke", "GN_RESULTS_DIR": str(tmp_path), "GN_TRAIN": "0"})
+    configs = notebook.profile_configs(settings, "depth_grid")
+    assert configs == []  # no sweep yet: no method has its rate
+    counts = notebook.plan_counts(configs, tmp_path)
+    assert counts.empty and list(counts.columns) == ["finished", "reuses a finished run", "to train"]
+    summary = notebook.run_experiment(settings, "depth_grid")
+    assert capsys.readouterr().out == (
+        f"0 runs; 0 finished or reusable in {notebook.display_path(tmp_path)}, 0 to train "
+        "(GN_TRAIN=0: none is trained here).\n")
+    assert summary.empty
 
 
 def assert_drawn_png(path):

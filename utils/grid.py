@@ -180,6 +180,8 @@ def plan_table(planned, results_dir="results"):
             return f"damaged: {plan.source}"
         return {"finished": "finished", "train": "to train"}[plan.action]
 
+    columns = ["experiment", "run", "norm", "batch size", "learning rate", "epochs", "classes", "training images",
+               "on disk"]
     return pd.DataFrame([{
         "experiment": plan.config.experiment,
         "run": plan.config.run_name,
@@ -190,7 +192,7 @@ def plan_table(planned, results_dir="results"):
         "classes": plan.config.classes,
         "training images": plan.config.classes * plan.config.images_per_class,
         "on disk": on_disk(plan),
-    } for plan in planned])
+    } for plan in planned], columns=columns)  # the columns even for an empty plan
 
 
 def list_runs(configs, results_dir="results", print_line=print):

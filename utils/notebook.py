@@ -299,8 +299,12 @@ def run_plan(configs, results_dir):
 
 def plan_counts(configs, results_dir):
     """How many runs of each experiment are finished, reuse a finished run or are to train:
-    one row per experiment (the run-by-run plan is `run_plan`)."""
+    one row per experiment (the run-by-run plan is `run_plan`); no row for an empty grid
+    (e.g. a grid whose runs wait for a sweep's choice)."""
     table = run_plan(configs, results_dir)
+    if table.empty:
+        return pd.DataFrame(columns=["finished", "reuses a finished run", "to train"],
+                            index=pd.Index([], name="experiment"), dtype=int)
     status = table["on disk"].where(~table["on disk"].str.startswith("reuses "), "reuses a finished run")
     counts = pd.crosstab(table["experiment"], status).reindex(
         columns=["finished", "reuses a finished run", "to train"], fill_value=0)
@@ -479,7 +483,8 @@ def run_experiment(settings, experiment, data=None):
         if settings.train and any(item.outcome == "not trained" for item in grid):
             print(f"\n{data.message}")
     outcomes = collections.Counter(item.outcome for item in grid)
-    print(", ".join(f"{count} {outcome}" for outcome, count in sorted(outcomes.items())) + ".")
+    if outcomes:  # nothing to say of an empty grid beyond its "0 runs"
+        print(", ".join(f"{count} {outcome}" for outcome, count in sorted(outcomes.items())) + ".")
     failed = [f"{item.config.experiment}/{item.config.run_name}: {type(item.error).__name__}: {item.error}"
               for item in grid if item.outcome == "failed"]
     if failed:

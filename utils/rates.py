@@ -148,6 +148,8 @@ class RateRule:
             from utils.profiles import profile_settings
 
             seeds = profile_settings(runs["profile"].iloc[0])["seeds"]
+        # The results folder's data and profile, which its other runs give while the sweep has none.
+        context = results.data_context(runs)
         runs = runs[(runs["experiment"] == self.experiment) & runs["status"].isin(_FINISHED)]
         table = self.best_rates(runs, seeds=seeds)
         rates = sorted({rate for tried in table["rates"] for rate in tried})
@@ -171,7 +173,7 @@ class RateRule:
                      f"waits for {row['edge']:g}" if not math.isnan(row["edge"]) else "not yet")
             rows.append({"method": method, **cells, "chosen rate": state})
         frame = pd.DataFrame(rows)
-        frame.attrs["caption"] = caption.format(context=results.data_context(runs)) + (
+        frame.attrs["caption"] = caption.format(context=context) + (
             " Collapsed: a seed diverged "
             f"or ended within {COLLAPSE_MARGIN:g} points of chance. Chosen rate: the lowest mean among the rates where "
             "no seed collapsed, once every seed is finished and the best is not on the edge of the rates tried "
