@@ -12,6 +12,7 @@ from tests.checks import assert_png  # noqa: E402
 from tests.test_plots import legend_text  # noqa: E402
 from utils import depth  # noqa: E402
 from utils import depth_plots  # noqa: E402
+from utils import plots  # noqa: E402
 from utils import results  # noqa: E402
 from utils.experiments import depth as depth_experiment  # noqa: E402
 from utils.profiles import profile_configs  # noqa: E402
@@ -120,7 +121,8 @@ def test_table2_and_the_findings_answer_the_questions(folder):
     assert any("G = 64 minus G = 32: ResNet-10 n/a" in line for line in lines)
 
 
-def test_the_figures_draw_resnet10_without_the_other_group_counts(folder, tmp_path):
+def test_the_figures_draw_resnet10_without_the_other_group_counts(folder, tmp_path, monkeypatch):
+    monkeypatch.setattr(plots, "DPI", 40)  # fast; the drawing code is the same at any dpi
     runs = results.load_runs(folder)
     figure = depth_plots.plot_depth_comparison(runs, figures_dir=tmp_path)
     assert_png(tmp_path / "depth_comparison.png")
