@@ -27,8 +27,8 @@ _NOTE = (f"ResNet-10: results/{DEPTH}/, each method at the base rate the depth s
 def cell(runs, norm, batch_size, *, experiment=DEPTH, groups=GROUPS, statistic="val_error_median5") -> Cell:
     """One normalization at one batch size in `experiment` (GN with `groups` groups), its
     validation error or, with `statistic="train_error_median5"`, its training error."""
-    return results.run_cell(runs.assign(val_error_median5=runs[statistic]), experiment=experiment, norm=norm,
-                            batch_size=batch_size, groups=groups if norm == "group" else None)
+    return results.statistic_cell(runs, statistic, experiment=experiment, norm=norm, batch_size=batch_size,
+                                  groups=groups if norm == "group" else None)
 
 
 def _small(runs, norm, batch_size, **options) -> Cell:

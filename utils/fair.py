@@ -77,12 +77,6 @@ def selection(method) -> dict:
     return dict(dict(weight_standardization=False, weight_decay=_RECIPE.weight_decay), **METHODS[method])
 
 
-def _cell(runs, statistic, **fields) -> Cell:
-    # run_cell summarises val_error_median5; the statistic put in its place is summarised
-    # over the same runs by the same rule.
-    return results.run_cell(runs.assign(val_error_median5=runs[statistic]), **fields)
-
-
 def own_rates(source="results") -> dict:
     """{method: base rate} of every method whose rate the rate sweep's rule has chosen
     (every seed of the runs' profile counting); the control and the runs without weight
@@ -115,20 +109,22 @@ def regime_cell(runs, regime, method, batch_size, *, rates, statistic=VALIDATION
     if regime == SHARED:
         if method not in SHARED_EXPERIMENTS:
             return Cell(status="not trained at the shared rate")
-        return _cell(runs, statistic, experiment=SHARED_EXPERIMENTS[method], batch_size=batch_size, **fields)
+        return results.statistic_cell(runs, statistic, experiment=SHARED_EXPERIMENTS[method],
+                                      batch_size=batch_size, **fields)
     if regime == LONG:
         if not any(batch_size in sizes and fields == dict(selection(planned), **extra)
                    for planned, sizes, extra in long_training.PLAN):
             return Cell(status=f"not in the {long_training.EPOCHS}-epoch runs")
-        return _cell(runs, statistic, experiment=long_training.LONG_TRAINING, batch_size=batch_size, **fields)
+        return results.statistic_cell(runs, statistic, experiment=long_training.LONG_TRAINING,
+                                      batch_size=batch_size, **fields)
     if regime != OWN:
         raise ValueError(f"Unknown regime {regime!r}; valid regimes are {list(REGIMES)}.")
     if method not in rates:
         return Cell(status="own rate not chosen yet")
     rate = rates[method]
     if (batch_size == 32 and method in rate_sweep.METHODS) or method == FIXED_MIXTURE:
-        return _cell(runs, statistic, experiment=rate_sweep.RATE_SWEEP, batch_size=batch_size,
-                     base_learning_rate=rate, **fields)
+        return results.statistic_cell(runs, statistic, experiment=rate_sweep.RATE_SWEEP, batch_size=batch_size,
+                                      base_learning_rate=rate, **fields)
     shared = results.find_runs(runs, experiment=SHARED_EXPERIMENTS.get(method), batch_size=batch_size, **fields)
     if method in SHARED_EXPERIMENTS and not shared.empty and (shared["base_learning_rate"] == rate).all():
         # The method's own rate is the shared one: its shared-rate runs are the same configs.

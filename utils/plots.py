@@ -155,9 +155,7 @@ def _draw_cell(axis, runs, histories, column, color, label, *, experiment, **sel
 
 def _train_cell(runs: pd.DataFrame, **selection) -> results.Cell:
     """`results.run_cell` for the training error, over the same runs as the validation number."""
-    # run_cell summarises val_error_median5; handing it the train column in its place picks
-    # the same runs by the same rule, so train and validation numbers cover the same seeds.
-    return results.run_cell(runs.assign(val_error_median5=runs["train_error_median5"]), **selection)
+    return results.statistic_cell(runs, "train_error_median5", **selection)
 
 
 def left_out_note(cell: results.Cell) -> str:

@@ -315,6 +315,12 @@ def run_cell(runs: pd.DataFrame, **selection) -> Cell:
     )
 
 
+def statistic_cell(runs: pd.DataFrame, statistic: str, **selection) -> Cell:
+    """`run_cell` of another per-run statistic (e.g. "train_error_median5"): the same runs,
+    picked by the same rule, summarised by that column instead of the validation error."""
+    return run_cell(runs.assign(val_error_median5=runs[statistic]), **selection)
+
+
 def paired_difference(first: Cell, second: Cell) -> Difference:
     """`first` minus `second` seed by seed, for two cells from `run_cell`.
 
