@@ -7,8 +7,11 @@ partial (still running) and diverged runs, and runs reused from another experime
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import statistics
+from unittest import mock
 
 from utils import runs
 from utils.config import RunConfig
@@ -42,6 +45,16 @@ def curve_median(final: float, epochs: int = EPOCHS, last: int = 5) -> float:
     return float(statistics.median(curve(final, epochs)[-last:]))
 
 
+@contextlib.contextmanager
+def without_fsync():
+    """The writers of `utils.runs` as they are, less their os.fsync: a handmade folder lives
+    in a test's temporary folder and need not survive a power cut, and the fsync calls were
+    most of the time it took to write one (seconds of every test session)."""
+    with mock.patch.object(os, "fsync", lambda descriptor: None):
+        yield
+
+
+@without_fsync()
 def write_run(results_dir, config, val_errors, *, train_errors=None, status="complete"):
     """Writes one run folder as the engine would after `len(val_errors)` epochs.
 
@@ -87,6 +100,7 @@ SWEEP_FINAL = {
 }
 
 
+@without_fsync()
 def make_results(results_dir, *, dataset: str = DATASET, profile: str = PROFILE):
     """Writes the standard test folder: complete, reused, missing, partial and diverged runs.
 
@@ -149,6 +163,7 @@ def ablation_config(setting, size, seed):
     return make_config("group_ablation", "group", 32, seed=seed, **{setting: size})
 
 
+@without_fsync()
 def make_ablation_results(root):
     """Writes a folder of the three further experiments, seeds 0 and 1 (see the
     *_FINAL tables): every cell complete but C/G = 2, which is missing; the runs without
@@ -217,6 +232,7 @@ def landscape_rows(norm, seed, epochs, steps_per_epoch):
     return rows
 
 
+@without_fsync()
 def make_understanding_results(root):
     """Writes a folder of the landscape, distortion and mixtures experiments, seeds 0 and 1:
     every cell complete, with landscape.csv and mixing.csv where the engine writes them.
