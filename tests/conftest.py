@@ -5,13 +5,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
-import pytest  # noqa: E402  (after the environment settings above)
+import keras  # noqa: E402  (after the environment settings above)
+import pytest  # noqa: E402
 
-from utils import training  # noqa: E402
+# The normal suite runs on TensorFlow. tests/test_layers_any_backend.py also runs under
+# another backend (KERAS_BACKEND=jax, from tests/test_backends.py): no TensorFlow setup then.
+if keras.backend.backend() == "tensorflow":
+    from utils import training
 
-# Before any test runs a TensorFlow operation: the tests that train in this process use
-# the threads of every training (utils.training.TRAINING_THREADS).
-training.use_training_threads()
+    # Before any test runs a TensorFlow operation: the tests that train in this process
+    # use the threads of every training (utils.training.TRAINING_THREADS).
+    training.use_training_threads()
 
 
 @pytest.fixture(scope="session")
@@ -36,3 +40,27 @@ def mixed_policy(request):
         yield request.param
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
+
+
+@pytest.fixture(scope="session")
+def smoke_data_dir(tmp_path_factory):
+    """The data folder of the smoke profile's synthetic set (made on first use)."""
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(scope="session")
+def smoke_grid(tmp_path_factory, smoke_data_dir):
+    """The whole smoke study (24 configs, 20 trainings) through the command line, in one
+    process: (exit status, output, results folder). Shared by the tests that compare
+    another way of training the grid with it."""
+    import contextlib
+    import io
+
+    from utils import cli
+
+    results = tmp_path_factory.mktemp("results")
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output):
+        status = cli.main(["--profile", "smoke", "--experiment", "study", "--results", str(results), "--data",
+                           str(smoke_data_dir), "--verbose", "0", "--workers", "1"])
+    return status, output.getvalue(), results

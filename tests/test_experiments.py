@@ -44,19 +44,8 @@ def run_cli(*arguments):
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("data")
-
-
-@pytest.fixture(scope="module")
-def smoke_grid(tmp_path_factory, data_dir):
-    """The whole smoke grid (24 configs, 20 trainings) through the command line."""
-    results = tmp_path_factory.mktemp("results")
-    status, output = run_cli(
-        "--profile", "smoke", "--experiment", "study", "--results", str(results), "--data", str(data_dir), "--verbose", "0",
-        "--workers", "1",
-    )
-    return status, output, results
+def data_dir(smoke_data_dir):
+    return smoke_data_dir
 
 
 @pytest.mark.slow

@@ -8,7 +8,11 @@ import pytest
 import tensorflow as tf
 
 import keras
+from tests.checks import random_inputs
+from tests.checks import random_kernel
 from tests.checks import reference_group_norm
+from tests.checks import reference_standardized_kernel
+from tests.checks import ws_conv
 from utils.layers import GroupNormalization
 from utils.layers import InstanceNormalization
 from utils.layers import LayerNormalization
@@ -16,20 +20,6 @@ from utils.layers import WeightStandardizedConv2D
 from utils.layers import group_normalize
 from utils.layers import group_normalize_reference
 from utils.layers import standardize_kernel
-
-
-def random_inputs(shape, axis, seed=0):
-    """Float32 activations of `shape` (channels last) and per-channel gamma and beta; for
-    axis=1 the channel count is moved to axis 1 (channels-first)."""
-    rng = np.random.default_rng(seed)
-    shape = list(shape)
-    if axis == 1:
-        shape.insert(1, shape.pop())
-    x = rng.normal(5, 10, size=shape).astype(np.float32)
-    channels = shape[axis]
-    gamma = rng.normal(1, 0.5, size=channels).astype(np.float32)
-    beta = rng.normal(0, 0.5, size=channels).astype(np.float32)
-    return x, gamma, beta
 
 
 # The worked example of the reference notes: N=3, C=4, H=1, W=2 in NCHW.
@@ -536,25 +526,6 @@ def test_mixed_precision(mixed_policy):
 # Weight Standardization.
 
 
-def reference_standardized_kernel(kernel, epsilon=1e-5, epsilon_inside_sqrt=True):
-    """Each output channel (last axis) of `kernel` standardized over its fan-in, in float64
-    NumPy, one output channel at a time."""
-    kernel = np.asarray(kernel, np.float64)
-    out = np.empty_like(kernel)
-    for o in range(kernel.shape[-1]):
-        w = kernel[..., o]
-        std = np.sqrt(w.var() + epsilon) if epsilon_inside_sqrt else np.sqrt(w.var()) + epsilon
-        out[..., o] = (w - w.mean()) / std
-    return out
-
-
-def random_kernel(shape, seed=0, mean=0.3, std=0.05):
-    """A kernel whose output channels have different means and scales."""
-    rng = np.random.default_rng(seed)
-    scales = rng.uniform(0.5, 2, size=shape[-1])
-    return (mean + std * scales * rng.normal(size=shape)).astype(np.float32)
-
-
 @pytest.mark.parametrize("epsilon_inside_sqrt", [True, False])
 @pytest.mark.parametrize("epsilon", [1e-5, 1e-2])
 @pytest.mark.parametrize("shape", [(3, 3, 4, 6), (7, 7, 3, 64), (1, 1, 16, 8), (5, 2)])
@@ -574,16 +545,6 @@ def test_epsilon_placement_differs_as_documented():
     np.testing.assert_allclose(
         outside.reshape(-1, 2).var(axis=0), variance / (np.sqrt(variance) + 1e-4) ** 2, rtol=1e-4
     )
-
-
-def ws_conv(kernel, bias=None, **options):
-    """A built WeightStandardizedConv2D holding `kernel` (and `bias`)."""
-    layer = WeightStandardizedConv2D(
-        kernel.shape[-1], kernel.shape[:2], use_bias=bias is not None, **options
-    )
-    layer.build((None, None, None, kernel.shape[2] * options.get("groups", 1)))
-    layer.set_weights([kernel] if bias is None else [kernel, bias])
-    return layer
 
 
 def test_effective_kernel_has_zero_mean_and_unit_variance_per_output_channel():

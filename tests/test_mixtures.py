@@ -1,5 +1,6 @@
 """The GN+BN mixture layers of Gunawan et al. (2021), against a float64 NumPy reference."""
 
+import functools
 import math
 import re
 
@@ -9,7 +10,9 @@ import tensorflow as tf
 
 import keras
 from utils import mixtures
-from tests.checks import reference_group_norm
+from tests import checks
+from tests.checks import reference_batch_norm
+from tests.checks import reference_batch_statistics
 from utils.mixtures import GNPlusBNFirst
 from utils.mixtures import GNPlusGNFirst
 from utils.mixtures import GNPlusParallel
@@ -21,63 +24,10 @@ SHAPE = (3, 4, 5, 8)  # N, H, W, C
 LAYERS = [GNPlusParallel, GNPlusGNFirst, GNPlusBNFirst]
 
 
-# The reference, channels-last, in float64.
-
-
-def reference_batch_statistics(x):
-    """Per-channel mean and biased variance over N, H and W."""
-    x = np.asarray(x, np.float64)
-    return x.mean(axis=(0, 1, 2)), x.var(axis=(0, 1, 2))
-
-
-def reference_batch_norm(x, mean, variance, epsilon=EPSILON):
-    return (np.asarray(x, np.float64) - mean) / np.sqrt(variance + epsilon)
-
-
-def reference_mixture(layer_class, x, gamma, beta, logit, moving=None, epsilon=EPSILON):
-    """The layer's output for `x`, and the statistics its BN branch used.
-
-    `moving=None` is training (batch statistics); a (mean, variance) pair is inference.
-    """
-    x = np.asarray(x, np.float64)
-
-    def batch_norm(values):
-        mean, variance = reference_batch_statistics(values) if moving is None else moving
-        return reference_batch_norm(values, mean, variance, epsilon), (mean, variance)
-
-    if layer_class is GNPlusParallel:
-        group_normalized = reference_group_norm(x, GROUPS, epsilon=epsilon)
-        batch_normalized, statistics = batch_norm(x)
-    elif layer_class is GNPlusGNFirst:
-        group_normalized = reference_group_norm(x, GROUPS, epsilon=epsilon)
-        batch_normalized, statistics = batch_norm(group_normalized)
-    else:
-        batch_normalized, statistics = batch_norm(x)
-        group_normalized = reference_group_norm(batch_normalized, GROUPS, epsilon=epsilon)
-    weight = 1 / (1 + math.exp(-logit))
-    mixed = weight * group_normalized + (1 - weight) * batch_normalized
-    return mixed * gamma + beta, statistics
-
-
-def random_input(seed=0, shape=SHAPE):
-    # Far from zero mean and with channels of different scales, so that GN and BN differ.
-    rng = np.random.default_rng(seed)
-    scales = rng.uniform(0.5, 4, size=shape[-1])
-    return (rng.normal(3, 1, size=shape) * scales).astype(np.float32)
-
-
-def random_layer(layer_class, seed=1, **kwargs):
-    """A built layer with random gamma, beta and lambda; returns it and the three values."""
-    rng = np.random.default_rng(seed)
-    layer = layer_class(groups=GROUPS, **kwargs)
-    layer.build(SHAPE)
-    gamma = rng.normal(1, 0.5, size=SHAPE[-1]).astype(np.float32)
-    beta = rng.normal(0, 0.5, size=SHAPE[-1]).astype(np.float32)
-    logit = np.float32(rng.normal(0, 1))
-    layer.gamma.assign(gamma)
-    layer.beta.assign(beta)
-    layer.mixing_logit.assign(logit)
-    return layer, gamma, beta, float(logit)
+# The float64 NumPy reference and the random data, channels-last, for these constants.
+reference_mixture = functools.partial(checks.reference_mixture, groups=GROUPS, epsilon=EPSILON)
+random_input = functools.partial(checks.random_scaled_input, shape=SHAPE)
+random_layer = functools.partial(checks.random_mixture_layer, shape=SHAPE, groups=GROUPS)
 
 
 def assert_close(actual, expected, tolerance=1e-5):

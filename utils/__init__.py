@@ -21,6 +21,7 @@ Modules:
     grid          the grid runner: plans each run, trains or reads it back.
     cli           the command line: python -m utils.experiments --profile cpu --experiment study
     workers       several training processes side by side (--workers), sharing the grid.
+    ray_executor  the grid as Ray tasks on one machine or a cluster (--executor ray).
     recipe        the recipe sweep's table and the rule that chose the study's learning rate.
     paper         the paper's and the 2023 report's numbers, as data.
     results       results folders into pandas tables, side by side with the paper.

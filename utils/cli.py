@@ -6,12 +6,13 @@
     python -m utils.experiments --profile smoke --results /tmp/results --set epochs=3
     python -m utils.experiments --profile cpu --workers 2
     python -m utils.experiments --profile cpu --list
+    python -m utils.experiments --profile paper --executor ray --address auto
 
 Runs already complete in the results folder are read back, not trained again; a killed
 grid started again resumes where it stopped. `--only` selects runs by name (or
-`experiment/name`) so a grid can be split over machines that share nothing but the
-final results folders. This module parses and dispatches: the grids are declared in
-utils.experiments, run by utils.grid, in worker processes by utils.workers.
+`experiment/name`); `--executor ray` spreads a grid over a Ray cluster. This module
+parses and dispatches: the grids are declared in utils.experiments, run by utils.grid,
+in worker processes by utils.workers, as Ray tasks by utils.ray_executor.
 """
 
 import argparse
@@ -98,7 +99,27 @@ def _parser():
         help="training processes side by side (default: 2 on a CPU with two or more cores, 1 with a GPU; "
              "lowered to what the cores and the memory allow)",
     )
+    parser.add_argument(
+        "--executor", choices=("local", "ray"), default="local",
+        help="where runs train: 'local' processes on this machine (default), or 'ray' tasks on a Ray "
+             "cluster (pip install -r requirements-cluster.txt)",
+    )
+    parser.add_argument("--address", help="with --executor ray: the cluster to join, e.g. auto or ray://host:10001 "
+                                          "(default: start Ray on this machine)")
+    parser.add_argument("--gpus-per-run", type=float, default=None,
+                        help="with --executor ray: GPUs each run asks for (default: 1 for the paper profile, else 0)")
     return parser
+
+
+def _train(arguments, configs):
+    """The grid trained by the chosen executor, then read back (a list of GridRun)."""
+    if arguments.executor == "ray":
+        from utils import ray_executor
+
+        return ray_executor.run_on_ray(configs, arguments.results, address=arguments.address, data_dir=arguments.data,
+                                       verbose=arguments.verbose, gpus_per_run=arguments.gpus_per_run)
+    return workers.run_in_workers(configs, arguments.results, workers=arguments.workers or workers.default_workers(),
+                                  data_dir=arguments.data, verbose=arguments.verbose)
 
 
 def main(argv=None):
@@ -118,15 +139,19 @@ def main(argv=None):
         parser.error(f"--only {error}")
     if arguments.workers is not None and arguments.workers < 1:
         parser.error(f"--workers {arguments.workers} must be 1 or more.")
+    if arguments.executor == "local":
+        for option, value in (("--address", arguments.address), ("--gpus-per-run", arguments.gpus_per_run)):
+            if value is not None:
+                parser.error(f"{option} {value} is an option of --executor ray; add --executor ray or drop {option}.")
+    elif arguments.workers is not None:
+        parser.error(f"--workers {arguments.workers} is an option of the local executor; with --executor ray, Ray "
+                     "places the runs by the resources each asks for (--gpus-per-run).")
     if arguments.list:
         return grid_module.list_runs(configs, arguments.results)
     print(f"{len(configs)} run(s) of profile {arguments.profile!r} into {arguments.results}/")
     try:
-        grid = workers.run_in_workers(
-            configs, arguments.results, workers=arguments.workers or workers.default_workers(),
-            data_dir=arguments.data, verbose=arguments.verbose,
-        )
-    except ValueError as error:
+        grid = _train(arguments, configs)
+    except (ValueError, ImportError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     table = grid_module.summary_table(grid)

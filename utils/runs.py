@@ -127,13 +127,15 @@ def run_directory(config, results_dir="results"):
 
 
 def write_atomically(path, text):
-    """Writes `text` to `path` through a temporary file in the same folder and
-    os.replace, so a reader (or a killed writer) never sees a partial file."""
+    """Writes `text` (a str, or bytes written as they are) to `path` through a temporary
+    file in the same folder and os.replace, so a reader (or a killed writer) never sees
+    a partial file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX)
+    mode = dict(mode="wb") if isinstance(text, bytes) else dict(mode="w", newline="")
     try:
-        with os.fdopen(handle, "w", newline="") as file:
+        with os.fdopen(handle, **mode) as file:
             file.write(text)
             file.flush()
             os.fsync(file.fileno())
