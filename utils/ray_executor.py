@@ -362,6 +362,10 @@ def run_on_ray(configs, results_dir="results", *, address=None, data_dir=None, v
         for config in pending:
             task_resources(config, gpus_per_run)  # a bad value fails before Ray starts
         ray = _import_ray()
+        if address is None and not ray.is_initialized():
+            # Ray on this machine alone: decode the data once here, rather than in every
+            # task that starts at once (the tasks then only read the cache).
+            workers.prepare_data(pending, data_dir)
         started = _start_ray(ray, address)
         try:
             resources = ray.cluster_resources()
