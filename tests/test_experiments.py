@@ -613,7 +613,9 @@ def test_a_stopped_grid_leaves_no_configs_and_no_worker_behind(stop, tmp_path, d
         workers = child_processes(parent.pid)
         parent.send_signal(getattr(signal, stop))
         output.append(parent.communicate(timeout=60)[0])
-        deadline = time.monotonic() + 10
+        # A worker ends once it sees its standard input closed and its exit handlers ran:
+        # seconds, more on a busy machine.
+        deadline = time.monotonic() + 30
         while any(is_running(pid) for pid in workers) and time.monotonic() < deadline:
             time.sleep(0.5)
         survivors = [pid for pid in workers if is_running(pid)]

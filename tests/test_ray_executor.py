@@ -140,12 +140,40 @@ def data_dir(smoke_data_dir):
     return smoke_data_dir
 
 
-def start_cli(results, data_dir, *arguments):
-    """The command line with --executor ray in a process of its own (its own local Ray)."""
-    environment = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
-    command = [sys.executable, "-m", "utils.experiments", "--profile", "smoke", "--executor", "ray",
-               "--results", str(results), "--data", str(data_dir), "--verbose", "0", *arguments]
-    return subprocess.Popen(command, cwd=REPOSITORY, env=environment, stdout=subprocess.PIPE,
+# A Ray on this machine for the tests, which every driver joins. Without authentication:
+# drivers started by the tests then need no token, and it lives for a few minutes only.
+RAY_ENVIRONMENT = {**{key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"},
+                   "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+HEAD = """
+import sys
+import ray
+context = ray.init(num_cpus=2, include_dashboard=False)
+print(context.address_info["gcs_address"], flush=True)
+sys.stdin.read()  # until the test closes it
+"""
+
+
+@pytest.fixture(scope="module")
+def ray_address():
+    """The address of a Ray with 2 CPUs on this machine (one, as a cluster's head is),
+    shut down after the module's tests."""
+    head = subprocess.Popen([sys.executable, "-c", HEAD], env=RAY_ENVIRONMENT, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        address = head.stdout.readline().strip()
+        assert address, "Ray did not start"
+        yield address
+    finally:
+        head.stdin.close()
+        head.wait(timeout=120)
+
+
+def start_cli(results, data_dir, address, *arguments):
+    """The command line with --executor ray, joining the Ray at `address`, in a process
+    of its own (a driver)."""
+    command = [sys.executable, "-m", "utils.experiments", "--profile", "smoke", "--executor", "ray", "--address",
+               address, "--results", str(results), "--data", str(data_dir), "--verbose", "0", *arguments]
+    return subprocess.Popen(command, cwd=REPOSITORY, env=RAY_ENVIRONMENT, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
 
 
@@ -195,7 +223,7 @@ def kill_when_backed_up(run_dir, process, timeout=600):
 
 
 @pytest.mark.slow
-def test_a_killed_worker_is_retried_and_its_run_resumes(data_dir, tmp_path):
+def test_a_killed_worker_is_retried_and_its_run_resumes(ray_address, data_dir, tmp_path):
     config_name = "batch_size_sweep/gn_g32_bs2_seed0"
     longer = ["--set", "epochs=10", "--set", "images_per_class=48"]
     reference = tmp_path / "local"
@@ -203,7 +231,7 @@ def test_a_killed_worker_is_retried_and_its_run_resumes(data_dir, tmp_path):
                      str(data_dir), "--verbose", "0", "--workers", "1", *longer]) == 0
     config = RunConfig.from_dict(json.loads(next(reference.rglob("config.json")).read_text()))
 
-    process = start_cli(tmp_path / "ray", data_dir, "--only", config_name, *longer)
+    process = start_cli(tmp_path / "ray", data_dir, ray_address, "--only", config_name, *longer)
     epoch = kill_when_backed_up(runs.run_directory(config, tmp_path / "ray"), process)
     output = finish(process)
     assert "will be retried" in output
@@ -214,9 +242,11 @@ def test_a_killed_worker_is_retried_and_its_run_resumes(data_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_two_drivers_share_the_smoke_grid_and_write_what_local_processes_write(smoke_grid, data_dir, tmp_path):
+def test_two_drivers_share_the_smoke_grid_and_write_what_local_processes_write(smoke_grid, ray_address, data_dir,
+                                                                              tmp_path):
     _, _, local = smoke_grid
-    first, second = (start_cli(tmp_path, data_dir, "--experiment", "study") for _ in range(2))
+    # Two drivers on one cluster and one results folder, as two users' commands would be.
+    first, second = (start_cli(tmp_path, data_dir, ray_address, "--experiment", "study") for _ in range(2))
     outputs = [finish(first), finish(second)]
     # Each distinct training trained once, by one driver or the other.
     trained = [name for output in outputs for name in trained_lines(output)]

@@ -54,6 +54,13 @@ _BACKUP_MARKER = "backup/training_metadata.json"
 
 
 def _import_ray():
+    # Set before Ray is imported, which reads some of them then. No usage report to Ray's
+    # servers from a results run; every line of every run kept (Ray's deduplication
+    # folds repeated lines, in colour); no colour codes in a log file or a notebook.
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    if not sys.stdout.isatty():
+        os.environ.setdefault("RAY_COLOR_PREFIX", "0")
     try:
         import ray
     except ImportError as error:
@@ -268,11 +275,6 @@ def _start_ray(ray, address):
     Returns whether this call started it (and so should shut it down)."""
     if ray.is_initialized():
         return False
-    # No usage report to Ray's servers from a results run, and no colour codes in the
-    # tasks' lines when they go to a log file or a notebook.
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    if not sys.stdout.isatty():
-        os.environ.setdefault("RAY_COLOR_PREFIX", "0")
     ray.init(address=address, include_dashboard=False, logging_level="WARNING")
     return True
 
