@@ -31,6 +31,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 from utils import grid as grid_module
@@ -276,9 +277,13 @@ def run_in_workers(configs, results_dir="results", *, workers, data_dir=None, ve
 
 def _end_when_closed(stream):
     """Ends this process (by SIGTERM) once `stream` closes, however the process at its
-    other end ended (even by SIGKILL, which it cannot handle)."""
+    other end ended (even by SIGKILL, which it cannot handle). If the orderly exit has
+    not ended it `END_SECONDS` later (a library's exit handler that hangs), it ends at
+    once: no worker may go on training without the process that started it."""
     stream.read()
     os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(END_SECONDS)
+    os._exit(128 + signal.SIGTERM)
 
 
 def _exit_on_signal(signum, frame):
@@ -300,6 +305,10 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, _exit_on_signal)
     listing = sys.stdin.readline()
     threading.Thread(target=_end_when_closed, args=(sys.stdin,), daemon=True).start()
+    # TensorFlow imports JAX when it is installed (for TFLite, tried and skipped if
+    # missing); with JAX loaded, a worker's exit after SIGTERM was seen to hang. The
+    # engine never uses JAX, so a worker does without it.
+    sys.modules.setdefault("jax", None)
     import_tensorflow()
     from utils import training
 
