@@ -18,8 +18,10 @@ $(STAMP): requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-$(TEST_STAMP): $(STAMP) requirements-test.txt requirements-cluster.txt
+$(TEST_STAMP): $(STAMP) requirements-test.txt requirements-cluster.txt requirements-torch.txt
 	$(BIN)/python -m pip install --quiet -r requirements-test.txt
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements-torch.txt
+	$(BIN)/python -m pip check
 	touch $(TEST_STAMP)
 
 # Ray, for python -m utils.experiments --executor ray.

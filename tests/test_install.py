@@ -30,7 +30,18 @@ def test_the_notebooks_install_neither_the_tests_packages_nor_ray():
     assert {"tensorflow", "keras", "jupyter", "nbclient"} <= base
     assert not base & {"ray", "jax", "torch", "pytest"}
     assert requirements("requirements-cluster.txt") == {"ray"}
-    assert {"ray", "jax", "torch", "pytest"} <= requirements("requirements-test.txt")
+    assert {"ray", "jax", "pytest"} <= requirements("requirements-test.txt")
+    assert requirements("requirements-torch.txt") == {"torch"}
+
+
+def test_torch_alone_is_looked_up_on_pytorchs_index_and_its_requirements_are_checked():
+    # An index in requirements-test.txt would be asked for every package there.
+    assert "download.pytorch.org" not in (REPOSITORY / "requirements-test.txt").read_text()
+    recipe = re.search(r"^\$\(TEST_STAMP\):.*\n((?:\t.*\n)+)", (REPOSITORY / "Makefile").read_text(), re.MULTILINE)
+    steps = recipe.group(1).splitlines()
+    torch_step = next(index for index, step in enumerate(steps) if "requirements-torch.txt" in step)
+    assert "--no-deps" in steps[torch_step]
+    assert "pip check" in steps[torch_step + 1]
 
 
 def test_each_target_installs_what_it_runs():

@@ -319,3 +319,13 @@ def test_a_lock_file_that_is_a_link_or_not_a_file_is_refused_and_its_target_unto
     with pytest.raises(ValueError, match=r"\.lock is not a regular file"):
         with runs.run_lock(run_dir):
             pass
+
+
+def test_a_backup_marker_names_a_completed_epoch_or_is_refused_with_the_reason():
+    assert runs.parse_backup_marker('{"epoch": 3}') == 3
+    assert runs.parse_backup_marker(b'{"epoch": 12}\n') == 12
+    for text, reason in (('{"epoch": 0}', "names epoch 0"), ('{"epoch": true}', "names epoch True"),
+                         ('{"epoch": "2"}', "names epoch '2'"), ("[1, 2]", "TypeError"), ("{", "JSONDecodeError"),
+                         ("{}", "KeyError")):
+        with pytest.raises(ValueError, match=reason):
+            runs.parse_backup_marker(text)

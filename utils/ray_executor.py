@@ -48,9 +48,9 @@ RETRIES = 3
 # The profiles whose runs are meant for a GPU each (utils.profiles): "paper" is ResNet-50
 # on the full data set.
 GPU_PROFILES = ("paper",)
-# The file that names the backed-up epoch (utils.training._EpochBackup): written last, so
-# that the folder on the driver's disk is at every instant a consistent backup.
-_BACKUP_MARKER = "backup/training_metadata.json"
+# The file that names the backed-up epoch: written last, so that the folder on the
+# driver's disk is at every instant a consistent backup.
+_BACKUP_MARKER = f"{runs.BACKUP_FOLDER}/{runs.BACKUP_MARKER}"
 
 
 def _import_ray():
@@ -114,7 +114,7 @@ def _write_order(relative):
     # the run (utils.training._resume_point).
     if relative == _BACKUP_MARKER:
         return 2
-    return 1 if relative.startswith("backup/") else 0
+    return 1 if relative.startswith(f"{runs.BACKUP_FOLDER}/") else 0
 
 
 def write_folder(run_dir, files):
@@ -209,10 +209,8 @@ class RunStore:
 
 
 def _backed_up_epoch(files):
-    import json
-
-    with contextlib.suppress(KeyError, ValueError, TypeError):
-        return int(json.loads(files[_BACKUP_MARKER])["epoch"])
+    with contextlib.suppress(KeyError, ValueError):
+        return runs.parse_backup_marker(files[_BACKUP_MARKER])
     return 0
 
 

@@ -116,6 +116,31 @@ _UMASK = _current_umask()
 LOCK_FILE = ".lock"
 # Files being written end with this until they are complete and renamed.
 TEMPORARY_SUFFIX = ".tmp"
+# A run that has not finished keeps its training state in this subfolder (utils.training):
+# one `epoch-<n>.state.npz` and, written after it, the marker that names n. A finished run
+# has none, and none is committed.
+BACKUP_FOLDER = "backup"
+BACKUP_MARKER = "training_metadata.json"
+
+
+def backup_state_file(epoch):
+    """The name, inside BACKUP_FOLDER, of the training state after `epoch` epochs."""
+    return f"epoch-{epoch}.state.npz"
+
+
+def parse_backup_marker(text):
+    """The epoch a backup marker's text names.
+
+    Raises:
+        ValueError: when the text is not a marker naming a completed epoch (an int >= 1).
+    """
+    try:
+        epoch = json.loads(text)["epoch"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"not a backup marker ({type(error).__name__}: {error})") from error
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
+        raise ValueError(f"it names epoch {epoch!r}, not a completed epoch")
+    return epoch
 
 
 def run_directory(config, results_dir="results"):
@@ -638,5 +663,5 @@ def copy_finished_run(config, source, results_dir):
         experiment=config.experiment,
         reused_from=Path(source).relative_to(results_dir).as_posix(),
     )
-    shutil.rmtree(run_dir / "backup", ignore_errors=True)
+    shutil.rmtree(run_dir / BACKUP_FOLDER, ignore_errors=True)
     write_summary(run_dir, summary)

@@ -436,13 +436,12 @@ def _measurement_callbacks(config, model, run_dir, start_epoch, factories):
     return callbacks, prepare
 
 
-_BACKUP_EPOCH_FILE = "training_metadata.json"
 # Where a history that the backup does not account for is kept before it is replaced.
 _REPLACED_HISTORY = "history.replaced.csv"
 
 
 def _backup_file(backup_dir, epoch):
-    return Path(backup_dir) / f"epoch-{epoch}.state.npz"
+    return Path(backup_dir) / runs.backup_state_file(epoch)
 
 
 def _training_state(model):
@@ -490,7 +489,7 @@ class _EpochBackup(keras.callbacks.Callback):
                                        f"({error.strerror}); the run resumes from the last backed-up epoch once "
                                        "there is room") from error
         os.replace(partial, _backup_file(self.backup_dir, completed))
-        runs.write_json(self.backup_dir / _BACKUP_EPOCH_FILE, {"epoch": completed})
+        runs.write_json(self.backup_dir / runs.BACKUP_MARKER, {"epoch": completed})
         for older in self.backup_dir.glob("epoch-*.state.npz"):
             if older != _backup_file(self.backup_dir, completed):
                 older.unlink()
@@ -499,16 +498,13 @@ class _EpochBackup(keras.callbacks.Callback):
 def _backed_up_epoch(backup_dir):
     """The number of epochs in the backup (0 when there is none, or when its marker
     cannot be read: a damaged marker names no state to trust)."""
-    path = Path(backup_dir) / _BACKUP_EPOCH_FILE
+    path = Path(backup_dir) / runs.BACKUP_MARKER
     if not path.exists():
         return 0
     try:
-        epoch = json.loads(path.read_text())["epoch"]
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as error:
-        print(f"{path} cannot be read ({type(error).__name__}: {error}); the run starts again from epoch 1.")
-        return 0
-    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
-        print(f"{path} names epoch {epoch!r}, not a completed epoch; the run starts again from epoch 1.")
+        epoch = runs.parse_backup_marker(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        print(f"{path} cannot be read ({error}); the run starts again from epoch 1.")
         return 0
     return epoch if _backup_file(backup_dir, epoch).exists() else 0
 
@@ -572,9 +568,9 @@ def run(config, results_dir="results", *, data_dir=None, verbose=1, callbacks=()
         # Clears what a process killed after the run finished may have left behind,
         # unless another process holds the folder right now. Reading alone takes no lock:
         # finished runs may be another user's, or on a read-only mount.
-        if (run_dir / "backup").exists():
+        if (run_dir / runs.BACKUP_FOLDER).exists():
             with contextlib.suppress(runs.RunLockedError, OSError), runs.run_lock(run_dir):
-                shutil.rmtree(run_dir / "backup", ignore_errors=True)
+                shutil.rmtree(run_dir / runs.BACKUP_FOLDER, ignore_errors=True)
         return runs.read_run(run_dir)
     if action == "reuse":
         with runs.run_lock(run_dir):
@@ -633,7 +629,7 @@ def _resume_point(run_dir):
     History rows are written before the backup of their epoch, so there may be one more
     row than backed-up epochs: it is dropped and that epoch trained again.
     """
-    backup_dir = run_dir / "backup"
+    backup_dir = run_dir / runs.BACKUP_FOLDER
     start_epoch = _backed_up_epoch(backup_dir)
     written = runs.read_history_rows(run_dir)
     if len(written) > start_epoch + 1:
@@ -668,7 +664,7 @@ def _resumed_model(config, strategy, run_dir, start_epoch):
         (model, start_epoch): start_epoch is 0 when the backup could not be read, in
         which case the run starts again from its initial weights.
     """
-    backup_dir = run_dir / "backup"
+    backup_dir = run_dir / runs.BACKUP_FOLDER
     with strategy.scope():
         model = build_model(config)
         if not start_epoch:
@@ -688,7 +684,7 @@ def _resumed_model(config, strategy, run_dir, start_epoch):
 def _train_with_policy(config, run_dir, *, data_dir, verbose, callbacks, measurements):
     strategy = make_strategy(config.distribution)
     replicas = strategy.num_replicas_in_sync
-    backup_dir = run_dir / "backup"
+    backup_dir = run_dir / runs.BACKUP_FOLDER
 
     # The same seed gives the same initial weights, deterministic kernels the same updates.
     keras.utils.set_random_seed(config.seed)
