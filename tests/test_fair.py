@@ -3,12 +3,14 @@ regime, the tables at each method's own rate and the claims' verdicts, on handma
 folders (no training)."""
 
 import math
+import re
 import shutil
 
 import pytest
 
 from tests import results_factory as factory
 from utils import fair
+from utils import report
 from utils import results
 from utils.experiments import long_training
 from utils.experiments import rate_sweep
@@ -183,3 +185,19 @@ def test_a_verdict_waits_for_complete_runs(folder):
         shutil.rmtree(folder / long_training.LONG_TRAINING / run_config.run_name.replace("seed0", f"seed{seed}"))
     verdict = fair.claims_table(folder).set_index("claim").loc["At batch 32 BN is below GN", fair.LONG]
     assert verdict.startswith("no number: GN at 32: partial (12/30 epochs)")
+
+
+def test_the_setup_line_counts_the_runs_a_chosen_rate_adds_among_the_planned(folder):
+    # The 30-epoch runs are planned only once the sweep has chosen the rates; the count of
+    # planned runs must include them, or more runs read as complete than were planned.
+    runs = results.load_runs(folder)
+    group = runs[runs["experiment"].isin((rate_sweep.RATE_SWEEP, long_training.LONG_TRAINING))]
+    assert (group["experiment"] == long_training.LONG_TRAINING).any()
+    text = report.section_markdown("fair_comparison", runs)
+    match = re.search(r"- Runs complete: (\d+) of the profile's (\d+);", text)
+    assert match, text[:600]
+    complete, planned = map(int, match.groups())
+    assert complete == len(group) and planned >= complete
+    # GN without weight decay is planned at GN's chosen rate but not in the folder.
+    pending = next(line for line in text.splitlines() if line.startswith("- Not complete yet:"))
+    assert "long_training 3 (seeds 0, 1, 2)" in pending, pending

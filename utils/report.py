@@ -83,13 +83,17 @@ def _cached_by_inputs(function):
 
 def _setup_lines(runs, experiment, reuse):
     """Profile, data, seeds, progress, hardware, versions and training time of the runs of
-    `experiment` (an experiment or a group of them); `reuse` says which runs are shared."""
+    `experiment` (an experiment or a group of them); `reuse` says which runs are shared.
+    The planned runs include those that a rule adds once earlier runs in the results folder
+    are finished (a chosen rate's runs), so that complete runs are counted out of the grid
+    as it now stands."""
     summaries = [summary for summary in map(runs_module.read_summary, runs["path"]) if summary]
     devices = sorted({summary.get("device", "unknown") for summary in summaries})
     versions = summaries[0].get("versions", {}) if summaries else {}
     version_text = ", ".join(f"{name} {version}" for name, version in sorted(versions.items()))
     first = runs.iloc[0]
-    planned = profile_configs(first["profile"], experiment) if first["profile"] in PROFILES else []
+    results_dir = Path(first["path"]).parent.parent  # results/<experiment>/<run>
+    planned = profile_configs(first["profile"], experiment, results_dir=results_dir) if first["profile"] in PROFILES else []
     complete = runs[runs["status"] == "complete"]
     trained = complete[complete["reused_from"].isna()]
     seeds = ", ".join(str(seed) for seed in sorted(complete["seed"].dropna().unique()))
