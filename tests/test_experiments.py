@@ -631,5 +631,10 @@ def test_a_stopped_grid_leaves_no_configs_and_no_worker_behind(stop, tmp_path, d
     # Ended by the signal, or exited with the status a shell gives a process it ended.
     number = getattr(signal, stop)
     assert parent.returncode in (-number, 128 + number), "".join(output)[-3000:]
+    # No traceback from the parent (Ctrl-C: one line that says how to resume) nor from a
+    # worker asked to end twice.
+    assert "Traceback" not in "".join(output), "".join(output)[-3000:]
+    if stop == "SIGINT":
+        assert "Run the same command again to resume" in "".join(output)
     # Neither the list of runs nor anything TensorFlow writes there while training.
     assert list(temporary.rglob("*")) == []

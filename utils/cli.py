@@ -154,6 +154,11 @@ def main(argv=None):
     except (ValueError, ImportError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # The workers are ended by now; a traceback would only hide the one useful line.
+        print("\nStopped. Run the same command again to resume: each run goes on from its last finished "
+              "epoch.", file=sys.stderr)
+        return 128 + 2  # what a shell reports for a process ended by Ctrl-C (SIGINT)
     table = grid_module.summary_table(grid)
     table["reused_from"] = table["reused_from"].map(lambda source: source if isinstance(source, str) else "")
     import pandas as pd

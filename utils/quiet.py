@@ -13,7 +13,7 @@ import contextlib
 import os
 import sys
 
-__all__ = ["import_tensorflow"]
+__all__ = ["import_tensorflow", "without_jax"]
 
 
 @contextlib.contextmanager
@@ -37,3 +37,14 @@ def import_tensorflow():
         import keras  # noqa: F401
         import tensorflow
     return tensorflow
+
+
+def without_jax():
+    """Makes `import jax` fail in this process, for the commands that train with
+    TensorFlow alone (the grid and its workers). TensorFlow imports JAX when it is
+    installed (for TFLite, and goes on without it when the import fails); with JAX
+    loaded, a process's exit after SIGTERM or Ctrl-C was seen to hang. Call it before
+    TensorFlow is imported, and only in a process of its own: a later `import jax`
+    there raises ImportError."""
+    sys.modules.setdefault("jax", None)
+

@@ -37,6 +37,7 @@ from pathlib import Path
 from utils import grid as grid_module
 from utils.config import RunConfig
 from utils.quiet import import_tensorflow
+from utils.quiet import without_jax
 
 __all__ = [
     "WORKER_BASE_MEMORY",
@@ -287,6 +288,10 @@ def _end_when_closed(stream):
 
 
 def _exit_on_signal(signum, frame):
+    # Once: a worker is often asked twice (by its parent, and by itself when its standard
+    # input closes), and a second SystemExit raised inside an exit handler prints a
+    # traceback. The exit started here still ends at the latest END_SECONDS later.
+    signal.signal(signum, signal.SIG_IGN)
     raise SystemExit(128 + signum)
 
 
@@ -305,10 +310,7 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, _exit_on_signal)
     listing = sys.stdin.readline()
     threading.Thread(target=_end_when_closed, args=(sys.stdin,), daemon=True).start()
-    # TensorFlow imports JAX when it is installed (for TFLite, tried and skipped if
-    # missing); with JAX loaded, a worker's exit after SIGTERM was seen to hang. The
-    # engine never uses JAX, so a worker does without it.
-    sys.modules.setdefault("jax", None)
+    without_jax()
     import_tensorflow()
     from utils import training
 

@@ -2,6 +2,10 @@
 
 import sys
 
-from utils import cli
+from utils.quiet import without_jax
+
+without_jax()  # before TensorFlow is imported: the grid never uses JAX
+
+from utils import cli  # noqa: E402
 
 sys.exit(cli.main())
