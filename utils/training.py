@@ -22,7 +22,6 @@ are top-1 error in percent. Validation images are never augmented.
 """
 
 import contextlib
-import json
 import math
 import os
 import platform
@@ -490,7 +489,7 @@ class _EpochBackup(keras.callbacks.Callback):
                                        "there is room") from error
         os.replace(partial, _backup_file(self.backup_dir, completed))
         runs.write_json(self.backup_dir / runs.BACKUP_MARKER, {"epoch": completed})
-        for older in self.backup_dir.glob("epoch-*.state.npz"):
+        for older in self.backup_dir.glob(runs.backup_state_file("*")):
             if older != _backup_file(self.backup_dir, completed):
                 older.unlink()
 
