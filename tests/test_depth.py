@@ -95,6 +95,26 @@ def test_the_grid_joins_once_the_rates_are_chosen(tmp_path):
     assert "bn_bs32_lr0.1_decay50-75_seed0" in names
 
 
+def test_the_rate_table_reads_the_one_seed_sweep(tmp_path):
+    write_sweep(tmp_path)
+    # A profile run of another experiment: the profile has three seeds, the sweep one.
+    write_grid_run(tmp_path, "batch", 32, 2, 75.0, train=74.0, experiment="batch_size_sweep")
+    table = depth_experiment.rate_table(tmp_path).set_index("method")
+    assert table.loc["BN", "chosen rate"] == "0.1" and table.loc["GN", "chosen rate"] == "0.03"
+    # One seed: its value alone, neither "1 of 3 seeds" nor a spread of nan.
+    assert table.loc["BN", "0.1"] == f"{factory.curve_median(50.0, EPOCHS):.1f}"
+    assert table.loc["GN", "0.3"] == f"{factory.curve_median(70.0, EPOCHS):.1f}"
+
+
+def test_the_rate_table_marks_a_half_trained_sweep(tmp_path):
+    config = factory.make_config(depth_experiment.DEPTH_SWEEP, seed=0, profile=PROFILE, epochs=EPOCHS,
+                                 **depth_experiment.RULE.run_fields("BN", 0.03))
+    factory.write_run(tmp_path, config, factory.curve(55.0, EPOCHS))
+    table = depth_experiment.rate_table(tmp_path).set_index("method")
+    assert table.loc["BN", "0.03"] == f"{factory.curve_median(55.0, EPOCHS):.1f}"
+    assert table.loc["BN", "chosen rate"] == "not yet"
+
+
 def test_table1_sets_resnet10_beside_the_small_cnn(folder):
     table = depth.table1(folder).set_index("norm")
     expected = factory.curve_median

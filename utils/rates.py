@@ -160,6 +160,9 @@ class RateRule:
                 values = _at_rate(self._runs_of(runs, method), rate)["val_error_median5"]
                 if rate in row["excluded"]:
                     cells[f"{rate:g}"] = "collapsed"
+                elif rate in row["means"] and len(values) == 1:
+                    # One seed (a sweep of seed 0 alone): no spread to give.
+                    cells[f"{rate:g}"] = f"{row['means'][rate]:.1f}"
                 elif rate in row["means"]:
                     cells[f"{rate:g}"] = f"{row['means'][rate]:.1f} ± {values.std(ddof=1):.1f}"
                 elif len(values):

@@ -28,6 +28,8 @@ MODEL = "resnet10"
 # cores (measured with benchmarks/model_benchmark.py: benchmarks/README.md).
 EPOCHS = 15
 LEARNING_RATES = (0.01, 0.03, 0.1, 0.3)
+# The sweep trains one seed; its rule decides on that seed alone.
+SWEEP_SEEDS = (0,)
 DECAY_FRACTIONS = (0.5, 0.75)
 METHODS = {"BN": dict(norm="batch"), "GN": dict(norm="group")}
 RULE = RateRule(DEPTH_SWEEP, MappingProxyType(METHODS), LEARNING_RATES,
@@ -43,7 +45,7 @@ PLAN = (
 )
 
 
-def rate_table(source="results", *, seeds=None):
+def rate_table(source="results", *, seeds=SWEEP_SEEDS):
     """The depth sweep's validation error by base rate and the rate its rule picks."""
     return RULE.table(source, seeds=seeds, caption=(
         "ResNet-10 rate sweep ({context}), batch 32, seed 0, ÷10 at 50% and 75% of the epochs: validation error "
@@ -52,7 +54,7 @@ def rate_table(source="results", *, seeds=None):
 
 def chosen_runs(results_dir, seeds):
     """The runs of `PLAN` whose rate the depth sweep has chosen (seed 0 decides it)."""
-    rates = RULE.chosen_rates(results_dir, (0,))
+    rates = RULE.chosen_rates(results_dir, SWEEP_SEEDS)
     return [dict(fields, model=MODEL, batch_size=batch_size, base_learning_rate=rates[rate_of],
                  lr_decay_fractions=DECAY_FRACTIONS)
             for rate_of, fields, batch_sizes in PLAN if rate_of in rates for batch_size in batch_sizes]
@@ -62,7 +64,7 @@ EXPERIMENTS = (
     Experiment(
         DEPTH_SWEEP, "depth", "ResNet-10: BN and GN at batch 32 and four base rates, seed 0: each one's rate",
         runs=tuple(RULE.run_fields(method, rate) for method in METHODS for rate in LEARNING_RATES),
-        seeds=(0,),
+        seeds=SWEEP_SEEDS,
         epochs={"cpu": EPOCHS, "paper": EPOCHS},
         more_runs=RULE.added_runs,
         tables=(Table("ResNet-10 rate sweep: validation error by base rate, batch 32",
