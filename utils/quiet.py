@@ -47,4 +47,3 @@ def without_jax():
     TensorFlow is imported, and only in a process of its own: a later `import jax`
     there raises ImportError."""
     sys.modules.setdefault("jax", None)
-

@@ -160,11 +160,10 @@ class RateRule:
                 values = _at_rate(self._runs_of(runs, method), rate)["val_error_median5"]
                 if rate in row["excluded"]:
                     cells[f"{rate:g}"] = "collapsed"
-                elif rate in row["means"] and len(values) == 1:
-                    # One seed (a sweep of seed 0 alone): no spread to give.
-                    cells[f"{rate:g}"] = f"{row['means'][rate]:.1f}"
                 elif rate in row["means"]:
-                    cells[f"{rate:g}"] = f"{row['means'][rate]:.1f} ± {values.std(ddof=1):.1f}"
+                    # One seed (a sweep of seed 0 alone) has no spread to give.
+                    spread = f" ± {values.std(ddof=1):.1f}" if len(values) > 1 else ""
+                    cells[f"{rate:g}"] = f"{row['means'][rate]:.1f}{spread}"
                 elif len(values):
                     # Not every seed yet: the finished seeds' mean, said to be partial.
                     total = len(seeds) if seeds else "?"
