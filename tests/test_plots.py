@@ -237,6 +237,14 @@ def test_batch_size_sensitivity_axis_and_paper_panel(results_dir, tmp_path):
     assert "±1 sd over seeds, n=1" in legend_text(ours_axis)
 
 
+def test_batch_size_sensitivity_names_only_the_models_it_plots(tmp_path):
+    write_seeds(tmp_path, results.BATCH_SIZE_SWEEP, "batch", 32, (60.0,))
+    write_seeds(tmp_path, "depth_grid", "batch", 32, (50.0,), model="resnet10")
+    figure = plots.plot_batch_size_sensitivity(tmp_path, figures_dir=tmp_path)
+    title = figure.axes[0].get_title()
+    assert "small_cnn" in title and "resnet10" not in title
+
+
 def test_batch_size_sensitivity_error_bars_are_the_seed_sd(seeded_dir, tmp_path):
     figure = plots.plot_batch_size_sensitivity(seeded_dir, figures_dir=tmp_path)
     ours_axis = figure.axes[0]

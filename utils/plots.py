@@ -368,7 +368,9 @@ def plot_batch_size_sensitivity(results_source="results", *, figures_dir="figure
     """
     runs = results.as_runs(results_source)
     dataset, profile = data_and_profile(runs, dataset, profile)
-    models = sorted({str(model) for model in runs["model"].dropna()}) if "model" in runs else []
+    # The models of this experiment's runs only: the results hold other experiments' models too.
+    plotted = runs[runs["experiment"] == experiment] if "experiment" in runs else runs
+    models = sorted({str(model) for model in plotted["model"].dropna()}) if "model" in plotted else []
     figure, (ours_axis, paper_axis) = plt.subplots(1, 2, figsize=(13, 5.5))
     cells = {norm: [results.run_cell(runs, experiment=experiment, norm=norm, batch_size=size)
                     for size in batch_sizes]
