@@ -2,12 +2,15 @@
 (utils.experiments.depth).
 
 Every ResNet-10 number is the depth experiment's, each method at the base rate its sweep
-chose; every small-CNN number is the study's (batch-size sweep, shared rate). GN means
-G = 32 unless a row names another group count.
+chose; a small-CNN number is the study's (batch-size sweep, shared rate, 10 epochs) and,
+in the findings, also the long-training runs' (each method at its own rate, 30 epochs:
+the small CNN's regime nearest to ResNet-10's). GN means G = 32 unless a row names
+another group count.
 """
 
 from __future__ import annotations
 
+from utils import fair
 from utils import paper
 from utils import results
 from utils.config import RunConfig
@@ -33,6 +36,22 @@ def cell(runs, norm, batch_size, *, experiment=DEPTH, groups=GROUPS, statistic="
 
 def _small(runs, norm, batch_size, **options) -> Cell:
     return cell(runs, norm, batch_size, experiment=results.BATCH_SIZE_SWEEP, **options)
+
+
+def _small_long(runs, norm, batch_size, **options) -> Cell:
+    """The small CNN at its own rate for 30 epochs (utils.fair's long-training regime)."""
+    return fair.regime_cell(runs, fair.LONG, LABELS[norm], batch_size, rates={}, **options)
+
+
+def _small_texts(runs, first, second, *, lower=None, **options) -> str:
+    """The small CNN's `first` minus `second` ((norm, batch size) pairs) in both of its
+    regimes, with in how many seeds the first is lower when `lower` names it."""
+    texts = []
+    for regime, find in (("small CNN", _small), ("at its own rates for 30 epochs", _small_long)):
+        difference = paired_difference(find(runs, *first, **options), find(runs, *second, **options))
+        text = f"{regime} {format_points(difference.mean, difference.sd)}"
+        texts.append(f"{text} ({_direction(difference, lower)})" if lower else text)
+    return ", ".join(texts)
 
 
 def table1(source="results"):
@@ -97,39 +116,34 @@ def _direction(difference, lower) -> str:
     return f"{lower} in {seeds_text(difference.negative, difference.n)}"
 
 
-def _rise(runs, norm, experiment, large=32, small=2):
-    return paired_difference(cell(runs, norm, small, experiment=experiment),
-                             cell(runs, norm, large, experiment=experiment))
-
-
 def conclusions(source="results") -> list[str]:
     """The depth experiment's answers as sentences: does GN's training error fall below
     BN's, how large is GN minus BN at 32 beside the paper's and the small CNN's, and does
-    BN's small-batch loss grow with depth."""
+    BN's small-batch loss grow with depth. Each small-CNN number comes twice: in the
+    study's regime (shared rate, 10 epochs) and at each method's own rate for 30 epochs,
+    so that a difference from ResNet-10 that only the regime makes shows."""
     runs = results.as_runs(source)
     lines = []
     train = paired_difference(cell(runs, "group", 32, statistic="train_error_median5"),
                               cell(runs, "batch", 32, statistic="train_error_median5"))
-    small_train = paired_difference(_small(runs, "group", 32, statistic="train_error_median5"),
-                                    _small(runs, "batch", 32, statistic="train_error_median5"))
+    small_train = _small_texts(runs, ("group", 32), ("batch", 32), lower="GN lower",
+                               statistic="train_error_median5")
     lines.append(
         f"Batch 32, GN minus BN training error: ResNet-10 {format_points(train.mean, train.sd)} points "
-        f"({_direction(train, 'GN lower')}); small CNN {format_points(small_train.mean, small_train.sd)} "
-        f"({_direction(small_train, 'GN lower')}); the paper's Figure 4: GN lower."
+        f"({_direction(train, 'GN lower')}); {small_train}; the paper's Figure 4: GN lower."
     )
     gap = paired_difference(cell(runs, "group", 32), cell(runs, "batch", 32))
-    small_gap = paired_difference(_small(runs, "group", 32), _small(runs, "batch", 32))
     lines.append(
         f"Batch 32, GN minus BN validation error: ResNet-10 {format_points(gap.mean, gap.sd)} points "
-        f"({_direction(gap, 'GN lower')}); small CNN {format_points(small_gap.mean, small_gap.sd)}; paper "
+        f"({_direction(gap, 'GN lower')}); {_small_texts(runs, ('group', 32), ('batch', 32))}; paper "
         f"{format_points(paper.TABLE2_GN_MINUS_BN[32])}."
     )
     for norm in ("batch", "group"):
-        deep, shallow = _rise(runs, norm, DEPTH), _rise(runs, norm, results.BATCH_SIZE_SWEEP)
+        deep = paired_difference(cell(runs, norm, 2), cell(runs, norm, 32))
         published = paper.TABLE2[norm][2] - paper.TABLE2[norm][32]
         lines.append(
             f"{LABELS[norm]} from batch 32 to 2: ResNet-10 {format_points(deep.mean, deep.sd)} points "
-            f"({_direction(deep, 'lower at batch 2')}); small CNN {format_points(shallow.mean, shallow.sd)}; "
+            f"({_direction(deep, 'lower at batch 2')}); {_small_texts(runs, (norm, 2), (norm, 32))}; "
             f"paper {format_points(published)}."
         )
     gn = cell(runs, "group", 32)
