@@ -72,6 +72,9 @@ def folder(tmp_path):
         for norm, final in (("layer", 55.0), ("instance", 65.0)):
             write_grid_run(tmp_path, norm, 32, seed, final + offset, train=final - 10)
         write_grid_run(tmp_path, "group", 32, seed, 90.0, train=90.0, groups=8)  # far off: never averaged in
+        for groups, final in ((32, 78.0), (8, 79.0), (64, 77.0)):  # the small CNN's group ablation
+            write_grid_run(tmp_path, "group", 32, seed, final + offset, train=final, groups=groups,
+                           experiment="group_ablation")
     return tmp_path
 
 
@@ -131,6 +134,8 @@ def test_table1_sets_resnet10_beside_the_small_cnn(folder):
     # G = 8's runs are their own row, never GN's.
     assert table.loc["GN, G = 8", "ResNet-10 val error"] == pytest.approx(expected(90.0, EPOCHS), abs=0.01)
     assert table.loc["GN, G = 64", "status"] == "missing"
+    # The small CNN's other group counts are its group ablation's.
+    assert table.loc["GN, G = 8", "small CNN minus BN"] == pytest.approx(expected(79.0) - expected(75.0), abs=0.01)
 
 
 def test_table2_and_the_findings_answer_the_questions(folder):
@@ -148,7 +153,9 @@ def test_table2_and_the_findings_answer_the_questions(folder):
     assert f"at its own rates for 30 epochs {longer:+.1f} ± 0.0;" in bn_line
     train_gap = factory.curve_median(60.0) - factory.curve_median(55.0)
     assert f"at its own rates for 30 epochs {train_gap:+.1f} ± 0.0 (GN lower in 0 of 3 seeds)" in lines[0]
-    assert any("G = 64 minus G = 32: ResNet-10 n/a" in line for line in lines)
+    g64 = next(line for line in lines if "G = 64 minus G = 32" in line)
+    small_g64 = factory.curve_median(77.0) - factory.curve_median(78.0)
+    assert "ResNet-10 n/a" in g64 and f"small CNN {small_g64:+.1f} ± 0.0 (G = 64 lower in 3 of 3 seeds)" in g64
 
 
 def test_the_figures_draw_resnet10_without_the_other_group_counts(folder, tmp_path, monkeypatch):
