@@ -191,6 +191,61 @@ def test_a_failed_run_is_reported_with_a_short_status(tmp_path, capsys):
     assert list(grid_module.summary_table(grid)["status"]) == ["failed"]
 
 
+@pytest.mark.parametrize("request_to_end", [SystemExit(143), KeyboardInterrupt()])
+def test_an_exit_that_c_code_turned_into_an_error_ends_the_grid(request_to_end, tmp_path, monkeypatch):
+    # A signal handler's exit raised while TensorFlow imports from C comes back as
+    # "SystemError: <built-in function __import__> returned a result with an exception
+    # set", its cause the exit. That is no failed run: the grid must end, not go on.
+    from utils import training
+
+    def interrupted(*args, **kwargs):
+        raise SystemError("returned a result with an exception set") from request_to_end
+
+    monkeypatch.setattr(training, "run", interrupted)
+    lines = []
+    with pytest.raises(type(request_to_end)) as raised:
+        grid_module.run_grid(profile_configs("smoke", "norm_comparison")[:2], tmp_path, verbose=0,
+                             print_line=lines.append)
+    assert raised.value is request_to_end
+    assert not any("failed" in line for line in lines)
+
+
+def test_an_error_without_an_exit_behind_it_is_still_a_failed_run(tmp_path, monkeypatch):
+    from utils import training
+
+    def broken(*args, **kwargs):
+        try:
+            raise KeyError("inner")
+        except KeyError as inner:
+            raise SystemError("outer") from inner
+
+    monkeypatch.setattr(training, "run", broken)
+    grid = grid_module.run_grid(profile_configs("smoke", "norm_comparison")[:2], tmp_path, verbose=0,
+                                print_line=lambda line: None)
+    assert [item.outcome for item in grid] == ["failed", "failed"]
+
+
+def test_a_worker_asked_to_end_exits_with_the_shells_status_and_prints_nothing_more():
+    import signal
+
+    script = (
+        "import os, signal, sys\n"
+        "from utils.workers import _exit_on_signal\n"
+        "signal.signal(signal.SIGTERM, _exit_on_signal)\n"
+        "print('before', flush=True)\n"
+        "try:\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "finally:\n"
+        "    print('Traceback (most recent call last): a library ending noisily', flush=True)\n"
+        "    print('on stderr too', file=sys.stderr, flush=True)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPOSITORY, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPOSITORY)}, timeout=120)
+    assert done.returncode == 128 + signal.SIGTERM
+    assert done.stdout == "before\n"
+    assert done.stderr == ""
+
+
 def test_plan_marks_finished_reusable_and_pending_runs(tmp_path):
     configs = profile_configs("smoke")
     comparison = [config for config in configs if config.experiment == "norm_comparison"]

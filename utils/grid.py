@@ -251,6 +251,19 @@ def measurements_of(config):
     return experiments.get(config.experiment).measurement_factories()
 
 
+def _exit_request(error):
+    """The SystemExit or KeyboardInterrupt among `error`'s causes and contexts, else
+    None: a signal handler's exit raised inside C code (an import TensorFlow makes from
+    C, say) comes back as a SystemError whose cause is the exit."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, (SystemExit, KeyboardInterrupt)):
+            return error
+        error = error.__cause__ or error.__context__
+    return None
+
+
 def run_grid(configs, results_dir="results", *, data_dir=None, skip_training=None, verbose=1, print_line=print):
     """Runs configs in order; a run that fails is reported and the grid goes on.
 
@@ -303,6 +316,11 @@ def run_grid(configs, results_dir="results", *, data_dir=None, skip_training=Non
             grid.append(GridRun(config, "locked", error=locked))
             continue
         except Exception as error:  # noqa: BLE001 - one failed run must not stop the grid
+            exit_request = _exit_request(error)
+            if exit_request is not None:
+                # Asked to end (SIGTERM, Ctrl-C) inside C code, which turned the exit
+                # into an error of its own: the process ends; the run did not fail.
+                raise exit_request from None
             print_line(f"{label}: failed after {time.perf_counter() - start:.0f} s: {type(error).__name__}: {error}")
             grid.append(GridRun(config, "failed", error=error))
             continue

@@ -292,6 +292,12 @@ def _exit_on_signal(signum, frame):
     # input closes), and a second SystemExit raised inside an exit handler prints a
     # traceback. The exit started here still ends at the latest END_SECONDS later.
     signal.signal(signum, signal.SIG_IGN)
+    # The process that asked has said how to resume. Whatever this one prints while it
+    # ends (the error of a library call that the exit interrupted) is only noise there.
+    silent = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(silent, sys.stdout.fileno())
+    os.dup2(silent, sys.stderr.fileno())
+    os.close(silent)
     raise SystemExit(128 + signum)
 
 
