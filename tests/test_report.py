@@ -97,6 +97,16 @@ def test_the_report_and_the_headline_are_what_the_results_folder_gives():
         assert figure.exists() and figure.stat().st_size > 0, f"{figure} is missing"
 
 
+def test_no_caption_keeps_a_gap_where_a_shared_note_was_taken_out():
+    # The shared notes stand once at the top; a caption that said more after one of them
+    # would keep a double space and a dangling remark.
+    results_dir = REPOSITORY / "results"
+    if not any(results_dir.glob("*/*/summary.json")):
+        pytest.skip("results/ holds no runs yet")
+    prose = [line for line in report.report_markdown(results_dir).splitlines() if not line.startswith("|")]
+    assert [line for line in prose if "  " in line.strip()] == []
+
+
 def test_the_readme_is_short_and_narrow():
     lines = (REPOSITORY / "README.md").read_text().splitlines()
     assert len(lines) <= 200

@@ -86,8 +86,8 @@ def table1(source="results"):
         })
     return results.captioned(rows, (
         f"Table 1 on ResNet-10, batch 32 ({results.data_context(runs)}): validation and training error (%), "
-        f"minus BN paired by seed. {_NOTE}. {results.OURS_NOTE}; {results.SPREAD_NOTE}. {results.PAPER_NOTE} "
-        "(G = 8 and 64: Table 3)."
+        f"minus BN paired by seed. {_NOTE}; the paper's G = 8 and 64: its Table 3. {results.OURS_NOTE}; "
+        f"{results.SPREAD_NOTE}. {results.PAPER_NOTE}."
     ))
 
 

@@ -216,8 +216,8 @@ def table2(source="results"):
         [("GN", "BN"), ("GN train", "BN train"), ("GN, 10 epochs", "BN, 10 epochs")], published,
         f"Table 2 trained three times as long: BN and GN, {long_training.EPOCHS} epochs at each one's own base rate "
         f"(scaled by batch/32), validation and training error, beside the study's 10 epochs at the shared rate "
-        f"({results.data_context(runs)}). {results.OURS_NOTE} (training error: the same median of the training "
-        f"error); {results.SPREAD_NOTE}. Runs: results/{long_training.LONG_TRAINING}/.",
+        f"({results.data_context(runs)}); training error: the same median as validation error's. "
+        f"{results.OURS_NOTE}; {results.SPREAD_NOTE}. Runs: results/{long_training.LONG_TRAINING}/.",
         directions=True,
     )
     used = ", ".join(f"{method} {rates[method]:g}" for method in ("BN", "GN") if method in rates)
