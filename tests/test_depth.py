@@ -167,3 +167,27 @@ def test_the_figures_draw_resnet10_without_the_other_group_counts(folder, tmp_pa
     assert f"GN: ours {gn}" in legend_text(figure.axes[1])
     depth_plots.plot_depth_batch_sizes(runs, figures_dir=tmp_path)
     assert_png(tmp_path / "depth_batch_sizes.png")
+
+
+def test_the_last_finding_says_how_much_the_error_still_moved_at_the_lowest_rate(folder):
+    # The schedule cuts the rate at 50% and 75% of the 15 epochs: the lowest rate starts
+    # with epoch 12 (index 11), and the change runs from there to the last epoch.
+    first_at_lowest = round(depth_experiment.DECAY_FRACTIONS[-1] * EPOCHS)
+    bn_val = [factory.curve(50.0 + OFFSETS[seed], EPOCHS) for seed in SEEDS]
+    bn_changes = [curve[-1] - curve[first_at_lowest] for curve in bn_val]
+    change = depth.final_rate_change(results.load_runs(folder), "batch", 32)
+    assert change.seeds == SEEDS
+    assert change.values == pytest.approx(bn_changes, abs=1e-3)
+    train_curve = factory.curve(35.0, EPOCHS)
+    gn_train = depth.final_rate_change(results.load_runs(folder), "group", 32, "train_error")
+    assert gn_train.values == pytest.approx([train_curve[-1] - train_curve[first_at_lowest]] * 3, abs=1e-3)
+    line = depth.conclusions(folder)[-1]
+    mean = sum(bn_changes) / len(bn_changes)
+    assert line.startswith("Batch 32, change from the first epoch at the lowest rate to the last")
+    assert f"BN validation {mean:+.1f} ± " in line and "(falling in 3 of 3 seeds)" in line
+    assert "GN validation" in line and "n/a" not in line
+
+
+def test_the_lowest_rate_finding_reads_n_a_without_runs(tmp_path):
+    write_sweep(tmp_path)
+    assert "BN n/a; GN n/a" in depth.conclusions(tmp_path)[-1]

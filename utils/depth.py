@@ -13,10 +13,12 @@ from __future__ import annotations
 from utils import fair
 from utils import paper
 from utils import results
+from utils import runs as runs_module
 from utils.config import RunConfig
 from utils.experiments import depth as depth_experiment
 from utils.experiments.group_ablation import GROUP_ABLATION
 from utils.results import Cell
+from utils.results import PerSeed
 from utils.results import format_points
 from utils.results import paired_difference
 from utils.results import seeds_text
@@ -120,12 +122,46 @@ def _direction(difference, lower) -> str:
     return f"{lower} in {seeds_text(difference.negative, difference.n)}"
 
 
+def final_rate_change(runs, norm, batch_size, column="val_error") -> PerSeed:
+    """How much `column` ("val_error" or "train_error") still moved at the lowest rate:
+    its value at the last epoch minus at the first epoch trained at that rate, one
+    number per seed of the grid's complete runs of `norm` (G = 32) at `batch_size`."""
+    chosen = runs[(runs["experiment"] == DEPTH) & (runs["norm"] == norm) & (runs["batch_size"] == batch_size)
+                  & (runs["status"] == "complete")]
+    if norm == "group":
+        chosen = chosen[chosen["groups"] == GROUPS]
+    values, seeds = [], []
+    for run in chosen.sort_values("seed").itertuples(index=False):
+        history = runs_module.read_run(run.path).history
+        at_lowest = history[history["lr"] == history["lr"].min()]
+        values.append(float(at_lowest[column].iloc[-1] - at_lowest[column].iloc[0]))
+        seeds.append(int(run.seed))
+    return PerSeed(values=tuple(values), seeds=tuple(seeds))
+
+
+def _still_learning(runs, batch_size=32) -> str:
+    """Whether the 15 epochs were enough: the change of validation and training error
+    over the epochs at the lowest rate, for BN and GN."""
+    parts = []
+    for norm in ("batch", "group"):
+        changes = [final_rate_change(runs, norm, batch_size, column) for column in ("val_error", "train_error")]
+        if not changes[0].n:
+            parts.append(f"{LABELS[norm]} n/a")
+            continue
+        falling = sum(value < 0 for value in changes[0].values)
+        parts.append(f"{LABELS[norm]} validation {format_points(changes[0].mean, changes[0].sd)} (falling in "
+                     f"{seeds_text(falling, changes[0].n)}), training {format_points(changes[1].mean, changes[1].sd)}")
+    return (f"Batch {batch_size}, change from the first epoch at the lowest rate to the last (still learning at "
+            f"the end?): ResNet-10 {'; '.join(parts)} points.")
+
+
 def conclusions(source="results") -> list[str]:
     """The depth experiment's answers as sentences: does GN's training error fall below
     BN's, how large is GN minus BN at 32 beside the paper's and the small CNN's, and does
-    BN's small-batch loss grow with depth. Each small-CNN number comes twice: in the
-    study's regime (shared rate, 10 epochs) and at each method's own rate for 30 epochs,
-    so that a difference from ResNet-10 that only the regime makes shows."""
+    BN's small-batch loss grow with depth; last, whether ResNet-10 was still learning
+    when its schedule ended. Each small-CNN number comes twice: in the study's regime
+    (shared rate, 10 epochs) and at each method's own rate for 30 epochs, so that a
+    difference from ResNet-10 that only the regime makes shows."""
     runs = results.as_runs(source)
     lines = []
     train = paired_difference(cell(runs, "group", 32, statistic="train_error_median5"),
@@ -162,4 +198,5 @@ def conclusions(source="results") -> list[str]:
             f"points ({_direction(other, f'G = {groups} lower')}); small CNN {format_points(small.mean, small.sd)} "
             f"({_direction(small, f'G = {groups} lower')}); paper {format_points(published)}."
         )
+    lines.append(_still_learning(runs))
     return lines
