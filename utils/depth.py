@@ -13,12 +13,10 @@ from __future__ import annotations
 from utils import fair
 from utils import paper
 from utils import results
-from utils import runs as runs_module
 from utils.config import RunConfig
 from utils.experiments import depth as depth_experiment
 from utils.experiments.group_ablation import GROUP_ABLATION
 from utils.results import Cell
-from utils.results import PerSeed
 from utils.results import format_points
 from utils.results import paired_difference
 from utils.results import seeds_text
@@ -122,35 +120,41 @@ def _direction(difference, lower) -> str:
     return f"{lower} in {seeds_text(difference.negative, difference.n)}"
 
 
-def final_rate_change(runs, norm, batch_size, column="val_error") -> PerSeed:
-    """How much `column` ("val_error" or "train_error") still moved at the lowest rate:
-    its value at the last epoch minus at the first epoch trained at that rate, one
-    number per seed of the grid's complete runs of `norm` (G = 32) at `batch_size`."""
-    chosen = runs[(runs["experiment"] == DEPTH) & (runs["norm"] == norm) & (runs["batch_size"] == batch_size)
-                  & (runs["status"] == "complete")]
-    if norm == "group":
-        chosen = chosen[chosen["groups"] == GROUPS]
-    values, seeds = [], []
-    for run in chosen.sort_values("seed").itertuples(index=False):
-        history = runs_module.read_run(run.path).history
-        at_lowest = history[history["lr"] == history["lr"].min()]
-        values.append(float(at_lowest[column].iloc[-1] - at_lowest[column].iloc[0]))
-        seeds.append(int(run.seed))
-    return PerSeed(values=tuple(values), seeds=tuple(seeds))
+def with_lowest_rate_changes(runs):
+    """`runs` with two more columns, "val_error_change" and "train_error_change": for each
+    run of the depth grid, how much that error still moved at the lowest rate (its value
+    at the last epoch minus at the first epoch trained at that rate); NaN for the others.
+    Each history is read once."""
+    histories = results.load_histories(runs=runs[runs["experiment"] == DEPTH])
+    lowest = histories[histories["lr"] == histories.groupby("run_name")["lr"].transform("min")]
+    by_run = lowest.sort_values("epoch").groupby("run_name")[["val_error", "train_error"]]
+    change = by_run.last() - by_run.first()
+    in_grid = runs["experiment"] == DEPTH
+    return runs.assign(**{f"{column}_change": runs["run_name"].map(change[column]).where(in_grid)
+                          for column in ("val_error", "train_error")})
+
+
+def final_rate_change(runs, norm, batch_size, column="val_error") -> Cell:
+    """How much `column` ("val_error" or "train_error") still moved at the lowest rate,
+    one number per seed of the grid's runs of `norm` (G = 32) at `batch_size`, picked as
+    every cell's runs are (`cell`)."""
+    return cell(with_lowest_rate_changes(runs), norm, batch_size, statistic=f"{column}_change")
 
 
 def _still_learning(runs, batch_size=32) -> str:
     """Whether the 15 epochs were enough: the change of validation and training error
     over the epochs at the lowest rate, for BN and GN."""
+    changed = with_lowest_rate_changes(runs)
     parts = []
     for norm in ("batch", "group"):
-        changes = [final_rate_change(runs, norm, batch_size, column) for column in ("val_error", "train_error")]
-        if not changes[0].n:
+        validation, training = (cell(changed, norm, batch_size, statistic=f"{column}_change")
+                                for column in ("val_error", "train_error"))
+        if not validation.n:
             parts.append(f"{LABELS[norm]} n/a")
             continue
-        falling = sum(value < 0 for value in changes[0].values)
-        parts.append(f"{LABELS[norm]} validation {format_points(changes[0].mean, changes[0].sd)} (falling in "
-                     f"{seeds_text(falling, changes[0].n)}), training {format_points(changes[1].mean, changes[1].sd)}")
+        falling = sum(value < 0 for value in validation.values)
+        parts.append(f"{LABELS[norm]} validation {format_points(validation.mean, validation.sd)} (falling in "
+                     f"{seeds_text(falling, validation.n)}), training {format_points(training.mean, training.sd)}")
     return (f"Batch {batch_size}, change from the first epoch at the lowest rate to the last (still learning at "
             f"the end?): ResNet-10 {'; '.join(parts)} points.")
 
