@@ -8,6 +8,7 @@ import pytest
 from utils import experiments
 from utils.config import RunConfig
 from utils.experiments import depth
+from utils.experiments import why_gn_trails
 from utils.config import learning_rate_boundaries
 from utils.config import learning_rate_for_epoch
 from utils.profiles import profile_configs
@@ -215,7 +216,8 @@ def test_profile_scales():
     assert (paper["classes"], paper["images_per_class"]) == (200, 500)
     # The 2023 report's lengths: 100 epochs for its batch-32 comparisons, 10 for the sweeps.
     lengths = {"norm_comparison": 100, "group_ablation": 100, "long_training": 30,
-               "depth_sweep": depth.EPOCHS, "depth_grid": depth.EPOCHS}
+               "depth_sweep": depth.EPOCHS, "depth_grid": depth.EPOCHS,
+               **{experiment.name: why_gn_trails.plan.EPOCHS for experiment in why_gn_trails.EXPERIMENTS}}
     assert paper["epochs"] == {name: lengths.get(name, 10) for name in experiments.NAMES}
     assert cpu["classes"] * cpu["images_per_class"] < 200 * 500
 

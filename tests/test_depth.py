@@ -80,7 +80,8 @@ def folder(tmp_path):
 
 def test_the_sweep_is_resnet10_at_batch_32_seed_0():
     configs = profile_configs("cpu", depth_experiment.DEPTH_SWEEP)
-    assert len(configs) == 2 * len(depth_experiment.LEARNING_RATES)
+    assert len(configs) == len(depth_experiment.METHODS) * len(depth_experiment.LEARNING_RATES)
+    assert {c.norm for c in configs} == {"batch", "group", "layer", "instance"}
     assert {(c.model, c.batch_size, c.seed, c.epochs) for c in configs} == {("resnet10", 32, 0, EPOCHS)}
     assert {c.base_learning_rate for c in configs} == set(depth_experiment.LEARNING_RATES)
     assert profile_configs("cpu", "depth_grid") == []
@@ -102,6 +103,22 @@ def test_the_grid_joins_once_the_rates_are_chosen(tmp_path):
     # The sweep's seed-0 run at the chosen rate is reused, not trained again.
     names = {c.run_name for c in configs}
     assert "bn_bs32_lr0.1_decay50-75_seed0" in names
+
+
+def test_ln_and_in_take_their_own_rates_once_the_sweep_chooses_them(tmp_path):
+    write_sweep(tmp_path)
+    # LN's sweep: best at 0.1 (inside the rates); IN's is not finished.
+    for rate, final in {0.01: 60.0, 0.03: 56.0, 0.1: 53.0, 0.3: 59.0}.items():
+        config = factory.make_config(depth_experiment.DEPTH_SWEEP, seed=0, profile=PROFILE, epochs=EPOCHS,
+                                     **depth_experiment.RULE.run_fields("LN", rate))
+        factory.write_run(tmp_path, config, factory.curve(final, EPOCHS))
+    config = factory.make_config(depth_experiment.DEPTH_SWEEP, seed=0, profile=PROFILE, epochs=EPOCHS,
+                                 **depth_experiment.RULE.run_fields("IN", 0.1))
+    factory.write_run(tmp_path, config, factory.curve(60.0, EPOCHS))
+    rates = {c.norm: c.base_learning_rate
+             for c in profile_configs("cpu", depth_experiment.DEPTH, results_dir=tmp_path) if c.groups in (None, 32)}
+    # LN at its own rate; IN at GN's until its own is chosen.
+    assert rates == {"batch": 0.1, "group": 0.03, "layer": 0.1, "instance": 0.03}
 
 
 def test_the_rate_table_reads_the_one_seed_sweep(tmp_path):

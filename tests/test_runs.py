@@ -54,7 +54,7 @@ def test_written_run_reads_back_whole(tmp_path):
     assert list(record.history.columns) == list(runs.HISTORY_COLUMNS)
     assert list(record.history["epoch"]) == list(range(1, 11))
     assert record.history["val_error"].tolist() == factory.curve(60.0, 10)
-    assert tuple(record.summary) == runs.SUMMARY_KEYS
+    assert tuple(record.summary) == runs.SUMMARY_KEYS + runs.LATER_SUMMARY_KEYS
     assert (record.status, record.status_text) == ("complete", "complete")
     assert record.summary["val_error_median5"] == pytest.approx(sorted(factory.curve(60.0, 10)[-5:])[2])
     # Atomic writes leave no temporary files behind.

@@ -46,6 +46,7 @@ __all__ = [
     "PRECISIONS",
     "DISTRIBUTIONS",
     "PROFILES",
+    "AUGMENTATIONS",
     "MODEL_CHANNELS",
     "REFERENCE_BATCH_SIZE",
     "DEFAULT_BASE_LEARNING_RATES",
@@ -62,6 +63,9 @@ PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 # split over machines with `python -m utils.experiments --only` instead.
 DISTRIBUTIONS = ("auto", "none", "mirrored")
 PROFILES = ("smoke", "cpu", "paper")
+# "flip": a random horizontal flip (the study's); "scale": a random resized crop back to the
+# image size, then the flip (the paper's kind of scale augmentation, utils.data).
+AUGMENTATIONS = ("flip", "scale")
 # The paper's learning rate 0.1 is given for 32 images per GPU.
 REFERENCE_BATCH_SIZE = 32
 
@@ -170,6 +174,9 @@ class RunConfig:
             each `round(fraction * epochs)` epoch; fractions strictly increasing in (0, 1).
         lr_decay_factor: multiplier applied at each decay boundary, in (0, 1].
         seed: random seed (weights, shuffling, augmentation).
+        augmentation: what is done to each training image: "flip" (a random horizontal
+            flip, the study's) or "scale" (a random resized crop back to 64 px, then the
+            flip: the paper's kind of scale augmentation; utils.data.make_dataset).
         dataset: "tiny-imagenet-200" (the real data) or "synthetic-tiny-imagenet" (a
             generated stand-in with the same layout, for tests).
         classes: number of classes used (the first `classes` of the data set).
@@ -210,6 +217,7 @@ class RunConfig:
     lr_decay_fractions: tuple = _DEFAULT_DECAY_FRACTIONS
     lr_decay_factor: float = 0.1
     seed: int = 0
+    augmentation: str = "flip"
     dataset: str = "tiny-imagenet-200"
     classes: int = 200
     images_per_class: int = 500
@@ -339,7 +347,9 @@ class RunConfig:
         self._set_field("lr_decay_fractions", fractions)
 
     def _check_data(self):
-        """The data set and its selection."""
+        """The data set, its selection and its augmentation."""
+        if self.augmentation not in AUGMENTATIONS:
+            raise ValueError(f"Unknown augmentation {self.augmentation!r}; valid values are {AUGMENTATIONS}.")
         if self.dataset not in DATASETS:
             raise ValueError(f"Unknown dataset {self.dataset!r}; valid datasets are {DATASETS}.")
         if not _is_int(self.classes) or not 1 <= self.classes <= _TINY_IMAGENET_CLASSES:
@@ -383,7 +393,7 @@ class RunConfig:
     @property
     def run_name(self):
         """The run's folder name: "<short norm>[_g<G>|_cpg<C/G>][_ws]_bs<batch>[_lr<base>_decay<%>][_wd<decay>]
-        [_noise<mean>-<sd>[-g<groups>|-elementwise]][_probes<n>]_seed<seed>".
+        [_noise<mean>-<sd>[-g<groups>|-elementwise]][_probes<n>][_scaleaug]_seed<seed>".
 
         The base learning rate and the decay epochs (in percent of the epochs) appear when
         either differs from the default recipe (the model's default base rate, decays at
@@ -413,6 +423,8 @@ class RunConfig:
                 extras += f"-g{self.norm_noise_groups}"
         if self.landscape_probes:
             extras += f"_probes{self.landscape_probes}"
+        if self.augmentation != "flip":
+            extras += f"_{self.augmentation}aug"
         return f"{SHORT_NAMES[self.norm]}{groups}_bs{self.batch_size}{recipe}{extras}_seed{self.seed}"
 
     @property

@@ -33,6 +33,7 @@ The download URL and hash are `utils.data_sources.TINY_IMAGENET_URL` and `TINY_I
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import sys
@@ -44,6 +45,7 @@ import numpy as np
 import tensorflow as tf
 
 from utils import data_sources
+from utils.config import AUGMENTATIONS
 from utils.paths import display_path
 from utils.data_sources import (  # noqa: F401  (re-exported)
     ENVIRONMENT_VARIABLE,
@@ -387,7 +389,34 @@ def _check_batch_size(batch_size, count, training):
         )
 
 
-def make_dataset(x, y, batch_size, *, training, seed=None):
+# The random resized crops of the "scale" augmentation: a crop of this fraction of the
+# image's area and this range of aspect ratios (width / height), resized back to the image
+# size. The paper's ImageNet recipe crops 8% to 100% of a 256-to-480 px image down to 224
+# px; on 64 px images a crop of 8% is 18 px wide, so the smallest crop here is a quarter.
+CROP_AREA = (0.25, 1.0)
+CROP_ASPECT_RATIO = (3 / 4, 4 / 3)
+
+
+def _random_resized_crops(batch, seed):
+    """Each image of a uint8 batch cropped at random (`CROP_AREA`, `CROP_ASPECT_RATIO`) and
+    resized back to its size, bilinearly; the result is rounded back to uint8."""
+    count = tf.shape(batch)[0]
+    size = tf.shape(batch)[1:3]
+    draws = tf.random.stateless_uniform([count, 4], seed=seed)
+    area = CROP_AREA[0] + (CROP_AREA[1] - CROP_AREA[0]) * draws[:, 0]
+    log_low, log_high = math.log(CROP_ASPECT_RATIO[0]), math.log(CROP_ASPECT_RATIO[1])
+    ratio = tf.exp(log_low + (log_high - log_low) * draws[:, 1])
+    # Height and width as fractions of the image's; a side that would leave it is cut to it.
+    height = tf.minimum(tf.sqrt(area / ratio), 1.0)
+    width = tf.minimum(tf.sqrt(area * ratio), 1.0)
+    top = (1.0 - height) * draws[:, 2]
+    left = (1.0 - width) * draws[:, 3]
+    boxes = tf.stack([top, left, top + height, left + width], axis=1)
+    crops = tf.image.crop_and_resize(tf.cast(batch, tf.float32), boxes, tf.range(count), size, method="bilinear")
+    return tf.cast(tf.round(tf.clip_by_value(crops, 0.0, 255.0)), batch.dtype)
+
+
+def make_dataset(x, y, batch_size, *, training, seed=None, augmentation="flip"):
     """Builds the input pipeline over in-memory images.
 
     Images stay uint8 in [0, 255]: pixel scaling lives in the model (utils.models rescales
@@ -410,6 +439,9 @@ def make_dataset(x, y, batch_size, *, training, seed=None):
         training: True for the training pipeline, False for evaluation.
         seed: int for a reproducible sequence of shuffles and flips (a different one every
             epoch); None for a random one.
+        augmentation: "flip" (a random horizontal flip of each training image) or "scale"
+            (a random resized crop back to the image size, `CROP_AREA` of its area,
+            `CROP_ASPECT_RATIO`, then the flip). Validation images are never augmented.
 
     Returns:
         tf.data.Dataset of (images (batch, H, W, C) of x's dtype, int32 labels (batch,)).
@@ -422,6 +454,8 @@ def make_dataset(x, y, batch_size, *, training, seed=None):
             f"shapes {x.shape} and {y.shape}."
         )
     _check_batch_size(batch_size, len(x), training)
+    if augmentation not in AUGMENTATIONS:
+        raise ValueError(f"Unknown augmentation {augmentation!r}; valid values are {AUGMENTATIONS}.")
     batch_size = int(batch_size)
     images = _as_tensor(x)
     labels = _as_tensor(y.astype(np.int32, copy=False))
@@ -441,6 +475,9 @@ def make_dataset(x, y, batch_size, *, training, seed=None):
 
     def gather_and_flip(index, pair):
         batch = tf.gather(images, index)
+        if augmentation == "scale":
+            # Its own seed, so that the flips stay those of the same batch without crops.
+            batch = _random_resized_crops(batch, tf.random.experimental.stateless_fold_in(pair, 1))
         flip = tf.random.stateless_uniform([tf.shape(index)[0]], seed=pair) < 0.5
         batch = tf.where(flip[:, None, None, None], tf.reverse(batch, axis=[2]), batch)
         return batch, tf.gather(labels, index)

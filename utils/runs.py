@@ -94,6 +94,8 @@ SUMMARY_KEYS = (
     "profile",
     "reused_from",
 )
+# Keys a summary has when the engine that wrote it knew them; older summaries lack them.
+LATER_SUMMARY_KEYS = ("trained_during",)
 # A run whose summary.json has one of these statuses is finished: the engine returns it
 # from disk.
 FINAL_STATUSES = ("complete", "diverged")
@@ -217,7 +219,7 @@ def write_history(run_dir, rows):
 
 # Per-epoch measurements beside history.csv, written by the runs that take them: the
 # loss-landscape probes (utils.landscape) and the mixture layers' weights.
-MEASUREMENT_FILES = ("landscape.csv", "mixing.csv")
+MEASUREMENT_FILES = ("landscape.csv", "mixing.csv", "fit.csv", "responses.csv")
 
 
 def write_measurements(run_dir, name, rows):
@@ -267,7 +269,8 @@ def median_of_last(values, count=MEDIAN_EPOCHS):
     return float(statistics.median(tail)) if tail else None
 
 
-def make_summary(config, rows, status, *, diverged_epoch=None, images_per_step, device, versions):
+def make_summary(config, rows, status, *, diverged_epoch=None, images_per_step, device, versions,
+                 trained_during=()):
     """The summary.json dict of a run whose completed epochs are `rows`.
 
     Args:
@@ -279,6 +282,9 @@ def make_summary(config, rows, status, *, diverged_epoch=None, images_per_step, 
         device: the device description, e.g.
             "1 x CPU (AMD EPYC 7B13, x86_64, 2 cores, 1 thread), XLA".
         versions: library versions, a dict of name to version.
+        trained_during: the [start, end] times (ISO 8601, UTC) of each stretch in which a
+            process trained the run (several when it was resumed), so that a grid's wall
+            time is measured from them rather than estimated from the epochs' seconds.
     """
     steps = [row["steps"] for row in rows]
     return {
@@ -299,6 +305,7 @@ def make_summary(config, rows, status, *, diverged_epoch=None, images_per_step, 
         "dataset": config.dataset,
         "profile": config.profile,
         "reused_from": None,
+        "trained_during": [list(interval) for interval in trained_during],
     }
 
 

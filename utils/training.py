@@ -22,6 +22,7 @@ are top-1 error in percent. Validation images are never augmented.
 """
 
 import contextlib
+import datetime
 import math
 import os
 import platform
@@ -225,10 +226,11 @@ def epoch_seed(seed, epoch):
 
 
 def training_dataset(config, x, y, epoch, replicas=1):
-    """One epoch of shuffled, flipped training batches of `batch_size * replicas`
-    images (tf.distribute gives each replica `batch_size` of them)."""
+    """One epoch of shuffled, augmented (`config.augmentation`) training batches of
+    `batch_size * replicas` images (tf.distribute gives each replica `batch_size` of them)."""
     return data_module.make_dataset(
-        x, y, config.batch_size * replicas, training=True, seed=epoch_seed(config.seed, epoch)
+        x, y, config.batch_size * replicas, training=True, seed=epoch_seed(config.seed, epoch),
+        augmentation=config.augmentation,
     )
 
 
@@ -411,7 +413,7 @@ class _EpochMeasurements(keras.callbacks.Callback):
 _OTHER_STREAM_OFFSET = 1_000_000
 
 
-def _measurement_callbacks(config, model, run_dir, start_epoch, factories):
+def _measurement_callbacks(config, model, run_dir, start_epoch, factories, x_train, y_train):
     """(callbacks, prepare_epoch) of the measurements that `factories` (functions of
     config and model, utils.measurements) give for this run.
     `prepare_epoch(epoch, x, y, replicas)` is called before each epoch's fit."""
@@ -419,6 +421,7 @@ def _measurement_callbacks(config, model, run_dir, start_epoch, factories):
                     if (measurement := factory(config, model)) is not None]
     callbacks = []
     for measurement in measurements:
+        measurement.prepare_data(x_train, y_train)
         rows = runs.read_measurements(run_dir, measurement.file_name, epochs=start_epoch).to_dict("records")
         callbacks += [measurement, _EpochMeasurements(run_dir, measurement, rows)]
 
@@ -601,14 +604,17 @@ def run(config, results_dir="results", *, data_dir=None, verbose=1, callbacks=()
 class _RunFiles:
     """The files of a run being trained: history rows and summary, rewritten atomically."""
 
-    def __init__(self, config, run_dir, rows, *, images_per_step, device):
+    def __init__(self, config, run_dir, rows, *, images_per_step, device, earlier_intervals=()):
         self.config = config
         self.run_dir = run_dir
         self.rows = rows
         self.images_per_step = images_per_step
         self.device = device
+        started = _now()
+        self.intervals = [*earlier_intervals, [started, started]]
 
     def write(self, status, diverged_epoch=None):
+        self.intervals[-1][1] = _now()
         runs.write_history(self.run_dir, self.rows)
         summary = runs.make_summary(
             self.config,
@@ -618,8 +624,27 @@ class _RunFiles:
             images_per_step=self.images_per_step,
             device=self.device,
             versions=_versions(),
+            trained_during=self.intervals,
         )
         runs.write_summary(self.run_dir, summary)
+
+
+def _now():
+    """The time now, UTC, ISO 8601 to the second (summary.json's "trained_during")."""
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _earlier_intervals(run_dir, start_epoch):
+    """The training stretches of a resumed run's earlier processes (none when it starts
+    again from epoch 1, or when its summary cannot be read or predates the record)."""
+    if not start_epoch:
+        return []
+    try:
+        intervals = runs.read_summary(run_dir).get("trained_during") or []
+    except (OSError, ValueError):
+        return []
+    return [list(interval) for interval in intervals
+            if isinstance(interval, list) and len(interval) == 2 and all(isinstance(t, str) for t in interval)]
 
 
 def _resume_point(run_dir):
@@ -699,13 +724,15 @@ def _train_with_policy(config, run_dir, *, data_dir, verbose, callbacks, measure
     model, start_epoch = _resumed_model(config, strategy, run_dir, start_epoch)
     rows = rows[:start_epoch]
     device = _describe_device(strategy, config.jit_compile)
-    files = _RunFiles(config, run_dir, rows, images_per_step=images_per_step, device=device)
+    files = _RunFiles(config, run_dir, rows, images_per_step=images_per_step, device=device,
+                      earlier_intervals=_earlier_intervals(run_dir, start_epoch))
     runs.write_config(run_dir, config)
     files.write("running")
 
     validation = validation_dataset(x_val, y_val, replicas)
     guard = _DivergenceGuard()
-    measured, prepare_epoch = _measurement_callbacks(config, model, run_dir, start_epoch, measurements)
+    measured, prepare_epoch = _measurement_callbacks(config, model, run_dir, start_epoch, measurements, x_train,
+                                                     y_train)
     run_callbacks = [
         # First: the landscape probes read the learning rate it sets.
         keras.callbacks.LearningRateScheduler(lambda epoch, _: learning_rate_for_epoch(config, epoch)),

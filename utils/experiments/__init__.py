@@ -19,10 +19,10 @@ __all__ = ["REGISTRY", "NAMES", "GROUPS", "SECTIONS", "get", "resolve"]
 
 def _declared():
     from utils.experiments import (batch_renorm, depth, distortion, group_ablation, landscape, long_training,
-                                   mixtures, rate_sweep, recipe_sweep, study, weight_standardization)
+                                   mixtures, rate_sweep, recipe_sweep, study, weight_standardization, why_gn_trails)
 
     families = (study, recipe_sweep, group_ablation, batch_renorm, weight_standardization, landscape, distortion,
-                mixtures, rate_sweep, long_training, depth)
+                mixtures, rate_sweep, long_training, depth, why_gn_trails)
     return {experiment.name: experiment for family in families for experiment in family.EXPERIMENTS}
 
 
@@ -33,7 +33,8 @@ NAMES: tuple[str, ...] = tuple(REGISTRY)
 # and "all" every experiment.
 GROUPS: dict[str, tuple[str, ...]] = {
     **{group: tuple(name for name, experiment in REGISTRY.items() if experiment.group == group)
-       for group in ("study", "beyond_the_paper", "understanding_gn", "fair_comparison", "depth")},
+       for group in ("study", "beyond_the_paper", "understanding_gn", "fair_comparison", "depth",
+                     "why_gn_trails")},
     "all": NAMES,
 }
 # The generated report's sections (utils.report), one per group, in its order.

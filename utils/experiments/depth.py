@@ -8,9 +8,10 @@ data, with the study's schedule (÷10 at 50% and 75% of the epochs), for `EPOCHS
 - `depth_sweep`: BN and GN at batch 32, seed 0, base rates `LEARNING_RATES`; each one's
   rate by the rule of utils.rates (collapse excluded, the best not on the edge).
 - `depth_grid`: at those rates (scaled by batch/32), BN and GN at batch 32, 8 and 2, LN and IN
-  at 32 (at GN's rate: they are GN with one group and with one channel per group), and
-  GN with G = 8 and G = 64 at 32, every seed of the profile. A method's runs join the
-  grid once its rate is chosen.
+  at 32, and GN with G = 8 and G = 64 at 32 (at GN's rate), every seed of the profile. A
+  method's runs join the grid once its rate is chosen. LN and IN were first trained at
+  GN's rate (they are GN with one group and with one channel per group); the sweep now
+  chooses their own, and their runs at GN's rate stay in the grid until it has.
 """
 
 from types import MappingProxyType
@@ -32,18 +33,21 @@ LEARNING_RATES = (0.01, 0.03, 0.1, 0.3)
 # The sweep trains one seed; its rule decides on that seed alone.
 SWEEP_SEEDS = (0,)
 DECAY_FRACTIONS = (0.5, 0.75)
-METHODS = {"BN": dict(norm="batch"), "GN": dict(norm="group")}
+METHODS = {"BN": dict(norm="batch"), "GN": dict(norm="group"), "LN": dict(norm="layer"),
+           "IN": dict(norm="instance")}
 RULE = RateRule(DEPTH_SWEEP, MappingProxyType(METHODS), LEARNING_RATES,
                 MappingProxyType(dict(model=MODEL, batch_size=32, lr_decay_fractions=DECAY_FRACTIONS)))
 # (method whose rate is used, RunConfig fields, batch sizes), in the order they train.
 PLAN = (
     ("BN", dict(norm="batch"), (32, 8, 2)),
     ("GN", dict(norm="group"), (32, 8, 2)),
-    ("GN", dict(norm="layer"), (32,)),
-    ("GN", dict(norm="instance"), (32,)),
+    ("LN", dict(norm="layer"), (32,)),
+    ("IN", dict(norm="instance"), (32,)),
     ("GN", dict(norm="group", groups=8), (32,)),
     ("GN", dict(norm="group", groups=64), (32,)),
 )
+# Until the sweep has chosen LN's and IN's own rates, they train at this method's.
+FIRST_RATE_OF = {"LN": "GN", "IN": "GN"}
 
 
 def rate_table(source="results", *, seeds=SWEEP_SEEDS):
@@ -56,6 +60,9 @@ def rate_table(source="results", *, seeds=SWEEP_SEEDS):
 def chosen_runs(results_dir, seeds):
     """The runs of `PLAN` whose rate the depth sweep has chosen (seed 0 decides it)."""
     rates = RULE.chosen_rates(results_dir, SWEEP_SEEDS)
+    for method, stand_in in FIRST_RATE_OF.items():
+        if method not in rates and stand_in in rates:
+            rates[method] = rates[stand_in]
     return [dict(fields, model=MODEL, batch_size=batch_size, base_learning_rate=rates[rate_of],
                  lr_decay_fractions=DECAY_FRACTIONS)
             for rate_of, fields, batch_sizes in PLAN if rate_of in rates for batch_size in batch_sizes]
@@ -63,7 +70,7 @@ def chosen_runs(results_dir, seeds):
 
 EXPERIMENTS = (
     Experiment(
-        DEPTH_SWEEP, "depth", "ResNet-10: BN and GN at batch 32 and four base rates, seed 0: each one's rate",
+        DEPTH_SWEEP, "depth", "ResNet-10: BN, GN, LN and IN at batch 32 and four base rates, seed 0: each one's rate",
         runs=tuple(RULE.run_fields(method, rate) for method in METHODS for rate in LEARNING_RATES),
         seeds=SWEEP_SEEDS,
         epochs={"cpu": EPOCHS, "paper": EPOCHS},
