@@ -131,9 +131,14 @@ def test_shared_rate_trains_every_method_at_one_rate_on_the_paper_schedule():
     assert {(c.norm, c.augmentation) for c in augmented} == {("batch", "scale"), ("group", "scale")}
 
 
-def _no_norm_config(rate):
-    return factory.make_config(plan.NO_NORM, "none", 32, epochs=3, model="resnet10", base_learning_rate=rate,
-                               lr_decay_fractions=plan.DECAY_FRACTIONS)
+def _config(experiment, norm, *, seed=0, epochs=3, **more):
+    """A test run of these experiments' setting (batch 32, ResNet-10, the shared schedule)."""
+    fields = plan.run_fields({}, **more)
+    return factory.make_config(experiment, norm, fields.pop("batch_size"), seed=seed, epochs=epochs, **fields)
+
+
+def _no_norm_config(rate, epochs=3):
+    return _config(plan.NO_NORM, "none", base_learning_rate=rate, epochs=epochs)
 
 
 def test_no_norm_steps_down_from_the_shared_rate_until_a_rate_trains(tmp_path):
@@ -174,3 +179,91 @@ def test_measurements_leave_the_history_alone_and_a_resumed_run_keeps_its_stretc
     assert list(responses["epoch"]) == [1, 1, 2, 2, 3, 3]
     stretches = json.loads((measured.path / "summary.json").read_text())["trained_during"]
     assert len(stretches) == 2 and stretches[0][0] <= stretches[0][1] <= stretches[1][0] <= stretches[1][1]
+
+
+# ------------------------------------------------------------------ tables, findings, figures
+
+SEEDS = (0, 1, 2)
+EPOCHS = 6
+# Final validation error, training-mode error and inference-mode fit of each method, seed 0;
+# seeds 1 and 2 are 1 and 2 points higher. GN fits better than BN in inference mode, worse in
+# training mode.
+FINALS = {("batch", False): (60.0, 55.0, 50.0), ("group", False): (64.0, 58.0, 47.0),
+          ("batch", True): (58.0, 52.0, 48.0), ("group", True): (57.0, 50.0, 45.0)}
+
+
+def _write_arm_run(folder, experiment, norm, standardized, seed, finals, **fields):
+    config = _config(experiment, norm, seed=seed, epochs=EPOCHS, weight_standardization=standardized, **fields)
+    validation, train, fit = (value + seed for value in finals)
+    run_dir = factory.write_run(folder, config, factory.curve(validation, EPOCHS),
+                                train_errors=factory.curve(train, EPOCHS))
+    runs.write_measurements(run_dir, "fit.csv", [
+        {"epoch": epoch, "inference_train_loss": error / 20, "inference_train_error": error}
+        for epoch, error in enumerate(factory.curve(fit, EPOCHS), start=1)])
+    runs.write_measurements(run_dir, "responses.csv", [
+        {"epoch": epoch, "layer": "stage4_block1_conv2", "where": "before normalization",
+         "p1": -epoch * (3 if norm == "none" else 1), "p20": -0.5, "p80": 0.5, "p99": epoch * (3 if norm == "none" else 1)}
+        for epoch in range(1, EPOCHS + 1)])
+    return run_dir
+
+
+@pytest.fixture
+def arms(tmp_path):
+    for seed in SEEDS:
+        for (norm, standardized), finals in FINALS.items():
+            _write_arm_run(tmp_path, plan.SHARED_RATE, norm, standardized, seed, finals)
+    # The no-normalization run collapses at the shared rate and trains at 0.03.
+    factory.write_run(tmp_path, _no_norm_config(0.1, EPOCHS), [95.0] * 2, status="diverged")
+    _write_arm_run(tmp_path, plan.NO_NORM, "none", False, 0, (70.0, 65.0, 62.0), base_learning_rate=0.03)
+    return tmp_path
+
+
+def test_the_tables_give_each_measure_per_method_and_paired_gaps(arms):
+    from utils.experiments.why_gn_trails import analysis
+
+    methods = analysis.methods_table(arms).set_index(["arm", "method"])
+    median = factory.curve_median
+    bn = methods.loc[("one shared rate", "BN")]
+    assert bn["validation error"] == pytest.approx(median(61.0, EPOCHS), abs=1e-3)
+    assert bn["fit (inference mode)"] == pytest.approx(median(51.0, EPOCHS), abs=1e-3)
+    assert bn["training-mode running error"] == pytest.approx(median(56.0, EPOCHS), abs=1e-3)
+    assert bn["n"] == 3 and bn["status"] == "complete (3 seeds)"
+    none = methods.loc[("no normalization, rate 0.03", "none")]
+    assert none["fit (inference mode)"] == pytest.approx(median(62.0, EPOCHS), abs=1e-3) and none["n"] == 1
+    assert methods.loc[("scale augmentation", "GN"), "status"] == "missing"
+
+    gaps = analysis.gaps_table(arms).set_index("arm")
+    shared = gaps.loc["one shared rate"]
+    assert shared["GN minus BN, fit (inference mode)"] == pytest.approx(median(47.0, EPOCHS) - median(50.0, EPOCHS),
+                                                                         abs=1e-3)
+    assert shared["GN lower, fit (inference mode)"] == "3/3"
+    assert shared["GN lower, training-mode running error"] == "0/3"
+    assert gaps.loc["one shared rate, with WS", "GN lower, validation error"] == "3/3"
+
+    lines = analysis.conclusions(arms)
+    assert any("one shared rate, GN minus BN" in line and "fit (inference mode)" in line
+               and "GN lower in 3 of 3 seeds" in line for line in lines)
+    responses_line = next(line for line in lines if line.startswith("Responses"))
+    assert f"no normalization -{3 * EPOCHS}.00 to {3 * EPOCHS}.00 (epoch {EPOCHS})" in responses_line
+
+
+def test_the_figures_draw_the_fit_beside_the_training_mode_error_and_the_percentiles(arms, tmp_path_factory):
+    from utils.experiments.why_gn_trails import figures
+
+    out = tmp_path_factory.mktemp("figures")
+    figure = figures.plot_shared_rate_fit(arms, figures_dir=out)
+    assert (out / "shared_rate_fit.png").exists()
+    training_panel = figure.axes[3]  # bottom row, first arm
+    fit_line = next(line for line in training_panel.lines if line.get_label() == "BN: fit: fixed training images, "
+                                                                                    "inference mode")
+    expected = np.mean([factory.curve(50.0 + seed, EPOCHS) for seed in SEEDS], axis=0)
+    assert fit_line.get_ydata() == pytest.approx(expected)
+    # Every panel of a row shares its y range.
+    assert figure.axes[0].get_ylim() == figure.axes[1].get_ylim() == figure.axes[2].get_ylim()
+
+    figure = figures.plot_late_responses(arms, figures_dir=out)
+    assert (out / "late_responses.png").exists()
+    titles = [axis.get_title() for axis in figure.axes]
+    assert titles == ["BN, rate 0.1", "GN, rate 0.1", "no normalization, rate 0.03"]
+    low, high = figure.axes[2].get_ylim()
+    assert low <= -3 * EPOCHS and high >= 3 * EPOCHS

@@ -11,6 +11,7 @@ another group count.
 from __future__ import annotations
 
 from utils import fair
+from utils.experiment import TRAINING_MODE
 from utils import paper
 from utils import results
 from utils.config import RunConfig
@@ -86,7 +87,7 @@ def table1(source="results"):
         })
     return results.captioned(rows, (
         f"Table 1 on ResNet-10, batch 32 ({results.data_context(runs)}): validation and training error (%), "
-        f"minus BN paired by seed. {_NOTE}; the paper's G = 8 and 64: its Table 3. {results.OURS_NOTE}; "
+        f"minus BN paired by seed; {TRAINING_MODE}. {_NOTE}; the paper's G = 8 and 64: its Table 3. {results.OURS_NOTE}; "
         f"{results.SPREAD_NOTE}. {results.PAPER_NOTE}."
     ))
 
@@ -108,8 +109,8 @@ def table2(source="results"):
     return results.by_batch_table(
         cells, (32, 8, 2), [("GN", "BN"), ("GN train", "BN train"), ("small CNN GN", "small CNN BN")],
         lambda batch_size: {"paper GN minus BN": paper.TABLE2_GN_MINUS_BN[batch_size]},
-        f"Table 2 on ResNet-10 ({results.data_context(runs)}): validation and training error (%) by batch size. "
-        f"{_NOTE}. {results.OURS_NOTE}; {results.SPREAD_NOTE}. {results.PAPER_NOTE}.",
+        f"Table 2 on ResNet-10 ({results.data_context(runs)}): validation and training error (%) by batch size; "
+        f"{TRAINING_MODE}. {_NOTE}. {results.OURS_NOTE}; {results.SPREAD_NOTE}. {results.PAPER_NOTE}.",
         directions=True,
     )
 

@@ -7,7 +7,12 @@ import dataclasses
 import importlib
 from collections.abc import Callable
 
-__all__ = ["Experiment", "Table", "Figure", "Section", "load_function"]
+__all__ = ["Experiment", "Table", "Figure", "Section", "load_function", "TRAINING_MODE"]
+
+# What every figure and table that shows a run's training error says it is: history.csv's
+# figure, averaged over the epoch's steps with the model in training mode (augmented images,
+# BN with each batch's statistics, weights changing), not the fit of the end-of-epoch model.
+TRAINING_MODE = "training error (the training-mode running average over each epoch)"
 
 
 def load_function(target):

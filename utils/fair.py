@@ -29,6 +29,7 @@ from utils import results
 from utils import runs as runs_module
 from utils.config import RunConfig
 from utils.config import learning_rate_for_epoch
+from utils.experiment import TRAINING_MODE
 from utils.experiments import distortion as distortion_experiment
 from utils.experiments import long_training
 from utils.experiments import mixtures as mixtures_experiment
@@ -216,7 +217,7 @@ def table2(source="results"):
         [("GN", "BN"), ("GN train", "BN train"), ("GN, 10 epochs", "BN, 10 epochs")], published,
         f"Table 2 trained three times as long: BN and GN, {long_training.EPOCHS} epochs at each one's own base rate "
         f"(scaled by batch/32), validation and training error, beside the study's 10 epochs at the shared rate "
-        f"({results.data_context(runs)}); training error: the same median as validation error's. "
+        f"({results.data_context(runs)}); {TRAINING_MODE}, the same median as validation error's. "
         f"{results.OURS_NOTE}; {results.SPREAD_NOTE}. Runs: results/{long_training.LONG_TRAINING}/.",
         directions=True,
     )

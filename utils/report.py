@@ -143,8 +143,13 @@ def _time_line(runs):
     elif own["trainings"].sum() != time["trainings"].sum():
         own_text = (f"; {own['hours'].sum():.1f} of those hours are the {own['trainings'].sum()} trainings done for "
                     "these experiments, the rest the reused runs'")
-    return (f"- Training time: {time['hours'].sum():.1f} hours summed over the {time['trainings'].sum()} trainings "
-            f"behind the complete runs ({by_seed}){own_text}. Each run was timed with a second training beside it "
+    summed = (f"- Training time: {time['hours'].sum():.1f} hours summed over the {time['trainings'].sum()} "
+              f"trainings behind the complete runs ({by_seed}){own_text}.")
+    wall = results.measured_wall_hours(runs)
+    if wall is not None:
+        return (f"{summed} Wall time, measured from the stretches in which each run trained (summary.json's "
+                f"trained_during, overlaps counted once): {wall:.1f} hours.")
+    return (f"{summed} Each run was timed with a second training beside it "
             f"(`--workers 2`), so the wall time on this machine is about half: "
             f"{time['hours'].sum() / 2:.1f} hours, {time.loc[first_seed, 'hours'] / 2:.1f} for seed {first_seed} "
             "alone.")
@@ -166,7 +171,10 @@ def _declared_parts(declared, runs, figures_dir, findings_heading="**Computed fr
         parts.append(findings_heading + "\n".join(f"- {line}" for line in lines))
     elif lines:
         parts.append(" ".join(lines))
-    figures = [_figure_markdown(figure, figures_dir) for experiment in declared for figure in experiment.figures]
+    # Figures are drawn for experiments with a complete run (utils.figures.draw_figures).
+    complete = set(runs.loc[runs["status"] == "complete", "experiment"])
+    figures = [_figure_markdown(figure, figures_dir) for experiment in declared if experiment.name in complete
+               for figure in experiment.figures]
     if figures:
         parts.append("\n\n".join(figures))
     return parts

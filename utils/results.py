@@ -399,6 +399,32 @@ def training_time(source="results") -> pd.DataFrame:
             .agg(trainings=("training", "size"), hours=("wall_seconds", lambda seconds: seconds.sum() / 3600)))
 
 
+def measured_wall_hours(source="results"):
+    """The wall time the trainings of `source` took, measured: the union of the training
+    stretches their summaries record ("trained_during", start and end of each process that
+    trained a run), in hours; None when a trained complete run has no record (older runs)."""
+    runs = as_runs(source)
+    trained = runs[(runs["status"] == "complete") & runs["reused_from"].isna()]
+    stretches = []
+    for path in trained["path"]:
+        recorded = runs_module.read_summary(path).get("trained_during")
+        if not recorded:
+            return None
+        stretches += [tuple(pd.Timestamp(time) for time in stretch) for stretch in recorded]
+    if not stretches:
+        return None
+    total, current_start, current_end = pd.Timedelta(0), None, None
+    for start, end in sorted(stretches):
+        if current_end is None or start > current_end:
+            if current_end is not None:
+                total += current_end - current_start
+            current_start, current_end = start, end
+        else:
+            current_end = max(current_end, end)
+    total += current_end - current_start
+    return total.total_seconds() / 3600
+
+
 def compute_table(source="results") -> pd.DataFrame:
     """What each experiment's complete runs cost, in registry order, and the total.
 

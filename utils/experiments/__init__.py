@@ -55,6 +55,8 @@ SECTIONS: tuple[Section, ...] = (
                         "experiments' runs"),
     Section("depth", "Depth: the comparison on ResNet-10", "depth",
             shared_runs="the depth sweep's seed-0 runs at the chosen rates are the grid's"),
+    Section("why-gn-trails", "Why GN trails BN here: one shared rate, Weight Standardization, scale augmentation",
+            "why_gn_trails", shared_runs="none of these runs is another experiment's"),
 )
 
 

@@ -17,6 +17,7 @@ data, with the study's schedule (÷10 at 50% and 75% of the epochs), for `EPOCHS
 from types import MappingProxyType
 
 from utils.experiment import Experiment
+from utils.experiment import TRAINING_MODE
 from utils.experiment import Figure
 from utils.experiment import Table
 from utils.rates import RateRule
@@ -90,11 +91,11 @@ EXPERIMENTS = (
         findings="utils.depth:conclusions",
         figures=(
             Figure("utils.depth_plots:plot_depth_comparison",
-                   "ResNet-10 at batch 32: BN, LN, IN and GN, training and validation error by epoch, mean and ±1 "
-                   "sd over seeds (Figure 4 analogue)"),
+                   f"ResNet-10 at batch 32: BN, LN, IN and GN, {TRAINING_MODE} and validation error by epoch, "
+                   "mean and ±1 sd over seeds (Figure 4 analogue)"),
             Figure("utils.depth_plots:plot_depth_batch_sizes",
-                   "ResNet-10: BN and GN at batch 32, 8 and 2, validation and training error by epoch, mean and ±1 "
-                   "sd over seeds (Figure 5 analogue)"),
+                   f"The small CNN (left) and ResNet-10 (right): BN and GN at batch 32, 8 and 2, validation error "
+                   f"and {TRAINING_MODE} by epoch, mean and ±1 sd over seeds (Figure 5 analogue)"),
         ),
     ),
 )

@@ -10,6 +10,7 @@ added once its rate is chosen, so the grid grows as the sweep finishes.
 """
 
 from utils.experiment import Experiment
+from utils.experiment import TRAINING_MODE
 from utils.experiment import Figure
 from utils.experiment import Table
 from utils.experiments import rate_sweep
@@ -49,10 +50,10 @@ EXPERIMENTS = (
         ),
         figures=(
             Figure("utils.fair_plots:plot_long_training",
-                   "BN and GN at batch 32, 8 and 2: validation and training error by epoch, mean and ±1 sd over "
-                   "seeds, the study's 10 epochs at the shared rate beside 30 epochs at each one's own rate"),
+                   f"BN and GN at batch 32, 8 and 2: validation error and {TRAINING_MODE} by epoch, mean and ±1 "
+                   "sd over seeds, the study's 10 epochs at the shared rate beside 30 epochs at each one's own rate"),
             Figure("utils.fair_plots:plot_long_training_others",
-                   "Batch 32, 30 epochs at each method's own rate: training and validation error by epoch of BN, "
+                   f"Batch 32, 30 epochs at each method's own rate: {TRAINING_MODE} and validation error by epoch of BN, "
                    "GN, GN+WS, the BN-first GN+BN mixture, and BN and GN without weight decay, mean and ±1 sd "
                    "over seeds"),
         ),

@@ -7,6 +7,7 @@ Table 2), its batch-32 runs being the comparison's.
 
 from utils import paper
 from utils.experiment import Experiment
+from utils.experiment import TRAINING_MODE
 from utils.experiment import Figure
 from utils.experiment import Table
 
@@ -23,8 +24,8 @@ EXPERIMENTS = (
         # The 2023 report's length for its batch-32 comparison.
         epochs={"paper": 100},
         figures=(Figure("utils.plots:plot_norm_comparison",
-                        "BN, LN, IN and GN at batch 32: train and validation error by epoch, mean and ±1 sd over "
-                        "seeds (Figure 4 analogue)"),),
+                        f"BN, LN, IN and GN at batch 32: {TRAINING_MODE} and validation error by epoch, mean and "
+                        "±1 sd over seeds (Figure 4 analogue)"),),
         tables=(Table("Table 1 analogue: BN, LN, IN, GN at batch 32", "utils.results:table1"),),
     ),
     Experiment(

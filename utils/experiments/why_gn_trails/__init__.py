@@ -19,10 +19,14 @@ convolution's responses (utils.measurements.late_layer_responses: responses.csv)
 """
 
 from utils.experiment import Experiment
+from utils.experiment import Figure
+from utils.experiment import Table
 from utils.experiments.why_gn_trails import plan
 
 GROUP = "why_gn_trails"
 MEASUREMENTS = ("utils.measurements:inference_fit", "utils.measurements:late_layer_responses")
+_ANALYSIS = "utils.experiments.why_gn_trails.analysis"
+_FIGURES = "utils.experiments.why_gn_trails.figures"
 
 EXPERIMENTS = (
     Experiment(
@@ -31,6 +35,23 @@ EXPERIMENTS = (
         runs=tuple(plan.run_fields(fields) for fields in plan.SHARED_RATE_METHODS.values()),
         epochs={"cpu": plan.EPOCHS, "paper": plan.EPOCHS},
         measurements=MEASUREMENTS,
+        tables=(
+            Table("Every method: validation error, fit in inference mode, training-mode running error",
+                  f"{_ANALYSIS}:methods_table"),
+            Table("GN minus BN at batch 32 in each arm and each measure", f"{_ANALYSIS}:gaps_table"),
+            Table("The small CNN at shared rates: GN minus BN, with and without WS", f"{_ANALYSIS}:small_cnn_table"),
+        ),
+        findings=f"{_ANALYSIS}:conclusions",
+        figures=(
+            Figure(f"{_FIGURES}:plot_shared_rate_fit",
+                   "ResNet-10 at batch 32, one base rate (0.1), 45 epochs: BN and GN in each arm (one shared rate, "
+                   "with WS, scale augmentation), validation error, and training error as the fit in inference mode "
+                   "(solid) beside the training-mode running average (dashed), mean and ±1 sd over seeds"),
+            Figure(f"{_FIGURES}:plot_late_responses",
+                   "The 1st, 20th, 80th and 99th percentiles of the last convolution's responses before "
+                   "normalization, by epoch, seed 0: BN and GN at the shared rate and ResNet-10 without "
+                   "normalization (analogue of the paper's Figure 6)"),
+        ),
     ),
     Experiment(
         plan.SCALE_AUGMENTATION, GROUP,
