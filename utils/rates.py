@@ -87,7 +87,9 @@ class RateRule:
             "excluded" (rates where a seed collapsed), "means" ({rate: mean val error}
             of the rates with every seed finished), "best" (the lowest of those, NaN
             while none), "edge" (the untried rate the rule still needs, or NaN) and
-            "chosen" (the rate, or NaN while the choice can still change).
+            "chosen" (the rate, or NaN while the choice can still change) and "mixed"
+            ({rate: why} of the rates whose runs differ in more than the seed: the choice
+            waits until they are taken apart).
         """
         import pandas as pd
 
@@ -101,10 +103,17 @@ class RateRule:
         for method in self.methods:
             mine = self._runs_of(runs, method)
             rates = sorted(set(self.rates) | set(mine["base_learning_rate"].astype(float)))
-            excluded, means, unfinished = [], {}, []
+            excluded, means, unfinished, mixed = [], {}, [], {}
             for rate in rates:
                 ended = _at_rate(mine, rate)
                 ended = ended[ended["status"].isin(_FINISHED)]
+                differing = results.differing_settings(ended)
+                if differing:
+                    # Runs of other settings at this rate are not its seeds: no choice
+                    # rests on them, and no rate is added because of them.
+                    mixed[rate] = results.not_averaged_text(differing)
+                    unfinished.append(rate)
+                    continue
                 chance = 100.0 - 100.0 / ended["classes"] if len(ended) else pd.Series(dtype=float)
                 collapsed = (ended["status"] == "diverged") | (ended["final_train_error"] >= chance - COLLAPSE_MARGIN)
                 if collapsed.any():
@@ -123,7 +132,7 @@ class RateRule:
                     edge = next_rate(best, +1)
             chosen = best if means and not unfinished and math.isnan(edge) else math.nan
             rows[method] = dict(rates=tuple(rates), excluded=tuple(excluded), means=means, best=best, edge=edge,
-                                chosen=chosen)
+                                chosen=chosen, mixed=mixed)
         frame = pd.DataFrame.from_dict(rows, orient="index")
         frame.index.name = "method"
         return frame
@@ -158,7 +167,9 @@ class RateRule:
             cells = {}
             for rate in rates:
                 values = _at_rate(self._runs_of(runs, method), rate)["val_error_median5"]
-                if rate in row["excluded"]:
+                if rate in row["mixed"]:
+                    cells[f"{rate:g}"] = row["mixed"][rate]
+                elif rate in row["excluded"]:
                     cells[f"{rate:g}"] = "collapsed"
                 elif rate in row["means"]:
                     # One seed (a sweep of seed 0 alone) has no spread to give.

@@ -68,7 +68,8 @@ def recipe_table(source="results", *, experiment=RECIPE_SWEEP) -> pd.DataFrame:
         for norm in paper.TABLE1_NORMS:
             label = paper.NORM_LABELS[norm]
             match = group[group["norm"] == norm]
-            run = match.iloc[0] if len(match) else None
+            # The sweep has one run per cell; runs of several settings there are not averaged.
+            run = match.iloc[0] if len(match) and not results.differing_settings(match) else None
             row[label] = run["val_error_median5"] if run is not None and run["status"] == "complete" else math.nan
             finished &= run is not None and run["status"] in ("complete", "diverged")
             if run is not None and run["status"] in ("complete", "diverged") and _collapsed(run):

@@ -169,9 +169,28 @@ def find_runs(runs: pd.DataFrame, *, norm=None, **fields) -> pd.DataFrame:
     return runs[mask.fillna(False).astype(bool)]
 
 
+def differing_settings(matches: pd.DataFrame) -> dict:
+    """{config column: sorted values} of every setting but the seed in which the runs of
+    `matches` differ. Runs that differ in anything but the seed are not seeds of one
+    number: every reader (tables, findings, the rate rule, figures, the landscape and
+    mixture tables) averages a group of runs only when this is empty."""
+    return {column: sorted(set(matches[column].astype(str))) for column in CONFIG_COLUMNS
+            if column in matches and column != "seed" and matches[column].astype(str).nunique() > 1}
+
+
+def not_averaged_text(differing: dict) -> str:
+    """What a group of runs of several settings shows instead of a number, e.g.
+    "not averaged: its runs differ in weight_decay 0.0, 0.0001"."""
+    listed = "; ".join(f"{column} {', '.join(values)}" for column, values in differing.items())
+    return f"not averaged: its runs differ in {listed}"
+
+
 def averaged_runs(matches: pd.DataFrame) -> pd.DataFrame:
     """The runs of a cell whose numbers count: the complete ones, else the partial ones
-    (with a median), else none. The one place this rule is written."""
+    (with a median), else none; none either when they differ in more than the seed
+    (`differing_settings`). The one place this rule is written."""
+    if differing_settings(matches):
+        return matches.iloc[0:0]
     for status in ("complete", "partial"):
         usable = matches[(matches["status"] == status) & matches["val_error_median5"].notna()]
         if not usable.empty:
@@ -288,12 +307,10 @@ def run_cell(runs: pd.DataFrame, **selection) -> Cell:
     if matches.empty:
         return Cell()
     names = ", ".join(matches["run_name"].astype(str))
-    differing = {column: sorted(set(matches[column].astype(str))) for column in CONFIG_COLUMNS
-                 if column != "seed" and matches[column].astype(str).nunique() > 1}
+    differing = differing_settings(matches)
     if differing:
         # Runs of other settings are not seeds of one number: say so rather than average.
-        listed = "; ".join(f"{column} {', '.join(values)}" for column, values in differing.items())
-        return Cell(status=f"not averaged: its runs differ in {listed}", run=names)
+        return Cell(status=not_averaged_text(differing), run=names)
     usable = averaged_runs(matches)
     if usable.empty:
         return Cell(status="; ".join(status_texts(matches)), run=names)

@@ -36,7 +36,10 @@ from utils.results import as_runs
 from utils.results import by_batch_table
 from utils.results import cell_statuses
 from utils.results import data_context
+from utils.results import differing_settings
+from utils.results import find_runs
 from utils.results import format_points
+from utils.results import not_averaged_text
 from utils.results import paired_difference
 from utils.results import run_cell
 from utils.results import seed_counts
@@ -160,10 +163,13 @@ def landscape_table(source="results", *, experiment=LANDSCAPE,
             run = run_cell(runs, experiment=experiment, norm=norm, batch_size=batch_size)
             row = {"batch size": batch_size, "norm": label(norm)}
             counts = []
+            # Runs of several settings in one cell are not averaged (results.differing_settings).
+            mixed = bool(differing_settings(find_runs(runs, experiment=experiment, norm=norm,
+                                                      batch_size=batch_size)))
             for measure, name in LANDSCAPE_MEASURES.items():
                 epochs_seen = sorted(probes["epoch"].unique()) if not probes.empty else []
                 for window, epochs in (("epoch 1", [1]), ("all epochs", epochs_seen)):
-                    cell = _landscape_cell(probes, norm, batch_size, measure, epochs)
+                    cell = Cell() if mixed else _landscape_cell(probes, norm, batch_size, measure, epochs)
                     row[f"{name}, {window}"] = cell.value
                     row[f"{name}, {window} sd"] = cell.sd
                     counts.append(cell.n)
@@ -307,10 +313,15 @@ def mixing_weight_table(source="results", *, experiment=MIXTURES,
     weights = mixing_weights(runs, experiment=experiment)
     weights = weights[weights["status"] == "complete"]
     layers = sorted(weights["layer"].unique())
-    rows = []
+    rows, unaveraged = [], []
     for batch_size in batch_sizes:
         for norm in MIXTURE_NORMS:
             chosen = weights[(weights["norm"] == norm) & (weights["batch_size"] == batch_size)]
+            matches = find_runs(runs, experiment=experiment, norm=norm, batch_size=batch_size)
+            differing = differing_settings(matches[matches["status"] == "complete"])
+            if differing:
+                # Runs of several settings are not seeds of one number: named, not averaged.
+                chosen = chosen.iloc[0:0]
             last_epoch = chosen.groupby("run_name")["epoch"].transform("max")
             row = {"batch size": batch_size, "mixture": label(norm)}
             for number, layer in enumerate(layers, start=1):
@@ -320,6 +331,8 @@ def mixing_weight_table(source="results", *, experiment=MIXTURES,
                     row[f"s, layer {number}, {name}"] = values.mean() if len(values) else math.nan
                     row[f"s, layer {number}, {name} sd"] = values.std(ddof=1) if len(values) > 1 else math.nan
             row["n"] = chosen["run_name"].nunique()
+            if differing:
+                unaveraged.append(f"{label(norm)} at batch {batch_size}: {not_averaged_text(differing)}")
             rows.append(row)
     frame = pd.DataFrame(rows)
     initial = 1 / (1 + math.exp(-1.0))
@@ -327,7 +340,7 @@ def mixing_weight_table(source="results", *, experiment=MIXTURES,
         f"Learnt weight s of GN in the mixture layers ({data_context(runs)}): s = sigmoid(lambda), 1 is GN "
         f"alone and 0 BN alone, starting at {initial:.3f} (lambda = 1); layer 1 is the model's first normalization, "
         "after each epoch's training; mean ± sd over the complete runs' seeds (n)."
-    )
+    ) + "".join(f" {text}." for text in unaveraged)
     return frame
 
 

@@ -16,6 +16,12 @@ convolution's responses (utils.measurements.late_layer_responses: responses.csv)
 - `no_norm`: the same network without normalization, seed 0, for the Figure 6 analogue:
   at the shared rate if it trains there, else at the highest rate below that does
   (`no_norm_runs`).
+
+Predicted cost, before the runs: 19 runs of 45 epochs at batch 32, 855 epochs. ResNet-10's
+median epoch at batch 32 in the depth experiment took 53 s with a second training beside
+it (benchmarks/README.md), which predicts 855 x 53 s / 2 workers, about 6.3 hours of wall
+time (7.3 with the depth sweep's LN and IN runs). Each run records the stretches in which
+it trained (summary.json's trained_during), so the report gives the wall time measured.
 """
 
 from utils.experiment import Experiment
