@@ -7,6 +7,7 @@ import pytest
 from tests import results_factory
 from utils import experiments
 from utils import figures
+from utils import paths
 from utils import report
 from utils import results
 from utils import runs as runs_module
@@ -186,3 +187,24 @@ def test_the_compute_table_counts_each_training_once_and_halves_it_for_two_worke
     assert table.loc["all", "training hours"] == pytest.approx(8 * hours)
     assert table.loc["all", "wall hours with 2 workers"] == pytest.approx(4 * hours)
     assert "Compute: training hours by experiment" in report.report_markdown(tmp_path / "results")
+
+
+def test_another_results_folder_never_writes_the_readme_headline(tmp_path, monkeypatch):
+    root = tmp_path / "repository"
+    (root / "results").mkdir(parents=True)
+    readme = root / "README.md"
+    readme.write_text((REPOSITORY / "README.md").read_text())
+    before = readme.read_bytes()
+    monkeypatch.setattr(paths, "REPOSITORY_ROOT", root)
+    monkeypatch.chdir(root)
+    other = results_factory.make_results(tmp_path / "other")
+    assert report.main(["--results", str(other)]) == 0
+    assert readme.read_bytes() == before
+    text = (other / report.REPORT).read_text()
+    # Its report links its own figures folder, not the repository's.
+    assert "](figures/" in text and "](../figures/" not in text
+    # The repository's own results folder still writes the headline.
+    results_factory.make_results(root / "results")
+    assert report.main(["--results", str(root / "results")]) == 0
+    assert readme.read_bytes() != before
+    assert report.headline_block(readme) == report.headline_markdown(root / "results")

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from utils import experiments
 from utils import fair
+from utils import paths
 from utils import results
 from utils import runs as runs_module
 from utils.config import PROFILES
@@ -353,13 +354,14 @@ def write_report(results_dir="results", readme="README.md", figures_dir="../figu
     return changed or new_text != text
 
 
-def stale(results_dir="results", readme="README.md"):
-    """What is out of date: a list of "results/README.md" and/or "README.md headline"."""
+def stale(results_dir="results", readme="README.md", *, figures_dir="../figures"):
+    """What is out of date: a list of "results/README.md" and/or "README.md headline"
+    (no README is checked when `readme` is None)."""
     report_path = Path(results_dir) / REPORT
     found = []
-    if not report_path.exists() or report_path.read_text() != report_markdown(results_dir):
+    if not report_path.exists() or report_path.read_text() != report_markdown(results_dir, figures_dir):
         found.append(str(report_path))
-    if headline_block(readme) != headline_markdown(results_dir):
+    if readme is not None and headline_block(readme) != headline_markdown(results_dir):
         found.append(f"{readme} headline")
     return found
 
@@ -375,15 +377,24 @@ def headline_block(readme="README.md"):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", default="results", help="results folder (default results/)")
-    parser.add_argument("--readme", default="README.md", help="the README whose headline block is written")
+    parser.add_argument("--readme", default=None,
+                        help="the README whose headline block is written (default: the repository's README.md, "
+                             "and only for its own results/ folder: another folder's numbers never replace the "
+                             "study's headline)")
     parser.add_argument("--check", action="store_true", help="only say what is stale; exit 1 if anything is")
     args = parser.parse_args(argv)
+    study = Path(args.results).resolve() == paths.default_results_dir(paths.STUDY_PROFILE)
+    if args.readme is None and study:
+        args.readme = str(paths.REPOSITORY_ROOT / "README.md")
+    # Another folder's report links its own figures (utils.paths.default_figures_dir).
+    figures_dir = "../figures" if study else "figures"
     if args.check:
-        found = stale(args.results, args.readme)
+        found = stale(args.results, args.readme, figures_dir=figures_dir)
         print("stale: " + ", ".join(found) if found else "up to date")
         return 1 if found else 0
-    changed = write_report(args.results, args.readme)
-    print(f"{Path(args.results) / REPORT} and the {args.readme} headline: {'updated' if changed else 'up to date'}")
+    changed = write_report(args.results, args.readme, figures_dir)
+    written = f"{Path(args.results) / REPORT}" + (f" and the {args.readme} headline" if args.readme else "")
+    print(f"{written}: {'updated' if changed else 'up to date'}")
     return 0
 
 
