@@ -496,10 +496,17 @@ def test_a_history_the_backup_does_not_explain_is_kept_and_said_before_it_is_rep
     runs.write_config(run_dir, config)
     runs.write_history(run_dir, runs.read_history_rows(reference.path))
     old_history = (run_dir / "history.csv").read_text()
-    record = training.run(config, tmp_path, data_dir=data_dir, verbose=0)
+    kept = []
+
+    class KeptWhileTraining(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            kept.append((run_dir / "history.replaced.csv").read_text())
+
+    record = training.run(config, tmp_path, data_dir=data_dir, verbose=0, callbacks=[KeptWhileTraining()])
     assert "history.csv has 3 epochs but the backup only 0" in capsys.readouterr().out
-    assert (run_dir / "history.replaced.csv").read_text() == old_history
-    assert record.status == "complete"
+    assert kept and set(kept) == {old_history}
+    # A finished run's folder holds its results alone.
+    assert record.status == "complete" and not (run_dir / "history.replaced.csv").exists()
 
 
 def test_a_damaged_finished_run_is_neither_read_back_nor_trained_over(reference, tmp_path):

@@ -66,6 +66,8 @@ PROFILES = ("smoke", "cpu", "paper")
 # "flip": a random horizontal flip (the study's); "scale": a random resized crop back to the
 # image size, then the flip (the paper's kind of scale augmentation, utils.data).
 AUGMENTATIONS = ("flip", "scale")
+# The largest seed NumPy and TensorFlow take (an unsigned 32-bit integer).
+MAX_SEED = 2**32 - 1
 # The paper's learning rate 0.1 is given for 32 images per GPU.
 REFERENCE_BATCH_SIZE = 32
 
@@ -316,8 +318,9 @@ class RunConfig:
             value = getattr(self, name)
             if not _is_int(value) or value < 1:
                 raise ValueError(f"{name}={value!r} must be an integer >= 1.")
-        if not _is_int(self.seed) or self.seed < 0:
-            raise ValueError(f"seed={self.seed!r} must be an integer >= 0.")
+        if not _is_int(self.seed) or not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f"seed={self.seed!r} must be an integer from 0 to {MAX_SEED} (NumPy's seeds are "
+                             "32-bit).")
 
     def _check_recipe(self):
         """The optimizer and schedule: rate (the model's default when None), momentum, decay."""

@@ -125,7 +125,10 @@ def check_results_folder(configs, results_dir):
     """
     clashes = []
     for config in configs:
-        stored = runs.read_config(runs.run_directory(config, results_dir))
+        try:
+            stored = runs.read_config(runs.run_directory(config, results_dir))
+        except ValueError:
+            continue  # a damaged config: planning names it, and the grid leaves it as it is
         if stored is not None and stored != config:
             differences = "; ".join(runs.config_differences(stored, config))
             clashes.append(f"{config.experiment}/{config.run_name} ({differences})")

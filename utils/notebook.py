@@ -184,14 +184,15 @@ def read_settings(environ=None):
     try:
         seeds = profiles.parse_seeds(environ.get("GN_SEEDS"))
     except ValueError:
-        raise ValueError(f"GN_SEEDS={environ.get('GN_SEEDS')!r} must be comma-separated integers >= 0 in the "
-                         "digits 0-9, each at most once, e.g. 0 or 0,1,2.") from None
+        raise ValueError(f"GN_SEEDS={environ.get('GN_SEEDS')!r} must be comma-separated integers >= 0 (at most "
+                         f"{config_module.MAX_SEED}) in the digits 0-9, each at most once, e.g. 0 or 0,1,2.") from None
     results_dir = _path_setting(environ, "GN_RESULTS_DIR", paths.default_results_dir(profile))
     verbose_text = environ.get("GN_VERBOSE") or "2"
     train_text = environ.get("GN_TRAIN") or "1"
     if train_text not in ("0", "1"):
         raise ValueError(f"GN_TRAIN={train_text!r} must be 1 (train what is missing) or 0 (only read results).")
-    workers_text = environ.get("GN_WORKERS") or ""
+    # Spaces around the number are taken, as the command line's --workers takes them.
+    workers_text = (environ.get("GN_WORKERS") or "").strip()
     # Not str.isdigit(): it is true of superscripts and of other scripts' digits too.
     if workers_text and not (re.fullmatch(r"[0-9]+", workers_text) and int(workers_text) >= 1):
         raise ValueError(f"GN_WORKERS={workers_text!r} must be an integer >= 1 in the digits 0-9, such as 2.")

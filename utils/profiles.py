@@ -11,6 +11,7 @@ import dataclasses
 import re
 
 from utils import experiments
+from utils.config import MAX_SEED
 from utils.config import PROFILES
 from utils.config import RunConfig
 from utils.experiments import recipe_sweep
@@ -106,7 +107,7 @@ def profile_settings(profile):
 
 
 def _is_seed(value):
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SEED
 
 
 def profile_configs(profile, experiment="study", *, seeds=None, results_dir=None, **overrides):
@@ -143,7 +144,7 @@ def profile_configs(profile, experiment="study", *, seeds=None, results_dir=None
     profile_seeds = settings.pop("seeds")
     seeds = tuple(profile_seeds if seeds is None else seeds)
     if not seeds or not all(_is_seed(seed) for seed in seeds) or len(set(seeds)) < len(seeds):
-        raise ValueError(f"seeds={seeds!r} must be distinct integers >= 0, e.g. (0, 1, 2).")
+        raise ValueError(f"seeds={seeds!r} must be distinct integers from 0 to {MAX_SEED}, e.g. (0, 1, 2).")
     fields_by_experiment = {member.name: member.run_fields(results_dir, profile_seeds) for member in chosen}
     grid = [
         (seed, member.name, run_fields)
@@ -187,7 +188,8 @@ def parse_seeds(text):
     if not text or not text.strip():
         return None
     parts = [part.strip() for part in text.split(",")]
-    if not all(re.fullmatch(r"[0-9]+", part) for part in parts) or len(set(map(int, parts))) < len(parts):
-        raise ValueError(f"--seeds {text!r} must be comma-separated integers >= 0 in the digits 0-9, "
-                         "each at most once, e.g. 0,1,2.")
+    if (not all(re.fullmatch(r"[0-9]+", part) for part in parts) or len(set(map(int, parts))) < len(parts)
+            or max(map(int, parts)) > MAX_SEED):
+        raise ValueError(f"--seeds {text!r} must be comma-separated integers from 0 to {MAX_SEED} in the digits "
+                         "0-9, each at most once, e.g. 0,1,2.")
     return tuple(int(part) for part in parts)

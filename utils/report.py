@@ -204,10 +204,13 @@ def section_markdown(section, results_dir="results", figures_dir="figures"):
             parts.append("\n\n".join(_declared_parts([experiments.get(section.lead)], lead, figures_dir,
                                                        findings_heading=None)))
     runs = all_runs[all_runs["experiment"].isin(experiments.GROUPS[section.group])]
+    damaged = [f"- Left out, {name}: {why}" for name, why in all_runs.attrs.get("damaged", {}).items()
+               if name.split("/")[0] in experiments.GROUPS[section.group]]
     if runs.empty:
         return "\n\n".join(parts + ["No runs of these experiments yet: train them with "
-                                     f"`python -m utils.experiments --profile cpu --experiment {section.group}`."])
-    parts.append("\n".join(_setup_lines(runs, section.group, section.shared_runs)))
+                                     f"`python -m utils.experiments --profile cpu --experiment {section.group}`."]
+                            + (["\n".join(damaged)] if damaged else []))
+    parts.append("\n".join(_setup_lines(runs, section.group, section.shared_runs) + damaged))
     # Every run, not only the group's: a table may set the group's runs beside others'.
     parts += _declared_parts(experiments.resolve(section.group), all_runs, figures_dir)
     return "\n\n".join(parts)

@@ -90,13 +90,22 @@ def load_runs(results_dir="results") -> pd.DataFrame:
         ``median_epochs`` says how many). ``status`` is "complete", "partial" (running,
         or fewer epochs than configured) or "diverged" (`utils.runs.RunRecord.status`;
         summary.json's own "status" is not a column); `status_texts` gives the text
-        tables show, e.g. "partial (3/10 epochs)".
+        tables show, e.g. "partial (3/10 epochs)". A run folder whose files are damaged
+        is left out, and named in ``attrs["damaged"]`` ({"experiment/run": "damaged: <why>"}).
     """
-    rows = [run_row(runs_module.read_run(run_dir)) for run_dir in runs_module.run_folders(results_dir)]
+    rows, damaged = [], {}
+    for run_dir in runs_module.run_folders(results_dir):
+        try:
+            rows.append(run_row(runs_module.read_run(run_dir)))
+        except (OSError, ValueError) as error:
+            # One damaged run never stops the others being read: it is left out and named.
+            reason = runs_module.damage_reason(error, runs_module.MESSAGE_LIMIT)
+            damaged[f"{run_dir.parent.name}/{run_dir.name}"] = f"damaged: {reason}"
     frame = pd.DataFrame(rows, columns=list(RUN_COLUMNS))
     for column in ("groups", "channels_per_group", "batch_size", "seed", "epochs", "diverged_epoch"):
         frame[column] = frame[column].astype("Int64")
     frame.attrs["results_dir"] = str(results_dir)
+    frame.attrs["damaged"] = damaged
     return frame
 
 

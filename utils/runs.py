@@ -256,8 +256,8 @@ def read_measurements(run_dir, name, *, epochs=None):
         return pd.DataFrame()
     try:
         frame = pd.read_csv(path)
-    except (pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path} is damaged ({error}); delete the run folder to train it again.") from error
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as error:
+        raise ValueError(f"{path} is damaged ({damage_reason(error)}); {_DELETE_TO_RETRAIN}.") from error
     if epochs is not None:
         frame = frame[frame["epoch"] <= epochs].reset_index(drop=True)
     return frame
@@ -321,18 +321,35 @@ def write_summary(run_dir, summary):
 
 
 _DELETE_TO_RETRAIN = "delete its run folder to train the run again"
+# The longest quote of a damaged file's contents an error message gives, and the longest
+# message about a damaged run (its folder's path, the file and the quote).
+_QUOTE_LIMIT = 120
+MESSAGE_LIMIT = 600
+
+
+def damage_reason(error, limit=_QUOTE_LIMIT):
+    """An error's text, bounded and printable: a damaged file (e.g. a run of NUL bytes)
+    must not flood a log or a table with its contents."""
+    text = "".join(character if character.isprintable() else repr(character)[1:-1] for character in str(error))
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
 
 
 def _read_json(path, kind=dict):
     """The JSON object of a file of a run folder.
 
     Raises:
-        ValueError: naming the file, when it is not valid UTF-8 JSON of type `kind`.
+        ValueError: naming the file, when it is not valid UTF-8 JSON of type `kind`, or
+            cannot be read as a file (a folder in its place, nesting too deep to parse).
     """
     try:
         data = json.loads(Path(path).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path} is not valid JSON ({error}); {_DELETE_TO_RETRAIN}.") from error
+        raise ValueError(f"{path} is not valid JSON ({damage_reason(error)}); {_DELETE_TO_RETRAIN}.") from error
+    except RecursionError as error:
+        raise ValueError(f"{path} is nested too deeply to be a file the engine wrote; {_DELETE_TO_RETRAIN}.") from error
+    except OSError as error:
+        raise ValueError(f"{path} cannot be read ({error.strerror or damage_reason(error)}); "
+                         f"{_DELETE_TO_RETRAIN}.") from error
     if not isinstance(data, kind):
         raise ValueError(f"{path} holds a JSON {type(data).__name__}, not an object; {_DELETE_TO_RETRAIN}.")
     return data
@@ -343,22 +360,30 @@ def read_history_rows(run_dir):
     path = Path(run_dir) / "history.csv"
     if not path.exists():
         return []
-    with open(path, newline="", errors="strict") as file:
-        try:
+    try:
+        with open(path, newline="", errors="strict") as file:
             return _parse_history(path, csv.DictReader(file))
-        except UnicodeDecodeError as error:
-            raise ValueError(f"{path} is not a text file ({error}); {_DELETE_TO_RETRAIN}.") from error
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path} is not a text file ({damage_reason(error)}); {_DELETE_TO_RETRAIN}.") from error
+    except csv.Error as error:
+        # E.g. a field over the csv module's limit: a run of zero bytes where rows were.
+        raise ValueError(f"{path} is not a CSV file the engine wrote ({damage_reason(error)}); "
+                         f"{_DELETE_TO_RETRAIN}.") from error
+    except OSError as error:
+        raise ValueError(f"{path} cannot be read ({error.strerror or damage_reason(error)}); "
+                         f"{_DELETE_TO_RETRAIN}.") from error
 
 
 def _parse_history(path, reader):
     if tuple(reader.fieldnames or ()) != HISTORY_COLUMNS:
         raise ValueError(
-            f"{path} has columns {reader.fieldnames}, expected {list(HISTORY_COLUMNS)}; {_DELETE_TO_RETRAIN}."
+            f"{path} has the columns {damage_reason(reader.fieldnames)}, not the engine's ({', '.join(HISTORY_COLUMNS)}); "
+            f"{_DELETE_TO_RETRAIN}."
         )
     try:
         rows = [{column: _parse_value(column, row[column]) for column in HISTORY_COLUMNS} for row in reader]
     except (TypeError, ValueError) as error:
-        raise ValueError(f"{path} has a damaged row ({error}); {_DELETE_TO_RETRAIN}.") from error
+        raise ValueError(f"{path} has a damaged row ({damage_reason(error)}); {_DELETE_TO_RETRAIN}.") from error
     epochs = [row["epoch"] for row in rows]
     if epochs != list(range(1, len(rows) + 1)):
         raise ValueError(f"{path} has the epochs {epochs}, not 1 to {len(rows)} in order; {_DELETE_TO_RETRAIN}.")
@@ -612,6 +637,8 @@ def _open_lock_file(path):
     except OSError as error:
         if os.path.islink(path):
             raise ValueError(f"{path} is a symbolic link, not the run's lock file; remove it.") from error
+        if os.path.isdir(path):
+            raise ValueError(f"{path} is a folder, not the run's lock file; remove it.") from error
         raise
     if not stat.S_ISREG(os.fstat(descriptor).st_mode):
         os.close(descriptor)

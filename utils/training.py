@@ -438,8 +438,15 @@ def _measurement_callbacks(config, model, run_dir, start_epoch, factories, x_tra
     return callbacks, prepare
 
 
-# Where a history that the backup does not account for is kept before it is replaced.
+# Where a history that the backup does not account for is kept before it is replaced, until
+# the run completes.
 _REPLACED_HISTORY = "history.replaced.csv"
+
+
+def _remove_leftovers(run_dir):
+    """A finished run's folder holds its results alone: no backup, no replaced history."""
+    shutil.rmtree(run_dir / runs.BACKUP_FOLDER, ignore_errors=True)
+    (run_dir / _REPLACED_HISTORY).unlink(missing_ok=True)
 
 
 def _backup_file(backup_dir, epoch):
@@ -567,12 +574,14 @@ def run(config, results_dir="results", *, data_dir=None, verbose=1, callbacks=()
     if action == "damaged":
         raise ValueError(source)
     if action == "finished":
-        # Clears what a process killed after the run finished may have left behind,
-        # unless another process holds the folder right now. Reading alone takes no lock:
-        # finished runs may be another user's, or on a read-only mount.
-        if (run_dir / runs.BACKUP_FOLDER).exists():
-            with contextlib.suppress(runs.RunLockedError, OSError), runs.run_lock(run_dir):
-                shutil.rmtree(run_dir / runs.BACKUP_FOLDER, ignore_errors=True)
+        # Clears what a process killed after the run finished may have left behind (its
+        # backup, a replaced history, the lock file, which the lock's release deletes),
+        # unless another process holds the folder right now. Reading alone takes no lock
+        # otherwise: finished runs may be another user's, or on a read-only mount.
+        leftovers = [run_dir / name for name in (runs.BACKUP_FOLDER, _REPLACED_HISTORY, runs.LOCK_FILE)]
+        if any(path.exists() or path.is_symlink() for path in leftovers):
+            with contextlib.suppress(runs.RunLockedError, OSError, ValueError), runs.run_lock(run_dir):
+                _remove_leftovers(run_dir)
         return runs.read_run(run_dir)
     if action == "reuse":
         with runs.run_lock(run_dir):
@@ -662,7 +671,8 @@ def _resume_point(run_dir):
         kept = run_dir / _REPLACED_HISTORY
         runs.write_atomically(kept, (run_dir / "history.csv").read_text())
         print(f"{run_dir}: history.csv has {len(written)} epochs but the backup only {start_epoch}; training "
-              f"resumes after epoch {start_epoch} and the old history is kept in {kept.name}.")
+              f"resumes after epoch {start_epoch} and the old history is kept in {kept.name} until the run is "
+              "finished.")
     rows = written[:start_epoch]
     if len(rows) < start_epoch:
         # A backup without its history rows cannot be reported: start again.
@@ -764,9 +774,9 @@ def _train_with_policy(config, run_dir, *, data_dir, verbose, callbacks, measure
             if guard.diverged_epoch is None:
                 raise
             files.write("diverged", guard.diverged_epoch)
-            shutil.rmtree(backup_dir, ignore_errors=True)
+            _remove_leftovers(run_dir)
             if verbose:
                 print(f"{config.experiment}/{config.run_name}: diverged in epoch {guard.diverged_epoch}.")
             return
     files.write("complete")
-    shutil.rmtree(backup_dir, ignore_errors=True)
+    _remove_leftovers(run_dir)
