@@ -255,3 +255,24 @@ def test_two_drivers_share_the_smoke_grid_and_write_what_local_processes_write(s
     assert all(trained_lines(output) for output in outputs), "one driver trained everything"
     assert not any("\x1b[" in output for output in outputs)  # no colour codes in a log
     assert_same_runs(SMOKE_STUDY, tmp_path, local)
+
+
+@pytest.mark.parametrize("address, said", [
+    ("127.0.0.1:1", "--address 127.0.0.1:1: nothing answers at 127.0.0.1:1"),
+    ("ray://127.0.0.1:1", "--address ray://127.0.0.1:1: nothing answers at 127.0.0.1:1"),
+    ("auto", "--address auto: no Ray cluster runs on this machine"),
+    ("head-node", "--address 'head-node' is not auto, host:port or ray://host:port"),
+])
+def test_an_address_without_a_cluster_ends_at_once_with_one_line(address, said, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("ray")
+    # No cluster of this machine's other tests is found: Ray looks for one in RAY_TMPDIR.
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path / "ray"))
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    results = tmp_path / "results"
+    started = time.monotonic()
+    status = cli.main(["--profile", "smoke", "--experiment", "norm_comparison", "--only", "bn_bs32_seed0",
+                       "--results", str(results), "--executor", "ray", "--address", address])
+    errors = capsys.readouterr().err
+    assert status == 2 and time.monotonic() - started < 30
+    assert f"error: {said}" in errors and "ray start --head" in errors and "Traceback" not in errors
+    assert not results.exists()

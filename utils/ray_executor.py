@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import socket
 import sys
 import tempfile
 import uuid
@@ -268,12 +269,52 @@ def _describe_failure(error):
     return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
 
 
+# Seconds to wait for a cluster's address to answer before saying it does not.
+CONNECT_TIMEOUT = 10
+_ADDRESS_HINT = ("start a cluster with `ray start --head` on its head node, then pass `--address auto` there or "
+                 "`--address <head node's IP>:6379` elsewhere; or leave --address out to run Ray on this machine")
+
+
+def check_address(address):
+    """Raises ValueError, naming the address and what to try, when no Ray cluster can be
+    there: "auto" with none on this machine, or a host:port (or ray://host:port) where
+    nothing answers within `CONNECT_TIMEOUT` seconds. None (Ray on this machine) passes.
+    Ray itself would retry such an address for minutes without a word."""
+    if address is None:
+        return
+    if address == "auto":
+        from ray._private import services
+
+        try:
+            services.canonicalize_bootstrap_address("auto")
+        except ConnectionError:
+            raise ValueError(f"--address auto: no Ray cluster runs on this machine (none in RAY_ADDRESS or in Ray's "
+                             f"session files); {_ADDRESS_HINT}.") from None
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"--address {address!r} is not auto, host:port or ray://host:port; {_ADDRESS_HINT}.")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT).close()
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise ValueError(f"--address {address}: nothing answers at {host}:{port} ({reason}); {_ADDRESS_HINT}.") from None
+
+
 def _start_ray(ray, address):
     """Connects to the cluster at `address`, or starts Ray on this machine (None).
-    Returns whether this call started it (and so should shut it down)."""
+    Returns whether this call started it (and so should shut it down).
+
+    Raises:
+        ValueError: naming the address, when Ray cannot connect to it.
+    """
     if ray.is_initialized():
         return False
-    ray.init(address=address, include_dashboard=False, logging_level="WARNING")
+    try:
+        ray.init(address=address, include_dashboard=False, logging_level="WARNING")
+    except (ConnectionError, TimeoutError) as error:
+        raise ValueError(f"--address {address}: Ray could not connect ({type(error).__name__}: "
+                         f"{str(error).splitlines()[0] if str(error) else 'no reason given'}); {_ADDRESS_HINT}.") from None
     return True
 
 
@@ -358,15 +399,25 @@ def run_on_ray(configs, results_dir="results", *, address=None, data_dir=None, v
     pending = workers.distinct_trainings(configs, results_dir)
     outcomes = {}
     if pending:
-        grid_module.check_writable(results_dir)
         for config in pending:
             task_resources(config, gpus_per_run)  # a bad value fails before Ray starts
         ray = _import_ray()
+        if not ray.is_initialized():
+            check_address(address)
+        created = not Path(results_dir).exists()
+        grid_module.check_writable(results_dir)
         if address is None and not ray.is_initialized():
             # Ray on this machine alone: decode the data once here, rather than in every
             # task that starts at once (the tasks then only read the cache).
             workers.prepare_data(pending, data_dir)
-        started = _start_ray(ray, address)
+        try:
+            started = _start_ray(ray, address)
+        except ValueError:
+            if created:
+                # Nothing was written: leave no empty results folder behind.
+                with contextlib.suppress(OSError):
+                    Path(results_dir).rmdir()
+            raise
         try:
             resources = ray.cluster_resources()
             print_line(f"Training {len(pending)} run(s) as Ray tasks on {resources.get('CPU', 0):g} CPU(s) and "
