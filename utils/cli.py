@@ -18,8 +18,10 @@ in worker processes by utils.workers, as Ray tasks by utils.ray_executor.
 import argparse
 import ast
 import dataclasses
+import os
 import re
 import sys
+from pathlib import Path
 
 from utils import experiments
 from utils import grid as grid_module
@@ -92,6 +94,9 @@ def _parser():
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field on every run"
     )
     parser.add_argument("--verbose", type=_whole_number, choices=(0, 1, 2), default=1, help="Keras fit verbosity")
+    parser.add_argument("--tensorboard", metavar="DIR", default=None,
+                        help="write each run's curves for TensorBoard under DIR/<experiment>/<run> (view them with "
+                             "tensorboard --logdir DIR); the environment variable GN_TENSORBOARD does the same")
     parser.add_argument("--list", action="store_true",
                         help="list the selected runs, each with what would be done with it, and exit")
     parser.add_argument(
@@ -148,6 +153,9 @@ def main(argv=None):
                      "places the runs by the resources each asks for (--gpus-per-run).")
     if arguments.list:
         return grid_module.list_runs(configs, arguments.results)
+    if arguments.tensorboard:
+        # The workers (and Ray's local tasks) inherit the environment.
+        os.environ["GN_TENSORBOARD"] = str(Path(arguments.tensorboard).expanduser().resolve())
     print(f"{len(configs)} run(s) of profile {arguments.profile!r} into {arguments.results}/")
     try:
         grid = _train(arguments, configs)

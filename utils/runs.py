@@ -72,6 +72,7 @@ __all__ = [
     "RunLockedError",
     "run_lock",
     "LOCK_FILE",
+    "MODEL_FILE",
 ]
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "train_error", "val_loss", "val_error", "lr", "seconds", "steps")
@@ -116,6 +117,9 @@ def _current_umask():
 _UMASK = _current_umask()
 # Held by the process that trains the run (see `run_lock`); never committed.
 LOCK_FILE = ".lock"
+# The trained model of a finished run (weights and optimizer state, Keras's format): beside
+# its history, outside git (.gitignore). utils.evaluate loads it.
+MODEL_FILE = "model.keras"
 # Files being written end with this until they are complete and renamed.
 TEMPORARY_SUFFIX = ".tmp"
 # A run that has not finished keeps its training state in this subfolder (utils.training):

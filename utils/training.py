@@ -55,6 +55,11 @@ __all__ = [
     "epoch_seed",
 ]
 
+# The environment variable that names a folder for TensorBoard's event files of every run
+# trained in this process and its workers (`--tensorboard DIR` sets it): one subfolder per
+# run, <DIR>/<experiment>/<run_name>. View them with `tensorboard --logdir DIR`.
+TENSORBOARD_VARIABLE = "GN_TENSORBOARD"
+
 # Validation images per device per step: any size gives the same numbers (no
 # normalization uses statistics across validation images), larger is faster.
 VALIDATION_BATCH_SIZE = 256
@@ -443,9 +448,19 @@ def _measurement_callbacks(config, model, run_dir, start_epoch, factories, x_tra
 _REPLACED_HISTORY = "history.replaced.csv"
 
 
+def _save_model(model, run_dir):
+    """Saves the trained model as `runs.MODEL_FILE`, through a temporary name, so that the
+    file, once there, is whole (a kill while writing leaves only the temporary)."""
+    partial = run_dir / f"partial.{runs.MODEL_FILE}"
+    model.save(partial)
+    os.replace(partial, run_dir / runs.MODEL_FILE)
+
+
 def _remove_leftovers(run_dir):
-    """A finished run's folder holds its results alone: no backup, no replaced history."""
+    """A finished run's folder holds its results (and model) alone: no backup, no replaced
+    history, no half-written model."""
     shutil.rmtree(run_dir / runs.BACKUP_FOLDER, ignore_errors=True)
+    (run_dir / f"partial.{runs.MODEL_FILE}").unlink(missing_ok=True)
     (run_dir / _REPLACED_HISTORY).unlink(missing_ok=True)
 
 
@@ -715,6 +730,18 @@ def _resumed_model(config, strategy, run_dir, start_epoch):
             return build_model(config), 0
 
 
+def tensorboard_callbacks(config, environ=None):
+    """Keras's TensorBoard callback writing this run's curves under the folder that
+    `TENSORBOARD_VARIABLE` names (none when it is unset): one point per epoch, no graph,
+    no profile, so that it costs nothing measurable."""
+    folder = (os.environ if environ is None else environ).get(TENSORBOARD_VARIABLE, "").strip()
+    if not folder:
+        return []
+    log_dir = Path(folder).expanduser() / config.experiment / config.run_name
+    return [keras.callbacks.TensorBoard(log_dir=str(log_dir), histogram_freq=0, write_graph=False,
+                                        update_freq="epoch", profile_batch=0)]
+
+
 def _train_with_policy(config, run_dir, *, data_dir, verbose, callbacks, measurements):
     strategy = make_strategy(config.distribution)
     replicas = strategy.num_replicas_in_sync
@@ -753,6 +780,7 @@ def _train_with_policy(config, run_dir, *, data_dir, verbose, callbacks, measure
         # After the history row and measurements of its epoch: a kill in between trains
         # the epoch again.
         _EpochBackup(backup_dir),
+        *tensorboard_callbacks(config),
         *callbacks,
     ]
 
@@ -778,5 +806,6 @@ def _train_with_policy(config, run_dir, *, data_dir, verbose, callbacks, measure
             if verbose:
                 print(f"{config.experiment}/{config.run_name}: diverged in epoch {guard.diverged_epoch}.")
             return
+    _save_model(model, run_dir)
     files.write("complete")
     _remove_leftovers(run_dir)
