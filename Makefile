@@ -19,7 +19,7 @@ $(STAMP): requirements.txt
 	touch $(STAMP)
 
 $(TEST_STAMP): $(STAMP) requirements-test.txt requirements-cluster.txt requirements-torch.txt
-	$(BIN)/python -m pip install --quiet -r requirements-test.txt
+	$(BIN)/python -m pip install --quiet -r requirements-cluster.txt -r requirements-test.txt
 	$(BIN)/python -m pip install --quiet --no-deps -r requirements-torch.txt
 	$(BIN)/python -m pip check
 	touch $(TEST_STAMP)

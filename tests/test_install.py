@@ -4,6 +4,8 @@ Ray, and the targets that need those install them."""
 import re
 from pathlib import Path
 
+import pytest
+
 REPOSITORY = Path(__file__).resolve().parent.parent
 
 
@@ -30,7 +32,7 @@ def test_the_notebooks_install_neither_the_tests_packages_nor_ray():
     assert {"tensorflow", "keras", "jupyter", "nbclient"} <= base
     assert not base & {"ray", "jax", "torch", "pytest"}
     assert requirements("requirements-cluster.txt") == {"ray"}
-    assert {"ray", "jax", "pytest"} <= requirements("requirements-test.txt")
+    assert {"jax", "pytest"} <= requirements("requirements-test.txt")
     assert requirements("requirements-torch.txt") == {"torch"}
 
 
@@ -49,3 +51,46 @@ def test_each_target_installs_what_it_runs():
     assert make_prerequisites("test") == make_prerequisites("test-fast") == ["$(TEST_STAMP)"]
     assert make_prerequisites("$(TEST_STAMP)")[0] == "$(STAMP)"
     assert make_prerequisites("$(CLUSTER_STAMP)")[0] == "$(STAMP)"
+
+
+@pytest.mark.slow
+def test_the_wheel_holds_every_module_and_declares_what_it_needs(tmp_path):
+    """`pip install .` gives a package that runs: every subpackage and data file in the
+    wheel, Keras as the layers' one requirement, the engine, cluster and tests as extras."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    # Built from a copy: setuptools writes build/ and *.egg-info beside the sources.
+    source = tmp_path / "source"
+    shutil.copytree(REPOSITORY / "utils", source / "utils", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "requirements.txt", "requirements-cluster.txt", "requirements-test.txt"):
+        shutil.copy(REPOSITORY / name, source / name)
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
+                            "--wheel-dir", str(tmp_path), str(source)], capture_output=True, text=True,
+                           timeout=300, cwd=tmp_path)
+    assert built.returncode == 0, built.stderr
+    [wheel] = tmp_path.glob("*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    sources = {path.relative_to(REPOSITORY).as_posix() for path in (REPOSITORY / "utils").rglob("*")
+               if path.suffix in (".py", ".md") and "__pycache__" not in path.parts}
+    assert sources <= names, f"missing from the wheel: {sorted(sources - names)}"
+    assert "utils/experiments/__main__.py" in names and "utils/readings.md" in names
+    assert not any(name.startswith(("tests/", "results/", "benchmarks/")) for name in names)
+    metadata = next(zipfile.ZipFile(wheel).read(name).decode() for name in names if name.endswith("/METADATA"))
+    requires = [line.split(": ", 1)[1] for line in metadata.splitlines() if line.startswith("Requires-Dist: ")]
+    assert "keras>=3.0" in requires
+    for extra, package in (("engine", "tensorflow==2.21.0"), ("cluster", "ray==2.60.0"), ("test", "pytest==9.2.0")):
+        assert f'{package}; extra == "{extra}"' in requires, requires
+
+
+def test_the_layers_file_needs_keras_alone():
+    import ast
+    import sys
+
+    tree = ast.parse((REPOSITORY / "utils" / "layers.py").read_text())
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert imported - set(sys.stdlib_module_names) == {"keras"}

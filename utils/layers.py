@@ -13,6 +13,9 @@ tensorflow-addons used 1e-3), statistics are always computed in float32, and
 `WeightStandardizedConv2D` is a `keras.layers.Conv2D` whose kernel is standardized per
 output channel before convolving (Qiao et al., 2019), the companion of GN in the paper's
 follow-ups; `utils.models.small_cnn(weight_standardization=True)` uses it.
+
+This file needs Keras 3 alone (any backend) and nothing else of this project: it may be
+copied into another project as it is.
 """
 
 import math
