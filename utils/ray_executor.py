@@ -40,6 +40,7 @@ from pathlib import Path
 from utils import grid as grid_module
 from utils import planning
 from utils import runs
+from utils.progress import ProgressReporter
 from utils.config import RunConfig
 
 __all__ = ["RETRIES", "task_resources", "read_folder", "write_folder", "RunStore", "run_on_ray"]
@@ -422,7 +423,11 @@ def run_on_ray(configs, results_dir="results", *, address=None, data_dir=None, v
             resources = ray.cluster_resources()
             print_line(f"Training {len(pending)} run(s) as Ray tasks on {resources.get('CPU', 0):g} CPU(s) and "
                        f"{resources.get('GPU', 0):g} GPU(s).")
-            outcomes = _submit_all(ray, pending, results_dir, data_dir, verbose, gpus_per_run, retries, print_line)
+            # Ray runs the tasks side by side: the estimate divides among its CPUs' worth of them.
+            side_by_side = max(1, min(len(pending), int(resources.get("GPU", 0) or resources.get("CPU", 1))))
+            with ProgressReporter(pending, results_dir, workers=side_by_side, print_line=print_line):
+                outcomes = _submit_all(ray, pending, results_dir, data_dir, verbose, gpus_per_run, retries,
+                                       print_line)
         finally:
             if started:
                 ray.shutdown()

@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 from utils import grid as grid_module
+from utils.progress import ProgressReporter
 from utils.config import RunConfig
 from utils.quiet import import_tensorflow
 from utils.quiet import without_jax
@@ -272,7 +273,14 @@ def run_in_workers(configs, results_dir="results", *, workers, data_dir=None, ve
         if workers > 1:
             print_line(f"Training {len(pending)} run(s) in {workers} processes of "
                        f"{training.TRAINING_THREADS} thread(s) each.")
-            _train_in_workers(pending, results_dir, workers, data_dir, verbose, print_line)
+            with ProgressReporter(pending, results_dir, workers=workers, print_line=print_line):
+                _train_in_workers(pending, results_dir, workers, data_dir, verbose, print_line)
+            return grid_module.run_grid(configs, results_dir, data_dir=data_dir, verbose=verbose,
+                                        print_line=print_line)
+    if pending:
+        with ProgressReporter(pending, results_dir, workers=1, print_line=print_line):
+            return grid_module.run_grid(configs, results_dir, data_dir=data_dir, verbose=verbose,
+                                        print_line=print_line)
     return grid_module.run_grid(configs, results_dir, data_dir=data_dir, verbose=verbose, print_line=print_line)
 
 
