@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks import integers_argument
+from utils import training
 from utils import workers as workers_module
 from utils.config import RunConfig
 
@@ -60,6 +61,9 @@ def main(argv=None):
     parser.add_argument("--synthetic", action="store_true", help="a small synthetic data set instead")
     arguments = parser.parse_args(argv)
     configs = grid(arguments.batch_sizes, arguments.epochs, arguments.synthetic)
+    # Before the decoding below, TensorFlow's first operations: with the threads of every
+    # training, so that this process may train the one-worker grid itself.
+    training.use_training_threads()
     data_dir = Path(tempfile.mkdtemp()) if arguments.synthetic else None
     # Decode (or generate) the data once, outside the measurement.
     workers_module.prepare_data(configs, data_dir)

@@ -65,6 +65,21 @@ def test_grid_benchmark_compares_workers_on_one_grid(capsys):
     assert "images/s" in capsys.readouterr().out
 
 
+def test_grid_benchmark_runs_in_a_fresh_process_that_decodes_the_data_itself(tmp_path):
+    """As `make benchmark` starts it: nothing has set TensorFlow's threads, and the data
+    is generated and decoded in the same process before the one-worker grid trains."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    child = subprocess.run([sys.executable, "-m", "benchmarks.grid_benchmark", "--synthetic", "--workers", "1",
+                            "--batch-sizes", "16", "--epochs", "1"], cwd=Path(__file__).resolve().parent.parent,
+                           capture_output=True, text=True, timeout=600, env=dict(os.environ, TMPDIR=str(tmp_path)))
+    assert child.returncode == 0, child.stderr[-2000:]
+    assert "images/s" in child.stdout
+
+
 def test_probe_benchmark_times_training_with_and_without_probes(capsys):
     from benchmarks import probe_benchmark
 

@@ -282,9 +282,9 @@ def test_module_entry_point_lists_runs():
     assert completed.returncode == 0, completed.stderr
     lines = completed.stdout.splitlines()
     configs = profile_configs("paper", "batch_size_sweep")
-    assert [line.split()[0] for line in lines[:-1]] == [f"batch_size_sweep/{c.run_name}" for c in configs]
-    assert all(line.endswith("  to train") for line in lines[:-1])
-    assert lines[-1] == f"{len(configs)} run(s) in results/: 0 finished, 0 reuse a finished run, {len(configs)} to train"
+    assert [line.split()[0] for line in lines[:-2]] == [f"batch_size_sweep/{c.run_name}" for c in configs]
+    assert all(line.endswith("  to train") for line in lines[:-2])
+    assert lines[-2] == f"{len(configs)} run(s) in results/: 0 finished, 0 reuse a finished run, {len(configs)} to train"
 
 
 def test_list_says_what_is_finished_reused_and_to_train(tmp_path, capsys):
@@ -293,11 +293,13 @@ def test_list_says_what_is_finished_reused_and_to_train(tmp_path, capsys):
     write_complete_run(comparison_bn, tmp_path)
     assert cli.main(["--profile", "smoke", "--results", str(tmp_path), "--list"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    status = {line.split()[0]: line.split(None, 1)[1] for line in lines[:-1]}
+    status = {line.split()[0]: line.split(None, 1)[1] for line in lines[:-2]}
     assert status[f"norm_comparison/{comparison_bn.run_name}"] == "finished"
     assert status[f"batch_size_sweep/{comparison_bn.run_name}"] == f"reuses norm_comparison/{comparison_bn.run_name}"
     assert status["norm_comparison/gn_g32_bs32_seed0"] == "to train"
-    assert lines[-1].endswith(f": 1 finished, 1 reuse a finished run, {len(configs) - 2} to train")
+    assert lines[-2].endswith(f": 1 finished, 1 reuse a finished run, {len(configs) - 2} to train")
+    # How to see the others.
+    assert lines[-1].startswith("These are the runs of --experiment study; --experiment all lists every")
 
 
 def test_a_damaged_run_is_listed_as_damaged_and_the_grid_leaves_it_as_it_is(tmp_path, capsys):
@@ -307,11 +309,11 @@ def test_a_damaged_run_is_listed_as_damaged_and_the_grid_leaves_it_as_it_is(tmp_
     (run_dir / "history.csv").unlink()
     assert cli.main(["--profile", "smoke", "--results", str(tmp_path), "--list"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    status = {line.split()[0]: line.split(None, 1)[1] for line in lines[:-1]}
+    status = {line.split()[0]: line.split(None, 1)[1] for line in lines[:-2]}
     assert status[f"norm_comparison/{comparison_bn.run_name}"].startswith(f"damaged: {run_dir}/summary.json says")
     # The sweep's copy of it is not made from a damaged run.
     assert status[f"batch_size_sweep/{comparison_bn.run_name}"] == "to train"
-    assert lines[-1].endswith(", 1 damaged")
+    assert lines[-2].endswith(", 1 damaged")
     grid = grid_module.run_grid([comparison_bn], tmp_path, skip_training="no data here", print_line=print)
     assert grid[0].outcome == "failed" and "damaged, left as it is" in capsys.readouterr().out
     assert not (run_dir / "history.csv").exists()

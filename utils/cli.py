@@ -152,7 +152,12 @@ def main(argv=None):
         parser.error(f"--workers {arguments.workers} is an option of the local executor; with --executor ray, Ray "
                      "places the runs by the resources each asks for (--gpus-per-run).")
     if arguments.list:
-        return grid_module.list_runs(configs, arguments.results)
+        status = grid_module.list_runs(configs, arguments.results)
+        if arguments.experiment != "all":
+            others = ", ".join(name for name in experiments.GROUPS if name not in ("all", arguments.experiment))
+            print(f"These are the runs of --experiment {arguments.experiment}; --experiment all lists every "
+                  f"experiment's, and each group has its name: {others}.")
+        return status
     if arguments.tensorboard:
         # The workers (and Ray's local tasks) inherit the environment.
         os.environ["GN_TENSORBOARD"] = str(Path(arguments.tensorboard).expanduser().resolve())
