@@ -572,3 +572,25 @@ def assert_drawn_png(path):
 def test_settings_take_numbers_in_plain_digits_only_and_name_the_variable(variables, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         notebook.read_settings(variables)
+
+
+@pytest.mark.parametrize("environ, where", [
+    ({}, "main.ipynb"),
+    ({"GN_SEEDS": "0,1,2"}, "main.ipynb"),
+    ({"GN_SEEDS": "0"}, "results-cpu-seeds0/main.ipynb"),
+    ({"GN_SEEDS": "1,2"}, "results-cpu-seeds1-2/main.ipynb"),
+    ({"GN_PROFILE": "smoke"}, "results-smoke/main.ipynb"),
+])
+def test_other_seeds_write_their_notebook_results_and_figures_apart_like_another_profile(environ, where):
+    from utils import paths
+    from utils import reproduce
+
+    assert reproduce.executed_notebook(environ) == paths.REPOSITORY_ROOT / where
+    settings = notebook.read_settings(environ)
+    if where == "main.ipynb":
+        # The study: its committed results and figures.
+        assert settings.results_dir.resolve() == paths.REPOSITORY_ROOT / "results"
+        assert settings.figures_dir.resolve() == paths.REPOSITORY_ROOT / "figures"
+    else:
+        folder = (paths.REPOSITORY_ROOT / where).parent.resolve()
+        assert settings.results_dir.resolve() == folder and settings.figures_dir.resolve() == folder / "figures"

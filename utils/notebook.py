@@ -186,7 +186,10 @@ def read_settings(environ=None):
     except ValueError:
         raise ValueError(f"GN_SEEDS={environ.get('GN_SEEDS')!r} must be comma-separated integers >= 0 (at most "
                          f"{config_module.MAX_SEED}) in the digits 0-9, each at most once, e.g. 0 or 0,1,2.") from None
-    results_dir = _path_setting(environ, "GN_RESULTS_DIR", paths.default_results_dir(profile))
+    # Seeds other than the profile's are a grid of their own, in a folder of their own.
+    other_seeds = seeds if seeds is not None and tuple(seeds) != tuple(profiles.profile_settings(profile)["seeds"]) \
+        else None
+    results_dir = _path_setting(environ, "GN_RESULTS_DIR", paths.default_results_dir(profile, other_seeds))
     verbose_text = environ.get("GN_VERBOSE") or "2"
     train_text = environ.get("GN_TRAIN") or "1"
     if train_text not in ("0", "1"):

@@ -25,9 +25,12 @@ def display_path(path):
 STUDY_PROFILE = "cpu"
 
 
-def default_results_dir(profile):
-    """`results/` for the study's profile; `results-<profile>/` for any other, so that a
-    smoke or paper run never mixes with (or overwrites) the committed study."""
+def default_results_dir(profile, seeds=None):
+    """`results/` for the study's profile with its own seeds; `results-<profile>/` for any
+    other profile, and `results-<profile>-seeds<0-1>/` for other seeds (GN_SEEDS), so that
+    neither mixes with (or overwrites) the committed study."""
+    if seeds is not None:
+        return REPOSITORY_ROOT / f"results-{profile}-seeds{'-'.join(str(seed) for seed in seeds)}"
     return REPOSITORY_ROOT / ("results" if profile == STUDY_PROFILE else f"results-{profile}")
 
 

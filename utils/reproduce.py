@@ -24,11 +24,25 @@ def executed_notebook(environ=None):
     settings, else `<results folder>/main.ipynb`."""
     environ = os.environ if environ is None else environ
     profile = environ.get("GN_PROFILE") or paths.STUDY_PROFILE
-    results = Path(environ.get("GN_RESULTS_DIR") or paths.default_results_dir(profile)).expanduser()
+    results = Path(environ.get("GN_RESULTS_DIR") or paths.default_results_dir(profile, _other_seeds(environ, profile)))
+    results = results.expanduser()
     results = results if results.is_absolute() else paths.REPOSITORY_ROOT / results
     if profile == paths.STUDY_PROFILE and results.resolve() == paths.default_results_dir(profile):
         return NOTEBOOK
     return results / NOTEBOOK.name
+
+
+def _other_seeds(environ, profile):
+    """GN_SEEDS when it names other seeds than the profile's (utils.notebook reads it the
+    same way), else None."""
+    from utils import profiles
+
+    try:
+        seeds = profiles.parse_seeds(environ.get("GN_SEEDS"))
+        own = tuple(profiles.profile_settings(profile)["seeds"])
+    except ValueError:
+        return None  # the notebook's first cell says what is wrong with it
+    return seeds if seeds is not None and tuple(seeds) != own else None
 
 
 def command(notebook, output, sockets):
