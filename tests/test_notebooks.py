@@ -290,26 +290,27 @@ def test_depth_notebook_trains_the_sweep_then_the_grid_at_the_chosen_rates(smoke
     # The rate table is the rule's, read from the runs, printed as markdown.
     assert "| method |" in text
     assert results_module.to_markdown(depth_experiment.rate_table(results_dir)) in text
-    # On the smoke data the rule chooses a rate for both methods (the runs are seeded):
-    # the grid's runs join it at those rates, the batch-32 BN and GN runs reused from the
-    # sweep and the others trained.
+    # On the smoke data the rule chooses a rate for BN and GN (the runs are seeded): the
+    # grid's runs join it at those rates (LN and IN at their own once chosen, else at
+    # GN's), the batch-32 runs at a swept rate reused from the sweep and the others trained.
     chosen = depth_experiment.RULE.chosen_rates(results_dir, (0,))
-    assert set(chosen) == {"BN", "GN"}
+    assert {"BN", "GN"} <= set(chosen)
     grid = profile_configs("smoke", "depth_grid", results_dir=results_dir)
     swept = {training(config) for config in sweep}
     new = [config for config in grid if training(config) not in swept]
-    assert len(grid) == 10 and len(new) == 8
+    assert len(grid) == 10 and 6 <= len(new) <= 8
     assert f"{len(grid)} runs in the grid" in text
     assert f"{len(grid)} runs; {len(grid) - len(new)} finished or reusable" in text and f"{len(new)} to train" in text
     assert text.count("Epoch 1/2") == len(sweep) + len(new)
+    methods = {"batch": "BN", "group": "GN", "layer": "LN", "instance": "IN"}
     for config in grid:
-        rate = chosen["BN" if config.norm == "batch" else "GN"]
+        rate = chosen.get(methods[config.norm], chosen["GN"])
         assert config.base_learning_rate == rate and config.model == "resnet10"
         assert json.loads((results_dir / "depth_grid" / config.run_name / "summary.json").read_text())[
             "status"] == "complete"
     reused = [config.run_name for config in grid if config not in new]
-    assert sorted(reused) == sorted(config.run_name for config in grid if config.batch_size == 32 and (
-        config.norm == "batch" or (config.norm == "group" and config.groups == 32)))
+    assert {config.run_name for config in grid if config.batch_size == 32 and (
+        config.norm == "batch" or (config.norm == "group" and config.groups == 32))} <= set(reused)
     for run in reused:
         assert reused_from(folders, "depth_grid", run) == f"depth_sweep/{run}"
     # The results, beside the small CNN's (the study's runs, trained by the notebooks before).

@@ -260,7 +260,6 @@ def test_two_drivers_share_the_smoke_grid_and_write_what_local_processes_write(s
 @pytest.mark.parametrize("address, said", [
     ("127.0.0.1:1", "--address 127.0.0.1:1: nothing answers at 127.0.0.1:1"),
     ("ray://127.0.0.1:1", "--address ray://127.0.0.1:1: nothing answers at 127.0.0.1:1"),
-    ("auto", "--address auto: no Ray cluster runs on this machine"),
     ("head-node", "--address 'head-node' is not auto, host:port or ray://host:port"),
 ])
 def test_an_address_without_a_cluster_ends_at_once_with_one_line(address, said, tmp_path, monkeypatch, capsys):
@@ -276,3 +275,31 @@ def test_an_address_without_a_cluster_ends_at_once_with_one_line(address, said, 
     assert status == 2 and time.monotonic() - started < 30
     assert f"error: {said}" in errors and "ray start --head" in errors and "Traceback" not in errors
     assert not results.exists()
+
+
+def test_auto_without_a_cluster_ends_at_once_with_one_line(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("ray")
+    from ray._private import services
+
+    # Ray's discovery as it answers on a machine without a cluster (within milliseconds);
+    # the cluster that other tests of this module start on this machine would be found.
+    def no_cluster(address):
+        raise ConnectionError("Could not find any running Ray instance. Please specify the one to connect to by "
+                              "setting `--address` flag or `RAY_ADDRESS` environment variable.")
+
+    monkeypatch.setattr(services, "canonicalize_bootstrap_address", no_cluster)
+    results = tmp_path / "results"
+    status = cli.main(["--profile", "smoke", "--experiment", "norm_comparison", "--only", "bn_bs32_seed0",
+                       "--results", str(results), "--executor", "ray", "--address", "auto"])
+    errors = capsys.readouterr().err
+    assert status == 2 and "error: --address auto: no Ray cluster runs on this machine" in errors
+    assert "Traceback" not in errors and not results.exists()
+
+
+def test_a_cluster_gets_this_checkouts_code_and_nothing_of_its_results():
+    from utils import paths
+
+    assert ray_executor.runtime_env(None) is None
+    shipped = ray_executor.runtime_env("auto")
+    assert shipped["working_dir"] == str(paths.REPOSITORY_ROOT)
+    assert {"results", ".venv", "data", ".git"} <= set(shipped["excludes"])

@@ -6,7 +6,7 @@ Modules:
     models        the normalization registry, the small Tiny ImageNet CNN, ResNet-10 and ResNet-50.
     mixtures, distortion, landscape
                   the GN+BN mixture layers, the output-noise layer, the loss-landscape probes.
-    measurements  what a run records once an epoch beside its history.
+    measurements  what a run records once an epoch beside its history (fit in inference mode, ...).
     data          Tiny ImageNet loading, decoding cache and tf.data pipelines.
     data_sources  finding, extracting and downloading the data set.
     synthetic     a small synthetic stand-in in the official layout, for offline use.
@@ -18,6 +18,8 @@ Modules:
     planning      what the engine will do with a run: read it back, reuse a finished one, or train it.
     training      run(config): resumable training that writes a self-describing results folder.
     verify        whether this machine reproduces a committed run: its first epochs retrained.
+    evaluate      a finished run's saved model (model.keras) loaded and evaluated.
+    progress      one progress line for a whole grid, with the time left.
     grid          the grid runner: plans each run, trains or reads it back.
     cli           the command line: python -m utils.experiments --profile cpu --experiment study
     workers       several training processes side by side (--workers), sharing the grid.

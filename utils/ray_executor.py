@@ -226,10 +226,15 @@ def train_task(config_dict, store, token, data_dir, verbose):
     """
     from utils.quiet import import_tensorflow
 
-    import_tensorflow()
+    tensorflow = import_tensorflow()
     import keras
 
     from utils import training
+
+    # Tasks given a fraction of a GPU (--gpus-per-run 0.5) share it: each takes the memory
+    # it uses, not the whole device.
+    for gpu in tensorflow.config.list_physical_devices("GPU"):
+        tensorflow.config.experimental.set_memory_growth(gpu, True)
 
     # Before this worker's first TensorFlow operation; the same threads as every training.
     training.use_training_threads()
@@ -302,6 +307,23 @@ def check_address(address):
         raise ValueError(f"--address {address}: nothing answers at {host}:{port} ({reason}); {_ADDRESS_HINT}.") from None
 
 
+# What of the checkout is not shipped to a cluster's nodes: results, data, environments and
+# the notebooks' outputs stay on the machine that drives the grid.
+SHIPPED_EXCLUDES = [".git", ".venv", "results", "results-*", "data", "figures", "notebooks", "build",
+                    "*.egg-info", "__pycache__", "*.ipynb", "*.keras", "*.npz"]
+
+
+def runtime_env(address):
+    """Ray's runtime environment for a grid: on a cluster (`address` given), this checkout's
+    code is shipped to every node (working_dir), so that no node runs another commit's
+    code; on this machine alone (None) the tasks run the checkout itself."""
+    if address is None:
+        return None
+    from utils import paths
+
+    return {"working_dir": str(paths.REPOSITORY_ROOT), "excludes": list(SHIPPED_EXCLUDES)}
+
+
 def _start_ray(ray, address):
     """Connects to the cluster at `address`, or starts Ray on this machine (None).
     Returns whether this call started it (and so should shut it down).
@@ -312,7 +334,7 @@ def _start_ray(ray, address):
     if ray.is_initialized():
         return False
     try:
-        ray.init(address=address, include_dashboard=False, logging_level="WARNING")
+        ray.init(address=address, include_dashboard=False, logging_level="WARNING", runtime_env=runtime_env(address))
     except (ConnectionError, TimeoutError) as error:
         raise ValueError(f"--address {address}: Ray could not connect ({type(error).__name__}: "
                          f"{str(error).splitlines()[0] if str(error) else 'no reason given'}); {_ADDRESS_HINT}.") from None
