@@ -63,7 +63,7 @@ def progress_line(configs, results_dir, workers=1):
 class ProgressReporter:
     """Prints `progress_line` from a thread while the block runs: at once, when a run
     finishes (checked every `poll` seconds) and every `interval` seconds; the last line
-    when the block ends. Use as a context manager."""
+    when the block ends normally. Use as a context manager."""
 
     def __init__(self, configs, results_dir, *, workers=1, print_line=print, interval=600.0, poll=30.0):
         self.configs, self.results_dir, self.workers = list(configs), results_dir, workers
@@ -88,8 +88,11 @@ class ProgressReporter:
         self._thread.start()
         return self
 
-    def __exit__(self, *exception):
+    def __exit__(self, kind, value, traceback):
         self._stop.set()
-        self._thread.join()
-        self.print_line(progress_line(self.configs, self.results_dir, self.workers))
+        # Bounded: a grid being stopped (Ctrl-C, SIGTERM) must end at once, whatever the
+        # reporting thread is doing; it is a daemon thread and ends with the process.
+        self._thread.join(timeout=5)
+        if kind is None:
+            self.print_line(progress_line(self.configs, self.results_dir, self.workers))
         return False
