@@ -86,7 +86,7 @@ class KillAt(keras.callbacks.Callback):
 def test_run_writes_the_contract_files(reference):
     path = reference.path
     assert path.parts[-2:] == ("norm_comparison", "bn_bs8_seed0")
-    assert sorted(p.name for p in path.iterdir()) == ["config.json", "history.csv", "summary.json"]
+    assert sorted(p.name for p in path.iterdir()) == ["config.json", "history.csv", "model.keras", "summary.json"]
     config = json.loads((path / "config.json").read_text())
     assert config["run_name"] == "bn_bs8_seed0" and RunConfig.from_dict(config) == tiny_config()
     assert read_csv_header(path / "history.csv") == list(runs.HISTORY_COLUMNS)
