@@ -91,7 +91,7 @@ def test_run_writes_the_contract_files(reference):
     assert config["run_name"] == "bn_bs8_seed0" and RunConfig.from_dict(config) == tiny_config()
     assert read_csv_header(path / "history.csv") == list(runs.HISTORY_COLUMNS)
     summary = json.loads((path / "summary.json").read_text())
-    assert tuple(summary) == runs.SUMMARY_KEYS
+    assert tuple(summary) == runs.SUMMARY_KEYS + runs.LATER_SUMMARY_KEYS
     assert summary["status"] == "complete" and summary["reused_from"] is None
     assert summary["epochs_completed"] == summary["epochs"] == 3
     assert summary["steps_per_epoch"] == TRAIN_IMAGES // 8 and summary["images_per_step"] == 8
