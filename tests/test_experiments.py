@@ -659,6 +659,9 @@ def test_a_stopped_grid_leaves_no_configs_and_no_worker_behind(stop, tmp_path, d
         cwd=REPOSITORY, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         # Unbuffered: the workers' lines must reach this test while they run.
         env={**os.environ, "TMPDIR": str(temporary), "PYTHONPATH": str(REPOSITORY), "PYTHONUNBUFFERED": "1"},
+        # Ctrl-C as a terminal gives it, even when this suite runs in the background (a
+        # shell starts background jobs with SIGINT ignored, and a child inherits that).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     workers, survivors, output = [], [], []
     try:
