@@ -20,7 +20,7 @@ $(STAMP): requirements.txt
 
 $(TEST_STAMP): $(STAMP) requirements-test.txt requirements-cluster.txt requirements-torch.txt
 	$(BIN)/python -m pip install --quiet -r requirements-cluster.txt -r requirements-test.txt
-	$(BIN)/python -m pip install --quiet --no-deps -r requirements-torch.txt
+	$(BIN)/python -m pip install --quiet --retries 1 --no-deps -r requirements-torch.txt
 	$(BIN)/python -m pip check
 	touch $(TEST_STAMP)
 

@@ -21,7 +21,12 @@ copied into another project as it is.
 import math
 import numbers
 
-import keras
+try:  # Within this project: without TensorFlow's C++ start-up lines (see utils.quiet).
+    from utils.quiet import import_keras
+except ImportError:  # This file copied alone into another project.
+    import keras
+else:
+    keras = import_keras()
 from keras import constraints
 from keras import initializers
 from keras import ops

@@ -13,7 +13,7 @@ import contextlib
 import os
 import sys
 
-__all__ = ["import_tensorflow", "without_jax"]
+__all__ = ["import_keras", "import_tensorflow", "without_jax"]
 
 
 @contextlib.contextmanager
@@ -37,6 +37,16 @@ def import_tensorflow():
         import keras  # noqa: F401
         import tensorflow
     return tensorflow
+
+
+def import_keras():
+    """Imports Keras quietly (with the TensorFlow backend, Keras starts TensorFlow), unless
+    TF_CPP_MIN_LOG_LEVEL asks for TensorFlow's start-up lines; returns the keras module.
+    Unlike `import_tensorflow`, it imports no backend that Keras is not set to use."""
+    verbose = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3") in ("0", "1")
+    with contextlib.nullcontext() if verbose or "keras" in sys.modules else _native_stderr_silenced():
+        import keras
+    return keras
 
 
 def without_jax():
