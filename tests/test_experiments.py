@@ -450,6 +450,10 @@ def test_two_workers_train_each_run_once_and_write_what_one_process_writes(smoke
                              "--data", str(data_dir), "--verbose", "0", "--workers", "2")
     assert status == 0
     assert "in 2 processes of 1 thread(s) each" in output
+    # The grid's own progress line, at the start and at the end, between the workers' lines.
+    progress = [line for line in output.splitlines() if line.startswith("grid [")]
+    assert f"| 0 of {SMOKE_TRAININGS} runs done, {SMOKE_TRAININGS} left |" in progress[0]
+    assert progress[-1].endswith("nothing left") and f"{SMOKE_TRAININGS} of {SMOKE_TRAININGS} runs done" in progress[-1]
     worker_lines = [line for line in output.splitlines() if line.startswith("[worker ")]
     started = [line for line in worker_lines if line.endswith(": starting")]
     skipped = [line for line in worker_lines if ": skipped, being trained by process" in line]

@@ -273,7 +273,8 @@ def run_in_workers(configs, results_dir="results", *, workers, data_dir=None, ve
         if workers > 1:
             print_line(f"Training {len(pending)} run(s) in {workers} processes of "
                        f"{training.TRAINING_THREADS} thread(s) each.")
-            _train_in_workers(pending, results_dir, workers, data_dir, verbose, print_line)
+            with ProgressReporter(pending, results_dir, workers=workers, print_line=print_line):
+                _train_in_workers(pending, results_dir, workers, data_dir, verbose, print_line)
             return grid_module.run_grid(configs, results_dir, data_dir=data_dir, verbose=verbose,
                                         print_line=print_line)
     if pending:
