@@ -303,3 +303,40 @@ def test_a_cluster_gets_this_checkouts_code_and_nothing_of_its_results():
     shipped = ray_executor.runtime_env("auto")
     assert shipped["working_dir"] == str(paths.REPOSITORY_ROOT)
     assert {"results", ".venv", "data", ".git"} <= set(shipped["excludes"])
+
+
+WHERE_UTILS_IS = """
+import sys
+import ray
+from utils import ray_executor
+address, shipped = sys.argv[1], sys.argv[2] == "shipped"
+ray.init(address=address, runtime_env=ray_executor.runtime_env(address) if shipped else None, logging_level="ERROR")
+print(ray.get(ray.remote(lambda: __import__("utils").__file__).remote()))
+"""
+
+
+@pytest.mark.slow
+def test_a_node_with_another_checkout_runs_the_drivers_code(tmp_path):
+    """A Ray node whose Python finds another `utils` first (another commit's checkout on
+    that machine) runs the code that the driver ships; without shipping, it would run its own."""
+    pytest.importorskip("ray")
+    other = tmp_path / "other_checkout"
+    (other / "utils").mkdir(parents=True)
+    (other / "utils" / "__init__.py").write_text('"""Another commit."""\n')
+    head = subprocess.Popen([sys.executable, "-c", HEAD], env={**RAY_ENVIRONMENT, "PYTHONPATH": str(other)},
+                            cwd=other, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        address = head.stdout.readline().strip()
+        assert address, "Ray did not start"
+        found = {}
+        for mode in ("shipped", "not shipped"):
+            # From a folder of its own: a driver's working folder is on its tasks' path.
+            driver = subprocess.run([sys.executable, "-c", WHERE_UTILS_IS, address, mode], env=RAY_ENVIRONMENT,
+                                    cwd=tmp_path, capture_output=True, text=True, timeout=300)
+            assert driver.returncode == 0, driver.stderr
+            found[mode] = Path(driver.stdout.split()[-1]).read_text()
+    finally:
+        head.stdin.close()
+        head.wait(timeout=120)
+    assert found["shipped"] == (REPOSITORY / "utils" / "__init__.py").read_text()
+    assert found["not shipped"] == '"""Another commit."""\n'
