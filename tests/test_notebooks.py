@@ -139,6 +139,7 @@ def test_layers_notebook(kernels, tmp_path):
     assert "fast kernel vs Figure 3 code" in text and "x = ops.reshape" in text
     assert "GN, G=1 vs LN" in text and "GN, G=C=4 vs IN" in text
     assert "depends on the other samples" in text
+    assert "same outputs: True" in text and "'groups': 4" in text  # a model with the layers saved and loaded
     assert_drawn_png(tmp_path / "normalization_axes.png")
 
 
@@ -190,6 +191,9 @@ def test_comparison_notebook_trains_the_four_norms(smoke):
     assert f"{plan['runs']} runs; {plan['ready']} finished or reusable" in text and f"{plan['to_train']} to train" in text
     assert text.count("Epoch 1/2") == plan["epochs"] == 4
     assert "Total params" in text  # the model summary
+    # The lesson's run, trained here, keeps its model; loaded, it gives history.csv's last error.
+    loaded, history = re.search(r"loaded model's validation error: ([\d.]+) % \(last epoch in history.csv: ([\d.]+) %", text).groups()
+    assert loaded == history
     assert "gn_g32_bs32_seed0" in text and "base_learning_rate" in text  # the config
     for run in ("bn_bs32_seed0", "ln_bs32_seed0", "in_bs32_seed0", "gn_g32_bs32_seed0"):
         summary = json.loads((folders["results"] / "norm_comparison" / run / "summary.json").read_text())
