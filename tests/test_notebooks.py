@@ -424,6 +424,8 @@ def test_find_data_uses_tiny_imagenet_dir(tmp_path):
     with environment(KERAS_HOME=tmp_path / ".keras", TINY_IMAGENET_DIR=folder):
         data = notebook.find_data(notebook.read_settings({"GN_PROFILE": "cpu"}))
     assert data.available and data.data_dir == folder
+    # The line the saved notebooks show names where it came from, not the machine's path.
+    assert data.message == "Tiny ImageNet-200 found (from TINY_IMAGENET_DIR)." and str(tmp_path) not in data.message
 
 
 def test_find_data_of_the_smoke_profile_is_the_synthetic_folder(tmp_path):
@@ -494,7 +496,7 @@ def test_the_noise_patterns_catch_what_they_are_for():
 def test_notebook_helpers_start_tensorflow_without_its_log_lines():
     environment = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
     completed = subprocess.run(
-        [sys.executable, "-c", "from utils import notebook; print(notebook.hardware())"],
+        [sys.executable, "-c", "from utils import notebook; print(notebook.hardware()); print(notebook.versions())"],
         cwd=ROOT, env=environment, capture_output=True, text=True, timeout=300, check=True,
     )
     assert "TensorFlow" in completed.stdout
@@ -599,3 +601,58 @@ def test_other_seeds_write_their_notebook_results_and_figures_apart_like_another
     else:
         folder = (paths.REPOSITORY_ROOT / where).parent.resolve()
         assert settings.results_dir.resolve() == folder and settings.figures_dir.resolve() == folder / "figures"
+
+
+def test_the_saved_notebook_leaves_out_cache_work_and_joins_a_cells_streams():
+    from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+    from utils import reproduce
+
+    printed = ["Extracting ~/data/tiny-imagenet-200.tar.gz into ~/.keras/datasets/x (done once, then reused)...\n",
+               "Extracted in 16.3 s.\nDecoding 20000 training images...\n20000/20000 - 2s - 78us/image\n",
+               "Tiny ImageNet-200 found (from TINY_IMAGENET_DIR).\n"]
+    book = new_notebook(cells=[new_code_cell("", outputs=[new_output("stream", name="stdout", text=text)
+                                                          for text in printed]
+                                             + [new_output("stream", name="stderr", text="a warning\n")])])
+    outputs = reproduce.without_machine_lines(book).cells[0].outputs
+    assert [(output.name, output.text) for output in outputs] == [
+        ("stdout", "Tiny ImageNet-200 found (from TINY_IMAGENET_DIR).\n"), ("stderr", "a warning\n")]
+
+
+REAL_DATA = os.environ.get("TINY_IMAGENET_DIR")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not REAL_DATA or not Path(REAL_DATA).is_file(),
+                    reason="needs TINY_IMAGENET_DIR set to the Tiny ImageNet archive")
+def test_reproduce_on_two_machines_saves_the_committed_notebook_and_changes_no_tracked_file(tmp_path):
+    """`make reproduce` as two machines run it: the archive at another path, another Keras
+    cache (so extracted and decoded anew). Each saves main.ipynb as committed, and the
+    figures and reports it rewrites come out as committed."""
+    import nbformat
+
+    from utils import reproduce
+
+    rewritten = [*sorted((ROOT / "figures").glob("*.png")), ROOT / "README.md", ROOT / "results" / "README.md"]
+    before = {path: path.read_bytes() for path in rewritten}
+    saved = []
+    try:
+        for machine in ("one", "two"):
+            folder = tmp_path / machine
+            folder.mkdir()
+            archive = folder / Path(REAL_DATA).name
+            try:
+                os.link(REAL_DATA, archive)
+            except OSError:  # another file system
+                archive.write_bytes(Path(REAL_DATA).read_bytes())
+            output = folder / "main.ipynb"
+            with environment(KERAS_HOME=folder / ".keras", TINY_IMAGENET_DIR=archive):
+                assert reproduce.execute(reproduce.NOTEBOOK, output) == 0
+            assert (folder / ".keras" / "datasets").is_dir()  # this machine's cache was filled
+            saved.append([cell.get("outputs") for cell in nbformat.read(output, as_version=4).cells])
+        committed = [cell.get("outputs") for cell in nbformat.read(reproduce.NOTEBOOK, as_version=4).cells]
+        assert saved[0] == saved[1] == committed
+        assert [path for path in rewritten if path.read_bytes() != before[path]] == []
+    finally:
+        for path, content in before.items():
+            path.write_bytes(content)

@@ -214,7 +214,7 @@ def read_settings(environ=None):
 
 
 def hardware():
-    """A few lines describing the machine: CPU, accelerators, library versions."""
+    """Two lines describing the machine: its CPU and its accelerators."""
     lines = [f"CPU: {platform.machine() or 'unknown'}, {os.cpu_count()} logical cores, {platform.system()}"]
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
@@ -222,11 +222,13 @@ def hardware():
         lines.append(f"GPUs: {len(gpus)} ({', '.join(names)})")
     else:
         lines.append("GPUs: none (training runs on the CPU)")
-    lines.append(
-        f"Python {platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}, "
-        f"NumPy {np.__version__}, pandas {pd.__version__}"
-    )
     return "\n".join(lines)
+
+
+def versions():
+    """The versions of Python and of the libraries that compute the results."""
+    return (f"Python {platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}, "
+            f"NumPy {np.__version__}, pandas {pd.__version__}")
 
 
 def _epochs_text(epochs):
@@ -254,11 +256,10 @@ def show_setup(settings):
     if profile["dataset"] == SYNTHETIC_DATASET_NAME:
         print(f"data:     synthetic, generated in {display_path(settings.synthetic_dir)}")
     else:
-        variable = data_sources.ENVIRONMENT_VARIABLE
-        where = os.environ.get(variable)
-        print(f"data:     {variable}={display_path(where)}" if where else
-              f"data:     {variable} is not set; looking in {display_path(data_sources.default_cache_dir())}")
-    print(hardware())
+        # Where the copy lies differs from machine to machine; so does the hardware, which
+        # `run_experiment` shows when it trains. The saved notebooks show neither.
+        print(f"data:     {data_sources.ENVIRONMENT_VARIABLE} if set, else the Keras cache (utils/README.md#data)")
+    print(versions())
 
 
 def profile_configs(settings, experiment="study"):
@@ -343,7 +344,11 @@ def find_data(settings, *, download=False):
         looked_at = Path(configured).expanduser() if configured else (
             data_sources.default_cache_dir() / data_sources.TINY_IMAGENET_DATASET_NAME)
         return DataStatus(dataset, False, looked_at, f"The data is not available.\n{error}")
-    return DataStatus(dataset, True, Path(folder), f"Tiny ImageNet-200 found at {display_path(folder)}.")
+    where = (data_sources.ENVIRONMENT_VARIABLE if os.environ.get(data_sources.ENVIRONMENT_VARIABLE)
+             else "the Keras cache")
+    # Not the folder itself: its path (and the cache's key in its name) differs from machine
+    # to machine, and the saved notebooks show this line. `data_dir` holds it.
+    return DataStatus(dataset, True, Path(folder), f"Tiny ImageNet-200 found (from {where}).")
 
 
 def load_profile_data(settings, data):
@@ -478,6 +483,8 @@ def run_experiment(settings, experiment, data=None):
           + ("." if settings.train else " (GN_TRAIN=0: none is trained here)."))
     print_line = TrainingLines()
     if data.available and settings.train:
+        if to_train:
+            print(hardware())
         grid = workers.run_in_workers(configs, settings.results_dir, workers=settings.workers or workers.default_workers(),
                                       data_dir=data.data_dir, verbose=settings.verbose, print_line=print_line)
     else:

@@ -5,10 +5,16 @@ notebook is executed in place, so its saved outputs are the study's. With any ot
 profile or results folder (GN_PROFILE, GN_RESULTS_DIR) the executed copy is written into
 that results folder instead, and the committed notebook is left as it is.
 
+The saved notebook holds nothing that depends on the machine that executed it: the lines
+of one-time work on its caches (extracting the archive, decoding the images), printed on
+a first run only, are left out, and a cell's consecutive outputs to one stream are joined
+(how the kernel splits them depends on timing).
+
     python -m utils.reproduce            # what `make reproduce` runs
 """
 
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -61,7 +67,43 @@ def command(notebook, output, sockets):
 def execute(notebook, output):
     """Executes `notebook` top to bottom into `output`; returns nbconvert's exit status."""
     with tempfile.TemporaryDirectory() as folder:
-        return subprocess.run(command(notebook, output, Path(folder) / "kernel"), cwd=paths.REPOSITORY_ROOT).returncode
+        status = subprocess.run(command(notebook, output, Path(folder) / "kernel"), cwd=paths.REPOSITORY_ROOT).returncode
+    if status == 0:
+        _save_without_machine_lines(output)
+    return status
+
+
+# What utils.data_sources and utils.data print while they fill the caches.
+CACHE_WORK = re.compile(r"Extracting .* \(done once, then reused\)\.\.\.|Extracted in [\d.]+ s\.|"
+                        r"Decoding \d+ .*\.\.\.|\d+/\d+ - .* - .*/image")
+
+
+def without_machine_lines(book):
+    """`book` (an nbformat notebook) with its stream outputs joined per cell and stream, and
+    the lines of one-time cache work left out (module docstring)."""
+    for cell in book.cells:
+        outputs = []
+        for output in cell.get("outputs", []):
+            if output.output_type == "stream":
+                text = "".join(line for line in output.text.splitlines(keepends=True)
+                               if not CACHE_WORK.fullmatch(line.rstrip("\n")))
+                if outputs and outputs[-1].output_type == "stream" and outputs[-1].name == output.name:
+                    outputs[-1].text += text
+                    continue
+                if not text:
+                    continue
+                output.text = text
+            outputs.append(output)
+        if "outputs" in cell:
+            cell.outputs = outputs
+    return book
+
+
+def _save_without_machine_lines(path):
+    import nbformat
+
+    book = nbformat.read(path, as_version=4)
+    nbformat.write(without_machine_lines(book), path)
 
 
 def main():
