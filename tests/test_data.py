@@ -901,6 +901,17 @@ def test_error_for_a_file_that_is_not_an_archive(tmp_path):
         data.load_tiny_imagenet(tmp_path / "notes.txt")
 
 
+def test_a_folder_that_holds_the_archive_says_to_give_the_archive(tmp_path, monkeypatch):
+    # TINY_IMAGENET_DIR set to the download folder rather than to the file in it.
+    (tmp_path / "tiny-imagenet-200.tar.gz").write_bytes(b"")
+    monkeypatch.setenv(data.ENVIRONMENT_VARIABLE, str(tmp_path))
+    with pytest.raises(FileNotFoundError) as raised:
+        data.load_tiny_imagenet(download=False)
+    message = str(raised.value)
+    assert "TINY_IMAGENET_DIR" in message and "is not a Tiny ImageNet-200 folder" in message
+    assert f"holds the archive 'tiny-imagenet-200.tar.gz': give the archive itself ({tmp_path / 'tiny-imagenet-200.tar.gz'})" in message
+
+
 def test_error_for_a_corrupt_archive_leaves_nothing(tmp_path):
     archive = tmp_path / "tiny-imagenet-200.tar.gz"
     archive.write_bytes(b"\x1f\x8b" + os.urandom(500))

@@ -378,10 +378,14 @@ def _not_a_dataset_message(path, archive, origin):
     expected = f"'wnids.txt' or '{TINY_IMAGENET_DATASET_NAME}/wnids.txt'"
     nested = _nested_dataset_folders(path)
     if archive is None and not nested:
+        archives = sorted(child.name for child in path.iterdir() if child.is_file() and is_archive(child)) \
+            if path.is_dir() else []
+        hint = (f" It holds the archive '{archives[0]}': give the archive itself ({path / archives[0]}), "
+                "or extract it there." if archives else "")
         return (
             f"{path} (from {origin}) is not a Tiny ImageNet-200 folder: the expected file "
             f"'wnids.txt' is missing (looked for {path / 'wnids.txt'} and "
-            f"{path / TINY_IMAGENET_DATASET_NAME / 'wnids.txt'})."
+            f"{path / TINY_IMAGENET_DATASET_NAME / 'wnids.txt'}).{hint}"
         )
     if not nested:
         return (
