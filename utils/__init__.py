@@ -26,6 +26,7 @@ Modules:
     ray_executor  the grid as Ray tasks on one machine or a cluster (--executor ray).
     recipe        the recipe sweep's table and the rule that chose the study's learning rate.
     paper         the paper's and the 2023 report's numbers, as data.
+    run_frame     run folders as one table, a row per run (read by results and rates).
     results       results folders into pandas tables, side by side with the paper.
     ablations, understanding, fair
                   the further experiments' tables and findings; the fair comparison in three regimes.

@@ -46,6 +46,7 @@ __all__ = [
     "PRECISIONS",
     "DISTRIBUTIONS",
     "PROFILES",
+    "PROFILE_SEEDS",
     "AUGMENTATIONS",
     "MODEL_CHANNELS",
     "REFERENCE_BATCH_SIZE",
@@ -63,6 +64,8 @@ PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 # split over machines with `python -m utils.experiments --only` instead.
 DISTRIBUTIONS = ("auto", "none", "mirrored")
 PROFILES = ("smoke", "cpu", "paper")
+# The seeds each profile trains (utils.profiles), here so that what plans runs can read them.
+PROFILE_SEEDS = {"smoke": (0,), "cpu": (0, 1, 2), "paper": (0,)}
 # "flip": a random horizontal flip (the study's); "scale": a random resized crop back to the
 # image size, then the flip (the paper's kind of scale augmentation, utils.data).
 AUGMENTATIONS = ("flip", "scale")

@@ -12,6 +12,7 @@ import re
 
 from utils import experiments
 from utils.config import MAX_SEED
+from utils.config import PROFILE_SEEDS
 from utils.config import PROFILES
 from utils.config import RunConfig
 from utils.experiments import recipe_sweep
@@ -35,7 +36,7 @@ _PROFILE_SETTINGS = {
     # minute or two on a CPU. XLA is off because compiling takes longer than these tiny
     # trainings.
     "smoke": dict(
-        seeds=(0,),
+        seeds=PROFILE_SEEDS["smoke"],
         dataset="synthetic-tiny-imagenet",
         classes=4,
         images_per_class=16,
@@ -47,7 +48,7 @@ _PROFILE_SETTINGS = {
     # three seeds, each run at its fastest settings (`fastest_settings`), with the recipe
     # the recipe sweep chose (`CPU_STUDY_RECIPE`).
     "cpu": dict(
-        seeds=(0, 1, 2),
+        seeds=PROFILE_SEEDS["cpu"],
         **CPU_STUDY_RECIPE,
         **_TINY_IMAGENET,
         classes=40,
@@ -57,7 +58,7 @@ _PROFILE_SETTINGS = {
     # The 2023 report's scale: all of Tiny ImageNet, 10 epochs (100 for the comparisons
     # at batch 32, which their experiments declare).
     "paper": dict(
-        seeds=(0,),
+        seeds=PROFILE_SEEDS["paper"],
         **_TINY_IMAGENET,
         classes=200,
         jit_compile=True,

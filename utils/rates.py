@@ -22,6 +22,11 @@ import math
 from pathlib import Path
 from types import MappingProxyType
 
+import pandas as pd
+
+from utils import run_frame
+from utils.config import PROFILE_SEEDS
+
 # Points of training error from chance within which a run counts as not learning (as
 # in the recipe sweep).
 COLLAPSE_MARGIN = 5.0
@@ -65,7 +70,7 @@ class RateRule:
         return dict(self.methods[method], **self.shared, base_learning_rate=rate)
 
     def method_of(self, run):
-        """The label of the method a run (a row of `utils.results.load_runs`) belongs to, or None."""
+        """The label of the method a run (a row of `utils.run_frame.load_runs`) belongs to, or None."""
         for label, fields in self.methods.items():
             if run["norm"] == fields["norm"] and bool(run["weight_standardization"]) == fields.get(
                     "weight_standardization", False):
@@ -79,7 +84,7 @@ class RateRule:
         """Each method's rate by the rule.
 
         Args:
-            source: a results folder or a frame from `utils.results.load_runs`.
+            source: a results folder or a frame from `utils.run_frame.load_runs`.
             seeds: the seeds that count (default: every seed found in the sweep).
 
         Returns:
@@ -91,11 +96,7 @@ class RateRule:
             ({rate: why} of the rates whose runs differ in more than the seed: the choice
             waits until they are taken apart).
         """
-        import pandas as pd
-
-        from utils import results
-
-        runs = results.as_runs(source)
+        runs = run_frame.as_runs(source)
         runs = runs[runs["experiment"] == self.experiment]
         if seeds is None:
             seeds = sorted(set(runs["seed"].dropna().astype(int)))
@@ -107,11 +108,11 @@ class RateRule:
             for rate in rates:
                 ended = _at_rate(mine, rate)
                 ended = ended[ended["status"].isin(_FINISHED)]
-                differing = results.differing_settings(ended)
+                differing = run_frame.differing_settings(ended)
                 if differing:
                     # Runs of other settings at this rate are not its seeds: no choice
                     # rests on them, and no rate is added because of them.
-                    mixed[rate] = results.not_averaged_text(differing)
+                    mixed[rate] = run_frame.not_averaged_text(differing)
                     unfinished.append(rate)
                     continue
                 chance = 100.0 - 100.0 / ended["classes"] if len(ended) else pd.Series(dtype=float)
@@ -143,22 +144,16 @@ class RateRule:
         "collapsed" where a seed collapsed) and the rate the rule picks so far.
 
         Args:
-            source: a results folder or a frame from `utils.results.load_runs`.
+            source: a results folder or a frame from `utils.run_frame.load_runs`.
             seeds: the seeds that count (default: the runs' profile's).
             caption: the text before the rule's own note in ``attrs["caption"]``.
         """
-        import pandas as pd
-
-        from utils import results
-
-        runs = results.as_runs(source)
+        runs = run_frame.as_runs(source)
         if seeds is None and len(runs):
             # The profile's seeds, so that a partial cell says how many are still missing.
-            from utils.profiles import profile_settings
-
-            seeds = profile_settings(runs["profile"].iloc[0])["seeds"]
+            seeds = PROFILE_SEEDS.get(runs["profile"].iloc[0])
         # The results folder's data and profile, which its other runs give while the sweep has none.
-        context = results.data_context(runs)
+        context = run_frame.data_context(runs)
         runs = runs[(runs["experiment"] == self.experiment) & runs["status"].isin(_FINISHED)]
         table = self.best_rates(runs, seeds=seeds)
         rates = sorted({rate for tried in table["rates"] for rate in tried})

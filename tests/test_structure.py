@@ -1,0 +1,60 @@
+"""The package's import graph: no module imports, even inside a function, a module that
+imports it back, directly or through others."""
+
+import ast
+from pathlib import Path
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+
+
+def module_name(path):
+    parts = path.relative_to(REPOSITORY).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph():
+    """{module: set of utils modules it imports anywhere in its body}."""
+    modules = {module_name(path): path for path in (REPOSITORY / "utils").rglob("*.py")}
+    graph = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                # `from utils import runs` imports the module utils.runs; `from utils.runs import X`, utils.runs.
+                targets |= {f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base for alias in node.names}
+        graph[name] = {target for target in targets if target in modules and target != name}
+    return graph
+
+
+def cycles(graph):
+    """Every module that lies on a cycle of `graph`, with one cycle through it."""
+    found = {}
+    for start in graph:
+        stack = [(start, [start])]
+        seen = set()
+        while stack:
+            node, trail = stack.pop()
+            for target in graph[node]:
+                if target == start:
+                    found.setdefault(start, " -> ".join(trail + [start]))
+                elif target not in seen:
+                    seen.add(target)
+                    stack.append((target, trail + [target]))
+    return found
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert set(cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}})) == {"a", "b", "c"}
+    assert cycles({"a": {"b"}, "b": set()}) == {}
+
+
+def test_no_module_of_utils_imports_itself_back():
+    graph = import_graph()
+    assert "utils.rates" in graph and "utils.run_frame" in graph["utils.rates"]
+    assert cycles(graph) == {}
