@@ -93,27 +93,39 @@ def run(path, cache_dir, seconds):
     shutil.rmtree(slot, ignore_errors=True)  # the first load must decode
 
     started = time.perf_counter()
-    (x_train, y_train), (x_val, _) = data.load_tiny_imagenet(path, download=False, cache_dir=cache_dir)
+    (x_train, y_train), (x_val, _) = data.load_tiny_imagenet(
+        path, download=False, cache_dir=cache_dir
+    )
     first_load = time.perf_counter() - started
     images = len(x_train) + len(x_val)
-    rows.append(("first load: decode + write cache", first_load, "s", f"<= {TARGET_FIRST_LOAD_SECONDS}"))
+    rows.append(
+        ("first load: decode + write cache", first_load, "s", f"<= {TARGET_FIRST_LOAD_SECONDS}")
+    )
     rows.append(("  decode rate", images / first_load, "images/s", "-"))
     rows.append(("  peak memory (this process)", peak_mib(), "MiB", "-"))
 
     child = subprocess.run(
         [sys.executable, "-c", CACHED_LOAD_CHILD, str(path), str(cache_dir)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     cached = json.loads(child.stdout.strip().splitlines()[-1])
-    rows.append(("cached load (fresh process)", cached["seconds"], "s", f"<= {TARGET_CACHED_LOAD_SECONDS}"))
+    rows.append(
+        ("cached load (fresh process)", cached["seconds"], "s", f"<= {TARGET_CACHED_LOAD_SECONDS}")
+    )
     rows.append(("  peak memory (that process)", cached["peak_mib"], "MiB", "-"))
 
     for batch_size in (32, 2):
-        first, batches_per_second, images_per_second = pipeline_speed(x_train, y_train, batch_size, seconds)
+        first, batches_per_second, images_per_second = pipeline_speed(
+            x_train, y_train, batch_size, seconds
+        )
         target = REQUIRED_FACTOR * MODEL_IMAGES_PER_SECOND[batch_size]
         rows.append((f"make_dataset batch {batch_size}: first batch", first, "s", "-"))
         rows.append((f"make_dataset batch {batch_size}", batches_per_second, "batches/s", "-"))
-        rows.append((f"make_dataset batch {batch_size}", images_per_second, "images/s", f">= {target}"))
+        rows.append(
+            (f"make_dataset batch {batch_size}", images_per_second, "images/s", f">= {target}")
+        )
     rows.append(("peak memory (this process, end)", peak_mib(), "MiB", "-"))
     return rows
 
@@ -128,11 +140,16 @@ def print_table(rows):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--path", default=os.environ.get(data.ENVIRONMENT_VARIABLE),
+        "--path",
+        default=os.environ.get(data.ENVIRONMENT_VARIABLE),
         help=f"the archive or folder (default: ${data.ENVIRONMENT_VARIABLE}, else the Keras cache)",
     )
-    parser.add_argument("--cache-dir", help="cache folder to use and keep (default: a temporary one)")
-    parser.add_argument("--seconds", type=float, default=2.0, help="seconds per pipeline measurement")
+    parser.add_argument(
+        "--cache-dir", help="cache folder to use and keep (default: a temporary one)"
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=2.0, help="seconds per pipeline measurement"
+    )
     arguments = parser.parse_args(argv)
     # Without a source, use the copy in the Keras cache (the benchmark's own cache is empty).
     path = arguments.path or str(data.tiny_imagenet_folder(download=False))

@@ -34,7 +34,12 @@ class ReshapedGroupNormalization(GroupNormalization):
 
     def call(self, inputs):
         return group_normalize_reference(
-            inputs, self.groups, axis=self.axis, epsilon=self.epsilon, gamma=self.gamma, beta=self.beta
+            inputs,
+            self.groups,
+            axis=self.axis,
+            epsilon=self.epsilon,
+            gamma=self.gamma,
+            beta=self.beta,
         )
 
 
@@ -83,7 +88,13 @@ def measure(settings, calls, rounds):
             best[setting] = min(best[setting], time_step(step, inputs, calls))
     return pd.DataFrame(
         [
-            dict(layer=name, shape=shape_name, batch_size=batch, xla=xla, microseconds=round(best[setting] * 1e6, 1))
+            dict(
+                layer=name,
+                shape=shape_name,
+                batch_size=batch,
+                xla=xla,
+                microseconds=round(best[setting] * 1e6, 1),
+            )
             for setting in settings
             for name, shape, batch, xla in [setting]
             for shape_name in [next(k for k, v in SHAPES.items() if v == shape)]
@@ -92,8 +103,12 @@ def measure(settings, calls, rounds):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--layers", default=",".join(LAYERS), help="comma-separated, from: " + ",".join(LAYERS))
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--layers", default=",".join(LAYERS), help="comma-separated, from: " + ",".join(LAYERS)
+    )
     parser.add_argument("--batch-sizes", default="32,8,2")
     parser.add_argument("--calls", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=3)
@@ -101,10 +116,14 @@ def main(argv=None):
     names = names_argument(parser, args.layers, LAYERS, "layers")
     batch_sizes = integers_argument(args.batch_sizes)
     settings = list(itertools.product(names, SHAPES.values(), batch_sizes, (False, True)))
-    print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPU cores; "
-          f"forward+backward, best of {args.rounds} rounds of {args.calls} calls")
+    print(
+        f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPU cores; "
+        f"forward+backward, best of {args.rounds} rounds of {args.calls} calls"
+    )
     table = measure(settings, args.calls, args.rounds)
-    wide = table.pivot_table(index=["shape", "batch_size", "xla"], columns="layer", values="microseconds")
+    wide = table.pivot_table(
+        index=["shape", "batch_size", "xla"], columns="layer", values="microseconds"
+    )
     print("\nMicroseconds per forward+backward call:")
     print(wide.to_string())
     if "keras_bn" in wide:

@@ -36,9 +36,15 @@ MODELS = {
     "small_cnn": models.small_cnn,
     # The depth experiment's network (utils.models.resnet10).
     "resnet10": models.resnet10,
-    "resnet10_wide": functools.partial(models.small_resnet, widths=(64, 128, 256, 512), blocks=(1, 1, 1, 1)),
-    "resnet18_narrow": functools.partial(models.small_resnet, widths=(64, 128, 128, 256), blocks=(2, 2, 2, 2)),
-    "resnet18": functools.partial(models.small_resnet, widths=(64, 128, 256, 512), blocks=(2, 2, 2, 2)),
+    "resnet10_wide": functools.partial(
+        models.small_resnet, widths=(64, 128, 256, 512), blocks=(1, 1, 1, 1)
+    ),
+    "resnet18_narrow": functools.partial(
+        models.small_resnet, widths=(64, 128, 128, 256), blocks=(2, 2, 2, 2)
+    ),
+    "resnet18": functools.partial(
+        models.small_resnet, widths=(64, 128, 256, 512), blocks=(2, 2, 2, 2)
+    ),
 }
 
 
@@ -47,37 +53,75 @@ def measure(settings, images_per_round, rounds, num_classes):
     trainers = {}
     for model_name, norm, batch_size, jit_compile in settings:
         steps = steps_per_round(images_per_round, batch_size, 1)
-        model, dataset = make_trainer(norm, batch_size, jit_compile, 1, steps, num_classes=num_classes,
-                                      build=MODELS[model_name])
-        trainers[(model_name, norm, batch_size, jit_compile)] = (model, dataset, steps, model.count_params())
+        model, dataset = make_trainer(
+            norm,
+            batch_size,
+            jit_compile,
+            1,
+            steps,
+            num_classes=num_classes,
+            build=MODELS[model_name],
+        )
+        trainers[(model_name, norm, batch_size, jit_compile)] = (
+            model,
+            dataset,
+            steps,
+            model.count_params(),
+        )
     best = dict.fromkeys(trainers, 0.0)
     for _ in range(rounds):
         for setting, (model, dataset, steps, _) in trainers.items():
-            best[setting] = max(best[setting], steps * setting[2] / time_epoch(model, dataset, steps))
-    return pd.DataFrame([dict(model=m, norm=n, batch_size=b, xla=x, parameters=trainers[(m, n, b, x)][3],
-                              images_per_second=round(best[(m, n, b, x)], 1)) for (m, n, b, x) in settings])
+            best[setting] = max(
+                best[setting], steps * setting[2] / time_epoch(model, dataset, steps)
+            )
+    return pd.DataFrame(
+        [
+            dict(
+                model=m,
+                norm=n,
+                batch_size=b,
+                xla=x,
+                parameters=trainers[(m, n, b, x)][3],
+                images_per_second=round(best[(m, n, b, x)], 1),
+            )
+            for (m, n, b, x) in settings
+        ]
+    )
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default="small_cnn,resnet10,resnet10_wide,resnet18_narrow",
-                        help="comma-separated, from: " + ",".join(MODELS))
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--models",
+        default="small_cnn,resnet10,resnet10_wide,resnet18_narrow",
+        help="comma-separated, from: " + ",".join(MODELS),
+    )
     parser.add_argument("--norms", default="bn,gn")
     parser.add_argument("--batch-sizes", default="32,2")
     parser.add_argument("--images-per-round", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--classes", type=int, default=40, help="output classes (the cpu profile's 40)")
+    parser.add_argument(
+        "--classes", type=int, default=40, help="output classes (the cpu profile's 40)"
+    )
     args = parser.parse_args(argv)
     model_names = names_argument(parser, args.models, MODELS, "models")
     from benchmarks.training_benchmark import NORMS
 
     norms = names_argument(parser, args.norms, NORMS, "norms")
-    settings = list(itertools.product(model_names, norms, integers_argument(args.batch_sizes), (False, True)))
-    print(f"{len(settings)} settings x {args.rounds} rounds of ~{args.images_per_round} images, one thread each")
+    settings = list(
+        itertools.product(model_names, norms, integers_argument(args.batch_sizes), (False, True))
+    )
+    print(
+        f"{len(settings)} settings x {args.rounds} rounds of ~{args.images_per_round} images, one thread each"
+    )
     table = measure(settings, args.images_per_round, args.rounds, args.classes)
     print(table.to_string(index=False))
     best = table.loc[table.groupby(["model", "norm", "batch_size"])["images_per_second"].idxmax()]
-    pivot = best.pivot_table(index=["norm", "batch_size"], columns="model", values="images_per_second")
+    pivot = best.pivot_table(
+        index=["norm", "batch_size"], columns="model", values="images_per_second"
+    )
     if "small_cnn" in pivot:
         print("\nTime per image as a multiple of the small CNN's, each at its faster XLA setting:")
         print((pivot.rdiv(pivot["small_cnn"], axis=0)).round(2).to_string())

@@ -27,7 +27,9 @@ from utils.landscape import LandscapeProbe  # noqa: E402
 
 def measure(norm, batch_size, steps, probes_per_epoch, rounds, steps_per_execution=8):
     """(images/s without probes, images/s with them, probes per timed epoch)."""
-    jit_compile = batch_size < 16  # the cpu profile's measured choice (utils.profiles.fastest_settings)
+    jit_compile = (
+        batch_size < 16
+    )  # the cpu profile's measured choice (utils.profiles.fastest_settings)
     model, dataset = make_trainer(norm, batch_size, jit_compile, steps_per_execution, steps)
     batches = dataset.as_numpy_iterator()
     best = {"without": 0.0, "with": 0.0}
@@ -45,7 +47,9 @@ def measure(norm, batch_size, steps, probes_per_epoch, rounds, steps_per_executi
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--norm", default="gn", help="one of: " + ",".join(NORMS))
     parser.add_argument("--batch-sizes", default="32,2")
     parser.add_argument("--steps", type=int, default=320, help="steps per timed epoch")
@@ -55,10 +59,19 @@ def main(argv=None):
     (norm,) = names_argument(parser, args.norm, NORMS, "norm")
     rows = []
     for batch_size in integers_argument(args.batch_sizes):
-        without, with_probes, probes = measure(norm, batch_size, args.steps, args.probes_per_epoch, args.rounds)
-        rows.append({"norm": norm, "batch_size": batch_size, "probes": probes,
-                     "images/s without": round(without, 1), "images/s with": round(with_probes, 1),
-                     "time ratio (with / without)": round(without / with_probes, 3)})
+        without, with_probes, probes = measure(
+            norm, batch_size, args.steps, args.probes_per_epoch, args.rounds
+        )
+        rows.append(
+            {
+                "norm": norm,
+                "batch_size": batch_size,
+                "probes": probes,
+                "images/s without": round(without, 1),
+                "images/s with": round(with_probes, 1),
+                "time ratio (with / without)": round(without / with_probes, 3),
+            }
+        )
     table = pd.DataFrame(rows)
     print(table.to_string(index=False))
     return table

@@ -65,19 +65,29 @@ def profile(norm_name, batch_size, jit_compile, steps_per_execution, images, tra
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--norm", default="gn", choices=list(NORMS))
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--xla", action="store_true", help="compile the step with XLA")
     parser.add_argument("--steps-per-execution", type=int, default=1)
     parser.add_argument("--images", type=int, default=512, help="images in the profiled epoch")
     parser.add_argument("--top", type=int, default=25, help="ops to print")
-    parser.add_argument("--trace-dir", default=None, help="where to keep the trace (default: a new temporary folder)")
+    parser.add_argument(
+        "--trace-dir",
+        default=None,
+        help="where to keep the trace (default: a new temporary folder)",
+    )
     args = parser.parse_args(argv)
     trace_dir = Path(args.trace_dir or tempfile.mkdtemp(prefix="profile_training_"))
-    rate, table = profile(args.norm, args.batch_size, args.xla, args.steps_per_execution, args.images, trace_dir)
-    print(f"{args.norm}, batch {args.batch_size}, xla={args.xla}, steps_per_execution={args.steps_per_execution}: "
-          f"{rate:.0f} images/s while profiled; trace in {trace_dir}")
+    rate, table = profile(
+        args.norm, args.batch_size, args.xla, args.steps_per_execution, args.images, trace_dir
+    )
+    print(
+        f"{args.norm}, batch {args.batch_size}, xla={args.xla}, steps_per_execution={args.steps_per_execution}: "
+        f"{rate:.0f} images/s while profiled; trace in {trace_dir}"
+    )
     with pd.option_context("display.max_colwidth", 100):
         print(table.head(args.top).to_string(index=False))
     return table

@@ -23,8 +23,12 @@ def main():
     failed = []
     for module in BENCHMARKS:
         print(f"\n=== python -m {module}", flush=True)
-        if module.endswith(("data_benchmark", "grid_benchmark")) and not os.environ.get("TINY_IMAGENET_DIR"):
-            print("skipped: set TINY_IMAGENET_DIR to a copy of Tiny ImageNet to measure the data path")
+        if module.endswith(("data_benchmark", "grid_benchmark")) and not os.environ.get(
+            "TINY_IMAGENET_DIR"
+        ):
+            print(
+                "skipped: set TINY_IMAGENET_DIR to a copy of Tiny ImageNet to measure the data path"
+            )
             continue
         if subprocess.run([sys.executable, "-m", module]).returncode != 0:
             failed.append(module)

@@ -36,14 +36,20 @@ def measure_in_this_process(norms, batch_sizes, threads, images_per_round, round
     for norm in norms:
         for batch_size in batch_sizes:
             fastest = fastest_settings(norm, batch_size)
-            settings.append((norm, batch_size, fastest["jit_compile"], fastest["steps_per_execution"]))
+            settings.append(
+                (norm, batch_size, fastest["jit_compile"], fastest["steps_per_execution"])
+            )
     table = training_benchmark.measure(settings, images_per_round, rounds)
     return {f"{row.norm},{row.batch_size}": row.images_per_second for row in table.itertuples()}
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--norms", default="bn,gn", help="comma-separated, from: " + ",".join(NORMS))
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--norms", default="bn,gn", help="comma-separated, from: " + ",".join(NORMS)
+    )
     parser.add_argument("--batch-sizes", default="32,2")
     parser.add_argument("--threads", default=f"1,{os.cpu_count()}", help="thread counts to compare")
     parser.add_argument("--images-per-round", type=int, default=1024)
@@ -53,24 +59,54 @@ def main(argv=None):
     norms = names_argument(parser, arguments.norms, NORMS, "norms")
     batch_sizes = integers_argument(arguments.batch_sizes)
     if arguments.child is not None:
-        print(json.dumps(measure_in_this_process(norms, batch_sizes, arguments.child, arguments.images_per_round,
-                                                 arguments.rounds)))
+        print(
+            json.dumps(
+                measure_in_this_process(
+                    norms,
+                    batch_sizes,
+                    arguments.child,
+                    arguments.images_per_round,
+                    arguments.rounds,
+                )
+            )
+        )
         return None
     results = {}
     for threads in integers_argument(arguments.threads):
-        command = [sys.executable, "-m", "benchmarks.thread_benchmark", "--norms", arguments.norms, "--batch-sizes",
-                   arguments.batch_sizes, "--images-per-round", str(arguments.images_per_round), "--rounds",
-                   str(arguments.rounds), "--child", str(threads)]
+        command = [
+            sys.executable,
+            "-m",
+            "benchmarks.thread_benchmark",
+            "--norms",
+            arguments.norms,
+            "--batch-sizes",
+            arguments.batch_sizes,
+            "--images-per-round",
+            str(arguments.images_per_round),
+            "--rounds",
+            str(arguments.rounds),
+            "--child",
+            str(threads),
+        ]
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         results[threads] = json.loads(output.strip().splitlines()[-1])
     counts = sorted(results)
-    print(f"{os.cpu_count()} cores; images/s of one training process, best of {arguments.rounds} rounds")
-    print("norm  batch  " + "  ".join(f"{count} thread(s)" for count in counts) + f"  {counts[0]} / {counts[-1]}")
+    print(
+        f"{os.cpu_count()} cores; images/s of one training process, best of {arguments.rounds} rounds"
+    )
+    print(
+        "norm  batch  "
+        + "  ".join(f"{count} thread(s)" for count in counts)
+        + f"  {counts[0]} / {counts[-1]}"
+    )
     for key in results[counts[0]]:
         norm, batch_size = key.split(",")
         values = [results[count][key] for count in counts]
-        print(f"{norm:<4}  {batch_size:>5}  " + "  ".join(f"{value:>11,.0f}" for value in values)
-              + f"  {values[0] / values[-1]:>8.2f}")
+        print(
+            f"{norm:<4}  {batch_size:>5}  "
+            + "  ".join(f"{value:>11,.0f}" for value in values)
+            + f"  {values[0] / values[-1]:>8.2f}"
+        )
     return results
 
 

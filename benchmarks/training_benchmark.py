@@ -49,7 +49,9 @@ NORMS = {
 }
 
 
-def make_trainer(norm_name, batch_size, jit_compile, steps_per_execution, steps, num_classes=200, build=small_cnn):
+def make_trainer(
+    norm_name, batch_size, jit_compile, steps_per_execution, steps, num_classes=200, build=small_cnn
+):
     """A compiled model (`build(norm, num_classes=..., weight_decay=..., **options)`) and
     a repeating dataset of `steps` random batches."""
     norm, options = NORMS[norm_name]
@@ -64,7 +66,9 @@ def make_trainer(norm_name, batch_size, jit_compile, steps_per_execution, steps,
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(batch_size * steps, 64, 64, 3), dtype=np.uint8)
     labels = rng.integers(0, num_classes, size=batch_size * steps)
-    dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch_size).cache().repeat()
+    dataset = (
+        tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch_size).cache().repeat()
+    )
     dataset = dataset.prefetch(tf.data.AUTOTUNE)
     # The first call compiles (and with XLA, clusters) the step: keep it out of timing.
     model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
@@ -79,7 +83,14 @@ def steps_per_round(images, batch_size, steps_per_execution):
 
 def time_epoch(model, dataset, steps, callbacks=()):
     start = time.perf_counter()
-    model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False, callbacks=list(callbacks))
+    model.fit(
+        dataset,
+        steps_per_epoch=steps,
+        epochs=1,
+        verbose=0,
+        shuffle=False,
+        callbacks=list(callbacks),
+    )
     return time.perf_counter() - start
 
 
@@ -89,24 +100,39 @@ def measure(settings, images_per_round, rounds):
     for setting in settings:
         norm_name, batch_size, jit_compile, steps_per_execution = setting
         steps = steps_per_round(images_per_round, batch_size, steps_per_execution)
-        trainers[setting] = (*make_trainer(norm_name, batch_size, jit_compile, steps_per_execution, steps), steps)
+        trainers[setting] = (
+            *make_trainer(norm_name, batch_size, jit_compile, steps_per_execution, steps),
+            steps,
+        )
     best = {setting: 0.0 for setting in settings}
     for _ in range(rounds):
         for setting, (model, dataset, steps) in trainers.items():
             seconds = time_epoch(model, dataset, steps)
             best[setting] = max(best[setting], steps * setting[1] / seconds)
     rows = [
-        dict(norm=n, batch_size=b, xla=x, steps_per_execution=s, images_per_second=round(best[(n, b, x, s)], 1))
+        dict(
+            norm=n,
+            batch_size=b,
+            xla=x,
+            steps_per_execution=s,
+            images_per_second=round(best[(n, b, x, s)], 1),
+        )
         for (n, b, x, s) in settings
     ]
     return pd.DataFrame(rows)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--norms", default="bn,ln,in,gn,keras_gn", help="comma-separated, from: " + ",".join(NORMS))
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--norms", default="bn,ln,in,gn,keras_gn", help="comma-separated, from: " + ",".join(NORMS)
+    )
     parser.add_argument("--batch-sizes", default="32,16,8,2")
-    parser.add_argument("--steps-per-execution", default="1,8", help="comma-separated values to try")
+    parser.add_argument(
+        "--steps-per-execution", default="1,8", help="comma-separated values to try"
+    )
     parser.add_argument("--images-per-round", type=int, default=512)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args(argv)
@@ -114,8 +140,10 @@ def main(argv=None):
     batch_sizes = integers_argument(args.batch_sizes)
     executions = integers_argument(args.steps_per_execution)
     settings = list(itertools.product(norms, batch_sizes, (False, True), executions))
-    print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPU cores; "
-          f"{len(settings)} settings x {args.rounds} rounds of ~{args.images_per_round} images")
+    print(
+        f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPU cores; "
+        f"{len(settings)} settings x {args.rounds} rounds of ~{args.images_per_round} images"
+    )
     table = measure(settings, args.images_per_round, args.rounds)
     print(table.to_string(index=False))
 

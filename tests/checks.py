@@ -30,7 +30,9 @@ def assert_png(path, *, minimum_bytes=2_000):
     """`path` is a PNG file with something drawn in it."""
     assert path.is_file(), f"{path} was not written"
     data = path.read_bytes()
-    assert data.startswith(PNG_SIGNATURE) and len(data) > minimum_bytes, f"{path} is not a drawn PNG"
+    assert data.startswith(PNG_SIGNATURE) and len(data) > minimum_bytes, (
+        f"{path} is not a drawn PNG"
+    )
 
 
 # Random data and NumPy references of the layer tests (tests/test_layers.py,
@@ -81,7 +83,9 @@ def ws_conv(kernel, bias=None, **options):
     # Imported here so that the tests that only draw PNGs do not import Keras.
     from utils.layers import WeightStandardizedConv2D
 
-    layer = WeightStandardizedConv2D(kernel.shape[-1], kernel.shape[:2], use_bias=bias is not None, **options)
+    layer = WeightStandardizedConv2D(
+        kernel.shape[-1], kernel.shape[:2], use_bias=bias is not None, **options
+    )
     layer.build((None, None, None, kernel.shape[2] * options.get("groups", 1)))
     layer.set_weights([kernel] if bias is None else [kernel, bias])
     return layer

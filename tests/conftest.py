@@ -26,7 +26,11 @@ def synthetic_tiny_imagenet(tmp_path_factory):
     from utils.data import make_synthetic_tiny_imagenet
 
     return make_synthetic_tiny_imagenet(
-        tmp_path_factory.mktemp("synthetic"), classes=6, images_per_class=12, val_per_class=5, seed=0
+        tmp_path_factory.mktemp("synthetic"),
+        classes=6,
+        images_per_class=12,
+        val_per_class=5,
+        seed=0,
     )
 
 
@@ -61,6 +65,20 @@ def smoke_grid(tmp_path_factory, smoke_data_dir):
     results = tmp_path_factory.mktemp("results")
     output = io.StringIO()
     with contextlib.redirect_stdout(output):
-        status = cli.main(["--profile", "smoke", "--experiment", "study", "--results", str(results), "--data",
-                           str(smoke_data_dir), "--verbose", "0", "--workers", "1"])
+        status = cli.main(
+            [
+                "--profile",
+                "smoke",
+                "--experiment",
+                "study",
+                "--results",
+                str(results),
+                "--data",
+                str(smoke_data_dir),
+                "--verbose",
+                "0",
+                "--workers",
+                "1",
+            ]
+        )
     return status, output.getvalue(), results

@@ -25,19 +25,40 @@ IMAGES_PER_CLASS = 20
 EPOCH_SECONDS = 1.5  # the wall time every epoch of a factory run records
 
 
-def make_config(experiment, norm, batch_size, *, seed=0, epochs=EPOCHS, dataset=DATASET, profile=PROFILE, **fields):
+def make_config(
+    experiment,
+    norm,
+    batch_size,
+    *,
+    seed=0,
+    epochs=EPOCHS,
+    dataset=DATASET,
+    profile=PROFILE,
+    **fields,
+):
     """A run config of the test grid: 10 classes x 20 images (50 validation images per
     class for the real data set, 5 for the synthetic one)."""
     return RunConfig(
-        experiment=experiment, profile=profile, norm=norm, batch_size=batch_size, epochs=epochs, seed=seed,
-        dataset=dataset, classes=CLASSES, images_per_class=IMAGES_PER_CLASS,
-        val_images_per_class=50 if dataset == "tiny-imagenet-200" else 5, jit_compile=False, **fields,
+        experiment=experiment,
+        profile=profile,
+        norm=norm,
+        batch_size=batch_size,
+        epochs=epochs,
+        seed=seed,
+        dataset=dataset,
+        classes=CLASSES,
+        images_per_class=IMAGES_PER_CLASS,
+        val_images_per_class=50 if dataset == "tiny-imagenet-200" else 5,
+        jit_compile=False,
+        **fields,
     )
 
 
 def curve(final: float, epochs: int, start: float = 99.0) -> list[float]:
     """A decreasing error curve from near `start` towards `final` (percent), one value per epoch."""
-    return [round(final + (start - final) * math.exp(-epoch / 2.0), 3) for epoch in range(1, epochs + 1)]
+    return [
+        round(final + (start - final) * math.exp(-epoch / 2.0), 3) for epoch in range(1, epochs + 1)
+    ]
 
 
 def curve_median(final: float, epochs: int = EPOCHS, last: int = 5) -> float:
@@ -74,19 +95,31 @@ def write_run(results_dir, config, val_errors, *, train_errors=None, status="com
     train_errors = train_errors or [value - 5.0 for value in val_errors]
     steps = config.classes * config.images_per_class // config.batch_size
     rows = [
-        runs.as_written({
-            "epoch": epoch, "train_loss": train_error / 20.0, "train_error": train_error,
-            "val_loss": val_error / 20.0, "val_error": val_error,
-            "lr": learning_rate_for_epoch(config, epoch - 1), "seconds": EPOCH_SECONDS, "steps": steps,
-        })
+        runs.as_written(
+            {
+                "epoch": epoch,
+                "train_loss": train_error / 20.0,
+                "train_error": train_error,
+                "val_loss": val_error / 20.0,
+                "val_error": val_error,
+                "lr": learning_rate_for_epoch(config, epoch - 1),
+                "seconds": EPOCH_SECONDS,
+                "steps": steps,
+            }
+        )
         for epoch, (val_error, train_error) in enumerate(zip(val_errors, train_errors), start=1)
     ]
     run_dir = runs.run_directory(config, results_dir)
     runs.write_config(run_dir, config)
     runs.write_history(run_dir, rows)
     summary = runs.make_summary(
-        config, rows, status, diverged_epoch=len(rows) + 1 if status == "diverged" else None,
-        images_per_step=config.batch_size, device="1 x CPU (test)", versions={"keras": "test"},
+        config,
+        rows,
+        status,
+        diverged_epoch=len(rows) + 1 if status == "diverged" else None,
+        images_per_step=config.batch_size,
+        device="1 x CPU (test)",
+        versions={"keras": "test"},
     )
     runs.write_summary(run_dir, summary)
     return run_dir
@@ -114,17 +147,33 @@ def make_results(results_dir, *, dataset: str = DATASET, profile: str = PROFILE)
     """
     common = {"dataset": dataset, "profile": profile}
     for norm, final in NORM_COMPARISON_FINAL.items():
-        write_run(results_dir, make_config("norm_comparison", norm, 32, **common), curve(final, EPOCHS))
+        write_run(
+            results_dir, make_config("norm_comparison", norm, 32, **common), curve(final, EPOCHS)
+        )
     for norm in ("batch", "group"):
         source = runs.run_directory(make_config("norm_comparison", norm, 32, **common), results_dir)
-        runs.copy_finished_run(make_config("batch_size_sweep", norm, 32, **common), source, results_dir)
+        runs.copy_finished_run(
+            make_config("batch_size_sweep", norm, 32, **common), source, results_dir
+        )
     for norm, finals in SWEEP_FINAL.items():
         for batch_size, final in finals.items():
-            write_run(results_dir, make_config("batch_size_sweep", norm, batch_size, **common), curve(final, EPOCHS))
-    write_run(results_dir, make_config("batch_size_sweep", "batch", 2, **common), [90.0, 85.0, 84.0],
-              status="diverged")
-    write_run(results_dir, make_config("batch_size_sweep", "group", 8, **common), curve(62.0, EPOCHS)[:3],
-              status="running")
+            write_run(
+                results_dir,
+                make_config("batch_size_sweep", norm, batch_size, **common),
+                curve(final, EPOCHS),
+            )
+    write_run(
+        results_dir,
+        make_config("batch_size_sweep", "batch", 2, **common),
+        [90.0, 85.0, 84.0],
+        status="diverged",
+    )
+    write_run(
+        results_dir,
+        make_config("batch_size_sweep", "group", 8, **common),
+        curve(62.0, EPOCHS)[:3],
+        status="running",
+    )
     return results_dir
 
 
@@ -134,12 +183,19 @@ ABLATION_SEEDS = (0, 1)
 # ("groups", 1) is the LN runs and ("channels_per_group", 1) the IN runs;
 # ("channels_per_group", 2) is missing on purpose.
 ABLATION_FINAL = {
-    ("groups", 64): (63.0, 64.0), ("groups", 32): (60.0, 61.0), ("groups", 16): (61.0, 61.5),
-    ("groups", 8): (61.5, 62.5), ("groups", 4): (62.0, 63.0), ("groups", 2): (62.5, 63.0),
+    ("groups", 64): (63.0, 64.0),
+    ("groups", 32): (60.0, 61.0),
+    ("groups", 16): (61.0, 61.5),
+    ("groups", 8): (61.5, 62.5),
+    ("groups", 4): (62.0, 63.0),
+    ("groups", 2): (62.5, 63.0),
     ("groups", 1): (64.0, 66.0),
-    ("channels_per_group", 64): (62.0, 62.0), ("channels_per_group", 32): (61.0, 62.0),
-    ("channels_per_group", 16): (60.5, 61.5), ("channels_per_group", 8): (61.0, 61.0),
-    ("channels_per_group", 4): (62.0, 63.0), ("channels_per_group", 1): (70.0, 73.0),
+    ("channels_per_group", 64): (62.0, 62.0),
+    ("channels_per_group", 32): (61.0, 62.0),
+    ("channels_per_group", 16): (60.5, 61.5),
+    ("channels_per_group", 8): (61.0, 61.0),
+    ("channels_per_group", 4): (62.0, 63.0),
+    ("channels_per_group", 1): (70.0, 73.0),
 }
 # Batch renorm experiment: norm -> batch -> (seed 0, seed 1).
 RENORM_FINAL = {
@@ -183,11 +239,18 @@ def make_ablation_results(root):
     for (norm, standardized), by_batch in WS_FINAL.items():
         for batch_size, finals in by_batch.items():
             for seed, final in zip(ABLATION_SEEDS, finals):
-                config = make_config("weight_standardization", norm, batch_size, seed=seed,
-                                     weight_standardization=standardized)
+                config = make_config(
+                    "weight_standardization",
+                    norm,
+                    batch_size,
+                    seed=seed,
+                    weight_standardization=standardized,
+                )
                 if not standardized and batch_size in RENORM_FINAL[norm]:
                     # Shared runs are copies of another experiment's, as the engine makes them.
-                    source = runs.run_directory(make_config("batch_renorm", norm, batch_size, seed=seed), root)
+                    source = runs.run_directory(
+                        make_config("batch_renorm", norm, batch_size, seed=seed), root
+                    )
                     runs.copy_finished_run(config, source, root)
                     continue
                 write_run(root, config, curve(final, EPOCHS))
@@ -201,11 +264,18 @@ PROBE_MULTIPLIERS = (0.5, 1.0, 2.0, 4.0)
 PROBES_PER_EPOCH = 3
 # Distortion: (norm, condition) -> final val error by seed.
 DISTORTION_FINAL = {
-    ("batch", "recipe"): (60.0, 61.0), ("batch", "noise"): (62.0, 62.5), ("batch", "no weight decay"): (60.5, 61.0),
-    ("group", "recipe"): (61.0, 61.5), ("group", "noise"): (89.0, 89.5), ("group", "no weight decay"): (60.0, 60.0),
+    ("batch", "recipe"): (60.0, 61.0),
+    ("batch", "noise"): (62.0, 62.5),
+    ("batch", "no weight decay"): (60.5, 61.0),
+    ("group", "recipe"): (61.0, 61.5),
+    ("group", "noise"): (89.0, 89.5),
+    ("group", "no weight decay"): (60.0, 60.0),
 }
-DISTORTION_FIELDS = {"recipe": {}, "noise": dict(norm_noise_mean=1e-3, norm_noise_stddev=1.001),
-                     "no weight decay": dict(weight_decay=0.0)}
+DISTORTION_FIELDS = {
+    "recipe": {},
+    "noise": dict(norm_noise_mean=1e-3, norm_noise_stddev=1.001),
+    "no weight decay": dict(weight_decay=0.0),
+}
 # Mixtures: norm -> batch -> final val error by seed; the learnt s ends at these values.
 MIXTURE_FINAL = {
     "batch": {32: (60.0, 60.5), 8: (62.0, 63.0), 2: (75.0, 74.0)},
@@ -226,9 +296,19 @@ def landscape_rows(norm, seed, epochs, steps_per_epoch):
     for epoch in range(1, epochs + 1):
         for step in range((epoch - 1) * steps_per_epoch, epoch * steps_per_epoch, every):
             for multiplier in PROBE_MULTIPLIERS:
-                rows.append({"epoch": epoch, "step": step, "multiplier": multiplier, "step_size": multiplier * 0.003,
-                             "base_loss": 3.0, "loss": 3.0 + factor * multiplier * 0.01, "gradient_norm": 1.0,
-                             "gradient_distance": factor * multiplier * 0.1, "step_length": multiplier * 0.2})
+                rows.append(
+                    {
+                        "epoch": epoch,
+                        "step": step,
+                        "multiplier": multiplier,
+                        "step_size": multiplier * 0.003,
+                        "base_loss": 3.0,
+                        "loss": 3.0 + factor * multiplier * 0.01,
+                        "gradient_norm": 1.0,
+                        "gradient_distance": factor * multiplier * 0.1,
+                        "step_length": multiplier * 0.2,
+                    }
+                )
     return rows
 
 
@@ -243,10 +323,14 @@ def make_understanding_results(root):
     for norm in LANDSCAPE_FACTOR:
         for batch_size in (32, 2):
             for seed in ABLATION_SEEDS:
-                config = make_config("landscape", norm, batch_size, seed=seed, landscape_probes=PROBES_PER_EPOCH)
+                config = make_config(
+                    "landscape", norm, batch_size, seed=seed, landscape_probes=PROBES_PER_EPOCH
+                )
                 run_dir = write_run(root, config, curve(60.0 + LANDSCAPE_FACTOR[norm], EPOCHS))
                 steps = config.classes * config.images_per_class // batch_size
-                runs.write_measurements(run_dir, "landscape.csv", landscape_rows(norm, seed, EPOCHS, steps))
+                runs.write_measurements(
+                    run_dir, "landscape.csv", landscape_rows(norm, seed, EPOCHS, steps)
+                )
     for (norm, condition), finals in DISTORTION_FINAL.items():
         for seed, final in zip(ABLATION_SEEDS, finals):
             config = make_config("distortion", norm, 32, seed=seed, **DISTORTION_FIELDS[condition])
@@ -255,10 +339,21 @@ def make_understanding_results(root):
     for norm, by_batch in MIXTURE_FINAL.items():
         for batch_size, finals in by_batch.items():
             for seed, final in zip(ABLATION_SEEDS, finals):
-                run_dir = write_run(root, make_config("mixtures", norm, batch_size, seed=seed), curve(final, EPOCHS))
+                run_dir = write_run(
+                    root, make_config("mixtures", norm, batch_size, seed=seed), curve(final, EPOCHS)
+                )
                 if norm.startswith("gn_plus_"):
-                    runs.write_measurements(run_dir, "mixing.csv", [
-                        {"epoch": epoch, "layer": layer, "mixing_weight": 0.731 + (end - 0.731) * epoch / EPOCHS}
-                        for epoch in range(1, EPOCHS + 1) for layer, end in FINAL_MIXING_WEIGHT.items()
-                    ])
+                    runs.write_measurements(
+                        run_dir,
+                        "mixing.csv",
+                        [
+                            {
+                                "epoch": epoch,
+                                "layer": layer,
+                                "mixing_weight": 0.731 + (end - 0.731) * epoch / EPOCHS,
+                            }
+                            for epoch in range(1, EPOCHS + 1)
+                            for layer, end in FINAL_MIXING_WEIGHT.items()
+                        ],
+                    )
     return root

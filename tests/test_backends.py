@@ -52,18 +52,28 @@ def run_under(backend, arguments):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_the_backend_agnostic_layer_tests_pass(backend, tmp_path):
     report = tmp_path / "report.xml"
-    result = run_under(backend, ["-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}", MODULE])
+    result = run_under(
+        backend, ["-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}", MODULE]
+    )
     output = result.stdout + result.stderr
-    assert result.returncode == 0, f"{MODULE} failed under KERAS_BACKEND={backend}:\n{output[-6000:]}"
+    assert result.returncode == 0, (
+        f"{MODULE} failed under KERAS_BACKEND={backend}:\n{output[-6000:]}"
+    )
     # Every test of the module ran and passed: none skipped (a module skipped whole
     # would pass too).
     suite = ElementTree.parse(report).getroot().find("testsuite")
     summary = re.search(r"(\d+) passed", output)
     passed = int(summary.group(1)) if summary else 0
-    assert passed > 0 and passed == int(suite.get("tests")), f"not every test ran:\n{output[-3000:]}"
+    assert passed > 0 and passed == int(suite.get("tests")), (
+        f"not every test ran:\n{output[-3000:]}"
+    )
     assert int(suite.get("skipped")) == 0, output[-3000:]
-    backends = {prop.get("value") for prop in suite.iter("property") if prop.get("name") == "keras_backend"}
-    assert backends == {backend}, f"Keras ran on {backends or 'an unreported backend'}, not on {backend}"
+    backends = {
+        prop.get("value") for prop in suite.iter("property") if prop.get("name") == "keras_backend"
+    }
+    assert backends == {backend}, (
+        f"Keras ran on {backends or 'an unreported backend'}, not on {backend}"
+    )
 
 
 @pytest.mark.slow
@@ -71,4 +81,6 @@ def test_the_backend_agnostic_layer_tests_pass(backend, tmp_path):
 def test_the_layers_import_and_run_without_tensorflow(backend):
     result = run_under(backend, ["-c", IMPORT_CHECK, backend])
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.strip().splitlines()[-1] == "[]", f"TensorFlow was imported: {result.stdout}"
+    assert result.stdout.strip().splitlines()[-1] == "[]", (
+        f"TensorFlow was imported: {result.stdout}"
+    )

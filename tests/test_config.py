@@ -48,9 +48,18 @@ def test_small_cnn_default_learning_rate_is_lower_and_overridable():
         (dict(norm="brn", batch_size=4), "brn_bs4_seed0"),
         (dict(norm="gn_plus_gn_first", batch_size=8), "gnbn_gn_first_g32_bs8_seed0"),
         (dict(norm="gn", weight_decay=0.0), "gn_g32_bs32_wd0_seed0"),
-        (dict(norm="bn", norm_noise_mean=1e-3, norm_noise_stddev=1.001), "bn_bs32_noise0.001-1.001_seed0"),
-        (dict(norm="bn", norm_noise_stddev=1.0, norm_noise_groups=None), "bn_bs32_noise0-1-elementwise_seed0"),
-        (dict(norm="gn", norm_noise_stddev=1.0, norm_noise_groups=8), "gn_g32_bs32_noise0-1-g8_seed0"),
+        (
+            dict(norm="bn", norm_noise_mean=1e-3, norm_noise_stddev=1.001),
+            "bn_bs32_noise0.001-1.001_seed0",
+        ),
+        (
+            dict(norm="bn", norm_noise_stddev=1.0, norm_noise_groups=None),
+            "bn_bs32_noise0-1-elementwise_seed0",
+        ),
+        (
+            dict(norm="gn", norm_noise_stddev=1.0, norm_noise_groups=8),
+            "gn_g32_bs32_noise0-1-g8_seed0",
+        ),
         (dict(norm="none", batch_size=2, landscape_probes=20), "none_bs2_probes20_seed0"),
     ],
 )
@@ -69,7 +78,9 @@ def test_config_is_frozen():
 
 
 def test_json_round_trip():
-    config = RunConfig(norm="batch", batch_size=8, epochs=7, lr_decay_fractions=(0.5,), precision="mixed_bfloat16")
+    config = RunConfig(
+        norm="batch", batch_size=8, epochs=7, lr_decay_fractions=(0.5,), precision="mixed_bfloat16"
+    )
     data = json.loads(json.dumps(config.to_dict()))
     assert data["run_name"] == "bn_bs8_lr0.003_decay50_seed0"
     assert data["lr_decay_fractions"] == [0.5]
@@ -104,17 +115,26 @@ def test_from_dict_rejects_unknown_keys_and_wrong_run_name():
         (dict(norm="group", channels_per_group=128), "channels_per_group=128"),
         (dict(norm="layer", channels_per_group=4), "channels_per_group=4"),
         (dict(weight_standardization="yes"), "weight_standardization='yes'"),
-        (dict(norm="gn_plus_parallel", channels_per_group=8), "channels_per_group=8 applies only to norm='group'"),
+        (
+            dict(norm="gn_plus_parallel", channels_per_group=8),
+            "channels_per_group=8 applies only to norm='group'",
+        ),
         (dict(norm="gn_plus_bn_first", groups=3), "groups=3"),
         (dict(norm_noise_stddev=-1.0), "norm_noise_stddev=-1.0"),
         (dict(norm_noise_mean=float("inf")), "norm_noise_mean=inf"),
         (dict(norm="none", norm_noise_stddev=1.0), "needs a normalization"),
         (dict(model="resnet50", norm_noise_stddev=1.0), "model='resnet50'"),
-        (dict(norm_noise_stddev=1.0, norm_noise_groups=3), "norm_noise_groups=3 must be None or divide the small_cnn's normalized channels (64, 256); valid values are [1, 2, 4"),
+        (
+            dict(norm_noise_stddev=1.0, norm_noise_groups=3),
+            "norm_noise_groups=3 must be None or divide the small_cnn's normalized channels (64, 256); valid values are [1, 2, 4",
+        ),
         (dict(norm_noise_groups=0), "norm_noise_groups=0"),
         (dict(landscape_probes=-1), "landscape_probes=-1"),
         (dict(landscape_probes=2.5), "landscape_probes=2.5"),
-        (dict(landscape_probes=20, precision="mixed_bfloat16"), "needs precision='float32', not 'mixed_bfloat16'"),
+        (
+            dict(landscape_probes=20, precision="mixed_bfloat16"),
+            "needs precision='float32', not 'mixed_bfloat16'",
+        ),
         (dict(base_learning_rate=-0.1), "base_learning_rate=-0.1"),
         (dict(base_learning_rate=0), "base_learning_rate=0"),
         (dict(base_learning_rate=float("nan")), "base_learning_rate=nan"),
@@ -156,7 +176,10 @@ def test_groups_must_divide_resnet_widths_too():
 
 
 def test_synthetic_data_may_use_fewer_validation_images():
-    assert RunConfig(dataset="synthetic-tiny-imagenet", val_images_per_class=4).val_images_per_class == 4
+    assert (
+        RunConfig(dataset="synthetic-tiny-imagenet", val_images_per_class=4).val_images_per_class
+        == 4
+    )
 
 
 def test_learning_rate_schedule_is_the_papers():
@@ -190,7 +213,10 @@ def test_profiles_hold_both_experiments_for_every_seed(profile):
     assert [(c.seed, c.experiment, c.norm, c.batch_size) for c in configs] == [
         (seed, experiment, norm, batch)
         for seed in seeds
-        for experiment, batches in (("norm_comparison", (32,)), ("batch_size_sweep", (32, 16, 8, 4, 2)))
+        for experiment, batches in (
+            ("norm_comparison", (32,)),
+            ("batch_size_sweep", (32, 16, 8, 4, 2)),
+        )
         for norm in norms
         for batch in batches
     ]
@@ -215,9 +241,14 @@ def test_profile_scales():
     assert cpu["dataset"] == paper["dataset"] == "tiny-imagenet-200"
     assert (paper["classes"], paper["images_per_class"]) == (200, 500)
     # The 2023 report's lengths: 100 epochs for its batch-32 comparisons, 10 for the sweeps.
-    lengths = {"norm_comparison": 100, "group_ablation": 100, "long_training": 30,
-               "depth_sweep": depth.EPOCHS, "depth_grid": depth.EPOCHS,
-               **{experiment.name: why_gn_trails.plan.EPOCHS for experiment in why_gn_trails.EXPERIMENTS}}
+    lengths = {
+        "norm_comparison": 100,
+        "group_ablation": 100,
+        "long_training": 30,
+        "depth_sweep": depth.EPOCHS,
+        "depth_grid": depth.EPOCHS,
+        **{experiment.name: why_gn_trails.plan.EPOCHS for experiment in why_gn_trails.EXPERIMENTS},
+    }
     assert paper["epochs"] == {name: lengths.get(name, 10) for name in experiments.NAMES}
     assert cpu["classes"] * cpu["images_per_class"] < 200 * 500
 
@@ -253,19 +284,29 @@ def test_cpu_profile_runs_each_norm_at_its_measured_fastest_settings():
 
 def test_recipe_sweep_covers_every_norm_and_rate_with_distinct_names():
     configs = profile_configs("cpu", "recipe_sweep")
-    assert {(c.norm, c.base_learning_rate) for c in configs if c.lr_decay_fractions == (0.5, 0.75)} == {
-        (norm, rate) for norm in ("batch", "layer", "instance", "group") for rate in (0.001, 0.003, 0.01, 0.03)
+    assert {
+        (c.norm, c.base_learning_rate) for c in configs if c.lr_decay_fractions == (0.5, 0.75)
+    } == {
+        (norm, rate)
+        for norm in ("batch", "layer", "instance", "group")
+        for rate in (0.001, 0.003, 0.01, 0.03)
     }
     assert {c.lr_decay_fractions for c in configs} == {(0.5, 0.75), (0.3, 0.6, 0.9)}
     # The paper's schedule only at the first study's rate, for comparison.
-    assert {c.base_learning_rate for c in configs if c.lr_decay_fractions == (0.3, 0.6, 0.9)} == {0.003}
+    assert {c.base_learning_rate for c in configs if c.lr_decay_fractions == (0.3, 0.6, 0.9)} == {
+        0.003
+    }
     assert {c.batch_size for c in configs} == {32}
     assert len({c.run_name for c in configs}) == len(configs) == 20
     # "study" is the paper's two experiments: the recipe sweep is trained only when asked for.
-    assert {c.experiment for c in profile_configs("cpu", "study")} == {"norm_comparison", "batch_size_sweep"}
+    assert {c.experiment for c in profile_configs("cpu", "study")} == {
+        "norm_comparison",
+        "batch_size_sweep",
+    }
     # "all" is every experiment of the registry.
     assert [c.experiment for c in profile_configs("smoke", "all")] == [
-        c.experiment for name in experiments.NAMES for c in profile_configs("smoke", name)]
+        c.experiment for name in experiments.NAMES for c in profile_configs("smoke", name)
+    ]
 
 
 def test_channels_per_group_runs_build_their_own_groups():
@@ -285,7 +326,11 @@ def test_configs_written_before_the_new_fields_still_read():
 
 def test_beyond_the_paper_shares_the_study_runs_it_repeats():
     configs = profile_configs("cpu", "beyond_the_paper")
-    assert {c.experiment for c in configs} == {"group_ablation", "batch_renorm", "weight_standardization"}
+    assert {c.experiment for c in configs} == {
+        "group_ablation",
+        "batch_renorm",
+        "weight_standardization",
+    }
     assert len({(c.experiment, c.run_name) for c in configs}) == len(configs) == 3 * (14 + 12 + 12)
     study = {repr(c.training_settings()) for c in profile_configs("cpu", "study")}
     new = {repr(c.training_settings()) for c in configs} - study
@@ -294,14 +339,31 @@ def test_beyond_the_paper_shares_the_study_runs_it_repeats():
     assert len(new) == 3 * 21
     ablation = [c for c in configs if c.experiment == "group_ablation" and c.seed == 0]
     assert [c.run_name.split("_bs")[0] for c in ablation] == [
-        "gn_g64", "gn_g32", "gn_g16", "gn_g8", "gn_g4", "gn_g2", "ln",
-        "gn_cpg64", "gn_cpg32", "gn_cpg16", "gn_cpg8", "gn_cpg4", "gn_cpg2", "in",
+        "gn_g64",
+        "gn_g32",
+        "gn_g16",
+        "gn_g8",
+        "gn_g4",
+        "gn_g2",
+        "ln",
+        "gn_cpg64",
+        "gn_cpg32",
+        "gn_cpg16",
+        "gn_cpg8",
+        "gn_cpg4",
+        "gn_cpg2",
+        "in",
     ]
     assert all(c.batch_size == 32 for c in ablation)
     renorm = {(c.norm, c.batch_size) for c in configs if c.experiment == "batch_renorm"}
-    assert renorm == {(norm, batch) for norm in ("batch_renorm", "batch", "group") for batch in (32, 8, 4, 2)}
-    standardized = {(c.norm, c.weight_standardization, c.batch_size) for c in configs
-                    if c.experiment == "weight_standardization"}
+    assert renorm == {
+        (norm, batch) for norm in ("batch_renorm", "batch", "group") for batch in (32, 8, 4, 2)
+    }
+    standardized = {
+        (c.norm, c.weight_standardization, c.batch_size)
+        for c in configs
+        if c.experiment == "weight_standardization"
+    }
     assert len(standardized) == 12
     with pytest.raises(ValueError, match="beyond_the_paper"):
         profile_configs("cpu", "beyond")
@@ -314,16 +376,34 @@ def test_understanding_gn_trains_19_runs_a_seed_and_shares_the_rest():
     new = {repr(c.training_settings()) for c in configs} - study
     assert len(new) == 3 * 19
     probed = [c for c in configs if c.experiment == "landscape"]
-    assert {(c.norm, c.batch_size) for c in probed} == {(n, b) for n in ("batch", "group", "none") for b in (32, 2)}
+    assert {(c.norm, c.batch_size) for c in probed} == {
+        (n, b) for n in ("batch", "group", "none") for b in (32, 2)
+    }
     assert all(c.landscape_probes == 20 for c in probed)
-    distortion = {(c.norm, c.weight_decay, c.norm_noise_stddev) for c in configs if c.experiment == "distortion"}
-    assert distortion == {(n, wd, sd) for n in ("batch", "group") for wd, sd in ((1e-4, 0.0), (1e-4, 1.001), (0.0, 0.0))}
+    distortion = {
+        (c.norm, c.weight_decay, c.norm_noise_stddev)
+        for c in configs
+        if c.experiment == "distortion"
+    }
+    assert distortion == {
+        (n, wd, sd)
+        for n in ("batch", "group")
+        for wd, sd in ((1e-4, 0.0), (1e-4, 1.001), (0.0, 0.0))
+    }
     assert {c.norm for c in configs if c.experiment == "mixtures"} == {
-        "batch", "group", "gn_plus_parallel", "gn_plus_gn_first", "gn_plus_bn_first"}
+        "batch",
+        "group",
+        "gn_plus_parallel",
+        "gn_plus_gn_first",
+        "gn_plus_bn_first",
+    }
     assert all(c.groups == 32 for c in configs if c.norm.startswith("gn_plus_"))
 
 
 def test_resnet10_takes_groups_that_divide_its_widths():
     assert RunConfig(model="resnet10", groups=64).groups == 64
-    with pytest.raises(ValueError, match=r"groups=128 must divide the resnet10's normalized channels \(64, 128, 256\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"groups=128 must divide the resnet10's normalized channels \(64, 128, 256\)",
+    ):
         RunConfig(model="resnet10", groups=128)

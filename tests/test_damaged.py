@@ -76,7 +76,9 @@ def _damage(folder, damage):
 def test_a_damaged_run_is_left_out_and_named_in_few_words(folder, damage):
     run_dir = _damage(folder, damage)
     loaded = results.load_runs(folder)
-    assert "gn_g32_bs32_seed0" not in set(loaded[loaded["experiment"] == "norm_comparison"]["run_name"])
+    assert "gn_g32_bs32_seed0" not in set(
+        loaded[loaded["experiment"] == "norm_comparison"]["run_name"]
+    )
     assert len(loaded) == len(runs.run_folders(folder)) - 1
     why = loaded.attrs["damaged"]["norm_comparison/gn_g32_bs32_seed0"]
     assert why.startswith("damaged: ") and DAMAGES[damage][1] in why
@@ -98,19 +100,29 @@ def _cpu_folder(root):
     sweep and one of the study (whose runs the rate rule reads too)."""
     from utils.experiments import rate_sweep
 
-    for experiment, fields in (("norm_comparison", dict(norm="layer", batch_size=32)),
-                               (rate_sweep.RATE_SWEEP, rate_sweep.run_fields("GN", 0.003))):
-        config = next(c for c in profile_configs("cpu", experiment)
-                      if all(getattr(c, key) == value for key, value in fields.items()))
+    for experiment, fields in (
+        ("norm_comparison", dict(norm="layer", batch_size=32)),
+        (rate_sweep.RATE_SWEEP, rate_sweep.run_fields("GN", 0.003)),
+    ):
+        config = next(
+            c
+            for c in profile_configs("cpu", experiment)
+            if all(getattr(c, key) == value for key, value in fields.items())
+        )
         factory.write_run(root, config, factory.curve(70.0, config.epochs))
     return root
 
 
-@pytest.mark.parametrize("damage", ["summary.json empty", "config.json cut short", "a field over the csv limit"])
+@pytest.mark.parametrize(
+    "damage", ["summary.json empty", "config.json cut short", "a field over the csv limit"]
+)
 def test_one_damaged_run_stops_neither_the_list_nor_the_grid(tmp_path, damage):
     root = _cpu_folder(tmp_path / "results")
-    run_dir = next(runs.run_folders(root)[index] for index, path in enumerate(runs.run_folders(root))
-                   if path.parent.name == "norm_comparison")
+    run_dir = next(
+        runs.run_folders(root)[index]
+        for index, path in enumerate(runs.run_folders(root))
+        if path.parent.name == "norm_comparison"
+    )
     DAMAGES[damage][0](run_dir)
     # The rate rule reads every run: planning the fair comparison goes on.
     assert profile_configs("cpu", "fair_comparison", results_dir=root)
@@ -120,7 +132,11 @@ def test_one_damaged_run_stops_neither_the_list_nor_the_grid(tmp_path, damage):
         study = cli.main(["--experiment", "study", "--list", "--results", str(root)])
     assert status == 0 and study == 0, errors.getvalue()
     assert "Traceback" not in errors.getvalue()
-    line = next(line for line in output.getvalue().splitlines() if line.startswith("norm_comparison/ln_bs32"))
+    line = next(
+        line
+        for line in output.getvalue().splitlines()
+        if line.startswith("norm_comparison/ln_bs32")
+    )
     assert "damaged: " in line and len(line) < MESSAGE_LIMIT
 
 
@@ -129,9 +145,14 @@ def test_seeds_beyond_numpys_are_refused_before_any_run_starts(tmp_path, capsys)
         RunConfig(seed=2**32)
     assert RunConfig(seed=2**32 - 1).seed == 2**32 - 1
     with pytest.raises(SystemExit) as stopped:
-        cli.main(["--profile", "smoke", "--seeds", "4294967296", "--results", str(tmp_path / "results")])
+        cli.main(
+            ["--profile", "smoke", "--seeds", "4294967296", "--results", str(tmp_path / "results")]
+        )
     assert stopped.value.code == 2
-    assert "--seeds '4294967296' must be comma-separated integers from 0 to 4294967295" in capsys.readouterr().err
+    assert (
+        "--seeds '4294967296' must be comma-separated integers from 0 to 4294967295"
+        in capsys.readouterr().err
+    )
     assert not (tmp_path / "results").exists()
     with pytest.raises(ValueError, match="at most 4294967295"):
         notebook.read_settings({"GN_SEEDS": "4294967296"})

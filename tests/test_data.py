@@ -49,7 +49,10 @@ def channels_in_file(file):
 
 
 def read_annotations(folder):
-    rows = [line.split("\t") for line in (Path(folder) / "val" / "val_annotations.txt").read_text().splitlines()]
+    rows = [
+        line.split("\t")
+        for line in (Path(folder) / "val" / "val_annotations.txt").read_text().splitlines()
+    ]
     return {row[0]: row[1] for row in rows}
 
 
@@ -115,7 +118,10 @@ def test_synthetic_layout(synthetic_tiny_imagenet):
     annotations = read_annotations(folder)
     assert len(annotations) == 30 == len(list((folder / "val" / "images").iterdir()))
     assert sorted(annotations.values()) == sorted(wnids * 5)
-    assert json.loads((folder / synthetic.SYNTHETIC_MARKER).read_text())["dataset"] == data.SYNTHETIC_DATASET_NAME
+    assert (
+        json.loads((folder / synthetic.SYNTHETIC_MARKER).read_text())["dataset"]
+        == data.SYNTHETIC_DATASET_NAME
+    )
     assert not (folder / "test").exists()
 
 
@@ -127,8 +133,12 @@ def test_synthetic_has_grayscale_and_colour_jpegs(synthetic_tiny_imagenet):
 
 
 def test_synthetic_is_deterministic_and_reused(tmp_path):
-    first = synthetic.make_synthetic_tiny_imagenet(tmp_path / "a", classes=2, images_per_class=3, val_per_class=2)
-    second = synthetic.make_synthetic_tiny_imagenet(tmp_path / "b", classes=2, images_per_class=3, val_per_class=2)
+    first = synthetic.make_synthetic_tiny_imagenet(
+        tmp_path / "a", classes=2, images_per_class=3, val_per_class=2
+    )
+    second = synthetic.make_synthetic_tiny_imagenet(
+        tmp_path / "b", classes=2, images_per_class=3, val_per_class=2
+    )
     other_seed = synthetic.make_synthetic_tiny_imagenet(
         tmp_path / "c", classes=2, images_per_class=3, val_per_class=2, seed=1
     )
@@ -136,14 +146,23 @@ def test_synthetic_is_deterministic_and_reused(tmp_path):
     assert (first / name).read_bytes() == (second / name).read_bytes()
     assert (first / name).read_bytes() != (other_seed / name).read_bytes()
     stamp = (first / name).stat().st_mtime_ns
-    assert synthetic.make_synthetic_tiny_imagenet(tmp_path / "a", classes=2, images_per_class=3, val_per_class=2) == first
+    assert (
+        synthetic.make_synthetic_tiny_imagenet(
+            tmp_path / "a", classes=2, images_per_class=3, val_per_class=2
+        )
+        == first
+    )
     assert (first / name).stat().st_mtime_ns == stamp  # same settings: reused, not rewritten
-    synthetic.make_synthetic_tiny_imagenet(tmp_path / "a", classes=3, images_per_class=3, val_per_class=2)
+    synthetic.make_synthetic_tiny_imagenet(
+        tmp_path / "a", classes=3, images_per_class=3, val_per_class=2
+    )
     assert len((first / "wnids.txt").read_text().split()) == 3
     assert [path.name for path in (tmp_path / "a").iterdir()] == [synthetic.SYNTHETIC_FOLDER_NAME]
 
 
-@pytest.mark.parametrize("arguments", [{"classes": 0}, {"classes": 201}, {"images_per_class": 0}, {"val_per_class": 1.5}])
+@pytest.mark.parametrize(
+    "arguments", [{"classes": 0}, {"classes": 201}, {"images_per_class": 0}, {"val_per_class": 1.5}]
+)
 def test_synthetic_rejects_bad_sizes(tmp_path, arguments):
     with pytest.raises(ValueError, match=next(iter(arguments))):
         synthetic.make_synthetic_tiny_imagenet(tmp_path, **arguments)
@@ -158,19 +177,36 @@ def test_synthetic_classes_are_distinct():
 def test_synthetic_is_learnable_but_not_trivial(tmp_path):
     import keras
 
-    folder = synthetic.make_synthetic_tiny_imagenet(tmp_path, classes=10, images_per_class=40, val_per_class=10)
+    folder = synthetic.make_synthetic_tiny_imagenet(
+        tmp_path, classes=10, images_per_class=40, val_per_class=10
+    )
     (x_train, y_train), (x_val, y_val) = data.load_tiny_imagenet(folder)
     keras.utils.set_random_seed(0)
     layers = keras.layers
-    model = keras.Sequential([
-        keras.Input((64, 64, 3)), layers.Rescaling(1 / 255),
-        layers.Conv2D(32, 5, strides=2, use_bias=False), layers.BatchNormalization(), layers.ReLU(),
-        layers.MaxPooling2D(),
-        layers.Conv2D(64, 3, use_bias=False), layers.BatchNormalization(), layers.ReLU(),
-        layers.GlobalAveragePooling2D(), layers.Dense(10, activation="softmax"),
-    ])
-    model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(data.make_dataset(x_train, y_train, 20, training=True, seed=0), epochs=12, shuffle=False, verbose=0)
+    model = keras.Sequential(
+        [
+            keras.Input((64, 64, 3)),
+            layers.Rescaling(1 / 255),
+            layers.Conv2D(32, 5, strides=2, use_bias=False),
+            layers.BatchNormalization(),
+            layers.ReLU(),
+            layers.MaxPooling2D(),
+            layers.Conv2D(64, 3, use_bias=False),
+            layers.BatchNormalization(),
+            layers.ReLU(),
+            layers.GlobalAveragePooling2D(),
+            layers.Dense(10, activation="softmax"),
+        ]
+    )
+    model.compile(
+        keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
+    model.fit(
+        data.make_dataset(x_train, y_train, 20, training=True, seed=0),
+        epochs=12,
+        shuffle=False,
+        verbose=0,
+    )
     _, accuracy = model.evaluate(x_val, y_val, verbose=0)
     assert accuracy >= 0.25  # chance is 0.10
     # Not trivial: the mean colour of an image (nearest class mean) is far from enough.
@@ -199,7 +235,10 @@ def test_rows_follow_the_documented_file_order(synthetic_tiny_imagenet):
     wnids = sorted((folder / "wnids.txt").read_text().split())
     for row, (label, k) in enumerate((label, k) for label in range(6) for k in range(12)):
         assert y_train[row] == label
-        assert np.array_equal(x_train[row], decode(folder / "train" / wnids[label] / "images" / f"{wnids[label]}_{k}.JPEG"))
+        assert np.array_equal(
+            x_train[row],
+            decode(folder / "train" / wnids[label] / "images" / f"{wnids[label]}_{k}.JPEG"),
+        )
     annotations = read_annotations(folder)
     for row in range(30):
         # Val labels agree with val_annotations.txt, in val_<k> order.
@@ -210,7 +249,11 @@ def test_rows_follow_the_documented_file_order(synthetic_tiny_imagenet):
 def test_grayscale_jpegs_become_three_equal_channels(synthetic_tiny_imagenet):
     folder = synthetic_tiny_imagenet
     (_, _), (x_val, _) = data.load_tiny_imagenet(folder)
-    gray_rows = [row for row in range(30) if channels_in_file(folder / "val" / "images" / f"val_{row}.JPEG") == 1]
+    gray_rows = [
+        row
+        for row in range(30)
+        if channels_in_file(folder / "val" / "images" / f"val_{row}.JPEG") == 1
+    ]
     colour_rows = sorted(set(range(30)) - set(gray_rows))
     assert gray_rows and colour_rows
     for row in gray_rows:
@@ -224,7 +267,9 @@ def test_select_first_classes_by_number(synthetic_tiny_imagenet):
     (x_train, y_train), (x_val, y_val) = data.load_tiny_imagenet(synthetic_tiny_imagenet, classes=2)
     (x_all, y_all), (x_val_all, y_val_all) = data.load_tiny_imagenet(synthetic_tiny_imagenet)
     assert np.array_equal(x_train, x_all[:24]) and np.array_equal(y_train, y_all[:24])
-    assert np.array_equal(x_val, x_val_all[y_val_all < 2]) and np.array_equal(y_val, y_val_all[y_val_all < 2])
+    assert np.array_equal(x_val, x_val_all[y_val_all < 2]) and np.array_equal(
+        y_val, y_val_all[y_val_all < 2]
+    )
 
 
 def test_select_classes_by_wnid_labels_in_sorted_order(synthetic_tiny_imagenet):
@@ -236,10 +281,15 @@ def test_select_classes_by_wnid_labels_in_sorted_order(synthetic_tiny_imagenet):
     assert np.array_equal(x_train[0], decode(folder / "train/n90000001/images/n90000001_0.JPEG"))
     assert np.array_equal(x_train[12], decode(folder / "train/n90000004/images/n90000004_0.JPEG"))
     annotations = read_annotations(folder)
-    val_names = [name for name in sorted(annotations, key=data_sources.natural_key) if annotations[name] in chosen]
+    val_names = [
+        name
+        for name in sorted(annotations, key=data_sources.natural_key)
+        if annotations[name] in chosen
+    ]
     assert y_val.tolist() == [sorted(chosen).index(annotations[name]) for name in val_names]
     assert data.tiny_imagenet_classes(folder, classes=chosen) == [
-        ("n90000001", "synthetic small red square"), ("n90000004", "synthetic small blue triangle")
+        ("n90000001", "synthetic small red square"),
+        ("n90000004", "synthetic small blue triangle"),
     ]
 
 
@@ -267,7 +317,9 @@ def test_path_may_be_the_parent_folder_or_an_archive(synthetic_tiny_imagenet, tm
         assert np.array_equal(x_train, reference)
 
 
-def test_environment_variable_archive_is_extracted_once(synthetic_tiny_imagenet, tmp_path, monkeypatch):
+def test_environment_variable_archive_is_extracted_once(
+    synthetic_tiny_imagenet, tmp_path, monkeypatch
+):
     archive = make_tar_gz(synthetic_tiny_imagenet, tmp_path / "tiny-imagenet-200.tar.gz")
     monkeypatch.setenv(data.ENVIRONMENT_VARIABLE, str(archive))
     cache = tmp_path / "cache"
@@ -294,8 +346,9 @@ def test_finds_a_copy_in_the_keras_cache(synthetic_tiny_imagenet, tmp_path):
     assert decoded_slots(cache)  # the decoded cache went to the default cache folder too
 
 
-def test_finds_an_archive_extracted_earlier_once_the_variable_is_unset(synthetic_tiny_imagenet, tmp_path,
-                                                                       monkeypatch):
+def test_finds_an_archive_extracted_earlier_once_the_variable_is_unset(
+    synthetic_tiny_imagenet, tmp_path, monkeypatch
+):
     # `make reproduce` with TINY_IMAGENET_DIR=<archive> extracts into the Keras cache; a
     # later load without the variable must find that copy instead of downloading.
     archive = make_tar_gz(synthetic_tiny_imagenet, tmp_path / "tiny-imagenet-200.tar.gz")
@@ -319,11 +372,15 @@ def test_uses_a_downloaded_zip_in_the_cache_offline(synthetic_tiny_imagenet):
 # The decoded cache
 
 
-def test_second_load_reads_the_cache_without_decoding(synthetic_tiny_imagenet, tmp_path, monkeypatch):
+def test_second_load_reads_the_cache_without_decoding(
+    synthetic_tiny_imagenet, tmp_path, monkeypatch
+):
     first = data.load_tiny_imagenet(synthetic_tiny_imagenet, cache_dir=tmp_path)
     (slot,) = decoded_slots(tmp_path)
     assert slot.name.startswith(data.SYNTHETIC_DATASET_NAME)
-    assert sorted(path.name for path in slot.iterdir()) == sorted([f"{n}.npy" for n in data.ARRAY_NAMES] + ["meta.json"])
+    assert sorted(path.name for path in slot.iterdir()) == sorted(
+        [f"{n}.npy" for n in data.ARRAY_NAMES] + ["meta.json"]
+    )
     failing_decoder(monkeypatch)
     second = data.load_tiny_imagenet(synthetic_tiny_imagenet, cache_dir=tmp_path)
     for before, after in zip(first, second):
@@ -334,7 +391,9 @@ def test_each_selection_has_its_own_cache(synthetic_tiny_imagenet, tmp_path, mon
     calls = counting_decoder(monkeypatch)
     data.load_tiny_imagenet(synthetic_tiny_imagenet, cache_dir=tmp_path, classes=2)
     data.load_tiny_imagenet(synthetic_tiny_imagenet, cache_dir=tmp_path, classes=3)
-    data.load_tiny_imagenet(synthetic_tiny_imagenet, cache_dir=tmp_path, classes=3, images_per_class=2)
+    data.load_tiny_imagenet(
+        synthetic_tiny_imagenet, cache_dir=tmp_path, classes=3, images_per_class=2
+    )
     assert len(calls) == 6  # train and val, three selections
     data.load_tiny_imagenet(synthetic_tiny_imagenet, cache_dir=tmp_path, classes=2)
     assert len(calls) == 6 and len(decoded_slots(tmp_path)) == 3
@@ -348,7 +407,9 @@ def test_changed_source_rebuilds_the_cache(synthetic_tiny_imagenet, tmp_path, mo
     calls = counting_decoder(monkeypatch)
     (rebuilt, _), _ = data.load_tiny_imagenet(folder, cache_dir=tmp_path)
     assert calls  # decoded again
-    assert np.array_equal(rebuilt[0], x_train[5 * 12 + 3]) and not np.array_equal(rebuilt[0], x_train[0])
+    assert np.array_equal(rebuilt[0], x_train[5 * 12 + 3]) and not np.array_equal(
+        rebuilt[0], x_train[0]
+    )
     assert len(decoded_slots(tmp_path)) == 1  # replaced, not accumulated
     # Same bytes, newer modification time: treated as changed too.
     status = changed.stat()
@@ -367,8 +428,12 @@ def test_changed_source_rebuilds_the_cache(synthetic_tiny_imagenet, tmp_path, mo
         ("format_version", "format version"),
     ],
 )
-def test_damaged_or_stale_cache_is_rebuilt(synthetic_tiny_imagenet, tmp_path, monkeypatch, capsys, damage, reason):
-    (x_train, y_train), (x_val, y_val) = data.load_tiny_imagenet(synthetic_tiny_imagenet, cache_dir=tmp_path)
+def test_damaged_or_stale_cache_is_rebuilt(
+    synthetic_tiny_imagenet, tmp_path, monkeypatch, capsys, damage, reason
+):
+    (x_train, y_train), (x_val, y_val) = data.load_tiny_imagenet(
+        synthetic_tiny_imagenet, cache_dir=tmp_path
+    )
     (slot,) = decoded_slots(tmp_path)
     if damage == "truncate":
         file = slot / "x_train.npy"
@@ -386,13 +451,17 @@ def test_damaged_or_stale_cache_is_rebuilt(synthetic_tiny_imagenet, tmp_path, mo
         monkeypatch.setattr(data, "CACHE_FORMAT_VERSION", data.CACHE_FORMAT_VERSION + 1)
     capsys.readouterr()
     calls = counting_decoder(monkeypatch)
-    (x_train2, y_train2), (x_val2, y_val2) = data.load_tiny_imagenet(synthetic_tiny_imagenet, cache_dir=tmp_path)
+    (x_train2, y_train2), (x_val2, y_val2) = data.load_tiny_imagenet(
+        synthetic_tiny_imagenet, cache_dir=tmp_path
+    )
     assert calls, "the damaged cache was used"
     assert reason in capsys.readouterr().out
     assert np.array_equal(x_train2, x_train) and np.array_equal(x_val2, x_val)
     assert np.array_equal(y_train2, y_train) and np.array_equal(y_val2, y_val)
     failing_decoder(monkeypatch)
-    data.load_tiny_imagenet(synthetic_tiny_imagenet, cache_dir=tmp_path)  # the rebuilt cache is good
+    data.load_tiny_imagenet(
+        synthetic_tiny_imagenet, cache_dir=tmp_path
+    )  # the rebuilt cache is good
 
 
 def dead_pid():
@@ -511,10 +580,22 @@ def start_at_once(tmp_path, rounds, processes=3):
     children = []
     for index, log in enumerate(logs):
         with open(log, "w") as output:
-            children.append(subprocess.Popen(
-                [sys.executable, "-c", CONCURRENT_LOADER, str(index), str(processes), str(barrier), *arguments],
-                stdout=output, stderr=subprocess.STDOUT, env=environment,
-            ))
+            children.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-c",
+                        CONCURRENT_LOADER,
+                        str(index),
+                        str(processes),
+                        str(barrier),
+                        *arguments,
+                    ],
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                    env=environment,
+                )
+            )
     deadline = time.monotonic() + 600
     while any(child.poll() is None for child in children) and time.monotonic() < deadline:
         if any(child.poll() not in (None, 0) for child in children):
@@ -540,19 +621,27 @@ def assert_all_succeed_with_the_same_arrays(outcomes):
 
 
 def temporaries_under(folder):
-    return sorted(entry.name for entry in Path(folder).rglob(".*") if re.search(r"\.(tmp|stale)-", entry.name))
+    return sorted(
+        entry.name for entry in Path(folder).rglob(".*") if re.search(r"\.(tmp|stale)-", entry.name)
+    )
 
 
 @pytest.mark.slow
 def test_processes_generating_and_loading_one_fresh_folder_at_once(tmp_path):
-    rounds = [(tmp_path / f"fresh-{k}", tmp_path / f"fresh-{k}" / "cache") for k in range(CONCURRENT_ROUNDS)]
+    rounds = [
+        (tmp_path / f"fresh-{k}", tmp_path / f"fresh-{k}" / "cache")
+        for k in range(CONCURRENT_ROUNDS)
+    ]
     assert_all_succeed_with_the_same_arrays(start_at_once(tmp_path, rounds))
     reference = synthetic.make_synthetic_tiny_imagenet(
         tmp_path / "reference", classes=4, images_per_class=16, val_per_class=4
     )
     for destination, cache in rounds:
         assert tree_digest(destination / synthetic.SYNTHETIC_FOLDER_NAME) == tree_digest(reference)
-        assert sorted(path.name for path in destination.iterdir()) == ["cache", synthetic.SYNTHETIC_FOLDER_NAME]
+        assert sorted(path.name for path in destination.iterdir()) == [
+            "cache",
+            synthetic.SYNTHETIC_FOLDER_NAME,
+        ]
         assert len(decoded_slots(cache)) == 1 and not temporaries_under(destination)
 
 
@@ -569,8 +658,9 @@ def test_processes_extracting_and_decoding_one_archive_at_once(synthetic_tiny_im
 
 
 @pytest.mark.parametrize("where", ["synthetic", "decoded cache"])
-def test_a_folder_that_another_process_finished_meanwhile_is_kept(synthetic_tiny_imagenet, tmp_path, monkeypatch,
-                                                                  where):
+def test_a_folder_that_another_process_finished_meanwhile_is_kept(
+    synthetic_tiny_imagenet, tmp_path, monkeypatch, where
+):
     # The other process runs inside this one's build, between its start and its last step.
     # Its folder may already be in use, so this build must not replace it.
     others = []
@@ -578,12 +668,16 @@ def test_a_folder_that_another_process_finished_meanwhile_is_kept(synthetic_tiny
         target = tmp_path / "data" / synthetic.SYNTHETIC_FOLDER_NAME
 
         def build():
-            return synthetic.make_synthetic_tiny_imagenet(tmp_path / "data", classes=2, images_per_class=3,
-                                                          val_per_class=2)
+            return synthetic.make_synthetic_tiny_imagenet(
+                tmp_path / "data", classes=2, images_per_class=3, val_per_class=2
+            )
+
         module, name = synthetic, "_write_layout"
     else:
+
         def build():
             return data.load_tiny_imagenet(synthetic_tiny_imagenet, cache_dir=tmp_path / "cache")
+
         module, name = data, "decode_images"
     original = getattr(module, name)
 
@@ -606,23 +700,32 @@ def test_a_folder_that_another_process_finished_meanwhile_is_kept(synthetic_tiny
         monkeypatch.setattr(data, "decode_images", original)
         failing_decoder(monkeypatch)
         again = data.load_tiny_imagenet(synthetic_tiny_imagenet, cache_dir=tmp_path / "cache")
-        assert all(np.array_equal(a, b) for pair, other in zip(first, again) for a, b in zip(pair, other))
+        assert all(
+            np.array_equal(a, b) for pair, other in zip(first, again) for a, b in zip(pair, other)
+        )
     assert not temporaries_under(tmp_path)
 
 
 @pytest.mark.parametrize("where", ["synthetic", "extraction"])
 def test_a_half_built_folder_is_rebuilt(synthetic_tiny_imagenet, tmp_path, where):
     if where == "synthetic":
+
         def build():
-            return synthetic.make_synthetic_tiny_imagenet(tmp_path / "data", classes=6, images_per_class=12,
-                                                          val_per_class=5)
-        target, marker = tmp_path / "data" / synthetic.SYNTHETIC_FOLDER_NAME, synthetic.SYNTHETIC_MARKER
+            return synthetic.make_synthetic_tiny_imagenet(
+                tmp_path / "data", classes=6, images_per_class=12, val_per_class=5
+            )
+
+        target, marker = (
+            tmp_path / "data" / synthetic.SYNTHETIC_FOLDER_NAME,
+            synthetic.SYNTHETIC_MARKER,
+        )
         expected = tree_digest(synthetic_tiny_imagenet)
     else:
         archive = make_tar_gz(synthetic_tiny_imagenet, tmp_path / "tiny-imagenet-200.tar.gz")
 
         def build():
             return data_sources.extract_archive(archive, tmp_path / "cache")
+
         target, marker = build(), data_sources.COMPLETE_MARKER
         expected = tree_digest(target)
         shutil.rmtree(target)
@@ -638,15 +741,24 @@ def test_a_half_built_folder_is_rebuilt(synthetic_tiny_imagenet, tmp_path, where
 def test_a_killed_synthetic_build_is_removed_by_the_next_one(tmp_path, capsys):
     target = tmp_path / "data" / synthetic.SYNTHETIC_FOLDER_NAME
     killed = temporary_named(target, pid=dead_pid())
-    synthetic.make_synthetic_tiny_imagenet(tmp_path / "data", classes=2, images_per_class=2, val_per_class=1)
+    synthetic.make_synthetic_tiny_imagenet(
+        tmp_path / "data", classes=2, images_per_class=2, val_per_class=1
+    )
     assert not killed.exists()
-    assert sorted(path.name for path in (tmp_path / "data").iterdir()) == [synthetic.SYNTHETIC_FOLDER_NAME]
-    assert f"Removed 1 temporary folder(s) left in {display_path(tmp_path / 'data')}" in capsys.readouterr().out
+    assert sorted(path.name for path in (tmp_path / "data").iterdir()) == [
+        synthetic.SYNTHETIC_FOLDER_NAME
+    ]
+    assert (
+        f"Removed 1 temporary folder(s) left in {display_path(tmp_path / 'data')}"
+        in capsys.readouterr().out
+    )
 
 
 def test_loaded_arrays_are_aligned_for_zero_copy(synthetic_tiny_imagenet, tmp_path):
     for _ in range(2):  # decoded, then from the cache
-        (x_train, y_train), (x_val, _) = data.load_tiny_imagenet(synthetic_tiny_imagenet, cache_dir=tmp_path)
+        (x_train, y_train), (x_val, _) = data.load_tiny_imagenet(
+            synthetic_tiny_imagenet, cache_dir=tmp_path
+        )
         for array in (x_train, y_train, x_val):
             assert array.ctypes.data % data.TENSOR_ALIGNMENT == 0 and array.flags.c_contiguous
 
@@ -685,7 +797,9 @@ def test_error_for_a_missing_class_folder(synthetic_tiny_imagenet, tmp_path):
 
 
 @pytest.mark.parametrize("classes", [None, 2])
-def test_error_for_a_validation_annotation_with_an_unknown_wnid(synthetic_tiny_imagenet, tmp_path, classes):
+def test_error_for_a_validation_annotation_with_an_unknown_wnid(
+    synthetic_tiny_imagenet, tmp_path, classes
+):
     folder = copy_dataset(synthetic_tiny_imagenet, tmp_path / "data")
     annotations = folder / "val" / "val_annotations.txt"
     lines = annotations.read_text().splitlines(keepends=True)
@@ -698,7 +812,9 @@ def test_error_for_a_validation_annotation_with_an_unknown_wnid(synthetic_tiny_i
     message = str(raised.value)
     assert f"{annotations} line 4 " in message and "'n01443537'" in message
     assert str(folder / "wnids.txt") in message
-    assert f"Delete {folder} and generate it again with make_synthetic_tiny_imagenet" in message  # a synthetic copy
+    assert (
+        f"Delete {folder} and generate it again with make_synthetic_tiny_imagenet" in message
+    )  # a synthetic copy
     assert not decoded_slots(tmp_path / "cache")
 
 
@@ -732,7 +848,10 @@ def test_error_for_a_validation_line_listed_twice(synthetic_tiny_imagenet, tmp_p
     if dataset == "synthetic":
         assert f"Delete {folder} and generate it again with make_synthetic_tiny_imagenet" in message
     else:
-        assert "Extract the archive again, or download it again from " + data.TINY_IMAGENET_URL in message
+        assert (
+            "Extract the archive again, or download it again from " + data.TINY_IMAGENET_URL
+            in message
+        )
     assert not decoded_slots(tmp_path / "cache")
 
 
@@ -764,22 +883,31 @@ def test_error_for_a_class_with_missing_validation_images(synthetic_tiny_imagene
     with pytest.raises(ValueError) as raised:
         data.load_tiny_imagenet(folder, cache_dir=tmp_path / "cache")
     message = str(raised.value)
-    assert message.startswith(f"{annotations} lists 4 validation images of class {wnid}, expected 5 ")
+    assert message.startswith(
+        f"{annotations} lists 4 validation images of class {wnid}, expected 5 "
+    )
     assert "val_per_class=5" in message and "generate it again" in message
     other = next(candidate for candidate in data_sources.read_wnids(folder) if candidate != wnid)
-    assert len(data.load_tiny_imagenet(folder, classes=[other], cache_dir=tmp_path / "cache")[1][0]) == 5
+    assert (
+        len(data.load_tiny_imagenet(folder, classes=[other], cache_dir=tmp_path / "cache")[1][0])
+        == 5
+    )
 
 
 @pytest.mark.parametrize("kept", [0, 4])
 def test_error_for_a_class_with_missing_training_images(synthetic_tiny_imagenet, tmp_path, kept):
     folder = copy_dataset(synthetic_tiny_imagenet, tmp_path / "data")
     images = folder / "train" / "n90000003" / "images"
-    for file in sorted(images.iterdir(), key=lambda file: data_sources.natural_key(file.name))[kept:]:
+    for file in sorted(images.iterdir(), key=lambda file: data_sources.natural_key(file.name))[
+        kept:
+    ]:
         file.unlink()
     with pytest.raises(ValueError) as raised:
         data.load_tiny_imagenet(folder, cache_dir=tmp_path / "cache")
     message = str(raised.value)
-    assert message.startswith(f"Class n90000003 has {kept} training images in {images}, expected 12 ")
+    assert message.startswith(
+        f"Class n90000003 has {kept} training images in {images}, expected 12 "
+    )
     assert "images_per_class=12" in message and f"Delete {folder} and generate it again" in message
     assert not decoded_slots(tmp_path / "cache")
 
@@ -789,12 +917,16 @@ def test_images_per_class_needs_only_the_images_it_asks_for(synthetic_tiny_image
     images = folder / "train" / "n90000003" / "images"
     for file in sorted(images.iterdir(), key=lambda file: data_sources.natural_key(file.name))[4:]:
         file.unlink()
-    (x_train, y_train), _ = data.load_tiny_imagenet(folder, images_per_class=4, cache_dir=tmp_path / "cache")
+    (x_train, y_train), _ = data.load_tiny_imagenet(
+        folder, images_per_class=4, cache_dir=tmp_path / "cache"
+    )
     assert np.bincount(y_train).tolist() == [4] * 6
     with pytest.raises(ValueError) as raised:
         data.load_tiny_imagenet(folder, images_per_class=5, cache_dir=tmp_path / "cache")
     message = str(raised.value)
-    assert message.startswith(f"images_per_class=5 but class n90000003 has only 4 training images in {images}")
+    assert message.startswith(
+        f"images_per_class=5 but class n90000003 has only 4 training images in {images}"
+    )
     assert "expected 12" in message and "generate it again" in message
 
 
@@ -813,7 +945,9 @@ def test_a_folder_in_the_official_layout_is_held_to_its_counts(synthetic_tiny_im
     assert message.startswith(
         f"{folder / 'val' / 'val_annotations.txt'} lists 5 validation images of class n90000000, expected 50 "
     )
-    with pytest.raises(ValueError, match="images_per_class=13 but class n90000000 has only 12 training images"):
+    with pytest.raises(
+        ValueError, match="images_per_class=13 but class n90000000 has only 12 training images"
+    ):
         data.load_tiny_imagenet(folder, images_per_class=13, cache_dir=tmp_path / "cache")
 
 
@@ -829,11 +963,17 @@ def test_error_for_a_damaged_synthetic_marker(synthetic_tiny_imagenet, tmp_path)
 
 
 def test_error_for_an_archive_nested_one_level_deeper(synthetic_tiny_imagenet, tmp_path):
-    archive = make_zip(synthetic_tiny_imagenet, tmp_path / "tiny-imagenet-200.zip", top="something/tiny-imagenet-200")
+    archive = make_zip(
+        synthetic_tiny_imagenet,
+        tmp_path / "tiny-imagenet-200.zip",
+        top="something/tiny-imagenet-200",
+    )
     with pytest.raises(FileNotFoundError) as raised:
         data.load_tiny_imagenet(archive, cache_dir=tmp_path / "cache")
     message = str(raised.value)
-    assert message.startswith(f"The archive {archive} (from the path argument) holds the data set nested one level deeper")
+    assert message.startswith(
+        f"The archive {archive} (from the path argument) holds the data set nested one level deeper"
+    )
     assert "'something/tiny-imagenet-200/wnids.txt' inside the archive" in message
     suggested = message.split("Pass path=")[1].split(" ")[0]  # its extracted copy, which loads
     assert len(data.load_tiny_imagenet(suggested, cache_dir=tmp_path / "cache")[0][0]) == 72
@@ -843,7 +983,10 @@ def test_error_for_an_archive_without_the_data_set(tmp_path):
     (tmp_path / "other" / "docs").mkdir(parents=True)
     (tmp_path / "other" / "docs" / "readme.txt").write_text("not Tiny ImageNet")
     archive = make_zip(tmp_path / "other", tmp_path / "other.zip", top="other")
-    with pytest.raises(FileNotFoundError, match=f"The archive {re.escape(str(archive))} .*is not a Tiny ImageNet-200 archive"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=f"The archive {re.escape(str(archive))} .*is not a Tiny ImageNet-200 archive",
+    ):
         data.load_tiny_imagenet(archive, cache_dir=tmp_path / "cache")
 
 
@@ -855,7 +998,9 @@ def test_error_for_a_missing_validation_image(synthetic_tiny_imagenet, tmp_path)
 
 
 @pytest.mark.parametrize("content", [b"", b"this is not a JPEG", "truncate"])
-def test_error_names_the_corrupt_jpeg_and_writes_no_cache(synthetic_tiny_imagenet, tmp_path, content):
+def test_error_names_the_corrupt_jpeg_and_writes_no_cache(
+    synthetic_tiny_imagenet, tmp_path, content
+):
     folder = copy_dataset(synthetic_tiny_imagenet, tmp_path / "data")
     bad = folder / "train/n90000002/images/n90000002_4.JPEG"
     bad.write_bytes(bad.read_bytes()[:300] if content == "truncate" else content)
@@ -909,7 +1054,10 @@ def test_a_folder_that_holds_the_archive_says_to_give_the_archive(tmp_path, monk
         data.load_tiny_imagenet(download=False)
     message = str(raised.value)
     assert "TINY_IMAGENET_DIR" in message and "is not a Tiny ImageNet-200 folder" in message
-    assert f"holds the archive 'tiny-imagenet-200.tar.gz': give the archive itself ({tmp_path / 'tiny-imagenet-200.tar.gz'})" in message
+    assert (
+        f"holds the archive 'tiny-imagenet-200.tar.gz': give the archive itself ({tmp_path / 'tiny-imagenet-200.tar.gz'})"
+        in message
+    )
 
 
 def test_error_for_a_corrupt_archive_leaves_nothing(tmp_path):
@@ -917,7 +1065,11 @@ def test_error_for_a_corrupt_archive_leaves_nothing(tmp_path):
     archive.write_bytes(b"\x1f\x8b" + os.urandom(500))
     with pytest.raises(ValueError, match="(?s)Could not extract .*corrupt or truncated"):
         data.load_tiny_imagenet(archive, cache_dir=tmp_path / "cache")
-    leftovers = [path for path in (tmp_path / "cache").rglob("*") if path.name != data_sources.EXTRACTED_ARCHIVES_FOLDER]
+    leftovers = [
+        path
+        for path in (tmp_path / "cache").rglob("*")
+        if path.name != data_sources.EXTRACTED_ARCHIVES_FOLDER
+    ]
     assert not leftovers
 
 
@@ -934,8 +1086,12 @@ def test_failed_download_explains_how_to_get_the_data(tmp_path, monkeypatch):
     with socket.socket() as probe:  # a port with nothing listening
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    monkeypatch.setattr(data_sources, "TINY_IMAGENET_URL", f"http://127.0.0.1:{port}/tiny-imagenet-200.zip")
-    with pytest.raises(FileNotFoundError, match=r"(?s)download from http://127\.0\.0\.1.*TINY_IMAGENET_DIR"):
+    monkeypatch.setattr(
+        data_sources, "TINY_IMAGENET_URL", f"http://127.0.0.1:{port}/tiny-imagenet-200.zip"
+    )
+    with pytest.raises(
+        FileNotFoundError, match=r"(?s)download from http://127\.0\.0\.1.*TINY_IMAGENET_DIR"
+    ):
         data.load_tiny_imagenet(cache_dir=tmp_path / "cache")
     assert not (tmp_path / "cache" / "tiny-imagenet-200.zip").exists()
 
@@ -996,12 +1152,18 @@ def test_download_with_the_right_hash_extracts_loads_and_is_reused(
 ):
     monkeypatch.setattr(data_sources, "TINY_IMAGENET_URL", archive_server.url)
     monkeypatch.setattr(data_sources, "TINY_IMAGENET_MD5", archive_server.md5)
-    (x_train, y_train), (x_val, _) = data.load_tiny_imagenet()  # default cache: $KERAS_HOME/datasets
-    (reference, _), _ = data.load_tiny_imagenet(synthetic_tiny_imagenet, cache_dir=tmp_path / "other")
+    (x_train, y_train), (x_val, _) = (
+        data.load_tiny_imagenet()
+    )  # default cache: $KERAS_HOME/datasets
+    (reference, _), _ = data.load_tiny_imagenet(
+        synthetic_tiny_imagenet, cache_dir=tmp_path / "other"
+    )
     assert np.array_equal(x_train, reference) and len(x_val) == 30
     cache = data.default_cache_dir()
     assert (cache / "tiny-imagenet-200.zip").exists()
-    assert (cache / data_sources.DOWNLOAD_EXTRACTION_FOLDER / "tiny-imagenet-200" / "wnids.txt").exists()
+    assert (
+        cache / data_sources.DOWNLOAD_EXTRACTION_FOLDER / "tiny-imagenet-200" / "wnids.txt"
+    ).exists()
     failing_decoder(monkeypatch)
     data.load_tiny_imagenet()
     assert data.tiny_imagenet_classes()[0][0] == "n90000000"
@@ -1009,8 +1171,12 @@ def test_download_with_the_right_hash_extracts_loads_and_is_reused(
 
 
 def test_download_function_takes_the_source_as_arguments(archive_server, tmp_path):
-    folder = data.download_tiny_imagenet(tmp_path / "cache", origin=archive_server.url, file_hash=archive_server.md5)
-    assert folder == tmp_path / "cache" / data_sources.DOWNLOAD_EXTRACTION_FOLDER / "tiny-imagenet-200"
+    folder = data.download_tiny_imagenet(
+        tmp_path / "cache", origin=archive_server.url, file_hash=archive_server.md5
+    )
+    assert (
+        folder == tmp_path / "cache" / data_sources.DOWNLOAD_EXTRACTION_FOLDER / "tiny-imagenet-200"
+    )
     assert len((folder / "wnids.txt").read_text().split()) == 6
 
 
@@ -1019,7 +1185,9 @@ def test_a_half_extracted_download_is_replaced(archive_server, tmp_path):
     half = cache / data_sources.DOWNLOAD_EXTRACTION_FOLDER / "tiny-imagenet-200"
     (half / "train").mkdir(parents=True)
     (half / "wnids.txt").write_text("n90000000\n")
-    folder = data.download_tiny_imagenet(cache, origin=archive_server.url, file_hash=archive_server.md5)
+    folder = data.download_tiny_imagenet(
+        cache, origin=archive_server.url, file_hash=archive_server.md5
+    )
     assert folder == half and (folder.parent / data_sources.COMPLETE_MARKER).exists()
     assert len((folder / "wnids.txt").read_text().split()) == 6
     assert len(list((folder / "val" / "images").iterdir())) == 30
@@ -1033,7 +1201,9 @@ def test_a_half_extracted_download_is_replaced(archive_server, tmp_path):
 def labelled_images(count=50, seed=0):
     """Random images whose label is their row number, so every output can be traced back."""
     rng = np.random.default_rng(seed)
-    return rng.integers(0, 256, size=(count, 8, 8, 3), dtype=np.uint8), np.arange(count, dtype=np.int32)
+    return rng.integers(0, 256, size=(count, 8, 8, 3), dtype=np.uint8), np.arange(
+        count, dtype=np.int32
+    )
 
 
 def epoch(dataset):
@@ -1062,7 +1232,9 @@ def test_training_flips_only_horizontally_and_only_some_images():
                 if np.array_equal(image, x[label]):
                     flipped.append(False)
                 else:
-                    assert np.array_equal(image, x[label][:, ::-1]), "neither the image nor its mirror"
+                    assert np.array_equal(image, x[label][:, ::-1]), (
+                        "neither the image nor its mirror"
+                    )
                     flipped.append(True)
     assert 0.3 < np.mean(flipped) < 0.7
 
@@ -1089,7 +1261,9 @@ def test_training_reshuffles_every_epoch_reproducibly():
         batches = epoch(same_seed)
         assert np.array_equal(np.concatenate([labels for _, labels in batches]), order)
     other_seed = data.make_dataset(x, y, 4, training=True, seed=8)
-    assert not np.array_equal(np.concatenate([labels for _, labels in epoch(other_seed)]), orders[0])
+    assert not np.array_equal(
+        np.concatenate([labels for _, labels in epoch(other_seed)]), orders[0]
+    )
 
 
 def test_flips_are_redrawn_every_epoch_and_reproducible():
@@ -1153,7 +1327,10 @@ def jpeg_channels_from_header(content):
     """Number of colour components in a JPEG's start-of-frame header."""
     position = 2  # after the start-of-image marker
     while position + 4 <= len(content):
-        marker, length = content[position + 1], int.from_bytes(content[position + 2 : position + 4], "big")
+        marker, length = (
+            content[position + 1],
+            int.from_bytes(content[position + 2 : position + 4], "big"),
+        )
         if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
             return content[position + 9]
         position += 2 + length
@@ -1167,7 +1344,9 @@ def jpeg_channels_from_header(content):
 @pytest.mark.slow
 @pytest.mark.real_data
 def test_real_tiny_imagenet():
-    (x_train, y_train), (x_val, y_val) = data.load_tiny_imagenet(REAL_DATA, cache_dir=REAL_CACHE_DIR)
+    (x_train, y_train), (x_val, y_val) = data.load_tiny_imagenet(
+        REAL_DATA, cache_dir=REAL_CACHE_DIR
+    )
     assert x_train.shape == (100_000, 64, 64, 3) and x_val.shape == (10_000, 64, 64, 3)
     assert x_train.dtype == np.uint8 and y_train.dtype == np.int32
     assert np.bincount(y_train).tolist() == [500] * 200
@@ -1186,13 +1365,23 @@ def test_real_tiny_imagenet():
     for row in rng.choice(100_000, size=10, replace=False):
         label, k = divmod(int(row), 500)
         assert y_train[row] == label
-        assert np.array_equal(x_train[row], decode(folder / "train" / wnids[label] / "images" / f"{wnids[label]}_{k}.JPEG"))
+        assert np.array_equal(
+            x_train[row],
+            decode(folder / "train" / wnids[label] / "images" / f"{wnids[label]}_{k}.JPEG"),
+        )
     gray_rows = [
-        row for row in range(2_000)
-        if jpeg_channels_from_header((folder / "val" / "images" / f"val_{row}.JPEG").read_bytes()) == 1
+        row
+        for row in range(2_000)
+        if jpeg_channels_from_header((folder / "val" / "images" / f"val_{row}.JPEG").read_bytes())
+        == 1
     ]
     assert len(gray_rows) >= 5
     for row in gray_rows[:5]:
         image = x_val[row]
-        assert np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 0], image[..., 2])
-    assert jpeg_channels_from_header((folder / "val" / "images" / "val_0.JPEG").read_bytes()) in (1, 3)
+        assert np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(
+            image[..., 0], image[..., 2]
+        )
+    assert jpeg_channels_from_header((folder / "val" / "images" / "val_0.JPEG").read_bytes()) in (
+        1,
+        3,
+    )

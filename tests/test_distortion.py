@@ -49,13 +49,16 @@ def test_the_same_seed_gives_the_same_noise():
     np.testing.assert_array_equal(first(x, training=True), second(x, training=True))
 
 
-@pytest.mark.parametrize("arguments, message", [
-    (dict(stddev=-1.0), "stddev=-1.0"),
-    (dict(mean=float("nan")), "mean=nan"),
-    (dict(stddev="1"), "stddev='1'"),
-    (dict(groups=0), "groups=0"),
-    (dict(groups=2.0), "groups=2.0"),
-])
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (dict(stddev=-1.0), "stddev=-1.0"),
+        (dict(mean=float("nan")), "mean=nan"),
+        (dict(stddev="1"), "stddev='1'"),
+        (dict(groups=0), "groups=0"),
+        (dict(groups=2.0), "groups=2.0"),
+    ],
+)
 def test_bad_values_are_refused(arguments, message):
     with pytest.raises(ValueError, match=message):
         OutputNoise(**arguments)
@@ -65,7 +68,9 @@ def test_mixed_precision_output_and_round_trip(tmp_path):
     layer = OutputNoise(1e-3, 1.001, dtype="mixed_bfloat16")
     assert layer(np.ones((2, 3), "float32"), training=True).dtype == "bfloat16"
     inputs = keras.Input((5,))
-    model = keras.Model(inputs, OutputNoise(0.1, 0.2, groups=5, seed=3, name="noise")(keras.layers.Dense(5)(inputs)))
+    model = keras.Model(
+        inputs, OutputNoise(0.1, 0.2, groups=5, seed=3, name="noise")(keras.layers.Dense(5)(inputs))
+    )
     model.save(tmp_path / "noise.keras")
     loaded = keras.models.load_model(tmp_path / "noise.keras")
     assert loaded.get_layer("noise").get_config()["stddev"] == 0.2

@@ -27,12 +27,16 @@ SMOKE_TRAIN_IMAGES = 64
 # The smoke study from the registry: its runs, and its distinct trainings (the sweep's
 # batch-32 runs reuse the comparison's).
 SMOKE_STUDY = profile_configs("smoke", "study")
-SMOKE_TRAININGS = len({json.dumps(c.training_settings(), sort_keys=True, default=str) for c in SMOKE_STUDY})
+SMOKE_TRAININGS = len(
+    {json.dumps(c.training_settings(), sort_keys=True, default=str) for c in SMOKE_STUDY}
+)
 
 
 def write_complete_run(config, results_dir):
     """A finished run of `config`, written as the engine writes it (no training)."""
-    return results_factory.write_run(results_dir, config, results_factory.curve(60.0, config.epochs))
+    return results_factory.write_run(
+        results_dir, config, results_factory.curve(60.0, config.epochs)
+    )
 
 
 def run_cli(*arguments):
@@ -77,8 +81,13 @@ def test_sweep_batch_32_runs_reuse_the_comparison(smoke_grid):
         assert reused.summary["experiment"] == "batch_size_sweep"
         assert reused.config.experiment == "batch_size_sweep"
         assert reused.history.equals(source.history)
-        assert f"batch_size_sweep/{name}: complete" in output and f"reused from norm_comparison/{name}" in output
-    trained = [line for line in output.splitlines() if ": complete" in line and "reused from" not in line]
+        assert (
+            f"batch_size_sweep/{name}: complete" in output
+            and f"reused from norm_comparison/{name}" in output
+        )
+    trained = [
+        line for line in output.splitlines() if ": complete" in line and "reused from" not in line
+    ]
     assert len(trained) == SMOKE_TRAININGS == 20
 
 
@@ -89,8 +98,10 @@ def test_cli_prints_a_line_per_run_and_a_summary_table(smoke_grid):
     total = len(SMOKE_STUDY)
     assert lines[0].startswith(f"{total} run(s) of profile 'smoke'")
     for number, config in enumerate(SMOKE_STUDY, start=1):
-        assert any(line.startswith(f"[{number}/{total}] {config.experiment}/{config.run_name}: complete")
-                   for line in lines)
+        assert any(
+            line.startswith(f"[{number}/{total}] {config.experiment}/{config.run_name}: complete")
+            for line in lines
+        )
     header = next(line for line in lines if "val_error_median5" in line)
     assert header.split()[:3] == ["experiment", "run_name", "status"]
     table = lines[lines.index(header) + 1 :]
@@ -100,13 +111,27 @@ def test_cli_prints_a_line_per_run_and_a_summary_table(smoke_grid):
 @pytest.mark.slow
 def test_only_selects_runs_and_reads_finished_ones_back(smoke_grid, data_dir, monkeypatch):
     _, _, results = smoke_grid
-    monkeypatch.setattr(keras.Model, "fit", lambda *a, **k: pytest.fail("fit was called for a finished run"))
+    monkeypatch.setattr(
+        keras.Model, "fit", lambda *a, **k: pytest.fail("fit was called for a finished run")
+    )
     status, output = run_cli(
-        "--profile", "smoke", "--only", "batch_size_sweep/gn_g32_bs2_seed0,ln_bs32_seed0",
-        "--results", str(results), "--data", str(data_dir), "--verbose", "0", "--workers", "1",
+        "--profile",
+        "smoke",
+        "--only",
+        "batch_size_sweep/gn_g32_bs2_seed0,ln_bs32_seed0",
+        "--results",
+        str(results),
+        "--data",
+        str(data_dir),
+        "--verbose",
+        "0",
+        "--workers",
+        "1",
     )
     assert status == 0
-    run_lines = [line for line in output.splitlines() if line.startswith("[") and "starting" not in line]
+    run_lines = [
+        line for line in output.splitlines() if line.startswith("[") and "starting" not in line
+    ]
     # A bare run name selects it in every experiment that has it.
     assert [line.split(",")[0] for line in run_lines] == [
         "[1/3] norm_comparison/ln_bs32_seed0: complete",
@@ -120,7 +145,9 @@ def test_unknown_only_name_lists_the_valid_names(capsys):
         cli.main(["--profile", "smoke", "--only", "gn_bs2_seed0"])
     assert error.value.code == 2
     message = capsys.readouterr().err
-    assert "'gn_bs2_seed0'" in message and "gn_g32_bs2_seed0" in message and "in_bs32_seed0" in message
+    assert (
+        "'gn_bs2_seed0'" in message and "gn_g32_bs2_seed0" in message and "in_bs32_seed0" in message
+    )
 
 
 def test_select_runs_by_name_matches_every_experiment():
@@ -154,12 +181,23 @@ def test_bad_set_value_is_a_usage_error(capsys):
 @pytest.mark.slow
 def test_grid_goes_on_after_a_diverged_run(tmp_path, data_dir):
     tiny = dict(
-        dataset="synthetic-tiny-imagenet", classes=4, images_per_class=16, val_images_per_class=4,
-        batch_size=16, epochs=1, jit_compile=False, profile="smoke",
+        dataset="synthetic-tiny-imagenet",
+        classes=4,
+        images_per_class=16,
+        val_images_per_class=4,
+        batch_size=16,
+        epochs=1,
+        jit_compile=False,
+        profile="smoke",
     )
-    configs = [RunConfig(norm="batch", base_learning_rate=1e6, **tiny), RunConfig(norm="group", **tiny)]
+    configs = [
+        RunConfig(norm="batch", base_learning_rate=1e6, **tiny),
+        RunConfig(norm="group", **tiny),
+    ]
     lines = []
-    grid = grid_module.run_grid(configs, tmp_path, data_dir=data_dir, verbose=0, print_line=lines.append)
+    grid = grid_module.run_grid(
+        configs, tmp_path, data_dir=data_dir, verbose=0, print_line=lines.append
+    )
     assert [item.outcome for item in grid] == ["trained", "trained"]
     assert [item.record.summary["status"] for item in grid] == ["diverged", "complete"]
     assert "diverged in epoch 1" in lines[1]
@@ -172,11 +210,16 @@ def test_grid_without_data_skips_only_the_runs_to_train(tmp_path):
     finished, pending = configs[0], configs[1:]
     write_complete_run(finished, tmp_path)
     lines = []
-    grid = grid_module.run_grid(configs, tmp_path, skip_training="the data is not available", verbose=0,
-                                print_line=lines.append)
+    grid = grid_module.run_grid(
+        configs,
+        tmp_path,
+        skip_training="the data is not available",
+        verbose=0,
+        print_line=lines.append,
+    )
     assert [item.outcome for item in grid] == ["read back"] + ["not trained"] * len(pending)
     assert grid[0].record.config == finished
-    assert all("not trained (the data is not available)" in line for line in lines[-len(pending):])
+    assert all("not trained (the data is not available)" in line for line in lines[-len(pending) :])
     table = grid_module.summary_table(grid)
     assert list(table["status"]) == ["complete"] + ["not trained"] * len(pending)
 
@@ -192,7 +235,9 @@ def test_a_failed_run_is_reported_with_a_short_status(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("request_to_end", [SystemExit(143), KeyboardInterrupt()])
-def test_an_exit_that_c_code_turned_into_an_error_ends_the_grid(request_to_end, tmp_path, monkeypatch):
+def test_an_exit_that_c_code_turned_into_an_error_ends_the_grid(
+    request_to_end, tmp_path, monkeypatch
+):
     # A signal handler's exit raised while TensorFlow imports from C comes back as
     # "SystemError: <built-in function __import__> returned a result with an exception
     # set", its cause the exit. That is no failed run: the grid must end, not go on.
@@ -204,8 +249,12 @@ def test_an_exit_that_c_code_turned_into_an_error_ends_the_grid(request_to_end, 
     monkeypatch.setattr(training, "run", interrupted)
     lines = []
     with pytest.raises(type(request_to_end)) as raised:
-        grid_module.run_grid(profile_configs("smoke", "norm_comparison")[:2], tmp_path, verbose=0,
-                             print_line=lines.append)
+        grid_module.run_grid(
+            profile_configs("smoke", "norm_comparison")[:2],
+            tmp_path,
+            verbose=0,
+            print_line=lines.append,
+        )
     assert raised.value is request_to_end
     assert not any("failed" in line for line in lines)
 
@@ -220,8 +269,12 @@ def test_an_error_without_an_exit_behind_it_is_still_a_failed_run(tmp_path, monk
             raise SystemError("outer") from inner
 
     monkeypatch.setattr(training, "run", broken)
-    grid = grid_module.run_grid(profile_configs("smoke", "norm_comparison")[:2], tmp_path, verbose=0,
-                                print_line=lambda line: None)
+    grid = grid_module.run_grid(
+        profile_configs("smoke", "norm_comparison")[:2],
+        tmp_path,
+        verbose=0,
+        print_line=lambda line: None,
+    )
     assert [item.outcome for item in grid] == ["failed", "failed"]
 
 
@@ -239,8 +292,14 @@ def test_a_worker_asked_to_end_exits_with_the_shells_status_and_prints_nothing_m
         "    print('Traceback (most recent call last): a library ending noisily', flush=True)\n"
         "    print('on stderr too', file=sys.stderr, flush=True)\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], cwd=REPOSITORY, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(REPOSITORY)}, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPOSITORY)},
+        timeout=120,
+    )
     assert done.returncode == 128 + signal.SIGTERM
     assert done.stdout == "before\n"
     assert done.stderr == ""
@@ -256,9 +315,12 @@ def test_plan_marks_finished_reusable_and_pending_runs(tmp_path):
     assert all(actions["norm_comparison", c.run_name] == "finished" for c in comparison)
     assert actions["batch_size_sweep", "bn_bs32_seed0"] == "reuse"
     reused = [p for p in plan if p.action == "reuse"]
-    assert [p.source for p in reused] == [tmp_path / "norm_comparison" / p.config.run_name for p in reused]
+    assert [p.source for p in reused] == [
+        tmp_path / "norm_comparison" / p.config.run_name for p in reused
+    ]
     assert [p.config.run_name for p in plan if p.action == "train"] == [
-        c.run_name for c in configs if c.experiment == "batch_size_sweep" and c.batch_size != 32]
+        c.run_name for c in configs if c.experiment == "batch_size_sweep" and c.batch_size != 32
+    ]
     table = grid_module.plan_table(plan, tmp_path).set_index(["experiment", "run"])["on disk"]
     assert table["batch_size_sweep", "bn_bs32_seed0"] == "reuses norm_comparison/bn_bs32_seed0"
     assert table["batch_size_sweep", "gn_g32_bs2_seed0"] == "to train"
@@ -276,45 +338,75 @@ def test_a_results_folder_of_other_settings_is_refused_naming_the_fields(tmp_pat
 @pytest.mark.slow
 def test_module_entry_point_lists_runs():
     completed = subprocess.run(
-        [sys.executable, "-m", "utils.experiments", "--profile", "paper", "--experiment", "batch_size_sweep", "--list"],
-        cwd=REPOSITORY, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "utils.experiments",
+            "--profile",
+            "paper",
+            "--experiment",
+            "batch_size_sweep",
+            "--list",
+        ],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert completed.returncode == 0, completed.stderr
     lines = completed.stdout.splitlines()
     configs = profile_configs("paper", "batch_size_sweep")
-    assert [line.split()[0] for line in lines[:-2]] == [f"batch_size_sweep/{c.run_name}" for c in configs]
+    assert [line.split()[0] for line in lines[:-2]] == [
+        f"batch_size_sweep/{c.run_name}" for c in configs
+    ]
     assert all(line.endswith("  to train") for line in lines[:-2])
-    assert lines[-2] == f"{len(configs)} run(s) in results/: 0 finished, 0 reuse a finished run, {len(configs)} to train"
+    assert (
+        lines[-2]
+        == f"{len(configs)} run(s) in results/: 0 finished, 0 reuse a finished run, {len(configs)} to train"
+    )
 
 
 def test_list_says_what_is_finished_reused_and_to_train(tmp_path, capsys):
     configs = profile_configs("smoke", "study")
-    comparison_bn = next(c for c in configs if c.experiment == "norm_comparison" and c.norm == "batch")
+    comparison_bn = next(
+        c for c in configs if c.experiment == "norm_comparison" and c.norm == "batch"
+    )
     write_complete_run(comparison_bn, tmp_path)
     assert cli.main(["--profile", "smoke", "--results", str(tmp_path), "--list"]) == 0
     lines = capsys.readouterr().out.splitlines()
     status = {line.split()[0]: line.split(None, 1)[1] for line in lines[:-2]}
     assert status[f"norm_comparison/{comparison_bn.run_name}"] == "finished"
-    assert status[f"batch_size_sweep/{comparison_bn.run_name}"] == f"reuses norm_comparison/{comparison_bn.run_name}"
+    assert (
+        status[f"batch_size_sweep/{comparison_bn.run_name}"]
+        == f"reuses norm_comparison/{comparison_bn.run_name}"
+    )
     assert status["norm_comparison/gn_g32_bs32_seed0"] == "to train"
     assert lines[-2].endswith(f": 1 finished, 1 reuse a finished run, {len(configs) - 2} to train")
     # How to see the others.
-    assert lines[-1].startswith("These are the runs of --experiment study; --experiment all lists every")
+    assert lines[-1].startswith(
+        "These are the runs of --experiment study; --experiment all lists every"
+    )
 
 
 def test_a_damaged_run_is_listed_as_damaged_and_the_grid_leaves_it_as_it_is(tmp_path, capsys):
     configs = profile_configs("smoke", "study")
-    comparison_bn = next(c for c in configs if c.experiment == "norm_comparison" and c.norm == "batch")
+    comparison_bn = next(
+        c for c in configs if c.experiment == "norm_comparison" and c.norm == "batch"
+    )
     run_dir = write_complete_run(comparison_bn, tmp_path)
     (run_dir / "history.csv").unlink()
     assert cli.main(["--profile", "smoke", "--results", str(tmp_path), "--list"]) == 0
     lines = capsys.readouterr().out.splitlines()
     status = {line.split()[0]: line.split(None, 1)[1] for line in lines[:-2]}
-    assert status[f"norm_comparison/{comparison_bn.run_name}"].startswith(f"damaged: {run_dir}/summary.json says")
+    assert status[f"norm_comparison/{comparison_bn.run_name}"].startswith(
+        f"damaged: {run_dir}/summary.json says"
+    )
     # The sweep's copy of it is not made from a damaged run.
     assert status[f"batch_size_sweep/{comparison_bn.run_name}"] == "to train"
     assert lines[-2].endswith(", 1 damaged")
-    grid = grid_module.run_grid([comparison_bn], tmp_path, skip_training="no data here", print_line=print)
+    grid = grid_module.run_grid(
+        [comparison_bn], tmp_path, skip_training="no data here", print_line=print
+    )
     assert grid[0].outcome == "failed" and "damaged, left as it is" in capsys.readouterr().out
     assert not (run_dir / "history.csv").exists()
 
@@ -364,7 +456,10 @@ TWO_DEVICES_SCRIPT = textwrap.dedent(
 def test_two_logical_devices_each_replica_gets_batch_size_images(tmp_path, data_dir):
     completed = subprocess.run(
         [sys.executable, "-c", TWO_DEVICES_SCRIPT, str(data_dir), str(tmp_path)],
-        cwd=REPOSITORY, capture_output=True, text=True, timeout=300,
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={**os.environ, "PYTHONPATH": str(REPOSITORY)},
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
@@ -394,9 +489,14 @@ def test_a_run_being_trained_elsewhere_is_skipped_and_the_grid_goes_on(tmp_path)
         holder.wait()
     assert [item.outcome for item in grid] == ["locked", "read back"]
     # Not announced as starting: this process never trained it.
-    assert lines[0].endswith(f"norm_comparison/bn_bs32_seed0: skipped, being trained by process {holder.pid}")
+    assert lines[0].endswith(
+        f"norm_comparison/bn_bs32_seed0: skipped, being trained by process {holder.pid}"
+    )
     assert len(lines) == 2
-    assert list(grid_module.summary_table(grid)["status"]) == ["skipped (being trained elsewhere)", "complete"]
+    assert list(grid_module.summary_table(grid)["status"]) == [
+        "skipped (being trained elsewhere)",
+        "complete",
+    ]
 
 
 def test_a_run_finished_elsewhere_while_waiting_is_read_back_not_announced(tmp_path, monkeypatch):
@@ -434,7 +534,9 @@ def test_an_unusable_results_folder_is_refused_before_any_run(tmp_path, kind, ca
     try:
         if os.access(results_dir, os.W_OK) and kind == "read-only":
             pytest.skip("running as a user that may write anywhere")
-        status, output = run_cli("--profile", "smoke", "--experiment", "norm_comparison", "--results", str(results_dir))
+        status, output = run_cli(
+            "--profile", "smoke", "--experiment", "norm_comparison", "--results", str(results_dir)
+        )
     finally:
         if kind == "read-only":
             results_dir.chmod(0o700)
@@ -444,19 +546,37 @@ def test_an_unusable_results_folder_is_refused_before_any_run(tmp_path, kind, ca
 
 
 @pytest.mark.slow
-def test_two_workers_train_each_run_once_and_write_what_one_process_writes(smoke_grid, tmp_path, data_dir):
+def test_two_workers_train_each_run_once_and_write_what_one_process_writes(
+    smoke_grid, tmp_path, data_dir
+):
     _, _, sequential = smoke_grid
-    status, output = run_cli("--profile", "smoke", "--experiment", "study", "--results", str(tmp_path),
-                             "--data", str(data_dir), "--verbose", "0", "--workers", "2")
+    status, output = run_cli(
+        "--profile",
+        "smoke",
+        "--experiment",
+        "study",
+        "--results",
+        str(tmp_path),
+        "--data",
+        str(data_dir),
+        "--verbose",
+        "0",
+        "--workers",
+        "2",
+    )
     assert status == 0
     assert "in 2 processes of 1 thread(s) each" in output
     # The grid's own progress line, at the start and at the end, between the workers' lines.
     progress = [line for line in output.splitlines() if line.startswith("grid [")]
     assert f"| 0 of {SMOKE_TRAININGS} runs done, {SMOKE_TRAININGS} left |" in progress[0]
-    assert progress[-1].endswith("nothing left") and f"{SMOKE_TRAININGS} of {SMOKE_TRAININGS} runs done" in progress[-1]
+    assert (
+        progress[-1].endswith("nothing left")
+        and f"{SMOKE_TRAININGS} of {SMOKE_TRAININGS} runs done" in progress[-1]
+    )
     worker_lines = [line for line in output.splitlines() if line.startswith("[worker ")]
     started = [line for line in worker_lines if line.endswith(": starting")]
     skipped = [line for line in worker_lines if ": skipped, being trained by process" in line]
+
     # 20 distinct trainings, each started by exactly one worker; the other skipped it
     # while it was being trained or read it back once it was finished.
     def worker_and_run(line):
@@ -466,10 +586,14 @@ def test_two_workers_train_each_run_once_and_write_what_one_process_writes(smoke
 
     assert len(started) == SMOKE_TRAININGS
     assert len({worker_and_run(line)[1] for line in started}) == SMOKE_TRAININGS
-    assert not {worker_and_run(line) for line in started} & {worker_and_run(line) for line in skipped}
+    assert not {worker_and_run(line) for line in started} & {
+        worker_and_run(line) for line in skipped
+    }
     assert {line.split()[1].rstrip("]") for line in started} == {"1", "2"}
     for config in profile_configs("smoke"):
-        one, two = (runs.read_run(runs.run_directory(config, folder)) for folder in (sequential, tmp_path))
+        one, two = (
+            runs.read_run(runs.run_directory(config, folder)) for folder in (sequential, tmp_path)
+        )
         assert two.summary["status"] == "complete"
         assert two.config == one.config
         # Every training uses one thread, in this process or in a worker: the same
@@ -491,19 +615,42 @@ def test_workers_must_be_positive(capsys):
 def test_further_experiments_train_their_new_runs_and_reuse_the_study_ones(smoke_grid, data_dir):
     _, _, results = smoke_grid
     status, output = run_cli(
-        "--profile", "smoke", "--experiment", "beyond_the_paper", "--results", str(results), "--data",
-        str(data_dir), "--verbose", "0", "--workers", "1", "--seeds", "0",
-        "--only", "brn_bs2_seed0,gn_cpg16_bs32_seed0,bn_ws_bs2_seed0,in_bs32_seed0,bn_bs2_seed0",
+        "--profile",
+        "smoke",
+        "--experiment",
+        "beyond_the_paper",
+        "--results",
+        str(results),
+        "--data",
+        str(data_dir),
+        "--verbose",
+        "0",
+        "--workers",
+        "1",
+        "--seeds",
+        "0",
+        "--only",
+        "brn_bs2_seed0,gn_cpg16_bs32_seed0,bn_ws_bs2_seed0,in_bs32_seed0,bn_bs2_seed0",
     )
     assert status == 0, output
-    for name in ("batch_renorm/brn_bs2_seed0", "group_ablation/gn_cpg16_bs32_seed0",
-                 "weight_standardization/bn_ws_bs2_seed0"):
+    for name in (
+        "batch_renorm/brn_bs2_seed0",
+        "group_ablation/gn_cpg16_bs32_seed0",
+        "weight_standardization/bn_ws_bs2_seed0",
+    ):
         record = runs.read_run(results / name)
         assert record.status == "complete" and record.summary.get("reused_from") is None, name
-        assert int(record.history["steps"].iloc[0]) == SMOKE_TRAIN_IMAGES // record.config.batch_size
+        assert (
+            int(record.history["steps"].iloc[0]) == SMOKE_TRAIN_IMAGES // record.config.batch_size
+        )
     # IN is C/G = 1 and BN at batch 2 is the sweep's: both copied, not trained again.
-    assert runs.read_summary(results / "group_ablation/in_bs32_seed0")["reused_from"].startswith("norm_comparison/")
-    assert runs.read_summary(results / "batch_renorm/bn_bs2_seed0")["reused_from"] == "batch_size_sweep/bn_bs2_seed0"
+    assert runs.read_summary(results / "group_ablation/in_bs32_seed0")["reused_from"].startswith(
+        "norm_comparison/"
+    )
+    assert (
+        runs.read_summary(results / "batch_renorm/bn_bs2_seed0")["reused_from"]
+        == "batch_size_sweep/bn_bs2_seed0"
+    )
 
 
 def test_each_experiment_declares_the_measurements_its_runs_take():
@@ -547,13 +694,16 @@ def test_only_without_a_run_name_is_a_usage_error(only, capsys):
     assert f"--only {only!r} names no run" in message
 
 
-@pytest.mark.parametrize("option, value", [
-    ("--workers", "\u0661"),  # Arabic-Indic one, which int() accepts
-    ("--verbose", "\u0661"),
-    ("--seeds", "\u0661"),
-    ("--seeds", "-1"),
-    ("--seeds", "0,0"),
-])
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("--workers", "\u0661"),  # Arabic-Indic one, which int() accepts
+        ("--verbose", "\u0661"),
+        ("--seeds", "\u0661"),
+        ("--seeds", "-1"),
+        ("--seeds", "0,0"),
+    ],
+)
 def test_numbers_other_than_plain_digits_are_usage_errors(option, value, capsys):
     with pytest.raises(SystemExit) as error:
         cli.main(["--profile", "smoke", f"{option}={value}", "--list"])
@@ -601,19 +751,27 @@ def start_workers_on(tmp_path, monkeypatch, *, asked, cores, available_kilobytes
     monkeypatch.setattr(workers.subprocess, "Popen", FakeWorker)
     monkeypatch.setattr(grid_module, "run_grid", lambda *arguments, **options: [])
     lines = []
-    workers.run_in_workers(SMOKE_STUDY, tmp_path / "results", workers=asked, data_dir=tmp_path / "data",
-                           print_line=lines.append)
+    workers.run_in_workers(
+        SMOKE_STUDY,
+        tmp_path / "results",
+        workers=asked,
+        data_dir=tmp_path / "data",
+        print_line=lines.append,
+    )
     return len(FakeWorker.started), lines
 
 
 def test_more_workers_than_cores_are_lowered_with_a_line(tmp_path, monkeypatch):
-    started, lines = start_workers_on(tmp_path, monkeypatch, asked=1000, cores=2,
-                                      available_kilobytes=64 * 1024 * 1024)
+    started, lines = start_workers_on(
+        tmp_path, monkeypatch, asked=1000, cores=2, available_kilobytes=64 * 1024 * 1024
+    )
     assert started == 2
     lowered = [line for line in lines if "1000" in line]
     assert len(lowered) == 1 and "2 worker processes" in lowered[0] and "2 CPU cores" in lowered[0]
     # What the machine allows is started as asked, without a word.
-    started, lines = start_workers_on(tmp_path, monkeypatch, asked=2, cores=2, available_kilobytes=64 * 1024 * 1024)
+    started, lines = start_workers_on(
+        tmp_path, monkeypatch, asked=2, cores=2, available_kilobytes=64 * 1024 * 1024
+    )
     assert started == 2 and not [line for line in lines if "instead of" in line]
 
 
@@ -622,7 +780,9 @@ def test_more_workers_than_the_memory_holds_are_lowered_with_a_line(tmp_path, mo
 
     # Room for two workers of the smoke profile and a half, on a machine of many cores.
     room = int(2.5 * workers.worker_memory(SMOKE_STUDY)) // 1024
-    started, lines = start_workers_on(tmp_path, monkeypatch, asked=8, cores=64, available_kilobytes=room)
+    started, lines = start_workers_on(
+        tmp_path, monkeypatch, asked=8, cores=64, available_kilobytes=room
+    )
     assert started == 2
     lowered = [line for line in lines if "8" in line and "memory" in line]
     assert len(lowered) == 1 and "2 worker processes" in lowered[0]
@@ -658,11 +818,36 @@ def test_a_stopped_grid_leaves_no_configs_and_no_worker_behind(stop, tmp_path, d
     # Runs long enough that a worker left behind would print nothing (and so meet no
     # closed pipe) for minutes.
     parent = subprocess.Popen(
-        [sys.executable, "-m", "utils.experiments", "--profile", "smoke", "--experiment", "study", "--results",
-         str(tmp_path / "results"), "--data", str(data_dir), "--verbose", "0", "--workers", "2", "--set", "epochs=1000"],
-        cwd=REPOSITORY, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "utils.experiments",
+            "--profile",
+            "smoke",
+            "--experiment",
+            "study",
+            "--results",
+            str(tmp_path / "results"),
+            "--data",
+            str(data_dir),
+            "--verbose",
+            "0",
+            "--workers",
+            "2",
+            "--set",
+            "epochs=1000",
+        ],
+        cwd=REPOSITORY,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         # Unbuffered: the workers' lines must reach this test while they run.
-        env={**os.environ, "TMPDIR": str(temporary), "PYTHONPATH": str(REPOSITORY), "PYTHONUNBUFFERED": "1"},
+        env={
+            **os.environ,
+            "TMPDIR": str(temporary),
+            "PYTHONPATH": str(REPOSITORY),
+            "PYTHONUNBUFFERED": "1",
+        },
         # Ctrl-C as a terminal gives it, even when this suite runs in the background (a
         # shell starts background jobs with SIGINT ignored, and a child inherits that).
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),

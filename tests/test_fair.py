@@ -28,14 +28,22 @@ OFFSETS = {0: 0.0, 1: 1.0, 2: -0.5}
 
 
 def config(experiment, method, batch_size, seed, rate=SHARED_RATE, **fields):
-    return factory.make_config(experiment, seed=seed, profile=PROFILE,
-                               **dict(rate_sweep.run_fields(method, rate), batch_size=batch_size, **fields))
+    return factory.make_config(
+        experiment,
+        seed=seed,
+        profile=PROFILE,
+        **dict(rate_sweep.run_fields(method, rate), batch_size=batch_size, **fields),
+    )
 
 
 def write(results_dir, run_config, final, *, train=None):
     curve = factory.curve(final, run_config.epochs)
-    factory.write_run(results_dir, run_config, curve,
-                      train_errors=factory.curve(train, run_config.epochs) if train is not None else None)
+    factory.write_run(
+        results_dir,
+        run_config,
+        curve,
+        train_errors=factory.curve(train, run_config.epochs) if train is not None else None,
+    )
 
 
 def expected(final, epochs=factory.EPOCHS):
@@ -49,23 +57,61 @@ def folder(tmp_path):
         offset = OFFSETS[seed]
         for method, finals in SWEEP.items():
             for rate, final in finals.items():
-                write(tmp_path, config(rate_sweep.RATE_SWEEP, method, 32, seed, rate), final + offset)
+                write(
+                    tmp_path, config(rate_sweep.RATE_SWEEP, method, 32, seed, rate), final + offset
+                )
             norm = rate_sweep.METHODS[method]["norm"]
             for batch_size, rise in ((32, 0.0), (8, 1.0), (2, 6.0 if method == "BN" else -1.0)):
-                write(tmp_path, factory.make_config("batch_size_sweep", norm, batch_size, seed=seed, profile=PROFILE,
-                                                    base_learning_rate=SHARED_RATE,
-                                                    lr_decay_fractions=rate_sweep.DECAY_FRACTIONS),
-                      finals[SHARED_RATE] + rise + offset)
+                write(
+                    tmp_path,
+                    factory.make_config(
+                        "batch_size_sweep",
+                        norm,
+                        batch_size,
+                        seed=seed,
+                        profile=PROFILE,
+                        base_learning_rate=SHARED_RATE,
+                        lr_decay_fractions=rate_sweep.DECAY_FRACTIONS,
+                    ),
+                    finals[SHARED_RATE] + rise + offset,
+                )
         for method, rate in (("BN", 0.01), ("GN", SHARED_RATE)):
             for batch_size in long_training.BATCH_SIZES:
-                final = SWEEP[method][rate] - 5.0 + offset + (3.0 if method == "BN" and batch_size == 2 else 0.0)
+                final = (
+                    SWEEP[method][rate]
+                    - 5.0
+                    + offset
+                    + (3.0 if method == "BN" and batch_size == 2 else 0.0)
+                )
                 # GN ends with a lower training error than BN.
                 train = final - (12.0 if method == "GN" else 8.0)
-                write(tmp_path, config(long_training.LONG_TRAINING, method, batch_size, seed, rate,
-                                       epochs=long_training.EPOCHS), final, train=train)
+                write(
+                    tmp_path,
+                    config(
+                        long_training.LONG_TRAINING,
+                        method,
+                        batch_size,
+                        seed,
+                        rate,
+                        epochs=long_training.EPOCHS,
+                    ),
+                    final,
+                    train=train,
+                )
         # BN without weight decay, 30 epochs: far off, so that mixing it in would show.
-        write(tmp_path, config(long_training.LONG_TRAINING, "BN", 32, seed, 0.01, epochs=long_training.EPOCHS,
-                               weight_decay=0.0), 90.0)
+        write(
+            tmp_path,
+            config(
+                long_training.LONG_TRAINING,
+                "BN",
+                32,
+                seed,
+                0.01,
+                epochs=long_training.EPOCHS,
+                weight_decay=0.0,
+            ),
+            90.0,
+        )
     return tmp_path
 
 
@@ -92,11 +138,18 @@ def test_regime_cells_come_from_the_right_runs(folder):
     own_bn_8 = fair.regime_cell(runs, fair.OWN, "BN", 8, rates=rates)
     assert own_bn_8.n == 0 and own_bn_8.status == "not trained at its own rate (0.01) at batch 8"
     long_bn = fair.regime_cell(runs, fair.LONG, "BN", 32, rates=rates)
-    assert long_bn.values == pytest.approx([expected(61.0 + OFFSETS[seed], long_training.EPOCHS) for seed in SEEDS])
+    assert long_bn.values == pytest.approx(
+        [expected(61.0 + OFFSETS[seed], long_training.EPOCHS) for seed in SEEDS]
+    )
     without_decay = fair.regime_cell(runs, fair.LONG, "BN, no weight decay", 32, rates=rates)
     assert without_decay.values == pytest.approx([expected(90.0, long_training.EPOCHS)] * 3)
-    assert fair.regime_cell(runs, fair.LONG, "LN", 32, rates=rates).status == "not in the 30-epoch runs"
-    assert fair.regime_cell(runs, fair.OWN, "LN", 32, rates=rates).status == "own rate not chosen yet"
+    assert (
+        fair.regime_cell(runs, fair.LONG, "LN", 32, rates=rates).status
+        == "not in the 30-epoch runs"
+    )
+    assert (
+        fair.regime_cell(runs, fair.OWN, "LN", 32, rates=rates).status == "own rate not chosen yet"
+    )
 
 
 def test_bad_methods_and_regimes_are_refused(folder):
@@ -109,9 +162,12 @@ def test_bad_methods_and_regimes_are_refused(folder):
 
 def test_table1_by_regime(folder):
     table = fair.table1(folder).set_index("regime")
-    assert table.loc[fair.SHARED, "GN minus BN"] == pytest.approx(expected(69.0) - expected(70.0), abs=0.01)
+    assert table.loc[fair.SHARED, "GN minus BN"] == pytest.approx(
+        expected(69.0) - expected(70.0), abs=0.01
+    )
     assert table.loc[fair.OWN, "BN"] == pytest.approx(
-        sum(expected(66.0 + OFFSETS[seed]) for seed in SEEDS) / 3)
+        sum(expected(66.0 + OFFSETS[seed]) for seed in SEEDS) / 3
+    )
     # At their own rates GN is above BN in every seed; at the shared rate below.
     assert table.loc[fair.OWN, "GN minus BN lower in"] == "0/3"
     assert table.loc[fair.SHARED, "GN minus BN lower in"] == "3/3"
@@ -124,7 +180,8 @@ def test_table2_sets_training_error_beside_validation(folder):
     assert list(table.index) == list(long_training.BATCH_SIZES)
     assert table.loc[32, "GN train minus BN train lower in"] == "3/3"
     assert table.loc[2, "GN minus BN"] == pytest.approx(
-        expected(64.0, long_training.EPOCHS) - expected(64.0, long_training.EPOCHS), abs=0.2)
+        expected(64.0, long_training.EPOCHS) - expected(64.0, long_training.EPOCHS), abs=0.2
+    )
     assert table.loc[2, "GN, 10 epochs minus BN, 10 epochs"] < 0
     assert table.loc[2, "paper GN minus BN"] == -10.6
 
@@ -133,33 +190,64 @@ def test_claims_say_how_many_seeds_hold_in_each_regime(folder):
     table = fair.claims_table(folder).set_index("claim")
     rises = table.loc["BN's error rises from batch 32 to batch 2"]
     assert rises[fair.SHARED].endswith("holds (3 of 3 seeds)")
-    assert rises[fair.OWN].startswith("no number: BN at 2: not trained at its own rate (0.01) at batch 2")
+    assert rises[fair.OWN].startswith(
+        "no number: BN at 2: not trained at its own rate (0.01) at batch 2"
+    )
     assert rises[fair.LONG].endswith("holds (3 of 3 seeds)")
     # GN at its own rate is the shared one, so the own-rate verdict has numbers at batch 2.
-    assert table.loc["GN's error does not rise from batch 32 to batch 2", fair.OWN].endswith("holds (3 of 3 seeds)")
-    figure_4 = table.loc["At batch 32 GN's training error is below BN's (the paper's Figure 4)", fair.LONG]
+    assert table.loc["GN's error does not rise from batch 32 to batch 2", fair.OWN].endswith(
+        "holds (3 of 3 seeds)"
+    )
+    figure_4 = table.loc[
+        "At batch 32 GN's training error is below BN's (the paper's Figure 4)", fair.LONG
+    ]
     assert figure_4.endswith("holds (3 of 3 seeds)")
     gap = table.loc["At batch 32 BN is below GN"]
-    assert gap[fair.SHARED].endswith("does not hold (0 of 3 seeds)") and gap[fair.OWN].endswith("holds (3 of 3 seeds)")
-    assert table.loc["At batch 32 GN is below LN", fair.SHARED].startswith("no number: LN at 32: missing")
+    assert gap[fair.SHARED].endswith("does not hold (0 of 3 seeds)") and gap[fair.OWN].endswith(
+        "holds (3 of 3 seeds)"
+    )
+    assert table.loc["At batch 32 GN is below LN", fair.SHARED].startswith(
+        "no number: LN at 32: missing"
+    )
 
 
 def test_a_claim_that_holds_in_some_seeds_says_so(folder):
     # GN above BN at batch 8 in seeds 0 and 1 only.
     for seed, rise in ((0, 3.0), (1, 3.0), (2, 0.0)):
-        write(folder, factory.make_config("batch_size_sweep", "group", 8, seed=seed, profile=PROFILE,
-                                          base_learning_rate=SHARED_RATE, lr_decay_fractions=rate_sweep.DECAY_FRACTIONS),
-              SWEEP["GN"][SHARED_RATE] + rise + OFFSETS[seed])
-    verdict = fair.claims_table(folder).set_index("claim").loc[
-        "At batch 8 GN is above BN (the sign changes below 8)", fair.SHARED]
+        write(
+            folder,
+            factory.make_config(
+                "batch_size_sweep",
+                "group",
+                8,
+                seed=seed,
+                profile=PROFILE,
+                base_learning_rate=SHARED_RATE,
+                lr_decay_fractions=rate_sweep.DECAY_FRACTIONS,
+            ),
+            SWEEP["GN"][SHARED_RATE] + rise + OFFSETS[seed],
+        )
+    verdict = (
+        fair.claims_table(folder)
+        .set_index("claim")
+        .loc["At batch 8 GN is above BN (the sign changes below 8)", fair.SHARED]
+    )
     assert verdict.endswith("holds in part (2 of 3 seeds)")
 
 
 def test_weight_kept_is_the_decays_pull_over_the_run():
     from utils.config import RunConfig
 
-    config = RunConfig(classes=40, images_per_class=500, batch_size=32, epochs=10, base_learning_rate=0.003,
-                       lr_decay_fractions=(0.5, 0.75), weight_decay=1e-4, momentum=0.9)
+    config = RunConfig(
+        classes=40,
+        images_per_class=500,
+        batch_size=32,
+        epochs=10,
+        base_learning_rate=0.003,
+        lr_decay_fractions=(0.5, 0.75),
+        weight_decay=1e-4,
+        momentum=0.9,
+    )
     # 625 steps an epoch: 5 epochs at 0.003, 3 at 0.0003 (the second cut rounds 7.5 up), 2 at 0.00003.
     travelled = 625 * (5 * 0.003 + 3 * 0.0003 + 2 * 0.00003)
     assert fair.weight_kept(config) == pytest.approx(math.exp(-1e-4 * travelled / 0.1))
@@ -179,11 +267,21 @@ def test_weight_decay_table_reads_each_cells_configs(folder):
 
 def test_a_verdict_waits_for_complete_runs(folder):
     # GN's 30-epoch run of seed 0 at batch 32 is only half trained.
-    run_config = config(long_training.LONG_TRAINING, "GN", 32, 0, SHARED_RATE, epochs=long_training.EPOCHS)
-    factory.write_run(folder, run_config, factory.curve(60.0, long_training.EPOCHS)[:12], status="running")
+    run_config = config(
+        long_training.LONG_TRAINING, "GN", 32, 0, SHARED_RATE, epochs=long_training.EPOCHS
+    )
+    factory.write_run(
+        folder, run_config, factory.curve(60.0, long_training.EPOCHS)[:12], status="running"
+    )
     for seed in (1, 2):
-        shutil.rmtree(folder / long_training.LONG_TRAINING / run_config.run_name.replace("seed0", f"seed{seed}"))
-    verdict = fair.claims_table(folder).set_index("claim").loc["At batch 32 BN is below GN", fair.LONG]
+        shutil.rmtree(
+            folder
+            / long_training.LONG_TRAINING
+            / run_config.run_name.replace("seed0", f"seed{seed}")
+        )
+    verdict = (
+        fair.claims_table(folder).set_index("claim").loc["At batch 32 BN is below GN", fair.LONG]
+    )
     assert verdict.startswith("no number: GN at 32: partial (12/30 epochs)")
 
 

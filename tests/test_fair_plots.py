@@ -47,12 +47,23 @@ def fast_figures(monkeypatch):
     plt.close("all")
 
 
-def write_long(root, norm, batch_size, finals, *, epochs=LONG_EPOCHS, status="complete", rate=None, **fields):
+def write_long(
+    root, norm, batch_size, finals, *, epochs=LONG_EPOCHS, status="complete", rate=None, **fields
+):
     """One long_training run per seed 0, 1, ..., converging towards `finals[seed]`."""
     for seed, final in enumerate(finals):
-        config = factory.make_config("long_training", norm, batch_size, seed=seed, epochs=LONG_EPOCHS,
-                                     dataset=DATASET, profile=PROFILE, base_learning_rate=rate or RATES[norm],
-                                     lr_decay_fractions=LONG_SCHEDULE, **fields)
+        config = factory.make_config(
+            "long_training",
+            norm,
+            batch_size,
+            seed=seed,
+            epochs=LONG_EPOCHS,
+            dataset=DATASET,
+            profile=PROFILE,
+            base_learning_rate=rate or RATES[norm],
+            lr_decay_fractions=LONG_SCHEDULE,
+            **fields,
+        )
         factory.write_run(root, config, factory.curve(final, LONG_EPOCHS)[:epochs], status=status)
 
 
@@ -62,8 +73,15 @@ def frames(tmp_path_factory):
     for norm, by_batch in STUDY_FINAL.items():
         for batch_size, finals in by_batch.items():
             for seed, final in enumerate(finals):
-                config = factory.make_config("batch_size_sweep", norm, batch_size, seed=seed, epochs=STUDY_EPOCHS,
-                                             dataset=DATASET, profile=PROFILE)
+                config = factory.make_config(
+                    "batch_size_sweep",
+                    norm,
+                    batch_size,
+                    seed=seed,
+                    epochs=STUDY_EPOCHS,
+                    dataset=DATASET,
+                    profile=PROFILE,
+                )
                 factory.write_run(root, config, factory.curve(final, STUDY_EPOCHS))
     for norm, by_batch in LONG_FINAL.items():
         for batch_size, finals in by_batch.items():
@@ -83,7 +101,7 @@ def mean_curve(finals, shift=0.0):
 
 
 def number_text(finals, shift=0.0):
-    """"51.2 ± 1.3% (n=3)": what a legend says of runs converging towards `finals`."""
+    """ "51.2 ± 1.3% (n=3)": what a legend says of runs converging towards `finals`."""
     numbers = np.array([factory.curve_median(final, LONG_EPOCHS) for final in finals]) + shift
     return f"{numbers.mean():.1f} ± {numbers.std(ddof=1):.1f}% (n={len(numbers)})"
 
@@ -99,13 +117,22 @@ def test_study_and_long_runs_side_by_side(frames, tmp_path):
     assert_titled(figure)
     axes = np.array(figure.axes).reshape(3, 2)
     for (left, right), batch_size in zip(axes, (32, 8, 2)):
-        assert left.get_xlim() == (0.5, STUDY_EPOCHS + 0.5) and right.get_xlim() == (0.5, LONG_EPOCHS + 0.5)
+        assert left.get_xlim() == (0.5, STUDY_EPOCHS + 0.5) and right.get_xlim() == (
+            0.5,
+            LONG_EPOCHS + 0.5,
+        )
         assert max(line.get_xdata().max() for line in left.get_lines()) == STUDY_EPOCHS
         assert max(line.get_xdata().max() for line in right.get_lines()) == LONG_EPOCHS
         # One y range per row, so that the two lengths compare at a glance.
         assert left.get_ylim() == right.get_ylim()
-        assert left.get_title() == f"{STUDY_EPOCHS} epochs, shared base rate (0.003), batch {batch_size}"
-        assert right.get_title() == f"{LONG_EPOCHS} epochs, own base rate (BN 0.03, GN 0.003), batch {batch_size}"
+        assert (
+            left.get_title()
+            == f"{STUDY_EPOCHS} epochs, shared base rate (0.003), batch {batch_size}"
+        )
+        assert (
+            right.get_title()
+            == f"{LONG_EPOCHS} epochs, own base rate (BN 0.03, GN 0.003), batch {batch_size}"
+        )
         assert left.get_xlabel() == "epoch" and "thin: training error" in legend_text(right)
     assert "base × b/32" in figure.texts[0].get_text()
 
@@ -123,8 +150,11 @@ def test_means_bands_and_numbers_of_the_long_runs(frames, tmp_path):
     assert len(right.collections) == 4
     last = np.array([factory.curve(final, LONG_EPOCHS)[-1] for final in finals])
     spread = last.std(ddof=1)
-    spans = sorted(band_at(band, LONG_EPOCHS) for band in right.collections
-                   if to_hex(band.get_facecolor()[0]) == plots.NORM_COLORS["batch"])
+    spans = sorted(
+        band_at(band, LONG_EPOCHS)
+        for band in right.collections
+        if to_hex(band.get_facecolor()[0]) == plots.NORM_COLORS["batch"]
+    )
     expected = sorted((mean - spread, mean + spread) for mean in (last.mean() - 5.0, last.mean()))
     np.testing.assert_allclose(spans, expected)
     text = legend_text(right)
@@ -138,10 +168,17 @@ def test_partial_runs_are_dashed_and_named(frames, tmp_path):
     figure = fair_plots.plot_long_training(runs, histories=histories, figures_dir=tmp_path)
     right = figure.axes[5]  # batch 2, 30 epochs
     # The number of a partial cell is that of the epochs its runs reached.
-    numbers = np.array([np.median(factory.curve(final, LONG_EPOCHS)[:PARTIAL_EPOCHS][-5:]) for final in PARTIAL_FINAL])
+    numbers = np.array(
+        [
+            np.median(factory.curve(final, LONG_EPOCHS)[:PARTIAL_EPOCHS][-5:])
+            for final in PARTIAL_FINAL
+        ]
+    )
     status = f"partial ({PARTIAL_EPOCHS}/{LONG_EPOCHS} epochs)"
-    assert (f"GN validation: {numbers.mean():.1f} ± {numbers.std(ddof=1):.1f}% (n=2) [{status}; {status}]"
-            in legend_text(right))
+    assert (
+        f"GN validation: {numbers.mean():.1f} ± {numbers.std(ddof=1):.1f}% (n=2) [{status}; {status}]"
+        in legend_text(right)
+    )
     gn_lines = lines_of(right, plots.NORM_COLORS["group"])
     assert gn_lines and all(line.get_linestyle() == "--" for line in gn_lines)
     assert max(line.get_xdata().max() for line in gn_lines) == PARTIAL_EPOCHS
@@ -162,14 +199,20 @@ def test_others_keep_the_runs_without_weight_decay_apart(frames, tmp_path):
         np.testing.assert_allclose(without.get_ydata(), mean_curve(NO_DECAY_FINAL[norm]))
         assert without.get_linestyle() == "-." and with_decay.get_linestyle() == "-"
         rate = f"{RATES[norm]:g}"
-        assert f"{label} (base rate {rate}): {number_text(LONG_FINAL[norm][32])}" in legend_text(val_axis)
-        assert (f"{label}, no weight decay (base rate {rate}): {number_text(NO_DECAY_FINAL[norm], -5.0)}"
-                in legend_text(train_axis))
+        assert f"{label} (base rate {rate}): {number_text(LONG_FINAL[norm][32])}" in legend_text(
+            val_axis
+        )
+        assert (
+            f"{label}, no weight decay (base rate {rate}): {number_text(NO_DECAY_FINAL[norm], -5.0)}"
+            in legend_text(train_axis)
+        )
     (ws,) = lines_of(val_axis, fair_plots.OTHERS[2][1])
     np.testing.assert_allclose(ws.get_ydata(), mean_curve(WS_FINAL))
     (mixture,) = lines_of(train_axis, plots.NORM_COLORS["gn_plus_bn_first"])
     np.testing.assert_allclose(mixture.get_ydata(), mean_curve(MIXTURE_FINAL, -5.0))
-    assert f"GN+BN, BN first (base rate 0.01): {number_text(MIXTURE_FINAL)}" in legend_text(val_axis)
+    assert f"GN+BN, BN first (base rate 0.01): {number_text(MIXTURE_FINAL)}" in legend_text(
+        val_axis
+    )
     assert len(set(to_hex(line.get_color()) for line in val_axis.get_lines())) == 6
     assert len(bands(val_axis)) == 6
     assert val_axis.get_xlim() == (0.5, LONG_EPOCHS + 0.5)
@@ -180,10 +223,16 @@ def test_figures_without_any_long_runs(tmp_path):
     empty = tmp_path / "results"
     empty.mkdir()
     figures_dir = tmp_path / "figures"
-    first = fair_plots.plot_long_training(empty, figures_dir=figures_dir, dataset=DATASET, profile=PROFILE)
-    second = fair_plots.plot_long_training_others(empty, figures_dir=figures_dir, dataset=DATASET, profile=PROFILE)
-    assert sorted(path.name for path in figures_dir.glob("*.png")) == ["long_training.png",
-                                                                        "long_training_others.png"]
+    first = fair_plots.plot_long_training(
+        empty, figures_dir=figures_dir, dataset=DATASET, profile=PROFILE
+    )
+    second = fair_plots.plot_long_training_others(
+        empty, figures_dir=figures_dir, dataset=DATASET, profile=PROFILE
+    )
+    assert sorted(path.name for path in figures_dir.glob("*.png")) == [
+        "long_training.png",
+        "long_training_others.png",
+    ]
     for figure in (first, second):
         assert_titled(figure)
         assert not any(axis.collections or axis.get_lines() for axis in figure.axes)
@@ -196,5 +245,7 @@ def test_long_training_declares_both_figures():
     declared = experiments.get("long_training").figures
     assert [figure.name for figure in declared] == ["long_training", "long_training_others"]
     assert [load_function(figure.function) for figure in declared] == [
-        fair_plots.plot_long_training, fair_plots.plot_long_training_others]
+        fair_plots.plot_long_training,
+        fair_plots.plot_long_training_others,
+    ]
     assert all("±1 sd over seeds" in figure.caption for figure in declared)

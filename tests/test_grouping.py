@@ -23,10 +23,13 @@ def _sweep_with_other_groups(folder):
     runs of another setting written into the same experiment."""
     write_method(folder, "GN", GN_FINALS)
     for rate, final in GN_FINALS.items():
-        config = factory.make_config(rate_sweep.RATE_SWEEP, seed=0, **dict(rate_sweep.run_fields("GN", rate),
-                                                                             groups=16))
+        config = factory.make_config(
+            rate_sweep.RATE_SWEEP, seed=0, **dict(rate_sweep.run_fields("GN", rate), groups=16)
+        )
         # They would pull every rate towards chance if they were averaged in.
-        factory.write_run(folder, config, factory.curve(final + 15.0, config.epochs), train_errors=[99.0] * 10)
+        factory.write_run(
+            folder, config, factory.curve(final + 15.0, config.epochs), train_errors=[99.0] * 10
+        )
 
 
 def test_the_rate_rule_neither_averages_nor_plans_from_runs_of_other_settings(tmp_path):
@@ -36,8 +39,10 @@ def test_the_rate_rule_neither_averages_nor_plans_from_runs_of_other_settings(tm
     assert set(row["mixed"]) == set(GN_FINALS) and "groups 16, 32" in row["mixed"][0.003]
     # No rate is added, and nothing trains at a rate chosen from them.
     assert rate_sweep.more_runs(tmp_path, SEEDS) == []
-    assert not any(config.norm == "group" and not config.weight_standardization
-                   for config in profile_configs("cpu", long_training.LONG_TRAINING, results_dir=tmp_path))
+    assert not any(
+        config.norm == "group" and not config.weight_standardization
+        for config in profile_configs("cpu", long_training.LONG_TRAINING, results_dir=tmp_path)
+    )
     table = rate_sweep.rate_table(tmp_path, seeds=SEEDS).set_index("method")
     assert table.loc["GN", "0.003"].startswith("not averaged: its runs differ in groups 16, 32")
     assert table.loc["GN", "chosen rate"] == "not yet"
@@ -45,17 +50,26 @@ def test_the_rate_rule_neither_averages_nor_plans_from_runs_of_other_settings(tm
 
 def test_a_figure_draws_runs_of_other_settings_one_by_one_and_says_so(tmp_path):
     for seed, final in ((0, 60.0), (1, 61.0)):
-        factory.write_run(tmp_path, factory.make_config("norm_comparison", "batch", 32, seed=seed),
-                          factory.curve(final, factory.EPOCHS))
-    factory.write_run(tmp_path, factory.make_config("norm_comparison", "batch", 32, seed=0, weight_decay=0.0),
-                      factory.curve(70.0, factory.EPOCHS))
+        factory.write_run(
+            tmp_path,
+            factory.make_config("norm_comparison", "batch", 32, seed=seed),
+            factory.curve(final, factory.EPOCHS),
+        )
+    factory.write_run(
+        tmp_path,
+        factory.make_config("norm_comparison", "batch", 32, seed=0, weight_decay=0.0),
+        factory.curve(70.0, factory.EPOCHS),
+    )
     figure = plots.plot_norm_comparison(tmp_path, figures_dir=tmp_path / "figures")
     validation = figure.axes[1]
     # No mean and no ±1 sd band: three single curves.
     assert not validation.collections
     assert len([line for line in validation.lines if len(line.get_xdata()) == factory.EPOCHS]) == 3
     labels = [text.get_text() for text in validation.get_legend().get_texts()]
-    assert any(label.startswith("BN") and "not averaged: its runs differ in weight_decay" in label for label in labels)
+    assert any(
+        label.startswith("BN") and "not averaged: its runs differ in weight_decay" in label
+        for label in labels
+    )
 
 
 def test_the_landscape_table_does_not_merge_the_probes_of_two_settings():
@@ -64,13 +78,22 @@ def test_the_landscape_table_does_not_merge_the_probes_of_two_settings():
 
     with tempfile.TemporaryDirectory() as folder:
         root = factory.make_understanding_results(Path(folder))
-        config = factory.make_config("landscape", "batch", 32, seed=0, landscape_probes=factory.PROBES_PER_EPOCH,
-                                     weight_decay=0.0)
+        config = factory.make_config(
+            "landscape",
+            "batch",
+            32,
+            seed=0,
+            landscape_probes=factory.PROBES_PER_EPOCH,
+            weight_decay=0.0,
+        )
         run_dir = factory.write_run(root, config, factory.curve(75.0, factory.EPOCHS))
         steps = config.classes * config.images_per_class // 32
-        runs_module.write_measurements(run_dir, "landscape.csv",
-                                       factory.landscape_rows("batch", 5, factory.EPOCHS, steps))
-        table = understanding.landscape_table(results.load_runs(root)).set_index(["batch size", "norm"])
+        runs_module.write_measurements(
+            run_dir, "landscape.csv", factory.landscape_rows("batch", 5, factory.EPOCHS, steps)
+        )
+        table = understanding.landscape_table(results.load_runs(root)).set_index(
+            ["batch size", "norm"]
+        )
     row = table.loc[(32, "BN")]
     assert math.isnan(row["effective beta-smoothness, epoch 1"]) and row["n"] == 0
     assert row["status"].startswith("not averaged: its runs differ in weight_decay")
@@ -80,22 +103,40 @@ def test_the_landscape_table_does_not_merge_the_probes_of_two_settings():
 def test_the_mixing_weight_table_names_a_cell_of_two_settings_and_leaves_it_empty(tmp_path):
     root = factory.make_understanding_results(tmp_path)
     norm = "gn_plus_parallel"
-    run_dir = factory.write_run(root, factory.make_config("mixtures", norm, 32, seed=0, weight_decay=0.0),
-                                factory.curve(70.0, factory.EPOCHS))
-    runs_module.write_measurements(run_dir, "mixing.csv", [
-        {"epoch": epoch, "layer": "layer", "mixing_weight": 0.1} for epoch in range(1, factory.EPOCHS + 1)])
+    run_dir = factory.write_run(
+        root,
+        factory.make_config("mixtures", norm, 32, seed=0, weight_decay=0.0),
+        factory.curve(70.0, factory.EPOCHS),
+    )
+    runs_module.write_measurements(
+        run_dir,
+        "mixing.csv",
+        [
+            {"epoch": epoch, "layer": "layer", "mixing_weight": 0.1}
+            for epoch in range(1, factory.EPOCHS + 1)
+        ],
+    )
     table = understanding.mixing_weight_table(results.load_runs(root))
-    row = table[(table["batch size"] == 32) & (table["mixture"] == understanding.label(norm))].iloc[0]
-    assert row["n"] == 0 and all(math.isnan(value) for column, value in row.items() if column.startswith("s, "))
+    row = table[(table["batch size"] == 32) & (table["mixture"] == understanding.label(norm))].iloc[
+        0
+    ]
+    assert row["n"] == 0 and all(
+        math.isnan(value) for column, value in row.items() if column.startswith("s, ")
+    )
     assert "at batch 32: not averaged: its runs differ in weight_decay" in table.attrs["caption"]
-    other = table[(table["batch size"] == 2) & (table["mixture"] == understanding.label(norm))].iloc[0]
+    other = table[
+        (table["batch size"] == 2) & (table["mixture"] == understanding.label(norm))
+    ].iloc[0]
     assert other["n"] == 2
 
 
 def test_runs_that_differ_only_in_the_seed_are_averaged(tmp_path):
     for seed in (0, 1):
-        factory.write_run(tmp_path, factory.make_config("norm_comparison", "group", 32, seed=seed),
-                          factory.curve(60.0 + seed, factory.EPOCHS))
+        factory.write_run(
+            tmp_path,
+            factory.make_config("norm_comparison", "group", 32, seed=seed),
+            factory.curve(60.0 + seed, factory.EPOCHS),
+        )
     runs = results.load_runs(tmp_path)
     assert results.differing_settings(runs) == {}
     assert results.run_cell(runs, norm="group").n == 2

@@ -38,7 +38,9 @@ def _quadratic_tensorflow(weights):
     with tf.GradientTape() as tape:
         tape.watch(weights)
         w = tf.concat([tf.reshape(weight, [-1]) for weight in weights], axis=0)
-        loss = 0.5 * tf.tensordot(w, tf.linalg.matvec(tf.constant(A), w), 1) + tf.tensordot(tf.constant(B), w, 1)
+        loss = 0.5 * tf.tensordot(w, tf.linalg.matvec(tf.constant(A), w), 1) + tf.tensordot(
+            tf.constant(B), w, 1
+        )
     return loss, tape.gradient(loss, weights)
 
 
@@ -48,7 +50,9 @@ def _analytic_loss(w):
 
 def _check_quadratic(probe):
     gradient = A @ W + B
-    assert isinstance(probe, GradientProbe) and all(isinstance(step, StepProbe) for step in probe.steps)
+    assert isinstance(probe, GradientProbe) and all(
+        isinstance(step, StepProbe) for step in probe.steps
+    )
     np.testing.assert_allclose(probe.base_loss, _analytic_loss(W), rtol=1e-12)
     np.testing.assert_allclose(probe.gradient_norm, np.linalg.norm(gradient), rtol=1e-12)
     assert [step.step_size for step in probe.steps] == list(STEP_SIZES)
@@ -56,11 +60,14 @@ def _check_quadratic(probe):
         eta = step.step_size
         np.testing.assert_allclose(step.loss, _analytic_loss(W - eta * gradient), rtol=1e-12)
         # grad L(w) - grad L(w - eta g) = A (eta g).
-        np.testing.assert_allclose(step.gradient_distance, np.linalg.norm(A @ (eta * gradient)), rtol=1e-12)
+        np.testing.assert_allclose(
+            step.gradient_distance, np.linalg.norm(A @ (eta * gradient)), rtol=1e-12
+        )
         np.testing.assert_allclose(step.step_length, eta * np.linalg.norm(gradient), rtol=1e-12)
     # On a quadratic every step sees the same curvature along g: ||A g|| / ||g||.
-    np.testing.assert_allclose(probe.beta_smoothness, np.linalg.norm(A @ gradient) / np.linalg.norm(gradient),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        probe.beta_smoothness, np.linalg.norm(A @ gradient) / np.linalg.norm(gradient), rtol=1e-12
+    )
     losses = [step.loss for step in probe.steps]
     np.testing.assert_allclose(probe.loss_range, max(losses) - min(losses), rtol=1e-12)
 
@@ -83,8 +90,10 @@ def test_in_one_dimension_the_smoothness_is_the_curvature():
 
     probe = probe_along_gradient(parabola, [np.array([2.0])], (0.01, 0.1, 0.5))
     np.testing.assert_allclose(probe.beta_smoothness, curvature, rtol=1e-12)
-    np.testing.assert_allclose([step.loss for step in probe.steps],
-                               [0.5 * curvature * (2.0 - eta * curvature * 2.0) ** 2 for eta in (0.01, 0.1, 0.5)])
+    np.testing.assert_allclose(
+        [step.loss for step in probe.steps],
+        [0.5 * curvature * (2.0 - eta * curvature * 2.0) ** 2 for eta in (0.01, 0.1, 0.5)],
+    )
 
 
 def test_the_probe_leaves_the_weights_alone_and_refuses_bad_step_sizes():
@@ -128,14 +137,18 @@ def test_model_loss_and_gradients_are_the_training_mode_cross_entropy_and_change
 
     loss_and_gradients = model_loss_and_gradients(model, images, labels)
     loss, gradients = loss_and_gradients([variable.value for variable in model.trainable_variables])
-    probe_along_gradient(loss_and_gradients, [variable.value for variable in model.trainable_variables], (0.1, 1.0))
+    probe_along_gradient(
+        loss_and_gradients, [variable.value for variable in model.trainable_variables], (0.1, 1.0)
+    )
     for previous, now in zip(before, _snapshot(model)):
         np.testing.assert_array_equal(now, previous)
 
     # The same computation done the ordinary way, on the same (unchanged) seed states, so
     # dropout draws the same mask; this call updates the moving statistics.
     with tf.GradientTape() as tape:
-        expected = keras.ops.mean(keras.losses.sparse_categorical_crossentropy(labels, model(images, training=True)))
+        expected = keras.ops.mean(
+            keras.losses.sparse_categorical_crossentropy(labels, model(images, training=True))
+        )
     expected_gradients = tape.gradient(expected, model.trainable_variables)
     np.testing.assert_allclose(float(loss), float(expected), rtol=1e-6)
     for gradient, expected_gradient in zip(gradients, expected_gradients):
@@ -151,18 +164,30 @@ def _fit(probe=None, *, steps_per_execution=1, epochs=2, model=None, initial_epo
     """Fits the tiny model on 8 steps of 8 images per epoch; returns (model, history)."""
     if model is None:
         model = _tiny_model()
-        model.compile(optimizer=keras.optimizers.SGD(_LEARNING_RATE, momentum=0.9),
-                      loss="sparse_categorical_crossentropy", steps_per_execution=steps_per_execution)
+        model.compile(
+            optimizer=keras.optimizers.SGD(_LEARNING_RATE, momentum=0.9),
+            loss="sparse_categorical_crossentropy",
+            steps_per_execution=steps_per_execution,
+        )
     images, labels = _batch(64, seed=2)
-    history = model.fit(images, labels, batch_size=8, epochs=epochs, initial_epoch=initial_epoch, verbose=0,
-                        callbacks=[probe] if probe else [])
+    history = model.fit(
+        images,
+        labels,
+        batch_size=8,
+        epochs=epochs,
+        initial_epoch=initial_epoch,
+        verbose=0,
+        callbacks=[probe] if probe else [],
+    )
     return model, history.history
 
 
 def _probe_batches():
     # The probe's own stream of training batches, repeated.
     images, labels = _batch(64, seed=3)
-    return tf.data.Dataset.from_tensor_slices((images, labels)).batch(8).repeat().as_numpy_iterator()
+    return (
+        tf.data.Dataset.from_tensor_slices((images, labels)).batch(8).repeat().as_numpy_iterator()
+    )
 
 
 def test_the_callback_probes_every_few_steps_and_does_not_disturb_training():
@@ -180,7 +205,9 @@ def test_the_callback_probes_every_few_steps_and_does_not_disturb_training():
     assert [row["multiplier"] for row in probe.rows[:4]] == [0.5, 1.0, 2.0, 4.0]
     for row in probe.rows:
         np.testing.assert_allclose(row["step_size"], row["multiplier"] * _LEARNING_RATE, rtol=1e-6)
-        np.testing.assert_allclose(row["step_length"], row["step_size"] * row["gradient_norm"], rtol=1e-12)
+        np.testing.assert_allclose(
+            row["step_length"], row["step_size"] * row["gradient_norm"], rtol=1e-12
+        )
         assert np.isfinite([row["loss"], row["base_loss"], row["gradient_distance"]]).all()
 
 
@@ -194,7 +221,13 @@ def test_one_fit_per_epoch_probes_step_zero_once():
     probe = LandscapeProbe(_probe_batches(), every_steps=4, multipliers=(1.0,))
     model, _ = _fit(probe, epochs=1)
     _fit(probe, model=model, epochs=2, initial_epoch=1)
-    assert [(row["epoch"], row["step"]) for row in probe.rows] == [(1, 0), (1, 4), (1, 8), (2, 12), (2, 16)]
+    assert [(row["epoch"], row["step"]) for row in probe.rows] == [
+        (1, 0),
+        (1, 4),
+        (1, 8),
+        (2, 12),
+        (2, 16),
+    ]
     # A new probe on a resumed model does not probe at its first step.
     resumed = LandscapeProbe(_probe_batches(), every_steps=4, multipliers=(1.0,))
     _fit(resumed, model=model, epochs=3, initial_epoch=2)
@@ -211,12 +244,25 @@ def test_bad_arguments_are_refused():
 def test_a_mixed_precision_model_is_refused_before_training():
     keras.utils.set_random_seed(0)
     inputs = keras.Input((6,))
-    outputs = keras.layers.Dense(3, activation="softmax", dtype="mixed_bfloat16", name="mixed")(inputs)
+    outputs = keras.layers.Dense(3, activation="softmax", dtype="mixed_bfloat16", name="mixed")(
+        inputs
+    )
     model = keras.Model(inputs, outputs)
-    model.compile(optimizer=keras.optimizers.SGD(_LEARNING_RATE), loss="sparse_categorical_crossentropy")
+    model.compile(
+        optimizer=keras.optimizers.SGD(_LEARNING_RATE), loss="sparse_categorical_crossentropy"
+    )
     images, labels = _batch(16)
-    with pytest.raises(ValueError, match=r"needs a float32 model; layers of this one compute in \['mixed_bfloat16'\]"):
-        model.fit(images, labels, batch_size=8, verbose=0, callbacks=[LandscapeProbe(_probe_batches(), every_steps=1)])
+    with pytest.raises(
+        ValueError,
+        match=r"needs a float32 model; layers of this one compute in \['mixed_bfloat16'\]",
+    ):
+        model.fit(
+            images,
+            labels,
+            batch_size=8,
+            verbose=0,
+            callbacks=[LandscapeProbe(_probe_batches(), every_steps=1)],
+        )
 
 
 def test_a_weight_the_loss_does_not_use_gets_a_zero_gradient():

@@ -62,9 +62,7 @@ def test_worked_example_through_the_figure_3_reference(groups, key):
 def test_worked_example_channels_last_matches_channels_first():
     channels_last = np.transpose(WORKED_EXAMPLE, (0, 2, 3, 1))
     outputs = np.asarray(GroupNormalization(groups=2)(channels_last))
-    np.testing.assert_allclose(
-        outputs[0, 0].T, WORKED_EXAMPLE_SAMPLE_A["group2"], atol=1e-3
-    )
+    np.testing.assert_allclose(outputs[0, 0].T, WORKED_EXAMPLE_SAMPLE_A["group2"], atol=1e-3)
 
 
 @pytest.mark.parametrize("axis", [-1, 1])
@@ -135,8 +133,12 @@ def test_special_cases_of_group_norm():
     np.testing.assert_allclose(np.asarray(GroupNormalization(groups=1)(x)), layer_norm, atol=1e-6)
     np.testing.assert_allclose(layer_norm, reference_group_norm(x, 1), atol=1e-5)
     instance_norm = np.asarray(InstanceNormalization()(x))
-    np.testing.assert_allclose(np.asarray(GroupNormalization(groups=8)(x)), instance_norm, atol=1e-6)
-    np.testing.assert_allclose(np.asarray(GroupNormalization(groups=-1)(x)), instance_norm, atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(GroupNormalization(groups=8)(x)), instance_norm, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        np.asarray(GroupNormalization(groups=-1)(x)), instance_norm, atol=1e-6
+    )
     np.testing.assert_allclose(instance_norm, reference_group_norm(x, 8), atol=1e-5)
 
 
@@ -191,7 +193,9 @@ def test_layer_norm_has_per_channel_gamma_and_beta():
     assert layer.beta.shape == (16,)
 
 
-@pytest.mark.parametrize("layer_class", [GroupNormalization, InstanceNormalization, LayerNormalization])
+@pytest.mark.parametrize(
+    "layer_class", [GroupNormalization, InstanceNormalization, LayerNormalization]
+)
 def test_each_sample_is_independent_of_the_batch(layer_class):
     rng = np.random.default_rng(2)
     x = rng.normal(size=(4, 6, 6, 32)).astype(np.float32)
@@ -237,7 +241,9 @@ def test_gradients_match_the_paper_formula():
         out = paper_group_norm_tf(x64, gamma64, beta64, groups=4)
         loss = tf.reduce_sum(out * tf.constant(np.transpose(upstream, (0, 3, 1, 2))))
     grad_x, grad_gamma, grad_beta = tape.gradient(loss, [x64, gamma64, beta64])
-    np.testing.assert_allclose(ours[0].numpy(), np.transpose(grad_x.numpy(), (0, 2, 3, 1)), atol=1e-4, rtol=1e-3)
+    np.testing.assert_allclose(
+        ours[0].numpy(), np.transpose(grad_x.numpy(), (0, 2, 3, 1)), atol=1e-4, rtol=1e-3
+    )
     np.testing.assert_allclose(ours[1].numpy(), grad_gamma.numpy(), atol=1e-4, rtol=1e-4)
     np.testing.assert_allclose(ours[2].numpy(), grad_beta.numpy(), atol=1e-4, rtol=1e-4)
 
@@ -252,8 +258,9 @@ def test_unknown_batch_and_spatial_sizes_in_tf_function_and_xla():
     np.testing.assert_allclose(graph(x).numpy(), expected, atol=1e-5)
     compiled = tf.function(model, jit_compile=True)
     np.testing.assert_allclose(compiled(x).numpy(), expected, atol=1e-5)
-    np.testing.assert_allclose(compiled(x[:2, :3]).numpy(), reference_group_norm(x[:2, :3], 32), atol=1e-5)
-
+    np.testing.assert_allclose(
+        compiled(x[:2, :3]).numpy(), reference_group_norm(x[:2, :3], 32), atol=1e-5
+    )
 
 
 def test_unknown_spatial_sizes_channels_first():
@@ -272,12 +279,15 @@ def test_statistics_stay_accurate_for_activations_far_from_zero():
     expected = reference_group_norm(x.astype(np.float64), 4)
     np.testing.assert_allclose(np.asarray(group_normalize(x, 4)), expected, atol=2e-3)
 
+
 # One test per error message.
 
 
 @pytest.mark.parametrize("groups", [0, -2, 2.5, "4", True])
 def test_invalid_groups_value(groups):
-    with pytest.raises(ValueError, match=rf"groups must be a positive integer.*received groups={groups!r}"):
+    with pytest.raises(
+        ValueError, match=rf"groups must be a positive integer.*received groups={groups!r}"
+    ):
         GroupNormalization(groups=groups)
 
 
@@ -302,7 +312,9 @@ def test_invalid_channels_per_group_value(channels_per_group):
 def test_channels_per_group_that_does_not_divide_channels(channels_per_group):
     message = rf"channels_per_group={channels_per_group} does not divide the 16 channels.*\[1, 2, 4, 8, 16\]"
     with pytest.raises(ValueError, match=message):
-        GroupNormalization(channels_per_group=channels_per_group)(np.zeros((1, 2, 2, 16), np.float32))
+        GroupNormalization(channels_per_group=channels_per_group)(
+            np.zeros((1, 2, 2, 16), np.float32)
+        )
 
 
 def test_channels_per_group_with_an_undefined_channel_dimension():
@@ -311,7 +323,9 @@ def test_channels_per_group_with_an_undefined_channel_dimension():
 
 
 def test_groups_that_do_not_divide_channels():
-    with pytest.raises(ValueError, match=r"groups=3 does not divide the 16 channels.*\[1, 2, 4, 8, 16\]"):
+    with pytest.raises(
+        ValueError, match=r"groups=3 does not divide the 16 channels.*\[1, 2, 4, 8, 16\]"
+    ):
         GroupNormalization(groups=3)(np.zeros((1, 2, 2, 16), np.float32))
 
 
@@ -330,15 +344,21 @@ def test_axis_out_of_range():
         GroupNormalization(groups=2, axis=4)(np.zeros((1, 2, 2, 4), np.float32))
 
 
-@pytest.mark.parametrize("layer_class", [GroupNormalization, InstanceNormalization, LayerNormalization])
+@pytest.mark.parametrize(
+    "layer_class", [GroupNormalization, InstanceNormalization, LayerNormalization]
+)
 def test_batch_axis_is_refused_at_construction(layer_class):
     # As in tensorflow-addons, whose tests expect GroupNormalization(axis=0) to fail.
-    with pytest.raises(ValueError, match=r"axis=0 is the batch axis.*-1 for channels-last.*1 for channels-first"):
+    with pytest.raises(
+        ValueError, match=r"axis=0 is the batch axis.*-1 for channels-last.*1 for channels-first"
+    ):
         layer_class(axis=0)
 
 
 def test_negative_batch_axis_is_refused_at_build():
-    with pytest.raises(ValueError, match=r"axis=-4 is the batch axis of an input of shape \(4, 2, 2, 4\)"):
+    with pytest.raises(
+        ValueError, match=r"axis=-4 is the batch axis of an input of shape \(4, 2, 2, 4\)"
+    ):
         GroupNormalization(groups=1, axis=-4)(np.zeros((4, 2, 2, 4), np.float32))
 
 
@@ -355,7 +375,10 @@ def test_unsupported_rank(shape):
 
 @pytest.mark.parametrize("epsilon", [0, -1e-3, float("nan"), "a"])
 def test_non_positive_epsilon(epsilon):
-    with pytest.raises(ValueError, match=re.escape(f"epsilon must be a positive float; received epsilon={epsilon!r}")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(f"epsilon must be a positive float; received epsilon={epsilon!r}"),
+    ):
         GroupNormalization(epsilon=epsilon)
 
 
@@ -368,7 +391,8 @@ def test_fixed_group_layers_reject_groups(layer_class):
 @pytest.mark.parametrize("layer_class", [InstanceNormalization, LayerNormalization])
 def test_fixed_group_layers_reject_channels_per_group(layer_class):
     with pytest.raises(
-        ValueError, match=r"does not take `channels_per_group`.*received channels_per_group=2\. Use GroupNormalization"
+        ValueError,
+        match=r"does not take `channels_per_group`.*received channels_per_group=2\. Use GroupNormalization",
     ):
         layer_class(channels_per_group=2)
 
@@ -391,7 +415,9 @@ RANK_4_INPUTS = np.zeros((2, 3, 3, 4), np.float32)
 @PURE_FUNCTIONS
 @pytest.mark.parametrize("axis", [7, 4, -5])
 def test_functions_reject_an_axis_out_of_range(function, axis):
-    with pytest.raises(ValueError, match=rf"axis={axis} is out of range for an input of rank 4.*\[-4, 3\]"):
+    with pytest.raises(
+        ValueError, match=rf"axis={axis} is out of range for an input of rank 4.*\[-4, 3\]"
+    ):
         function(RANK_4_INPUTS, 2, axis=axis)
 
 
@@ -411,14 +437,19 @@ def test_functions_reject_an_axis_that_is_not_an_integer(function):
 @PURE_FUNCTIONS
 @pytest.mark.parametrize("groups", [0, -2, 2.5, "4", True])
 def test_functions_reject_invalid_groups(function, groups):
-    with pytest.raises(ValueError, match=rf"groups must be a positive integer.*received groups={groups!r}"):
+    with pytest.raises(
+        ValueError, match=rf"groups must be a positive integer.*received groups={groups!r}"
+    ):
         function(RANK_4_INPUTS, groups)
 
 
 @PURE_FUNCTIONS
 @pytest.mark.parametrize(
     "groups, message",
-    [(3, r"groups=3 does not divide the 4 channels.*\[1, 2, 4\]"), (8, r"groups=8 is more than the 4 channels")],
+    [
+        (3, r"groups=3 does not divide the 4 channels.*\[1, 2, 4\]"),
+        (8, r"groups=8 is more than the 4 channels"),
+    ],
 )
 def test_functions_reject_groups_that_do_not_fit_the_channels(function, groups, message):
     with pytest.raises(ValueError, match=message):
@@ -436,7 +467,9 @@ def test_functions_reject_invalid_epsilon(function, epsilon):
 @PURE_FUNCTIONS
 def test_functions_accept_zero_epsilon(function):
     x, _, _ = random_inputs((2, 3, 3, 4), axis=-1)
-    np.testing.assert_allclose(np.asarray(function(x, 2, epsilon=0)), reference_group_norm(x, 2, epsilon=0), atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(function(x, 2, epsilon=0)), reference_group_norm(x, 2, epsilon=0), atol=1e-5
+    )
 
 
 @PURE_FUNCTIONS
@@ -471,7 +504,9 @@ def test_config_is_the_same_before_and_after_build(make_layer):
 def test_model_saves_and_loads_with_identical_outputs(tmp_path):
     rng = np.random.default_rng(5)
     inputs = keras.Input((6, 6, 8))
-    x = GroupNormalization(groups=4, gamma_initializer="random_normal", beta_initializer="random_normal")(inputs)
+    x = GroupNormalization(
+        groups=4, gamma_initializer="random_normal", beta_initializer="random_normal"
+    )(inputs)
     x = InstanceNormalization()(x)
     x = LayerNormalization()(x)
     model = keras.Model(inputs, x)
@@ -541,7 +576,9 @@ def test_epsilon_placement_differs_as_documented():
     variance = kernel.reshape(-1, 2).var(axis=0)
     inside = np.asarray(standardize_kernel(kernel, 1e-4, epsilon_inside_sqrt=True))
     outside = np.asarray(standardize_kernel(kernel, 1e-4, epsilon_inside_sqrt=False))
-    np.testing.assert_allclose(inside.reshape(-1, 2).var(axis=0), variance / (variance + 1e-4), rtol=1e-4)
+    np.testing.assert_allclose(
+        inside.reshape(-1, 2).var(axis=0), variance / (variance + 1e-4), rtol=1e-4
+    )
     np.testing.assert_allclose(
         outside.reshape(-1, 2).var(axis=0), variance / (np.sqrt(variance) + 1e-4) ** 2, rtol=1e-4
     )
@@ -588,7 +625,9 @@ def test_ws_conv_ignores_the_scale_and_offset_of_each_output_channel():
     rng = np.random.default_rng(10)
     kernel = random_kernel((3, 3, 4, 5), std=1.0)
     x = rng.normal(size=(2, 6, 6, 4)).astype(np.float32)
-    rescaled = kernel * rng.uniform(2, 10, size=5).astype(np.float32) + rng.normal(size=5).astype(np.float32)
+    rescaled = kernel * rng.uniform(2, 10, size=5).astype(np.float32) + rng.normal(size=5).astype(
+        np.float32
+    )
     np.testing.assert_allclose(
         np.asarray(ws_conv(rescaled)(x)), np.asarray(ws_conv(kernel)(x)), atol=1e-3, rtol=1e-3
     )
@@ -617,7 +656,10 @@ def test_ws_conv_gradient_reaches_the_raw_kernel():
 
 @pytest.mark.parametrize("epsilon", [0, -1e-3, float("nan"), "a"])
 def test_ws_conv_rejects_a_non_positive_epsilon(epsilon):
-    with pytest.raises(ValueError, match=re.escape(f"epsilon must be a positive float; received epsilon={epsilon!r}")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(f"epsilon must be a positive float; received epsilon={epsilon!r}"),
+    ):
         WeightStandardizedConv2D(4, 3, epsilon=epsilon)
 
 
@@ -646,7 +688,9 @@ def test_ws_conv_positional_conv2d_arguments_are_not_taken_for_epsilon():
 
 
 def test_ws_conv_config_round_trip_and_saving(tmp_path):
-    layer = WeightStandardizedConv2D(6, 3, strides=2, epsilon=1e-4, epsilon_inside_sqrt=False, name="ws")
+    layer = WeightStandardizedConv2D(
+        6, 3, strides=2, epsilon=1e-4, epsilon_inside_sqrt=False, name="ws"
+    )
     config = layer.get_config()
     assert config["epsilon"] == 1e-4 and config["epsilon_inside_sqrt"] is False
     assert WeightStandardizedConv2D.from_config(config).get_config() == config
@@ -682,7 +726,9 @@ def test_ws_conv_mixed_bfloat16_standardizes_in_float32():
     rounded = np.asarray(tf.cast(tf.constant(x, "bfloat16"), tf.float32))
     expected = np.asarray(plain(rounded))
     # bfloat16 keeps 8 bits: relative errors of about 2 ** -8 per weight and per output.
-    np.testing.assert_allclose(np.asarray(tf.cast(outputs, tf.float32)), expected, atol=0.05 * np.abs(expected).max())
+    np.testing.assert_allclose(
+        np.asarray(tf.cast(outputs, tf.float32)), expected, atol=0.05 * np.abs(expected).max()
+    )
 
 
 def test_the_documented_range_of_input_magnitudes_holds():
@@ -692,6 +738,7 @@ def test_the_documented_range_of_input_magnitudes_holds():
     x = np.random.default_rng(3).standard_normal((2, 4, 4, 8)).astype("float32")
     expected = keras.ops.convert_to_numpy(group_normalize(x, groups=2))
     for scale in (1e3, 1e10, 1e18):
-        np.testing.assert_allclose(keras.ops.convert_to_numpy(group_normalize(x * scale, groups=2)), expected,
-                                   atol=1e-4)
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(group_normalize(x * scale, groups=2)), expected, atol=1e-4
+        )
     assert not keras.ops.convert_to_numpy(group_normalize(x * 1e19, groups=2)).any()

@@ -42,7 +42,9 @@ def to_numpy(tensor):
 
 
 def assert_close(actual, expected, tolerance=1e-5, message=""):
-    np.testing.assert_allclose(to_numpy(actual), expected, rtol=tolerance, atol=tolerance, err_msg=message)
+    np.testing.assert_allclose(
+        to_numpy(actual), expected, rtol=tolerance, atol=tolerance, err_msg=message
+    )
 
 
 def affine(gamma, beta):
@@ -71,11 +73,16 @@ def normalizations(groups, channels, axis, gamma, beta, rank):
     functions = dict(axis=axis, gamma=gamma, beta=beta)
     computations = {
         "GroupNormalization(groups)": (GroupNormalization(groups=groups, **options), groups),
-        "GroupNormalization(channels_per_group=2)": (GroupNormalization(channels_per_group=2, **options),
-                                                     channels // 2),
+        "GroupNormalization(channels_per_group=2)": (
+            GroupNormalization(channels_per_group=2, **options),
+            channels // 2,
+        ),
         "LayerNormalization": (LayerNormalization(**options), 1),
         "group_normalize": (lambda x: group_normalize(x, groups, **functions), groups),
-        "group_normalize_reference": (lambda x: group_normalize_reference(x, groups, **functions), groups),
+        "group_normalize_reference": (
+            lambda x: group_normalize_reference(x, groups, **functions),
+            groups,
+        ),
     }
     # At rank 2 a channel is a single element, which instance norm maps to exactly 0: the
     # fast kernel's folded multiply-add reaches that only to about |x| / sqrt(epsilon)
@@ -97,7 +104,9 @@ def test_normalizations_match_the_numpy_reference(shape, groups, axis):
 
 def reference_conv2d(x, kernel, bias, stride):
     """A 'valid' channels-last 2D convolution in float64 NumPy."""
-    windows = np.lib.stride_tricks.sliding_window_view(np.asarray(x, np.float64), kernel.shape[:2], axis=(1, 2))
+    windows = np.lib.stride_tricks.sliding_window_view(
+        np.asarray(x, np.float64), kernel.shape[:2], axis=(1, 2)
+    )
     windows = windows[:, ::stride, ::stride]  # (N, H', W', C, kh, kw)
     return np.einsum("nhwcij,ijco->nhwo", windows, kernel) + bias
 
@@ -128,7 +137,9 @@ MIXTURE_GROUPS = 4
 @pytest.mark.parametrize("layer_class", MIXTURE_LAYERS)
 def test_mixture_training_and_inference_match_numpy(layer_class, axis):
     shape = MIXTURE_SHAPE if axis == -1 else checks.channels_first(MIXTURE_SHAPE)
-    layer, gamma, beta, logit = checks.random_mixture_layer(layer_class, shape, MIXTURE_GROUPS, axis=axis)
+    layer, gamma, beta, logit = checks.random_mixture_layer(
+        layer_class, shape, MIXTURE_GROUPS, axis=axis
+    )
 
     def run(x, training):
         # The reference is channels-last: the layer sees the transposed input if axis=1.
@@ -137,7 +148,9 @@ def test_mixture_training_and_inference_match_numpy(layer_class, axis):
         return to_numpy(layer(x, training=training))
 
     def reference(x, moving=None):
-        return checks.reference_mixture(layer_class, x, gamma, beta, logit, groups=MIXTURE_GROUPS, moving=moving)
+        return checks.reference_mixture(
+            layer_class, x, gamma, beta, logit, groups=MIXTURE_GROUPS, moving=moving
+        )
 
     x = checks.random_scaled_input(MIXTURE_SHAPE, seed=0)
     expected, (mean, variance) = reference(x)
@@ -157,7 +170,10 @@ GRADIENT_LAYERS = {
     "group": lambda: GroupNormalization(groups=2),
     "instance": InstanceNormalization,
     "layer": LayerNormalization,
-    **{layer_class.__name__: lambda layer_class=layer_class: layer_class(groups=2) for layer_class in MIXTURE_LAYERS},
+    **{
+        layer_class.__name__: lambda layer_class=layer_class: layer_class(groups=2)
+        for layer_class in MIXTURE_LAYERS
+    },
 }
 
 
@@ -166,8 +182,9 @@ def reference_training_output(layer, inputs, weights):
     weights by name."""
     gamma, beta = weights["gamma"], weights["beta"]
     if isinstance(layer, MIXTURE_LAYERS):
-        return checks.reference_mixture(type(layer), inputs, gamma, beta, weights["mixing_logit"],
-                                        groups=layer.groups)[0]
+        return checks.reference_mixture(
+            type(layer), inputs, gamma, beta, weights["mixing_logit"], groups=layer.groups
+        )[0]
     groups = inputs.shape[-1] if layer.groups == -1 else layer.groups
     return checks.reference_group_norm(inputs, groups, gamma=gamma, beta=beta)
 
@@ -199,14 +216,19 @@ def test_one_fit_step_follows_the_numpy_gradient(make_layer):
     mixing = (np.eye(8) + 0.3 * rng.normal(size=(8, 8))).astype(np.float32)
     norm = make_layer()
     inputs = keras.Input(shape[1:])
-    outputs = norm(keras.layers.Dense(8, use_bias=False, kernel_initializer=keras.initializers.Constant(mixing),
-                                      name="mixing")(inputs))
+    outputs = norm(
+        keras.layers.Dense(
+            8, use_bias=False, kernel_initializer=keras.initializers.Constant(mixing), name="mixing"
+        )(inputs)
+    )
     model = keras.Model(inputs, outputs)
     learning_rate = 0.5
     model.compile(keras.optimizers.SGD(learning_rate), loss="mean_squared_error")
     norm.gamma.assign(rng.normal(1, 0.3, size=8))
     norm.beta.assign(rng.normal(0, 0.3, size=8))
-    before = {weight.name: to_numpy(weight).astype(np.float64) for weight in model.trainable_weights}
+    before = {
+        weight.name: to_numpy(weight).astype(np.float64) for weight in model.trainable_weights
+    }
     assert set(before) >= {"kernel", "gamma", "beta"}
 
     def loss(weights):
@@ -219,13 +241,19 @@ def test_one_fit_step_follows_the_numpy_gradient(make_layer):
     scale = max(np.abs(gradient).max() for gradient in expected.values())
     for weight in model.trainable_weights:
         gradient = (before[weight.name] - to_numpy(weight)) / learning_rate
-        np.testing.assert_allclose(gradient, expected[weight.name], rtol=1e-3, atol=1e-3 * scale,
-                                   err_msg=weight.name)
+        np.testing.assert_allclose(
+            gradient, expected[weight.name], rtol=1e-3, atol=1e-3 * scale, err_msg=weight.name
+        )
     if isinstance(norm, MIXTURE_LAYERS):
         # The compiled step also updated BN's moving statistics, from the batch it saw.
         _, (mean, variance) = checks.reference_mixture(
-            type(norm), x @ mixing.astype(np.float64), before["gamma"], before["beta"],
-            before["mixing_logit"], groups=norm.groups)
+            type(norm),
+            x @ mixing.astype(np.float64),
+            before["gamma"],
+            before["beta"],
+            before["mixing_logit"],
+            groups=norm.groups,
+        )
         assert_close(norm.moving_mean, (1 - MOMENTUM) * mean, tolerance=1e-4)
         assert_close(norm.moving_variance, MOMENTUM + (1 - MOMENTUM) * variance, tolerance=1e-4)
 
@@ -237,7 +265,9 @@ def test_every_layer_round_trips_through_its_config_and_a_keras_file(tmp_path):
     rng = np.random.default_rng(16)
     random_affine = dict(gamma_initializer="random_normal", beta_initializer="random_normal")
     inputs = keras.Input((6, 6, 8))
-    x = WeightStandardizedConv2D(8, 3, padding="same", epsilon=1e-4, epsilon_inside_sqrt=False)(inputs)
+    x = WeightStandardizedConv2D(8, 3, padding="same", epsilon=1e-4, epsilon_inside_sqrt=False)(
+        inputs
+    )
     x = GroupNormalization(channels_per_group=2, **random_affine)(x)
     x = InstanceNormalization(**random_affine)(x)
     x = LayerNormalization(epsilon=1e-3, **random_affine)(x)
@@ -261,9 +291,13 @@ def test_every_layer_round_trips_through_its_config_and_a_keras_file(tmp_path):
 # Mixed precision.
 
 MIXED_PRECISION_LAYERS = {
-    "group": lambda: GroupNormalization(groups=4, gamma_initializer="random_normal", beta_initializer="random_normal"),
+    "group": lambda: GroupNormalization(
+        groups=4, gamma_initializer="random_normal", beta_initializer="random_normal"
+    ),
     "gn_plus_bn_first": lambda: GNPlusBNFirst(groups=4, gamma_initializer="random_normal"),
-    "ws_conv": lambda: WeightStandardizedConv2D(8, 3, padding="same", bias_initializer="random_normal"),
+    "ws_conv": lambda: WeightStandardizedConv2D(
+        8, 3, padding="same", bias_initializer="random_normal"
+    ),
 }
 # The largest error allowed, relative to the largest output: about the rounding of the
 # output to the compute dtype, plus accumulation in it for the convolution.
@@ -271,7 +305,9 @@ MIXED_PRECISION_TOLERANCES = {"float16": 5e-3, "bfloat16": 3e-2}
 
 
 @pytest.mark.parametrize("mixed_policy", ["mixed_float16", "mixed_bfloat16"], indirect=True)
-@pytest.mark.parametrize("make_layer", MIXED_PRECISION_LAYERS.values(), ids=MIXED_PRECISION_LAYERS.keys())
+@pytest.mark.parametrize(
+    "make_layer", MIXED_PRECISION_LAYERS.values(), ids=MIXED_PRECISION_LAYERS.keys()
+)
 def test_mixed_precision_outputs_the_compute_dtype_close_to_float32(make_layer, mixed_policy):
     compute_dtype = keras.mixed_precision.dtype_policy().compute_dtype
     x = checks.random_scaled_input((2, 5, 5, 8), seed=17)
@@ -298,7 +334,10 @@ def test_mixed_precision_outputs_the_compute_dtype_close_to_float32(make_layer, 
 
 @pytest.mark.parametrize(
     "options",
-    [dict(norm="group", groups=8, weight_standardization=True), dict(norm="gn_plus_parallel", groups=8)],
+    [
+        dict(norm="group", groups=8, weight_standardization=True),
+        dict(norm="gn_plus_parallel", groups=8),
+    ],
     ids=["gn_ws", "gn_plus_parallel"],
 )
 def test_small_cnn_builds_and_fits_two_steps(options):
@@ -312,8 +351,11 @@ def test_small_cnn_builds_and_fits_two_steps(options):
     before = [to_numpy(weight) for weight in model.trainable_weights]
     history = model.fit(images, labels, batch_size=2, epochs=1, shuffle=False, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
-    unchanged = [weight.path for weight, old in zip(model.trainable_weights, before)
-                 if np.array_equal(to_numpy(weight), old)]
+    unchanged = [
+        weight.path
+        for weight, old in zip(model.trainable_weights, before)
+        if np.array_equal(to_numpy(weight), old)
+    ]
     assert not unchanged, f"not trained: {unchanged}"
     probabilities = model.predict(images, verbose=0)
     assert probabilities.shape == (4, 4) and probabilities.dtype == np.float32

@@ -31,7 +31,9 @@ random_layer = functools.partial(checks.random_mixture_layer, shape=SHAPE, group
 
 
 def assert_close(actual, expected, tolerance=1e-5):
-    np.testing.assert_allclose(np.asarray(actual, np.float64), expected, rtol=tolerance, atol=tolerance)
+    np.testing.assert_allclose(
+        np.asarray(actual, np.float64), expected, rtol=tolerance, atol=tolerance
+    )
 
 
 # Values.
@@ -71,7 +73,9 @@ def test_moving_statistics_and_inference_match_numpy(layer_class):
         assert_close(layer.moving_mean.numpy(), moving_mean)
         assert_close(layer.moving_variance.numpy(), moving_variance)
     x = random_input(seed=20)
-    expected, _ = reference_mixture(layer_class, x, gamma, beta, logit, moving=(moving_mean, moving_variance))
+    expected, _ = reference_mixture(
+        layer_class, x, gamma, beta, logit, moving=(moving_mean, moving_variance)
+    )
     assert_close(layer(x, training=False), expected)
     # Inference neither updates the moving statistics nor uses the batch's own.
     assert_close(layer.moving_mean.numpy(), moving_mean)
@@ -195,15 +199,22 @@ def test_mixing_logit_is_trainable_and_not_regularized():
 
 def test_groups_that_do_not_divide_the_channels():
     layer = GNPlusParallel(groups=3)
-    with pytest.raises(ValueError, match=r"groups=3 does not divide the 8 channels.*\[1, 2, 4, 8\]"):
+    with pytest.raises(
+        ValueError, match=r"groups=3 does not divide the 8 channels.*\[1, 2, 4, 8\]"
+    ):
         layer.build(SHAPE)
 
 
 @pytest.mark.parametrize("shape", [(8,), (1, 2, 2, 2, 2, 8)])
 @pytest.mark.parametrize("layer_class", LAYERS)
 def test_unsupported_rank_names_the_layer_and_the_shape(layer_class, shape):
-    with pytest.raises(ValueError, match=re.escape(f"{layer_class.__name__} expects inputs of rank 2 to 5 (batch, "
-                                                   f"..., channels); received an input of shape {shape}")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            f"{layer_class.__name__} expects inputs of rank 2 to 5 (batch, "
+            f"..., channels); received an input of shape {shape}"
+        ),
+    ):
         layer_class(groups=2).build(shape)
 
 
@@ -233,8 +244,13 @@ def test_invalid_arguments(layer_class, arguments, message):
 @pytest.mark.parametrize("layer_class", LAYERS)
 def test_config_round_trips_and_does_not_change_when_built(layer_class):
     layer = layer_class(
-        groups=2, axis=1, epsilon=1e-3, momentum=0.99, mixing_initializer=0.5,
-        gamma_regularizer=keras.regularizers.L2(1e-4), name="mixture",
+        groups=2,
+        axis=1,
+        epsilon=1e-3,
+        momentum=0.99,
+        mixing_initializer=0.5,
+        gamma_regularizer=keras.regularizers.L2(1e-4),
+        name="mixture",
     )
     config = layer.get_config()
     assert layer_class.from_config(config).get_config() == config
@@ -261,7 +277,9 @@ def test_model_saves_and_loads_with_its_moving_statistics(tmp_path):
     assert type(loaded_layer) is GNPlusGNFirst
     np.testing.assert_array_equal(np.asarray(loaded(data)), np.asarray(model(data)))
     for name in ("moving_mean", "moving_variance", "mixing_logit", "gamma", "beta"):
-        np.testing.assert_array_equal(getattr(loaded_layer, name).numpy(), getattr(layer, name).numpy())
+        np.testing.assert_array_equal(
+            getattr(loaded_layer, name).numpy(), getattr(layer, name).numpy()
+        )
     assert loaded_layer.mixing_weight == layer.mixing_weight
 
 
@@ -312,5 +330,7 @@ def test_one_compiled_fit_step_updates_the_mixing_logit_and_moving_statistics(la
     # One step on one batch of everything: exactly one update of the moving statistics.
     _, (mean, variance) = reference_mixture(layer_class, layer_inputs, gamma, beta, 1.0)
     assert_close(layer.moving_mean.numpy(), (1 - MOMENTUM) * mean, tolerance=1e-4)
-    assert_close(layer.moving_variance.numpy(), MOMENTUM + (1 - MOMENTUM) * variance, tolerance=1e-4)
+    assert_close(
+        layer.moving_variance.numpy(), MOMENTUM + (1 - MOMENTUM) * variance, tolerance=1e-4
+    )
     assert np.abs(layer.moving_variance.numpy() - 1).max() > 1e-3

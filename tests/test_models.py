@@ -37,7 +37,9 @@ def test_registry_names_and_aliases(name, layer_class):
 
 
 def test_registry_lists_valid_names_for_unknown_name():
-    with pytest.raises(ValueError, match=r"Unknown normalization 'weight'.*'batch'.*'group'.*'none'"):
+    with pytest.raises(
+        ValueError, match=r"Unknown normalization 'weight'.*'batch'.*'group'.*'none'"
+    ):
         make_norm("weight")
 
 
@@ -49,8 +51,14 @@ def test_groups_only_for_group_norm():
 
 def test_channels_per_group_only_for_group_norm():
     layer = make_norm("gn", channels_per_group=16)
-    assert type(layer) is GroupNormalization and layer.channels_per_group == 16 and layer.epsilon == 1e-5
-    with pytest.raises(ValueError, match=r"channels_per_group=4 applies only to group normalization"):
+    assert (
+        type(layer) is GroupNormalization
+        and layer.channels_per_group == 16
+        and layer.epsilon == 1e-5
+    )
+    with pytest.raises(
+        ValueError, match=r"channels_per_group=4 applies only to group normalization"
+    ):
         make_norm("layer", channels_per_group=4)
     with pytest.raises(ValueError, match=r"Pass either groups or channels_per_group, not both"):
         make_norm("group", groups=8, channels_per_group=4)
@@ -68,8 +76,18 @@ def test_registry_passes_layer_options():
     assert layer.synchronized and layer.name == "bn_sync"
     assert make_norm("bn").momentum == 0.9
     assert canonical_norm(" GN ") == "group"
-    assert set(NORMALIZATIONS) == {"batch", "layer", "instance", "group", "batch_renorm", "gn_plus_parallel",
-                                   "gn_plus_gn_first", "gn_plus_bn_first", "gn_plus_parallel_fixed", "none"}
+    assert set(NORMALIZATIONS) == {
+        "batch",
+        "layer",
+        "instance",
+        "group",
+        "batch_renorm",
+        "gn_plus_parallel",
+        "gn_plus_gn_first",
+        "gn_plus_bn_first",
+        "gn_plus_parallel_fixed",
+        "none",
+    }
 
 
 def test_batch_renorm_uses_the_papers_clipping_and_one_pair_of_statistics():
@@ -85,8 +103,10 @@ def test_group_norm_with_one_group_is_layer_norm_and_one_channel_per_group_is_in
     # Why the group ablation's G = 1 and C/G = 1 cells are the study's LN and IN runs:
     # the same seed builds the same weights and the networks compute the same function.
     images = np.random.default_rng(1).integers(0, 256, size=(2, 64, 64, 3)).astype(np.float32)
-    pairs = [(dict(norm="layer"), dict(norm="group", groups=1)),
-             (dict(norm="instance"), dict(norm="group", channels_per_group=1))]
+    pairs = [
+        (dict(norm="layer"), dict(norm="group", groups=1)),
+        (dict(norm="instance"), dict(norm="group", channels_per_group=1)),
+    ]
     for special, general in pairs:
         outputs = []
         for options in (special, general):
@@ -132,7 +152,11 @@ def test_weight_decay_is_the_papers_coupled_rule():
 def test_one_fit_step_for_every_norm(norm):
     keras.utils.set_random_seed(0)
     model = small_cnn(norm, num_classes=4, weight_decay=1e-4)
-    model.compile(keras.optimizers.SGD(0.01, momentum=0.9), "sparse_categorical_crossentropy", jit_compile=True)
+    model.compile(
+        keras.optimizers.SGD(0.01, momentum=0.9),
+        "sparse_categorical_crossentropy",
+        jit_compile=True,
+    )
     images = np.random.default_rng(0).integers(0, 256, size=(4, 64, 64, 3)).astype(np.uint8)
     labels = np.array([0, 1, 2, 3])
     before = [w.numpy().copy() for w in model.trainable_weights]
@@ -147,7 +171,9 @@ def test_resnet50_matches_the_standard_parameter_count():
     reference = keras.applications.ResNet50(weights=None)
     # keras.applications adds biases to its convs; the paper's ResNet has none.
     conv_biases = sum(
-        int(np.prod(layer.bias.shape)) for layer in reference.layers if isinstance(layer, keras.layers.Conv2D)
+        int(np.prod(layer.bias.shape))
+        for layer in reference.layers
+        if isinstance(layer, keras.layers.Conv2D)
     )
     reference_count = sum(int(np.prod(w.shape)) for w in reference.trainable_weights) - conv_biases
     assert sum(int(np.prod(w.shape)) for w in ours.trainable_weights) == reference_count
@@ -185,7 +211,9 @@ def test_small_cnn_weight_standardization_swaps_every_conv(norm):
     assert [layer.name for layer in convs] == ["conv1", "conv2"]
     assert all(type(layer) is WeightStandardizedConv2D for layer in convs)
     assert model.name.endswith("_ws")
-    assert all(type(layer) is keras.layers.Conv2D for layer in conv_layers(small_cnn(norm, num_classes=5)))
+    assert all(
+        type(layer) is keras.layers.Conv2D for layer in conv_layers(small_cnn(norm, num_classes=5))
+    )
 
 
 def test_weight_standardization_must_be_a_boolean():
@@ -198,9 +226,18 @@ def test_weight_standardization_must_be_a_boolean():
 def test_small_cnn_with_weight_standardization_trains_one_step():
     keras.utils.set_random_seed(0)
     model = small_cnn(
-        "group", num_classes=4, input_shape=(32, 32, 3), weight_decay=1e-4, weight_standardization=True, groups=8
+        "group",
+        num_classes=4,
+        input_shape=(32, 32, 3),
+        weight_decay=1e-4,
+        weight_standardization=True,
+        groups=8,
     )
-    model.compile(keras.optimizers.SGD(0.01, momentum=0.9), "sparse_categorical_crossentropy", jit_compile=True)
+    model.compile(
+        keras.optimizers.SGD(0.01, momentum=0.9),
+        "sparse_categorical_crossentropy",
+        jit_compile=True,
+    )
     images = np.random.default_rng(0).integers(0, 256, size=(4, 32, 32, 3)).astype(np.uint8)
     labels = np.array([0, 1, 2, 3])
     kernel_before = model.get_layer("conv1").kernel.numpy().copy()
@@ -211,7 +248,9 @@ def test_small_cnn_with_weight_standardization_trains_one_step():
 
 @pytest.mark.slow
 def test_resnet50_weight_standardization_swaps_every_conv():
-    model = resnet50("group", num_classes=10, input_shape=(64, 64, 3), weight_standardization=True, groups=32)
+    model = resnet50(
+        "group", num_classes=10, input_shape=(64, 64, 3), weight_standardization=True, groups=32
+    )
     convs = conv_layers(model)
     # The stem, three convs per block (16 blocks) and the four projection shortcuts.
     assert len(convs) == 1 + 3 * 16 + 4
@@ -224,14 +263,18 @@ def test_run_configs_of_the_further_experiments_build_the_layers_they_name():
     from utils.layers import WeightStandardizedConv2D
     from utils.training import build_model
 
-    model = build_model(RunConfig(norm="group", channels_per_group=16, weight_standardization=True, classes=5))
+    model = build_model(
+        RunConfig(norm="group", channels_per_group=16, weight_standardization=True, classes=5)
+    )
     assert (model.get_layer("norm1").groups, model.get_layer("norm2").groups) == (4, 16)
-    assert all(isinstance(model.get_layer(name), WeightStandardizedConv2D) for name in ("conv1", "conv2"))
-    assert not isinstance(build_model(RunConfig(norm="group", classes=5)).get_layer("conv1"),
-                          WeightStandardizedConv2D)
+    assert all(
+        isinstance(model.get_layer(name), WeightStandardizedConv2D) for name in ("conv1", "conv2")
+    )
+    assert not isinstance(
+        build_model(RunConfig(norm="group", classes=5)).get_layer("conv1"), WeightStandardizedConv2D
+    )
     renorm = build_model(RunConfig(norm="batch_renorm", classes=5)).get_layer("norm2")
     assert renorm.renorm and renorm.renorm_clipping["rmax"] == 1.5
-
 
 
 def test_registry_builds_the_mixtures_and_the_noise_goes_after_each_norm():
@@ -246,7 +289,10 @@ def test_registry_builds_the_mixtures_and_the_noise_goes_after_each_norm():
     names = [layer.name for layer in model.layers]
     assert names.index("norm1_noise") == names.index("norm1") + 1 and "norm2_noise" in names
     assert isinstance(model.get_layer("norm2_noise"), OutputNoise)
-    assert model.get_layer("norm2_noise").stddev == 1.001 and model.get_layer("norm2_noise").groups == 32
+    assert (
+        model.get_layer("norm2_noise").stddev == 1.001
+        and model.get_layer("norm2_noise").groups == 32
+    )
 
 
 def test_small_resnet_matches_the_standard_basic_block_parameter_count():
@@ -278,7 +324,9 @@ def test_small_resnet_blocks_start_as_identities_and_fit_32_groups_everywhere():
     assert len(last_norms) == 4 and all(np.all(layer.gamma.numpy() == 0) for layer in last_norms)
     norms = [layer for layer in model.layers if isinstance(layer, GroupNormalization)]
     assert all(layer.gamma.shape[0] % 32 == 0 for layer in norms)
-    shapes = [model.get_layer(f"stage{stage}_block1_out").output.shape[1:3] for stage in (1, 2, 3, 4)]
+    shapes = [
+        model.get_layer(f"stage{stage}_block1_out").output.shape[1:3] for stage in (1, 2, 3, 4)
+    ]
     assert shapes == [(16, 16), (8, 8), (4, 4), (2, 2)]
     assert model(np.zeros((2, 64, 64, 3), np.float32)).shape == (2, 10)
     with pytest.raises(ValueError, match=r"widths=\(64,\) and blocks=\(1, 1\)"):
@@ -297,7 +345,17 @@ def test_resnet10_normalizes_exactly_the_channels_its_config_checks():
     assert {layer.gamma.shape[0] for layer in norms} == set(MODEL_CHANNELS["resnet10"])
     # Stem, two per block and one per projection (three stages widen).
     assert len(norms) == 1 + 2 * len(RESNET10_WIDTHS) + 3
-    built = build_model(RunConfig(model="resnet10", norm="batch", classes=10, dataset="synthetic-tiny-imagenet",
-                                  images_per_class=4, val_images_per_class=2))
+    built = build_model(
+        RunConfig(
+            model="resnet10",
+            norm="batch",
+            classes=10,
+            dataset="synthetic-tiny-imagenet",
+            images_per_class=4,
+            val_images_per_class=2,
+        )
+    )
     assert built.name == "resnet10_bn" and built.output_shape == (None, 10)
-    assert len([layer for layer in built.layers if "_conv" in layer.name]) == 1 + 2 * len(RESNET10_WIDTHS)
+    assert len([layer for layer in built.layers if "_conv" in layer.name]) == 1 + 2 * len(
+        RESNET10_WIDTHS
+    )

@@ -36,7 +36,10 @@ def test_the_other_tables_are_the_registrys():
     for name, row in norms.REGISTRY.items():
         assert paper.NORM_LABELS[name] == row.label
         assert (plots.NORM_COLORS[name], plots.NORM_MARKERS[name], plots.NORM_NAMES[name]) == (
-            row.color, row.marker, row.long_label)
+            row.color,
+            row.marker,
+            row.long_label,
+        )
 
 
 def test_an_unknown_name_lists_the_valid_ones():

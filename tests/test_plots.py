@@ -28,7 +28,9 @@ def fast_figures(monkeypatch):
 
 @pytest.fixture(scope="module")
 def results_dir(tmp_path_factory):
-    return factory.make_results(tmp_path_factory.mktemp("results"), dataset=DATASET, profile=PROFILE)
+    return factory.make_results(
+        tmp_path_factory.mktemp("results"), dataset=DATASET, profile=PROFILE
+    )
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +52,9 @@ SEEDED_SWEEP = {
 def write_seeds(results_dir, experiment, norm, batch_size, finals, **fields):
     """One complete run per seed 0, 1, ..., converging towards `finals[seed]`."""
     for seed, final in enumerate(finals):
-        config = factory.make_config(experiment, norm, batch_size, seed=seed, dataset=DATASET, profile=PROFILE,
-                                     **fields)
+        config = factory.make_config(
+            experiment, norm, batch_size, seed=seed, dataset=DATASET, profile=PROFILE, **fields
+        )
         factory.write_run(results_dir, config, factory.curve(final, factory.EPOCHS))
 
 
@@ -66,8 +69,14 @@ def seeded_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("seeded")
     for norm, finals in SEEDED_COMPARISON.items():
         write_seeds(folder, "norm_comparison", norm, 32, finals)
-    factory.write_run(folder, factory.make_config("norm_comparison", "instance", 32, seed=2, dataset=DATASET,
-                                                  profile=PROFILE), [90.0, 85.0, 84.0], status="diverged")
+    factory.write_run(
+        folder,
+        factory.make_config(
+            "norm_comparison", "instance", 32, seed=2, dataset=DATASET, profile=PROFILE
+        ),
+        [90.0, 85.0, 84.0],
+        status="diverged",
+    )
     for norm, by_size in SEEDED_SWEEP.items():
         for batch_size, finals in by_size.items():
             write_seeds(folder, "batch_size_sweep", norm, batch_size, finals)
@@ -89,8 +98,15 @@ def write_recipe_sweep(results_dir, finals=RECIPE_FINALS, paper_finals=PAPER_SCH
     """The recipe sweep's runs (seed 0, batch 32) and those of the paper's schedule at 0.003."""
     for norm, by_rate in finals.items():
         for rate, final in by_rate.items():
-            config = factory.make_config("recipe_sweep", norm, 32, base_learning_rate=rate,
-                                         lr_decay_fractions=(0.5, 0.75), dataset=DATASET, profile=PROFILE)
+            config = factory.make_config(
+                "recipe_sweep",
+                norm,
+                32,
+                base_learning_rate=rate,
+                lr_decay_fractions=(0.5, 0.75),
+                dataset=DATASET,
+                profile=PROFILE,
+            )
             if final is None:
                 factory.write_run(results_dir, config, [95.0, 97.0, 99.0], status="diverged")
             elif final == "flat":
@@ -98,8 +114,9 @@ def write_recipe_sweep(results_dir, finals=RECIPE_FINALS, paper_finals=PAPER_SCH
             else:
                 factory.write_run(results_dir, config, factory.curve(final, factory.EPOCHS))
     for norm, final in paper_finals.items():
-        config = factory.make_config("recipe_sweep", norm, 32, base_learning_rate=0.003, dataset=DATASET,
-                                     profile=PROFILE)
+        config = factory.make_config(
+            "recipe_sweep", norm, 32, base_learning_rate=0.003, dataset=DATASET, profile=PROFILE
+        )
         factory.write_run(results_dir, config, factory.curve(final, factory.EPOCHS))
     return results_dir
 
@@ -134,8 +151,11 @@ def legend_text(axis):
 
 def bands(axis):
     """The ±1 sd bands (fill_between) drawn on `axis`, as {colour: band}."""
-    return {matplotlib.colors.to_hex(band.get_facecolor()[0]): band
-            for band in axis.collections if isinstance(band, PolyCollection)}
+    return {
+        matplotlib.colors.to_hex(band.get_facecolor()[0]): band
+        for band in axis.collections
+        if isinstance(band, PolyCollection)
+    }
 
 
 def band_at(band, epoch):
@@ -146,8 +166,11 @@ def band_at(band, epoch):
 
 
 def figure_text(figure):
-    return "\n".join(text.get_text() for axis in figure.axes for text in axis.texts) + "\n" + "\n".join(
-        text.get_text() for text in figure.texts)
+    return (
+        "\n".join(text.get_text() for axis in figure.axes for text in axis.texts)
+        + "\n"
+        + "\n".join(text.get_text() for text in figure.texts)
+    )
 
 
 def test_norm_comparison(results_dir, tmp_path):
@@ -174,19 +197,28 @@ def test_norm_comparison_draws_the_sd_band_only_with_two_seeds(seeded_dir, tmp_p
         # BN has 3 seeds and IN 2 complete ones: a band each; GN has one seed: none.
         assert set(bands(axis)) == {plots.NORM_COLORS["batch"], plots.NORM_COLORS["instance"]}
     last_epoch = factory.EPOCHS
-    final_errors = np.array([factory.curve(final, last_epoch)[-1] for final in SEEDED_COMPARISON["batch"]])
+    final_errors = np.array(
+        [factory.curve(final, last_epoch)[-1] for final in SEEDED_COMPARISON["batch"]]
+    )
     low, high = band_at(bands(val_axis)[plots.NORM_COLORS["batch"]], last_epoch)
     spread = np.std(final_errors, ddof=1)
     assert low == pytest.approx(final_errors.mean() - spread)
     assert high == pytest.approx(final_errors.mean() + spread)
     numbers = seed_numbers(SEEDED_COMPARISON["batch"])
     legend = legend_text(val_axis)
-    assert f"BN: ours {numbers.mean():.1f} ± {np.std(numbers, ddof=1):.1f}% (n=3), paper 23.6%" in legend
-    assert f"GN: ours {seed_numbers(SEEDED_COMPARISON['group'])[0]:.1f}% (n=1), paper 24.1%" in legend
+    assert (
+        f"BN: ours {numbers.mean():.1f} ± {np.std(numbers, ddof=1):.1f}% (n=3), paper 23.6%"
+        in legend
+    )
+    assert (
+        f"GN: ours {seed_numbers(SEEDED_COMPARISON['group'])[0]:.1f}% (n=1), paper 24.1%" in legend
+    )
     assert "also in_bs32_seed2: diverged at epoch 4" in legend
     # The diverged seed is left out of the mean and drawn on its own, ending in an X.
     crosses = [line for line in val_axis.get_lines() if line.get_marker() == "X"]
-    assert [matplotlib.colors.to_hex(line.get_color()) for line in crosses] == [plots.NORM_COLORS["instance"]]
+    assert [matplotlib.colors.to_hex(line.get_color()) for line in crosses] == [
+        plots.NORM_COLORS["instance"]
+    ]
 
 
 def test_batch_size_curves_show_partial_missing_and_diverged(frames, tmp_path):
@@ -197,14 +229,25 @@ def test_batch_size_curves_show_partial_missing_and_diverged(frames, tmp_path):
     assert_labelled(figure, "epoch", "error (%)")  # this folder sweeps BN and GN only
     bn_axis, ln_axis, in_axis, gn_axis = figure.axes
     assert [axis.get_title() for axis in figure.axes] == [
-        "Batch Norm (BN)", "Layer Norm (LN)", "Instance Norm (IN)", "Group Norm (GN)"]
-    assert all(bn_axis.get_shared_y_axes().joined(bn_axis, axis) for axis in (ln_axis, in_axis, gn_axis))
+        "Batch Norm (BN)",
+        "Layer Norm (LN)",
+        "Instance Norm (IN)",
+        "Group Norm (GN)",
+    ]
+    assert all(
+        bn_axis.get_shared_y_axes().joined(bn_axis, axis) for axis in (ln_axis, in_axis, gn_axis)
+    )
     assert "diverged at epoch 4" in legend_text(bn_axis)
     assert "paper 34.7%" in legend_text(bn_axis)
     gn_legend = legend_text(gn_axis)
-    assert "partial (3/10 epochs)" in gn_legend and "batch 4: ours n/a, paper 24.2% [missing]" in gn_legend
+    assert (
+        "partial (3/10 epochs)" in gn_legend
+        and "batch 4: ours n/a, paper 24.2% [missing]" in gn_legend
+    )
     # The paper has no LN or IN by batch size.
-    assert "batch 2: ours n/a [missing]" in legend_text(ln_axis) and "paper" not in legend_text(in_axis)
+    assert "batch 2: ours n/a [missing]" in legend_text(ln_axis) and "paper" not in legend_text(
+        in_axis
+    )
     assert not any(bands(axis) for axis in figure.axes)
 
 
@@ -232,7 +275,9 @@ def test_batch_size_sensitivity_axis_and_paper_panel(results_dir, tmp_path):
     paper_bn = paper_axis.get_lines()[0]
     assert list(paper_bn.get_ydata()) == [23.6, 23.7, 24.8, 27.3, 34.7]
     texts = " ".join(text.get_text() for text in ours_axis.texts + figure.texts)
-    assert "diverged at epoch 4" in texts and "missing" in texts and "partial (3/10 epochs)" in texts
+    assert (
+        "diverged at epoch 4" in texts and "missing" in texts and "partial (3/10 epochs)" in texts
+    )
     assert [container.get_label() for container in ours_axis.containers] == ["BN", "LN", "IN", "GN"]
     assert "±1 sd over seeds, n=1" in legend_text(ours_axis)
 
@@ -280,14 +325,19 @@ def test_recipe_sweep_marks_collapsed_runs_and_the_chosen_rate(tmp_path):
     assert len(chosen) == 1 and list(chosen[0].get_xdata()) == [0.003, 0.003]
     assert "chosen: 0.003" in legend_text(axis)
     hollow = [line for line in axis.get_lines() if line.get_markerfacecolor() == "white"]
-    assert {(matplotlib.colors.to_hex(line.get_color()), float(line.get_xdata()[0])) for line in hollow} == {
-        (plots.NORM_COLORS["instance"], 0.01), (plots.NORM_COLORS["batch"], 0.03)}
+    assert {
+        (matplotlib.colors.to_hex(line.get_color()), float(line.get_xdata()[0])) for line in hollow
+    } == {(plots.NORM_COLORS["instance"], 0.01), (plots.NORM_COLORS["batch"], 0.03)}
     assert "hollow: collapsed" in legend_text(axis) and "BN: diverged" in figure_text(figure)
     assert "points of chance (BN at 0.03; IN at 0.01)" in figure_text(figure)
-    crosses = [line for line in axis.get_lines()
-               if line.get_marker() == "x" and line.get_xdata()[0] == pytest.approx(0.003, rel=0.15)]
+    crosses = [
+        line
+        for line in axis.get_lines()
+        if line.get_marker() == "x" and line.get_xdata()[0] == pytest.approx(0.003, rel=0.15)
+    ]
     assert sorted(float(line.get_ydata()[0]) for line in crosses) == pytest.approx(
-        sorted(seed_numbers([final])[0] for final in PAPER_SCHEDULE_FINALS.values()))
+        sorted(seed_numbers([final])[0] for final in PAPER_SCHEDULE_FINALS.values())
+    )
     assert "÷10 at 30%, 60%, 90%" in legend_text(axis) and "÷10 at 50%, 75%" in axis.get_title()
 
 
@@ -296,9 +346,18 @@ def test_recipe_sweep_without_a_chosen_rate_while_runs_are_unfinished(tmp_path):
     unfinished = {norm: dict(by_rate) for norm, by_rate in RECIPE_FINALS.items()}
     del unfinished["group"][0.003]
     results_dir = write_recipe_sweep(tmp_path / "results", unfinished, {})
-    partial = factory.make_config("recipe_sweep", "group", 32, base_learning_rate=0.003,
-                                  lr_decay_fractions=(0.5, 0.75), dataset=DATASET, profile=PROFILE)
-    factory.write_run(results_dir, partial, factory.curve(67.0, factory.EPOCHS)[:3], status="running")
+    partial = factory.make_config(
+        "recipe_sweep",
+        "group",
+        32,
+        base_learning_rate=0.003,
+        lr_decay_fractions=(0.5, 0.75),
+        dataset=DATASET,
+        profile=PROFILE,
+    )
+    factory.write_run(
+        results_dir, partial, factory.curve(67.0, factory.EPOCHS)[:3], status="running"
+    )
     figure = plots.plot_recipe_sweep(results_dir, figures_dir=tmp_path / "figures")
     (axis,) = figure.axes
     assert not any(line.get_label().startswith("chosen") for line in axis.get_lines())
@@ -310,9 +369,15 @@ def test_recipe_sweep_without_a_chosen_rate_while_runs_are_unfinished(tmp_path):
 def test_figures_work_without_any_runs(tmp_path):
     empty = tmp_path / "results"
     empty.mkdir()
-    figures = [plot(empty, figures_dir=tmp_path / "figures", dataset=DATASET, profile=PROFILE)
-               for plot in (plots.plot_norm_comparison, plots.plot_batch_size_curves,
-                            plots.plot_batch_size_sensitivity, plots.plot_recipe_sweep)]
+    figures = [
+        plot(empty, figures_dir=tmp_path / "figures", dataset=DATASET, profile=PROFILE)
+        for plot in (
+            plots.plot_norm_comparison,
+            plots.plot_batch_size_curves,
+            plots.plot_batch_size_sensitivity,
+            plots.plot_recipe_sweep,
+        )
+    ]
     for figure in figures:
         assert_titled(figure)
         assert not any(bands(axis) for axis in figure.axes)
@@ -328,9 +393,20 @@ def test_figures_work_without_any_runs(tmp_path):
 def test_sample_images(tmp_path):
     images = np.random.default_rng(0).integers(0, 256, (10, 64, 64, 3), dtype=np.uint8)
     labels = np.arange(10) % 3
-    class_names = [("n01443537", "goldfish, Carassius auratus"), ("n01629819", "salamander"), ("n0", "frog")]
-    figure = plots.plot_sample_images(images, labels, class_names, figures_dir=tmp_path, columns=5,
-                                      dataset=DATASET, profile=PROFILE)
+    class_names = [
+        ("n01443537", "goldfish, Carassius auratus"),
+        ("n01629819", "salamander"),
+        ("n0", "frog"),
+    ]
+    figure = plots.plot_sample_images(
+        images,
+        labels,
+        class_names,
+        figures_dir=tmp_path,
+        columns=5,
+        dataset=DATASET,
+        profile=PROFILE,
+    )
     assert_png(tmp_path / "sample_images.png")
     assert_titled(figure)
     titles = [axis.get_title() for axis in figure.axes if axis.get_title()]
@@ -350,9 +426,16 @@ def test_normalization_axes(tmp_path):
     assert_png(tmp_path / "normalization_axes.png")
     assert_titled(figure)
     titles = [axis.get_title() for axis in figure.axes]
-    assert [title.split("\n")[0] for title in titles] == ["Batch Norm", "Layer Norm", "Instance Norm", "Group Norm"]
-    shaded = [sum(patch.get_facecolor() != matplotlib.colors.to_rgba("white") for patch in axis.patches)
-              for axis in figure.axes]
+    assert [title.split("\n")[0] for title in titles] == [
+        "Batch Norm",
+        "Layer Norm",
+        "Instance Norm",
+        "Group Norm",
+    ]
+    shaded = [
+        sum(patch.get_facecolor() != matplotlib.colors.to_rgba("white") for patch in axis.patches)
+        for axis in figure.axes
+    ]
     # BN shades a whole channel slice, LN a whole sample, IN one (sample, channel), GN a group.
     assert shaded[0] > shaded[3] > shaded[2] and shaded[1] > shaded[3]
     with pytest.raises(ValueError, match="divide"):
@@ -369,13 +452,26 @@ def write_spread_landscape(results_dir, batch_size=32):
     `LANDSCAPE_SEED_SCALES` from seed to seed."""
     for norm in factory.LANDSCAPE_FACTOR:
         for seed, scale in enumerate(LANDSCAPE_SEED_SCALES):
-            config = factory.make_config("landscape", norm, batch_size, seed=seed, dataset=DATASET, profile=PROFILE,
-                                         landscape_probes=factory.PROBES_PER_EPOCH)
+            config = factory.make_config(
+                "landscape",
+                norm,
+                batch_size,
+                seed=seed,
+                dataset=DATASET,
+                profile=PROFILE,
+                landscape_probes=factory.PROBES_PER_EPOCH,
+            )
             run_dir = factory.write_run(results_dir, config, factory.curve(61.0, factory.EPOCHS))
             steps = config.classes * config.images_per_class // batch_size
-            rows = [dict(row, loss=3.0 + scale * (row["loss"] - 3.0), gradient_norm=scale * row["gradient_norm"],
-                         gradient_distance=scale * row["gradient_distance"])
-                    for row in factory.landscape_rows(norm, 0, factory.EPOCHS, steps)]
+            rows = [
+                dict(
+                    row,
+                    loss=3.0 + scale * (row["loss"] - 3.0),
+                    gradient_norm=scale * row["gradient_norm"],
+                    gradient_distance=scale * row["gradient_distance"],
+                )
+                for row in factory.landscape_rows(norm, 0, factory.EPOCHS, steps)
+            ]
             plots_runs.write_measurements(run_dir, "landscape.csv", rows)
     return results_dir
 
@@ -397,7 +493,9 @@ def test_landscape_bands_stay_positive_on_the_log_axes(tmp_path):
             assert np.all(np.isfinite(heights)) and heights.min() > 0
     # The gradient norm of every probe is the seed's scale: the line is their geometric
     # mean, the band that ×/÷ exp(sd of the logs).
-    (gradient_axis,) = [axis for axis in figure.axes if axis.get_title() == "gradient norm (l2), batch 32"]
+    (gradient_axis,) = [
+        axis for axis in figure.axes if axis.get_title() == "gradient norm (l2), batch 32"
+    ]
     centre = np.exp(np.log(scales).mean())
     factor = np.exp(np.log(scales).std(ddof=1))
     line = gradient_axis.get_lines()[0]
@@ -418,7 +516,10 @@ def test_group_ablation_gives_g_and_channels_per_group_their_own_axes(ablation_r
 
     figure = ablation_plots.plot_group_ablation(ablation_runs, figures_dir=tmp_path)
     ours_axis, paper_axis = figure.axes
-    for axis, (group_series, channel_series) in ((ours_axis, ("G", "C/G")), (paper_axis, ("G (paper)", "C/G (paper)"))):
+    for axis, (group_series, channel_series) in (
+        (ours_axis, ("G", "C/G")),
+        (paper_axis, ("G (paper)", "C/G (paper)")),
+    ):
         assert axis.get_xlabel().startswith("groups G")
         (top,) = axis.child_axes
         assert top.get_xlabel().startswith("channels per group C/G")
@@ -430,7 +531,9 @@ def test_group_ablation_gives_g_and_channels_per_group_their_own_axes(ablation_r
         def display_x(panel, positions):
             """Where on the figure (pixels from the left) the x values of `panel` fall."""
             positions = np.asarray(positions, dtype=float)
-            return panel.transData.transform(np.column_stack([positions, np.ones(len(positions))]))[:, 0]
+            return panel.transData.transform(np.column_stack([positions, np.ones(len(positions))]))[
+                :, 0
+            ]
 
         groups = dict(zip(SIZES, display_x(axis, lines[group_series].get_xdata())))
         channels = dict(zip(SIZES, display_x(axis, lines[channel_series].get_xdata())))
@@ -443,7 +546,9 @@ def test_group_ablation_gives_g_and_channels_per_group_their_own_axes(ablation_r
         top_values = [float(label.get_text()) for label in top.get_xticklabels()]
         top_ticks = dict(zip(top_values, display_x(top, top.get_xticks())))
         assert sorted(bottom) == sorted(top_ticks) == sorted(SIZES)
-        shift = 0.1 * figure.dpi  # our two series sit a few pixels apart, so as not to hide each other
+        shift = (
+            0.1 * figure.dpi
+        )  # our two series sit a few pixels apart, so as not to hide each other
         for size in SIZES:
             assert groups[size] == pytest.approx(bottom[size], abs=shift)
             assert channels[size] == pytest.approx(top_ticks[size], abs=shift)
@@ -452,8 +557,11 @@ def test_group_ablation_gives_g_and_channels_per_group_their_own_axes(ablation_r
 def test_paper_panels_span_as_many_points_as_ours(ablation_runs, tmp_path):
     from utils import ablation_plots
 
-    for plot in (ablation_plots.plot_group_ablation, ablation_plots.plot_batch_renorm,
-                 ablation_plots.plot_weight_standardization):
+    for plot in (
+        ablation_plots.plot_group_ablation,
+        ablation_plots.plot_batch_renorm,
+        ablation_plots.plot_weight_standardization,
+    ):
         figure = plot(ablation_runs, figures_dir=tmp_path)
         ours_axis, paper_axis = figure.axes[:2]
         ours_low, ours_high = ours_axis.get_ylim()
@@ -461,9 +569,13 @@ def test_paper_panels_span_as_many_points_as_ours(ablation_runs, tmp_path):
         assert paper_high - paper_low == pytest.approx(ours_high - ours_low)
         published = np.concatenate([line.get_ydata() for line in paper_axis.get_lines()])
         # Centred on the paper's own numbers, and all of them inside the panel.
-        assert (paper_low + paper_high) / 2 == pytest.approx((published.min() + published.max()) / 2)
+        assert (paper_low + paper_high) / 2 == pytest.approx(
+            (published.min() + published.max()) / 2
+        )
         assert paper_low < published.min() and published.max() < paper_high
-        ours = np.concatenate([container.lines[0].get_ydata() for container in ours_axis.containers])
+        ours = np.concatenate(
+            [container.lines[0].get_ydata() for container in ours_axis.containers]
+        )
         ours = ours[np.isfinite(ours)]
         assert ours_low < ours.min() and ours.max() < ours_high
         assert f"y axis: {ours_high - ours_low:.1f} points, as in ours" in paper_axis.get_title()
@@ -484,14 +596,23 @@ def test_recipe_sweep_keeps_every_collapsed_point_in_sight(tmp_path):
     places = [(float(line.get_xdata()[0]), float(line.get_ydata()[0])) for line in hollow]
     # IN at 0.01, BN's diverged mark at 0.03, and LN, IN, GN at 0.03.
     assert len(places) == 5 and len(set(places)) == 5
-    at_chance = {matplotlib.colors.to_hex(line.get_color()): (float(line.get_xdata()[0]), float(line.get_ydata()[0]))
-                 for line in hollow if line.get_xdata()[0] == pytest.approx(0.03, rel=0.2)
-                 and line.get_ydata()[0] == pytest.approx(99.0)}
+    at_chance = {
+        matplotlib.colors.to_hex(line.get_color()): (
+            float(line.get_xdata()[0]),
+            float(line.get_ydata()[0]),
+        )
+        for line in hollow
+        if line.get_xdata()[0] == pytest.approx(0.03, rel=0.2)
+        and line.get_ydata()[0] == pytest.approx(99.0)
+    }
     assert set(at_chance) == {plots.NORM_COLORS[norm] for norm in ("layer", "instance", "group")}
     # Each normalization's line runs through its own collapsed point.
     for norm in ("layer", "instance", "group"):
-        (line,) = [line for line in axis.get_lines() if line.get_label() == plots.NORM_NAMES[norm]
-                   + f" ({plots.paper.NORM_LABELS[norm]})"]
+        (line,) = [
+            line
+            for line in axis.get_lines()
+            if line.get_label() == plots.NORM_NAMES[norm] + f" ({plots.paper.NORM_LABELS[norm]})"
+        ]
         assert at_chance[plots.NORM_COLORS[norm]] in set(zip(line.get_xdata(), line.get_ydata()))
     assert "spread sideways" in legend_text(axis)
 
@@ -502,8 +623,15 @@ def test_distortion_draws_a_chance_line(tmp_path):
     results_dir = tmp_path / "results"
     for (norm, condition), finals in factory.DISTORTION_FINAL.items():
         for seed, final in enumerate(finals):
-            config = factory.make_config("distortion", norm, 32, seed=seed, dataset=DATASET, profile=PROFILE,
-                                         **factory.DISTORTION_FIELDS[condition])
+            config = factory.make_config(
+                "distortion",
+                norm,
+                32,
+                seed=seed,
+                dataset=DATASET,
+                profile=PROFILE,
+                **factory.DISTORTION_FIELDS[condition],
+            )
             factory.write_run(results_dir, config, factory.curve(final, factory.EPOCHS))
     figure = understanding_plots.plot_distortion(results_dir, figures_dir=tmp_path / "figures")
     (axis,) = figure.axes

@@ -34,8 +34,13 @@ def test_the_line_counts_runs_and_epochs_and_estimates_from_measured_epochs(tmp_
 def test_the_reporter_prints_plain_lines_at_start_when_a_run_finishes_and_at_the_end(tmp_path):
     configs = _grid(tmp_path)
     stream = io.StringIO()
-    with progress.ProgressReporter(configs, tmp_path, print_line=lambda line: print(line, file=stream),
-                                   interval=3600, poll=0.05):
+    with progress.ProgressReporter(
+        configs,
+        tmp_path,
+        print_line=lambda line: print(line, file=stream),
+        interval=3600,
+        poll=0.05,
+    ):
         time.sleep(0.2)
         factory.write_run(tmp_path, configs[2], factory.curve(61.0, factory.EPOCHS))
         time.sleep(0.3)

@@ -40,7 +40,11 @@ def test_folder_round_trip_is_byte_for_byte_and_drops_what_is_gone(tmp_path):
     (source / runs.LOCK_FILE).write_text("123")
     (source / f".summary.json.x{runs.TEMPORARY_SUFFIX}").write_text("half")
     files = ray_executor.read_folder(source)
-    assert set(files) == {"history.csv", "backup/epoch-1.state.npz", "backup/training_metadata.json"}
+    assert set(files) == {
+        "history.csv",
+        "backup/epoch-1.state.npz",
+        "backup/training_metadata.json",
+    }
 
     (target / "backup").mkdir(parents=True)
     (target / "backup" / "epoch-0.state.npz").write_bytes(b"older")
@@ -57,9 +61,18 @@ def test_folder_round_trip_is_byte_for_byte_and_drops_what_is_gone(tmp_path):
 
 def test_the_backup_marker_is_written_last(tmp_path, monkeypatch):
     written = []
-    monkeypatch.setattr(runs, "write_atomically", lambda path, data: written.append(Path(path).name))
-    ray_executor.write_folder(tmp_path, {"backup/training_metadata.json": b"{}", "backup/epoch-2.state.npz": b"",
-                                         "summary.json": b"{}", "history.csv": b""})
+    monkeypatch.setattr(
+        runs, "write_atomically", lambda path, data: written.append(Path(path).name)
+    )
+    ray_executor.write_folder(
+        tmp_path,
+        {
+            "backup/training_metadata.json": b"{}",
+            "backup/epoch-2.state.npz": b"",
+            "summary.json": b"{}",
+            "history.csv": b"",
+        },
+    )
     assert written == ["history.csv", "summary.json", "epoch-2.state.npz", "training_metadata.json"]
 
 
@@ -96,7 +109,9 @@ def test_the_store_locks_hands_over_to_a_retry_and_refuses_a_stale_attempt(tmp_p
         store.save(config, "token", 1, {"history.csv": b"late"})
     assert (run_dir / "history.csv").read_bytes() == b"epoch\n1\n"
 
-    finished = results_factory.write_run(tmp_path / "finished", smoke_config(), results_factory.curve(60.0, 2))
+    finished = results_factory.write_run(
+        tmp_path / "finished", smoke_config(), results_factory.curve(60.0, 2)
+    )
     store.end(config, "token", 2, ray_executor.read_folder(finished))
     assert not (run_dir / runs.LOCK_FILE).exists()
     assert ray_executor.RunStore(tmp_path).begin(config, "third")[0] == "finished"
@@ -112,11 +127,14 @@ def test_the_store_releases_a_run_whose_last_attempt_died(tmp_path):
     assert ray_executor.RunStore(tmp_path).begin(config, "other")[0] == "train"
 
 
-@pytest.mark.parametrize("arguments, message", [
-    (["--address", "auto"], "--address auto is an option of --executor ray"),
-    (["--gpus-per-run", "1"], "--gpus-per-run 1.0 is an option of --executor ray"),
-    (["--executor", "ray", "--workers", "2"], "--workers 2 is an option of the local executor"),
-])
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--address", "auto"], "--address auto is an option of --executor ray"),
+        (["--gpus-per-run", "1"], "--gpus-per-run 1.0 is an option of --executor ray"),
+        (["--executor", "ray", "--workers", "2"], "--workers 2 is an option of the local executor"),
+    ],
+)
 def test_options_of_the_other_executor_are_refused(arguments, message, capsys):
     with pytest.raises(SystemExit):
         cli.main(["--profile", "smoke", *arguments])
@@ -125,8 +143,20 @@ def test_options_of_the_other_executor_are_refused(arguments, message, capsys):
 
 def test_without_ray_the_error_says_what_to_install(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
-    status = cli.main(["--profile", "smoke", "--experiment", "norm_comparison", "--only", "bn_bs32_seed0",
-                       "--results", str(tmp_path), "--executor", "ray"])
+    status = cli.main(
+        [
+            "--profile",
+            "smoke",
+            "--experiment",
+            "norm_comparison",
+            "--only",
+            "bn_bs32_seed0",
+            "--results",
+            str(tmp_path),
+            "--executor",
+            "ray",
+        ]
+    )
     assert status == 2
     assert "pip install -r requirements-cluster.txt" in capsys.readouterr().err
     assert not list(tmp_path.rglob("history.csv"))
@@ -142,8 +172,11 @@ def data_dir(smoke_data_dir):
 
 # A Ray on this machine for the tests, which every driver joins. Without authentication:
 # drivers started by the tests then need no token, and it lives for a few minutes only.
-RAY_ENVIRONMENT = {**{key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"},
-                   "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+RAY_ENVIRONMENT = {
+    **{key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"},
+    "RAY_AUTH_MODE": "disabled",
+    "RAY_USAGE_STATS_ENABLED": "0",
+}
 HEAD = """
 import sys
 import ray
@@ -157,8 +190,13 @@ sys.stdin.read()  # until the test closes it
 def ray_address():
     """The address of a Ray with 2 CPUs on this machine (one, as a cluster's head is),
     shut down after the module's tests."""
-    head = subprocess.Popen([sys.executable, "-c", HEAD], env=RAY_ENVIRONMENT, stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
+    head = subprocess.Popen(
+        [sys.executable, "-c", HEAD],
+        env=RAY_ENVIRONMENT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         address = head.stdout.readline().strip()
         assert address, "Ray did not start"
@@ -171,10 +209,32 @@ def ray_address():
 def start_cli(results, data_dir, address, *arguments):
     """The command line with --executor ray, joining the Ray at `address`, in a process
     of its own (a driver)."""
-    command = [sys.executable, "-m", "utils.experiments", "--profile", "smoke", "--executor", "ray", "--address",
-               address, "--results", str(results), "--data", str(data_dir), "--verbose", "0", *arguments]
-    return subprocess.Popen(command, cwd=REPOSITORY, env=RAY_ENVIRONMENT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    command = [
+        sys.executable,
+        "-m",
+        "utils.experiments",
+        "--profile",
+        "smoke",
+        "--executor",
+        "ray",
+        "--address",
+        address,
+        "--results",
+        str(results),
+        "--data",
+        str(data_dir),
+        "--verbose",
+        "0",
+        *arguments,
+    ]
+    return subprocess.Popen(
+        command,
+        cwd=REPOSITORY,
+        env=RAY_ENVIRONMENT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def finish(process, timeout=900):
@@ -185,15 +245,21 @@ def finish(process, timeout=900):
 
 def trained_lines(output):
     # "[3/20] norm_comparison/in_bs32_seed0: trained (attempt 1)" -> "norm_comparison/in_bs32_seed0"
-    return [line.split()[1].rstrip(":") for line in output.splitlines() if ": trained (attempt" in line]
+    return [
+        line.split()[1].rstrip(":") for line in output.splitlines() if ": trained (attempt" in line
+    ]
 
 
 def assert_same_runs(configs, folder, reference):
     for config in configs:
-        one, two = (runs.read_run(runs.run_directory(config, where)) for where in (reference, folder))
+        one, two = (
+            runs.read_run(runs.run_directory(config, where)) for where in (reference, folder)
+        )
         assert two.summary["status"] == "complete", config.run_name
         # The same files, written by the same code: the timings alone differ.
-        assert sorted(ray_executor.read_folder(two.path)) == sorted(ray_executor.read_folder(one.path))
+        assert sorted(ray_executor.read_folder(two.path)) == sorted(
+            ray_executor.read_folder(one.path)
+        )
         assert (two.path / "config.json").read_bytes() == (one.path / "config.json").read_bytes()
         assert two.history[HISTORY_COMPARED].equals(one.history[HISTORY_COMPARED]), config.run_name
         assert two.summary["device"] == one.summary["device"]
@@ -227,26 +293,49 @@ def test_a_killed_worker_is_retried_and_its_run_resumes(ray_address, data_dir, t
     config_name = "batch_size_sweep/gn_g32_bs2_seed0"
     longer = ["--set", "epochs=10", "--set", "images_per_class=48"]
     reference = tmp_path / "local"
-    assert cli.main(["--profile", "smoke", "--only", config_name, "--results", str(reference), "--data",
-                     str(data_dir), "--verbose", "0", "--workers", "1", *longer]) == 0
+    assert (
+        cli.main(
+            [
+                "--profile",
+                "smoke",
+                "--only",
+                config_name,
+                "--results",
+                str(reference),
+                "--data",
+                str(data_dir),
+                "--verbose",
+                "0",
+                "--workers",
+                "1",
+                *longer,
+            ]
+        )
+        == 0
+    )
     config = RunConfig.from_dict(json.loads(next(reference.rglob("config.json")).read_text()))
 
     process = start_cli(tmp_path / "ray", data_dir, ray_address, "--only", config_name, *longer)
     epoch = kill_when_backed_up(runs.run_directory(config, tmp_path / "ray"), process)
     output = finish(process)
     assert "will be retried" in output
-    resumed = [line for line in output.splitlines() if ": trained (attempt 2, resumed after epoch" in line]
+    resumed = [
+        line for line in output.splitlines() if ": trained (attempt 2, resumed after epoch" in line
+    ]
     assert resumed and int(resumed[0].split("epoch ")[1].rstrip(")")) >= epoch, output
     # Resumed from its backup, the run trains exactly as without the kill.
     assert_same_runs([config], tmp_path / "ray", reference)
 
 
 @pytest.mark.slow
-def test_two_drivers_share_the_smoke_grid_and_write_what_local_processes_write(smoke_grid, ray_address, data_dir,
-                                                                              tmp_path):
+def test_two_drivers_share_the_smoke_grid_and_write_what_local_processes_write(
+    smoke_grid, ray_address, data_dir, tmp_path
+):
     _, _, local = smoke_grid
     # Two drivers on one cluster and one results folder, as two users' commands would be.
-    first, second = (start_cli(tmp_path, data_dir, ray_address, "--experiment", "study") for _ in range(2))
+    first, second = (
+        start_cli(tmp_path, data_dir, ray_address, "--experiment", "study") for _ in range(2)
+    )
     outputs = [finish(first), finish(second)]
     # Each distinct training trained once, by one driver or the other.
     trained = [name for output in outputs for name in trained_lines(output)]
@@ -257,20 +346,39 @@ def test_two_drivers_share_the_smoke_grid_and_write_what_local_processes_write(s
     assert_same_runs(SMOKE_STUDY, tmp_path, local)
 
 
-@pytest.mark.parametrize("address, said", [
-    ("127.0.0.1:1", "--address 127.0.0.1:1: nothing answers at 127.0.0.1:1"),
-    ("ray://127.0.0.1:1", "--address ray://127.0.0.1:1: nothing answers at 127.0.0.1:1"),
-    ("head-node", "--address 'head-node' is not auto, host:port or ray://host:port"),
-])
-def test_an_address_without_a_cluster_ends_at_once_with_one_line(address, said, tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize(
+    "address, said",
+    [
+        ("127.0.0.1:1", "--address 127.0.0.1:1: nothing answers at 127.0.0.1:1"),
+        ("ray://127.0.0.1:1", "--address ray://127.0.0.1:1: nothing answers at 127.0.0.1:1"),
+        ("head-node", "--address 'head-node' is not auto, host:port or ray://host:port"),
+    ],
+)
+def test_an_address_without_a_cluster_ends_at_once_with_one_line(
+    address, said, tmp_path, monkeypatch, capsys
+):
     pytest.importorskip("ray")
     # No cluster of this machine's other tests is found: Ray looks for one in RAY_TMPDIR.
     monkeypatch.setenv("RAY_TMPDIR", str(tmp_path / "ray"))
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     results = tmp_path / "results"
     started = time.monotonic()
-    status = cli.main(["--profile", "smoke", "--experiment", "norm_comparison", "--only", "bn_bs32_seed0",
-                       "--results", str(results), "--executor", "ray", "--address", address])
+    status = cli.main(
+        [
+            "--profile",
+            "smoke",
+            "--experiment",
+            "norm_comparison",
+            "--only",
+            "bn_bs32_seed0",
+            "--results",
+            str(results),
+            "--executor",
+            "ray",
+            "--address",
+            address,
+        ]
+    )
     errors = capsys.readouterr().err
     assert status == 2 and time.monotonic() - started < 30
     assert f"error: {said}" in errors and "ray start --head" in errors and "Traceback" not in errors
@@ -284,13 +392,29 @@ def test_auto_without_a_cluster_ends_at_once_with_one_line(tmp_path, monkeypatch
     # Ray's discovery as it answers on a machine without a cluster (within milliseconds);
     # the cluster that other tests of this module start on this machine would be found.
     def no_cluster(address):
-        raise ConnectionError("Could not find any running Ray instance. Please specify the one to connect to by "
-                              "setting `--address` flag or `RAY_ADDRESS` environment variable.")
+        raise ConnectionError(
+            "Could not find any running Ray instance. Please specify the one to connect to by "
+            "setting `--address` flag or `RAY_ADDRESS` environment variable."
+        )
 
     monkeypatch.setattr(services, "canonicalize_bootstrap_address", no_cluster)
     results = tmp_path / "results"
-    status = cli.main(["--profile", "smoke", "--experiment", "norm_comparison", "--only", "bn_bs32_seed0",
-                       "--results", str(results), "--executor", "ray", "--address", "auto"])
+    status = cli.main(
+        [
+            "--profile",
+            "smoke",
+            "--experiment",
+            "norm_comparison",
+            "--only",
+            "bn_bs32_seed0",
+            "--results",
+            str(results),
+            "--executor",
+            "ray",
+            "--address",
+            "auto",
+        ]
+    )
     errors = capsys.readouterr().err
     assert status == 2 and "error: --address auto: no Ray cluster runs on this machine" in errors
     assert "Traceback" not in errors and not results.exists()
@@ -323,16 +447,28 @@ def test_a_node_with_another_checkout_runs_the_drivers_code(tmp_path):
     other = tmp_path / "other_checkout"
     (other / "utils").mkdir(parents=True)
     (other / "utils" / "__init__.py").write_text('"""Another commit."""\n')
-    head = subprocess.Popen([sys.executable, "-c", HEAD], env={**RAY_ENVIRONMENT, "PYTHONPATH": str(other)},
-                            cwd=other, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    head = subprocess.Popen(
+        [sys.executable, "-c", HEAD],
+        env={**RAY_ENVIRONMENT, "PYTHONPATH": str(other)},
+        cwd=other,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         address = head.stdout.readline().strip()
         assert address, "Ray did not start"
         found = {}
         for mode in ("shipped", "not shipped"):
             # From a folder of its own: a driver's working folder is on its tasks' path.
-            driver = subprocess.run([sys.executable, "-c", WHERE_UTILS_IS, address, mode], env=RAY_ENVIRONMENT,
-                                    cwd=tmp_path, capture_output=True, text=True, timeout=300)
+            driver = subprocess.run(
+                [sys.executable, "-c", WHERE_UTILS_IS, address, mode],
+                env=RAY_ENVIRONMENT,
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
             assert driver.returncode == 0, driver.stderr
             found[mode] = Path(driver.stdout.split()[-1]).read_text()
     finally:

@@ -24,8 +24,9 @@ def write_sweep(results_dir, finals, *, collapsed=(), diverged=(), missing=()):
         for norm, final in by_norm.items():
             if (norm, rate) in missing:
                 continue
-            config = factory.make_config("recipe_sweep", norm, 32, base_learning_rate=rate,
-                                         lr_decay_fractions=SWEEP_SCHEDULE)
+            config = factory.make_config(
+                "recipe_sweep", norm, 32, base_learning_rate=rate, lr_decay_fractions=SWEEP_SCHEDULE
+            )
             if (norm, rate) in diverged:
                 factory.write_run(results_dir, config, [90.0, 88.0], status="diverged")
             elif (norm, rate) in collapsed:
@@ -49,7 +50,10 @@ def test_the_lowest_mean_over_the_norms_is_chosen(tmp_path):
     write_sweep(tmp_path, FINALS)
     table = recipe.recipe_table(tmp_path)
     assert list(table["base lr"]) == ["0.001", "0.003", "0.01"]
-    means = {rate: np.mean([median(final) for final in by_norm.values()]) for rate, by_norm in FINALS.items()}
+    means = {
+        rate: np.mean([median(final) for final in by_norm.values()])
+        for rate, by_norm in FINALS.items()
+    }
     assert table["mean"].tolist() == pytest.approx([means[rate] for rate in (0.001, 0.003, 0.01)])
     assert recipe.chosen_learning_rate(tmp_path) == min(means, key=means.get) == 0.01
     assert table.loc[table["chosen"] == "yes", "base lr"].tolist() == ["0.01"]
@@ -80,7 +84,9 @@ def test_nothing_is_chosen_while_a_run_is_missing(tmp_path):
 def test_the_papers_schedule_is_shown_but_never_chosen(tmp_path):
     write_sweep(tmp_path, FINALS)
     for norm in NORMS:  # better than everything above: still not a candidate
-        factory.write_run(tmp_path, factory.make_config("recipe_sweep", norm, 32), factory.curve(50.0, 10))
+        factory.write_run(
+            tmp_path, factory.make_config("recipe_sweep", norm, 32), factory.curve(50.0, 10)
+        )
     table = recipe.recipe_table(tmp_path)
     assert table["schedule"].tolist() == ["÷10 at 50%, 75%"] * 3 + ["÷10 at 30%, 60%, 90%"]
     assert recipe.chosen_learning_rate(tmp_path) == 0.01
@@ -98,4 +104,6 @@ def test_the_cpu_study_uses_the_rate_the_committed_sweep_chose():
         pytest.skip("no recipe sweep in results/")
     assert recipe.chosen_learning_rate(folder) == CPU_STUDY_RECIPE["base_learning_rate"]
     assert CPU_STUDY_RECIPE["lr_decay_fractions"] == RECIPE_SWEEP_DECAY_FRACTIONS
-    assert {config.base_learning_rate for config in profile_configs("cpu")} == {CPU_STUDY_RECIPE["base_learning_rate"]}
+    assert {config.base_learning_rate for config in profile_configs("cpu")} == {
+        CPU_STUDY_RECIPE["base_learning_rate"]
+    }

@@ -84,7 +84,9 @@ class PaperRenorm:
 
 def batches(steps, shape=(8, 3, 3, 4), seed=0):
     rng = np.random.default_rng(seed)
-    return [(BATCH_MEANS + BATCH_STDS * rng.normal(size=shape)).astype(np.float32) for _ in range(steps)]
+    return [
+        (BATCH_MEANS + BATCH_STDS * rng.normal(size=shape)).astype(np.float32) for _ in range(steps)
+    ]
 
 
 def renorm_layer(clipping=PAPER_CLIPPING, momentum=0.9, renorm_momentum=0.6):
@@ -134,7 +136,9 @@ def test_training_steps_match_the_paper_with_clipping_active(mode):
         np.testing.assert_allclose(layer.renorm_stddev.numpy(), training.std, rtol=1e-5)
         np.testing.assert_allclose(layer.moving_mean.numpy(), inference.mean, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(layer.moving_stddev.numpy(), inference.std, rtol=1e-5)
-        np.testing.assert_allclose(layer.moving_variance.numpy(), inference.std**2 - EPSILON, rtol=1e-5)
+        np.testing.assert_allclose(
+            layer.moving_variance.numpy(), inference.std**2 - EPSILON, rtol=1e-5
+        )
         clipped_r.append((r_raw < PAPER_CLIPPING["rmin"]) | (r_raw > PAPER_CLIPPING["rmax"]))
         clipped_d.append(np.abs(d_raw) > PAPER_CLIPPING["dmax"])
     clipped_r, clipped_d = np.array(clipped_r), np.array(clipped_d)
@@ -172,8 +176,12 @@ def test_equal_momenta_give_the_papers_single_pair_of_statistics():
     data = batches(5, seed=2)
     for x in data:
         expected, _, _ = paper.train_step(x)
-        np.testing.assert_allclose(np.asarray(layer(x, training=True)), expected, atol=2e-4, rtol=1e-4)
-    np.testing.assert_allclose(layer.renorm_mean.numpy(), layer.moving_mean.numpy(), rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(
+            np.asarray(layer(x, training=True)), expected, atol=2e-4, rtol=1e-4
+        )
+    np.testing.assert_allclose(
+        layer.renorm_mean.numpy(), layer.moving_mean.numpy(), rtol=1e-6, atol=1e-7
+    )
     np.testing.assert_allclose(layer.renorm_stddev.numpy(), layer.moving_stddev.numpy(), rtol=1e-6)
     inference = np.asarray(layer(data[0], training=False))
     np.testing.assert_allclose(inference, paper.inference(data[0]), atol=2e-4, rtol=1e-4)
@@ -189,8 +197,10 @@ def test_inference_uses_the_moving_statistics_like_batch_norm(mode):
         inference.train_step(x)
         layer(x, training=True)
     before = [w.numpy().copy() for w in layer.non_trainable_weights]
-    infer = (lambda x: layer(x, training=False)) if mode == "eager" else tf.function(
-        lambda x: layer(x, training=False), jit_compile=True
+    infer = (
+        (lambda x: layer(x, training=False))
+        if mode == "eager"
+        else tf.function(lambda x: layer(x, training=False), jit_compile=True)
     )
     outputs = np.asarray(infer(tf.constant(data[3])))
     np.testing.assert_allclose(outputs, inference.inference(data[3]), atol=2e-4, rtol=1e-4)
@@ -276,11 +286,15 @@ def test_gradient_treats_r_and_d_as_constants():
     assert unclipped.tolist() == [False, False, True, False]
 
     def full_loss(values):
-        y, _, _ = PaperRenorm(START_MEAN, START_STD, GAMMA, BETA, PAPER_CLIPPING, alpha=0.4).train_step(values)
+        y, _, _ = PaperRenorm(
+            START_MEAN, START_STD, GAMMA, BETA, PAPER_CLIPPING, alpha=0.4
+        ).train_step(values)
         return float(np.sum(upstream * y))
 
     through_r_and_d = numerical_gradient(full_loss, x64)
-    np.testing.assert_allclose(through_r_and_d[..., 2], upstream[..., 2] * GAMMA[2] / START_STD[2], atol=1e-6)
+    np.testing.assert_allclose(
+        through_r_and_d[..., 2], upstream[..., 2] * GAMMA[2] / START_STD[2], atol=1e-6
+    )
     assert np.abs(grad_x.numpy()[..., 2] - through_r_and_d[..., 2]).max() > 0.1
 
 
@@ -296,7 +310,9 @@ def test_mixed_precision_computes_in_float32(mixed_policy):
     outputs = layer(x, training=True)
     assert outputs.dtype == "bfloat16" and layer.renorm_stddev.dtype == "float32"
     expected, _, _ = training.train_step(np.asarray(tf.cast(x, tf.float32)))
-    np.testing.assert_allclose(np.asarray(tf.cast(outputs, tf.float32)), expected, atol=5e-2, rtol=2e-2)
+    np.testing.assert_allclose(
+        np.asarray(tf.cast(outputs, tf.float32)), expected, atol=5e-2, rtol=2e-2
+    )
 
 
 def test_renorm_model_saves_and_loads(tmp_path):
@@ -311,7 +327,9 @@ def test_renorm_model_saves_and_loads(tmp_path):
     layer = loaded.layers[1]
     assert layer.renorm and layer.renorm_momentum == 0.6
     assert layer.renorm_clipping == PAPER_CLIPPING
-    np.testing.assert_array_equal(layer.renorm_stddev.numpy(), model.layers[1].renorm_stddev.numpy())
+    np.testing.assert_array_equal(
+        layer.renorm_stddev.numpy(), model.layers[1].renorm_stddev.numpy()
+    )
     np.testing.assert_array_equal(np.asarray(loaded(data[2])), np.asarray(model(data[2])))
     np.testing.assert_array_equal(
         np.asarray(loaded(data[2], training=True)), np.asarray(model(data[2], training=True))

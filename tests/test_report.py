@@ -20,7 +20,10 @@ def test_block_has_setup_tables_conclusions_and_figures(tmp_path):
     text = report.section_markdown("study", results_dir)
     assert "Profile `" in text
     # 8 complete trainings of 10 epochs at 1.5 s: 0.033 hours, half of it with two workers.
-    assert "Training time: 0.0 hours summed over the 8 trainings behind the complete runs (seed 0: 0.0)" in text
+    assert (
+        "Training time: 0.0 hours summed over the 8 trainings behind the complete runs (seed 0: 0.0)"
+        in text
+    )
     assert "Table 1 analogue" in text and "Table 2 analogue" in text
     assert "gn_g32_bs32_seed0" in text  # the run behind each number is named
     assert "missing" in text and "diverged at epoch 4" in text
@@ -31,18 +34,27 @@ def test_block_has_setup_tables_conclusions_and_figures(tmp_path):
 def test_write_report_writes_the_report_and_only_the_headline_block(tmp_path):
     results_dir = results_factory.make_results(tmp_path / "results")
     readme = tmp_path / "README.md"
-    readme.write_text(f"# Title\n\nbefore\n\n{report.HEADLINE_BEGIN}\nold numbers\n{report.HEADLINE_END}\n\nafter\n")
-    assert report.stale(results_dir, readme) == [str(results_dir / "README.md"), f"{readme} headline"]
+    readme.write_text(
+        f"# Title\n\nbefore\n\n{report.HEADLINE_BEGIN}\nold numbers\n{report.HEADLINE_END}\n\nafter\n"
+    )
+    assert report.stale(results_dir, readme) == [
+        str(results_dir / "README.md"),
+        f"{readme} headline",
+    ]
     assert report.write_report(results_dir, readme)
     text = readme.read_text()
     assert text.startswith("# Title\n\nbefore\n\n") and text.endswith("\n\nafter\n")
-    assert "old numbers" not in text and report.headline_block(readme) == report.headline_markdown(results_dir)
+    assert "old numbers" not in text and report.headline_block(readme) == report.headline_markdown(
+        results_dir
+    )
     generated = (results_dir / "README.md").read_text()
     assert generated == report.report_markdown(results_dir)
     # Every section is there; those without runs say how to train them.
     for section in experiments.SECTIONS:
         assert f'<a id="{section.anchor}"></a>\n## {section.title}' in generated
-    assert "--experiment beyond_the_paper" in generated and "--experiment fair_comparison" in generated
+    assert (
+        "--experiment beyond_the_paper" in generated and "--experiment fair_comparison" in generated
+    )
     # The notes every table shares are stated once.
     assert generated.count(results.OURS_NOTE) == 1 and generated.count(results.SPREAD_NOTE) == 1
     assert report.stale(results_dir, readme) == [] and not report.write_report(results_dir, readme)
@@ -57,7 +69,9 @@ def test_write_report_needs_the_headline_markers(tmp_path):
 
 def test_a_reading_number_the_tables_do_not_give_is_caught():
     generated = "| GN | 78.1 ± 0.3 | 2.965 | -6.7 ± 0.9 |"
-    assert report.unbacked_numbers("GN is at 78.1, 6.7 below BN; norm 2.965 (2.97 rounded).", generated) == ["2.97"]
+    assert report.unbacked_numbers(
+        "GN is at 78.1, 6.7 below BN; norm 2.965 (2.97 rounded).", generated
+    ) == ["2.97"]
     assert report.unbacked_numbers("+2.4 points", generated) == ["+2.4"]
     assert report.unbacked_numbers("seeds 0, 1 and 2 at batch 32", generated) == []
 
@@ -71,15 +85,21 @@ def test_every_decimal_of_a_reading_is_a_generated_number():
     for section, generated in zip(experiments.SECTIONS, report.section_texts(results_dir)):
         if section.anchor in written:
             missing = report.unbacked_numbers(written[section.anchor], generated)
-            assert not missing, f"utils/readings.md, section {section.anchor}: {missing} appear in no table or finding"
+            assert not missing, (
+                f"utils/readings.md, section {section.anchor}: {missing} appear in no table or finding"
+            )
     readme = (REPOSITORY / "README.md").read_text()
     reading = readme.split("<!-- reading:begin -->")[1].split("<!-- reading:end -->")[0]
     missing = report.unbacked_numbers(reading, report.report_markdown(results_dir))
-    assert not missing, f"README.md's reading: {missing} appear in no table or finding of results/README.md"
+    assert not missing, (
+        f"README.md's reading: {missing} appear in no table or finding of results/README.md"
+    )
 
 
 def test_beyond_block_has_the_three_tables_findings_and_figures(tmp_path):
-    text = report.section_markdown("beyond_the_paper", results_factory.make_ablation_results(tmp_path / "results"))
+    text = report.section_markdown(
+        "beyond_the_paper", results_factory.make_ablation_results(tmp_path / "results")
+    )
     assert "Profile `smoke`" in text and "Runs complete:" in text
     assert "Table 3 analogue" in text and "Batch Renorm beside BN and GN" in text
     assert "**Weight Standardization**" in text and "GN+WS minus BN" in text
@@ -96,8 +116,12 @@ def test_the_report_and_the_headline_are_what_the_results_folder_gives():
     # Figures are drawn for the experiments that have a complete run (figures.draw_figures).
     runs = results.load_runs(results_dir)
     complete = set(runs.loc[runs["status"] == "complete", "experiment"])
-    drawn = [declared.name for name in experiments.NAMES if name in complete
-             for declared in experiments.get(name).figures]
+    drawn = [
+        declared.name
+        for name in experiments.NAMES
+        if name in complete
+        for declared in experiments.get(name).figures
+    ]
     assert drawn and set(drawn) <= set(figures.names())
     for name in drawn:
         figure = REPOSITORY / "figures" / f"{name}.png"
@@ -110,7 +134,11 @@ def test_no_caption_keeps_a_gap_where_a_shared_note_was_taken_out():
     results_dir = REPOSITORY / "results"
     if not any(results_dir.glob("*/*/summary.json")):
         pytest.skip("results/ holds no runs yet")
-    prose = [line for line in report.report_markdown(results_dir).splitlines() if not line.startswith("|")]
+    prose = [
+        line
+        for line in report.report_markdown(results_dir).splitlines()
+        if not line.startswith("|")
+    ]
     assert [line for line in prose if "  " in line.strip()] == []
 
 
@@ -126,10 +154,15 @@ def test_the_readme_is_short_and_narrow():
 
 
 def test_understanding_block_has_the_three_tables_claims_and_figures(tmp_path):
-    text = report.section_markdown("understanding_gn", results_factory.make_understanding_results(tmp_path / "results"))
+    text = report.section_markdown(
+        "understanding_gn", results_factory.make_understanding_results(tmp_path / "results")
+    )
     assert "**Loss landscape**" in text and "effective beta-smoothness, epoch 1" in text
     assert "near chance with noise" in text and "GN+BN, GN first minus GN" in text
-    assert "Claim: GN is more sensitive than BN to noise" in text and "**Computed from these runs**" in text
+    assert (
+        "Claim: GN is more sensitive than BN to noise" in text
+        and "**Computed from these runs**" in text
+    )
     assert "figures/landscape.png" in text and "figures/mixtures.png" in text
 
 
@@ -146,18 +179,24 @@ def test_every_committed_epoch_steps_through_the_training_images_once():
         expected = images // run.config.batch_size
         assert (run.history["steps"] == expected).all(), (
             f"{folder}: steps per epoch {sorted(set(run.history['steps']))}, expected {images} // "
-            f"{run.config.batch_size} = {expected}")
+            f"{run.config.batch_size} = {expected}"
+        )
 
 
 def test_setup_lines_name_the_runs_still_to_come_and_the_time_of_the_own_trainings(tmp_path):
     # The factory's study folder lacks LN at batch 32, a partial and a diverged run, and
     # the batch-size sweep's batch-32 runs are copies of the comparison's.
     text = report.section_markdown("study", results_factory.make_results(tmp_path / "results"))
-    assert "- Not complete yet: 14 runs: norm_comparison 1 (seed 0); batch_size_sweep 13 (seed 0)." in text
+    assert (
+        "- Not complete yet: 14 runs: norm_comparison 1 (seed 0); batch_size_sweep 13 (seed 0)."
+        in text
+    )
     # 8 trainings, each once, of which 8 done here: no clause about reused runs' time.
     assert "of those hours are the" not in text
     # The beyond folder's runs without WS are copies of the batch-renorm experiment's.
-    beyond = report.section_markdown("beyond_the_paper", results_factory.make_ablation_results(tmp_path / "beyond"))
+    beyond = report.section_markdown(
+        "beyond_the_paper", results_factory.make_ablation_results(tmp_path / "beyond")
+    )
     assert "- Not complete yet: 1 run: group_ablation 1 (seed 0)." in beyond
     assert "reused runs'" not in beyond  # the copies' sources are among its runs: one training each
 
@@ -168,11 +207,15 @@ def test_time_line_tells_the_reused_runs_time_from_the_own_trainings(tmp_path):
     # The sweep alone: 5 complete trainings of its own and 2 copies of comparison runs, 10
     # epochs each at EPOCH_SECONDS.
     own_hours = 5 * 10 * results_factory.EPOCH_SECONDS / 3600
-    assert (f"; {own_hours:.1f} of those hours are the 5 trainings done for these experiments, the rest the "
-            "reused runs'") in report._time_line(sweep)
+    assert (
+        f"; {own_hours:.1f} of those hours are the 5 trainings done for these experiments, the rest the "
+        "reused runs'"
+    ) in report._time_line(sweep)
     copies = sweep[sweep["reused_from"].notna()]
     assert len(copies) == 2
-    assert report._time_line(copies).startswith("- Training time: 0.0 hours summed over the 2 trainings")
+    assert report._time_line(copies).startswith(
+        "- Training time: 0.0 hours summed over the 2 trainings"
+    )
     assert ", all of them reused runs'." in report._time_line(copies)
 
 

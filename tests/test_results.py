@@ -86,7 +86,15 @@ def test_missing_results_folder_names_the_path(tmp_path):
 def test_load_histories_tags_every_epoch(results_dir, runs):
     histories = results.load_histories(results_dir)
     assert len(histories) == int(runs["epochs_completed"].sum())
-    for column in ("experiment", "run_name", "norm", "batch_size", "epoch", "val_error", "train_error"):
+    for column in (
+        "experiment",
+        "run_name",
+        "norm",
+        "batch_size",
+        "epoch",
+        "val_error",
+        "train_error",
+    ):
         assert column in histories.columns
     one = histories[histories["run_name"] == "gn_g32_bs8_seed0"]
     assert list(one["epoch"]) == [1, 2, 3]
@@ -112,7 +120,9 @@ def test_table1_side_by_side_with_missing_run(results_dir):
     table = results.table1(results_dir).set_index("norm")
     assert list(table.index) == ["BN", "LN", "IN", "GN"]
     assert table.loc["GN", "ours val error (%)"] == pytest.approx(factory.curve_median(61.0))
-    assert table.loc["GN", "ours minus BN"] == pytest.approx(factory.curve_median(61.0) - factory.curve_median(60.0))
+    assert table.loc["GN", "ours minus BN"] == pytest.approx(
+        factory.curve_median(61.0) - factory.curve_median(60.0)
+    )
     assert table.loc["BN", "ours minus BN"] == 0.0
     assert table.loc["LN", "status"] == "missing"
     assert math.isnan(table.loc["LN", "ours val error (%)"])
@@ -130,7 +140,9 @@ def test_table2_shows_partial_missing_and_diverged_runs(runs):
     assert "BN: diverged at epoch 4" in table.loc[2, "status"]
     assert math.isnan(table.loc[2, "BN"])  # a diverged run has no number
     assert math.isnan(table.loc[2, "GN minus BN"])
-    assert table.loc[16, "GN minus BN"] == pytest.approx(factory.curve_median(61.2) - factory.curve_median(61.0))
+    assert table.loc[16, "GN minus BN"] == pytest.approx(
+        factory.curve_median(61.2) - factory.curve_median(61.0)
+    )
     assert table.loc[2, "paper GN minus BN"] == -10.6
     assert table.loc[2, "paper BN"] == 34.7
     # LN and IN were not swept in this folder; one seed gives no sd.
@@ -140,14 +152,19 @@ def test_table2_shows_partial_missing_and_diverged_runs(runs):
 def write_seeds(results_dir, norm, batch_size, finals):
     """Complete runs of one cell, one per seed, converging to the given final errors."""
     for seed, final in enumerate(finals):
-        factory.write_run(results_dir, factory.make_config("batch_size_sweep", norm, batch_size, seed=seed),
-                          factory.curve(final, 10))
+        factory.write_run(
+            results_dir,
+            factory.make_config("batch_size_sweep", norm, batch_size, seed=seed),
+            factory.curve(final, 10),
+        )
     return [factory.curve_median(final) for final in finals]
 
 
 def test_cells_give_mean_sd_and_the_values_of_every_seed(tmp_path):
     values = write_seeds(tmp_path, "batch", 4, [60.0, 64.0, 61.0])
-    cell = results.run_cell(results.load_runs(tmp_path), experiment="batch_size_sweep", norm="batch", batch_size=4)
+    cell = results.run_cell(
+        results.load_runs(tmp_path), experiment="batch_size_sweep", norm="batch", batch_size=4
+    )
     assert isinstance(cell, results.Cell)
     assert cell.n == 3 and cell.seeds == (0, 1, 2)
     assert cell.values == pytest.approx(values)
@@ -173,11 +190,14 @@ def test_differences_are_paired_by_seed(tmp_path):
     runs = results.load_runs(tmp_path)
     difference = results.paired_difference(
         results.run_cell(runs, experiment="batch_size_sweep", norm="group", batch_size=2),
-        results.run_cell(runs, experiment="batch_size_sweep", norm="batch", batch_size=2))
+        results.run_cell(runs, experiment="batch_size_sweep", norm="batch", batch_size=2),
+    )
     assert isinstance(difference, results.Difference)
     assert difference.seeds == (0, 1, 2) and difference.values == pytest.approx(differences)
     assert (difference.n, difference.negative) == (3, lower)
-    assert (difference.mean, difference.sd) == pytest.approx((differences.mean(), np.std(differences, ddof=1)))
+    assert (difference.mean, difference.sd) == pytest.approx(
+        (differences.mean(), np.std(differences, ddof=1))
+    )
 
 
 def test_seed_table_lists_every_seed(tmp_path):
@@ -215,7 +235,9 @@ def test_learning_before_decays_reads_the_cuts_and_the_changes_before_them(tmp_p
     stalled[3:6] = [stalled[3]] * 3  # flat over epochs 4 to 6
     for seed, train_errors in enumerate([falling, stalled]):
         config = factory.make_config("batch_size_sweep", "group", 8, seed=seed)
-        factory.write_run(tmp_path, config, [value + 5.0 for value in train_errors], train_errors=train_errors)
+        factory.write_run(
+            tmp_path, config, [value + 5.0 for value in train_errors], train_errors=train_errors
+        )
     table = results.learning_before_decays(tmp_path)
     assert list(table.index) == [3, 6, 9]
     assert table["runs"].tolist() == [2, 2, 2]
@@ -254,7 +276,11 @@ def test_conclusions_count_the_seeds_where_gn_is_below_bn_at_each_batch(tmp_path
     write_seeds(tmp_path, "group", 32, [61.0, 60.5, 63.0])  # below BN in seed 1 only
     write_seeds(tmp_path, "batch", 2, [70.0, 71.0, 72.0])
     write_seeds(tmp_path, "group", 2, [65.0, 66.0, 73.0])  # below BN in seeds 0 and 1
-    line = next(line for line in results.conclusions(tmp_path) if line.startswith("GN's val error below BN's"))
+    line = next(
+        line
+        for line in results.conclusions(tmp_path)
+        if line.startswith("GN's val error below BN's")
+    )
     assert "1 of 3 seeds at batch 32" in line and "2 of 3 seeds at batch 2" in line
     assert "0 of 0 seeds at batch 8" in line
 
@@ -283,7 +309,9 @@ def test_markdown_export(results_dir):
     assert lines[1].startswith("|---:|")
     table_lines = [line for line in lines if line.startswith("|")]
     assert len(table_lines) == 2 + 5
-    assert "GN: missing" in text and "diverged at epoch 4" in text and "partial (3/10 epochs)" in text
+    assert (
+        "GN: missing" in text and "diverged at epoch 4" in text and "partial (3/10 epochs)" in text
+    )
     assert "| 2 | – |" in text  # NaN shows as a dash, not "nan"
     assert "nan" not in text.lower().replace("nats", "")
     assert text.endswith(results.table2(results_dir).attrs["caption"])
@@ -291,7 +319,9 @@ def test_markdown_export(results_dir):
 
 def test_a_table_is_rounded_once_the_same_way_everywhere():
     # 90.55 is stored as 90.5499...: pandas's round gives 90.6, the markdown 90.5.
-    frame = pd.DataFrame({"norm": ["IN", "BN"], "val": [90.55, 72.65], "val sd": [0.25, float("nan")]})
+    frame = pd.DataFrame(
+        {"norm": ["IN", "BN"], "val": [90.55, 72.65], "val sd": [0.25, float("nan")]}
+    )
     shown = results.formatted(frame)
     assert shown["val"].tolist() == [f"{90.55:.1f} ± {0.25:.1f}", f"{72.65:.1f}"]
     markdown_rows = results.to_markdown(frame).splitlines()[2:]
@@ -316,7 +346,9 @@ def test_report_table_compares_losses(runs):
 
 def test_batch_size_drop_ours_and_paper(runs):
     drop = results.batch_size_drop(runs)
-    assert drop.loc["GN", "ours_increase"] == pytest.approx(factory.curve_median(61.5) - factory.curve_median(61.0))
+    assert drop.loc["GN", "ours_increase"] == pytest.approx(
+        factory.curve_median(61.5) - factory.curve_median(61.0)
+    )
     assert math.isnan(drop.loc["BN", "ours_increase"])
     assert drop.loc["BN", "status_small"] == "diverged at epoch 4"
     assert drop.loc["BN", "paper_increase"] == pytest.approx(11.1)
@@ -344,7 +376,8 @@ def test_paper_table2_difference_row_matches_its_columns():
 def test_paper_tables_agree_with_each_other():
     for norm in paper.TABLE1_NORMS:
         assert paper.TABLE1[norm] - paper.TABLE1["batch"] == pytest.approx(
-            paper.TABLE1_DIFFERENCE_TO_BN[norm], abs=0.051)
+            paper.TABLE1_DIFFERENCE_TO_BN[norm], abs=0.051
+        )
     assert paper.TABLE1["batch"] == paper.TABLE2["batch"][32]
     assert paper.TABLE1["group"] == paper.TABLE2["group"][32] == paper.TABLE3_GROUPS[32]
     assert paper.TABLE3_GROUPS[1] == paper.TABLE1["layer"]
@@ -379,5 +412,7 @@ def test_batch_size_drop_table_names_its_columns_and_counts_the_seeds(tmp_path):
     assert table.loc["BN", "change"] == pytest.approx(changes.mean())
     assert table.loc["BN", "change sd"] == pytest.approx(changes.std(ddof=1))
     assert table.loc["BN", "higher at 2"] == "2 of 3"
-    assert table.loc["BN", "paper's change"] == pytest.approx(paper.TABLE2["batch"][2] - paper.TABLE2["batch"][32])
+    assert table.loc["BN", "paper's change"] == pytest.approx(
+        paper.TABLE2["batch"][2] - paper.TABLE2["batch"][32]
+    )
     assert "| BN |" in results.to_markdown(table.reset_index())

@@ -19,14 +19,27 @@ REPOSITORY = factory.__file__.rsplit("/tests/", 1)[0]
 
 def import_modules_in_a_fresh_process(code):
     """Runs `code` in a new interpreter; returns the sorted heavy modules it imported."""
-    probe = code + "\nimport sys\nprint(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
-    completed = subprocess.run([sys.executable, "-c", probe], cwd=REPOSITORY, capture_output=True, text=True,
-                               check=True, timeout=120)
+    probe = (
+        code + "\nimport sys\nprint(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
     return completed.stdout.strip().splitlines()[-1]
 
 
 def test_config_runs_and_results_import_without_tensorflow():
-    assert import_modules_in_a_fresh_process("import utils.config, utils.runs, utils.results, utils.report") == "[]"
+    assert (
+        import_modules_in_a_fresh_process(
+            "import utils.config, utils.runs, utils.results, utils.report"
+        )
+        == "[]"
+    )
 
 
 def test_listing_a_grid_starts_without_tensorflow():
@@ -42,7 +55,9 @@ def test_listing_a_grid_starts_without_tensorflow():
 
 def write_complete_run(results_dir):
     """A finished BN run at batch 32, written as the engine writes it."""
-    return factory.write_run(results_dir, factory.make_config("norm_comparison", "batch", 32), factory.curve(60.0, 10))
+    return factory.write_run(
+        results_dir, factory.make_config("norm_comparison", "batch", 32), factory.curve(60.0, 10)
+    )
 
 
 def test_written_run_reads_back_whole(tmp_path):
@@ -56,14 +71,28 @@ def test_written_run_reads_back_whole(tmp_path):
     assert record.history["val_error"].tolist() == factory.curve(60.0, 10)
     assert tuple(record.summary) == runs.SUMMARY_KEYS + runs.LATER_SUMMARY_KEYS
     assert (record.status, record.status_text) == ("complete", "complete")
-    assert record.summary["val_error_median5"] == pytest.approx(sorted(factory.curve(60.0, 10)[-5:])[2])
+    assert record.summary["val_error_median5"] == pytest.approx(
+        sorted(factory.curve(60.0, 10)[-5:])[2]
+    )
     # Atomic writes leave no temporary files behind.
-    assert sorted(path.name for path in run_dir.iterdir()) == ["config.json", "history.csv", "summary.json"]
+    assert sorted(path.name for path in run_dir.iterdir()) == [
+        "config.json",
+        "history.csv",
+        "summary.json",
+    ]
 
 
 def test_history_keeps_integers_and_floats_apart(tmp_path):
-    row = {"epoch": 1, "train_loss": 2.5, "train_error": 75, "val_loss": 2.25, "val_error": 80.0,
-           "lr": 0.001, "seconds": 1.25, "steps": 625}
+    row = {
+        "epoch": 1,
+        "train_loss": 2.5,
+        "train_error": 75,
+        "val_loss": 2.25,
+        "val_error": 80.0,
+        "lr": 0.001,
+        "seconds": 1.25,
+        "steps": 625,
+    }
     runs.write_history(tmp_path, [row])
     text = (tmp_path / "history.csv").read_text()
     assert text.splitlines()[1] == "1,2.5,75.0,2.25,80.0,0.001,1.25,625"
@@ -71,13 +100,26 @@ def test_history_keeps_integers_and_floats_apart(tmp_path):
 
 
 def test_status_of_partial_and_diverged_runs(tmp_path):
-    partial = runs.read_run(factory.write_run(
-        tmp_path, factory.make_config("norm_comparison", "batch", 32), [90.0, 80.0], status="running"))
+    partial = runs.read_run(
+        factory.write_run(
+            tmp_path,
+            factory.make_config("norm_comparison", "batch", 32),
+            [90.0, 80.0],
+            status="running",
+        )
+    )
     assert (partial.status, partial.status_text) == ("partial", "partial (2/10 epochs)")
     assert partial.summary["status"] == "running" and partial.diverged_epoch is None
-    diverged = runs.read_run(factory.write_run(
-        tmp_path, factory.make_config("norm_comparison", "layer", 32), [90.0], status="diverged"))
-    assert (diverged.status, diverged.status_text, diverged.diverged_epoch) == ("diverged", "diverged at epoch 2", 2)
+    diverged = runs.read_run(
+        factory.write_run(
+            tmp_path, factory.make_config("norm_comparison", "layer", 32), [90.0], status="diverged"
+        )
+    )
+    assert (diverged.status, diverged.status_text, diverged.diverged_epoch) == (
+        "diverged",
+        "diverged at epoch 2",
+        2,
+    )
     assert diverged.summary["status"] == "diverged"
 
 
@@ -98,16 +140,23 @@ def test_a_run_without_a_summary_yet_is_partial(tmp_path):
     runs.write_config(run_dir, factory.make_config("norm_comparison", "batch", 32))
     record = runs.read_run(run_dir)
     assert record.summary == {}
-    assert (record.status, record.status_text, record.diverged_epoch) == ("partial", "partial (0/10 epochs)", None)
+    assert (record.status, record.status_text, record.diverged_epoch) == (
+        "partial",
+        "partial (0/10 epochs)",
+        None,
+    )
 
 
-@pytest.mark.parametrize("status, epoch, text", [
-    ("complete", None, "complete"),
-    ("partial", None, "partial (3/10 epochs)"),
-    ("diverged", 4, "diverged at epoch 4"),
-    ("diverged", None, "diverged"),
-    ("diverged", pd.NA, "diverged"),  # as a load_runs frame holds a missing epoch
-])
+@pytest.mark.parametrize(
+    "status, epoch, text",
+    [
+        ("complete", None, "complete"),
+        ("partial", None, "partial (3/10 epochs)"),
+        ("diverged", 4, "diverged at epoch 4"),
+        ("diverged", None, "diverged"),
+        ("diverged", pd.NA, "diverged"),  # as a load_runs frame holds a missing epoch
+    ],
+)
 def test_status_text_is_the_status_as_tables_show_it(status, epoch, text):
     assert runs.status_text(status, 3, 10, epoch) == text
 
@@ -152,12 +201,17 @@ def test_planned_action_finished_reuse_and_train(tmp_path):
     factory.write_run(tmp_path, comparison[0], factory.curve(60.0, comparison[0].epochs))
     assert planning.planned_action(comparison[0], tmp_path) == ("finished", None)
     at_32 = next(c for c in sweep if c.batch_size == 32)
-    assert planning.planned_action(at_32, tmp_path) == ("reuse", tmp_path / "norm_comparison" / "bn_bs32_seed0")
+    assert planning.planned_action(at_32, tmp_path) == (
+        "reuse",
+        tmp_path / "norm_comparison" / "bn_bs32_seed0",
+    )
     at_2 = next(c for c in sweep if c.batch_size == 2)
     assert planning.planned_action(at_2, tmp_path) == ("train", None)
     runs.copy_finished_run(at_32, tmp_path / "norm_comparison" / "bn_bs32_seed0", tmp_path)
     copied = runs.read_run(runs.run_directory(at_32, tmp_path))
-    assert copied.config == at_32 and copied.summary["reused_from"] == "norm_comparison/bn_bs32_seed0"
+    assert (
+        copied.config == at_32 and copied.summary["reused_from"] == "norm_comparison/bn_bs32_seed0"
+    )
     assert planning.planned_action(at_32, tmp_path) == ("finished", None)
 
 
@@ -179,8 +233,12 @@ with runs.run_lock(sys.argv[1]):
 
 
 def hold_lock_in_another_process(run_dir):
-    holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(run_dir)], cwd=REPOSITORY,
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", LOCK_HOLDER, str(run_dir)],
+        cwd=REPOSITORY,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout.readline().strip() == "locked"
     return holder
 
@@ -203,7 +261,10 @@ def test_a_locked_run_names_the_process_and_a_killed_holder_releases_it(tmp_path
 
 def test_the_lock_removes_temporaries_a_killed_writer_left(tmp_path):
     run_dir = write_complete_run(tmp_path)
-    leftovers = [run_dir / ".summary.json.abc123.tmp", run_dir / "backup" / ".training_metadata.json.x.tmp"]
+    leftovers = [
+        run_dir / ".summary.json.abc123.tmp",
+        run_dir / "backup" / ".training_metadata.json.x.tmp",
+    ]
     for path in leftovers:
         path.parent.mkdir(exist_ok=True)
         path.write_text("half a fi")
@@ -230,24 +291,44 @@ def _damaged_message(run_dir, results_dir):
     return str(raised.value), config
 
 
-@pytest.mark.parametrize("damage, expected", [
-    (lambda d: (d / "history.csv").unlink(), "says 10 epochs completed"),
-    (lambda d: (d / "history.csv").write_text(",".join(runs.HISTORY_COLUMNS) + "\n"), "says 10 epochs completed"),
-    (lambda d: (d / "history.csv").write_text((d / "history.csv").read_text()
-                                              + (d / "history.csv").read_text().splitlines(True)[-1]),
-     "not 1 to 11 in order"),
-    (lambda d: (d / "history.csv").write_bytes(b"\x80\xff\x00 binary junk"), "is not a text file"),
-    (lambda d: (d / "summary.json").write_text("[]"), "holds a JSON list, not an object"),
-    (lambda d: (d / "summary.json").write_text("{}"), "has status None"),
-    (lambda d: (d / "summary.json").write_text('{"status": "finished"}'), "has status 'finished'"),
-    (lambda d: (d / "summary.json").write_text('{"status": "complete"}'), "lacks ["),
-    (lambda d: (d / "config.json").write_text("[]"), "holds a JSON list"),
-    (lambda d: (d / "config.json").write_text("{}"), "has no run_name"),
-])
-def test_a_folder_whose_files_disagree_is_refused_by_every_reader_naming_the_file(tmp_path, damage, expected):
+@pytest.mark.parametrize(
+    "damage, expected",
+    [
+        (lambda d: (d / "history.csv").unlink(), "says 10 epochs completed"),
+        (
+            lambda d: (d / "history.csv").write_text(",".join(runs.HISTORY_COLUMNS) + "\n"),
+            "says 10 epochs completed",
+        ),
+        (
+            lambda d: (d / "history.csv").write_text(
+                (d / "history.csv").read_text()
+                + (d / "history.csv").read_text().splitlines(True)[-1]
+            ),
+            "not 1 to 11 in order",
+        ),
+        (
+            lambda d: (d / "history.csv").write_bytes(b"\x80\xff\x00 binary junk"),
+            "is not a text file",
+        ),
+        (lambda d: (d / "summary.json").write_text("[]"), "holds a JSON list, not an object"),
+        (lambda d: (d / "summary.json").write_text("{}"), "has status None"),
+        (
+            lambda d: (d / "summary.json").write_text('{"status": "finished"}'),
+            "has status 'finished'",
+        ),
+        (lambda d: (d / "summary.json").write_text('{"status": "complete"}'), "lacks ["),
+        (lambda d: (d / "config.json").write_text("[]"), "holds a JSON list"),
+        (lambda d: (d / "config.json").write_text("{}"), "has no run_name"),
+    ],
+)
+def test_a_folder_whose_files_disagree_is_refused_by_every_reader_naming_the_file(
+    tmp_path, damage, expected
+):
     run_dir = write_complete_run(tmp_path)
     damage(run_dir)
-    with pytest.raises(ValueError, match=expected.replace("[", r"\[").replace("(", r"\(")) as raised:
+    with pytest.raises(
+        ValueError, match=expected.replace("[", r"\[").replace("(", r"\(")
+    ) as raised:
         runs.read_run(run_dir)
     assert str(run_dir) in str(raised.value)
     config = factory.make_config("norm_comparison", "batch", 32)
@@ -297,11 +378,19 @@ def test_more_epochs_than_the_config_or_a_history_without_summary_is_refused(tmp
 def test_cells_whose_runs_differ_in_more_than_the_seed_are_not_averaged(tmp_path):
     from utils import results
 
-    factory.write_run(tmp_path, factory.make_config("norm_comparison", "batch", 32, seed=0, epochs=2),
-                      factory.curve(60.0, 2))
-    factory.write_run(tmp_path, factory.make_config("norm_comparison", "batch", 32, seed=1, epochs=3),
-                      factory.curve(62.0, 3))
-    cell = results.run_cell(results.load_runs(tmp_path), experiment="norm_comparison", norm="batch", batch_size=32)
+    factory.write_run(
+        tmp_path,
+        factory.make_config("norm_comparison", "batch", 32, seed=0, epochs=2),
+        factory.curve(60.0, 2),
+    )
+    factory.write_run(
+        tmp_path,
+        factory.make_config("norm_comparison", "batch", 32, seed=1, epochs=3),
+        factory.curve(62.0, 3),
+    )
+    cell = results.run_cell(
+        results.load_runs(tmp_path), experiment="norm_comparison", norm="batch", batch_size=32
+    )
     assert cell.n == 0 and cell.values == ()
     assert cell.status == "not averaged: its runs differ in epochs 2, 3"
     assert cell.run == "bn_bs32_seed0, bn_bs32_seed1"
@@ -312,7 +401,9 @@ def test_a_lock_file_that_is_a_link_or_not_a_file_is_refused_and_its_target_unto
     target = tmp_path / "precious.txt"
     target.write_text("keep me")
     (run_dir / runs.LOCK_FILE).symlink_to(target)
-    with pytest.raises(ValueError, match=r"\.lock is a symbolic link, not the run's lock file; remove it"):
+    with pytest.raises(
+        ValueError, match=r"\.lock is a symbolic link, not the run's lock file; remove it"
+    ):
         with runs.run_lock(run_dir):
             pass
     assert target.read_text() == "keep me"
@@ -326,8 +417,13 @@ def test_a_lock_file_that_is_a_link_or_not_a_file_is_refused_and_its_target_unto
 def test_a_backup_marker_names_a_completed_epoch_or_is_refused_with_the_reason():
     assert runs.parse_backup_marker('{"epoch": 3}') == 3
     assert runs.parse_backup_marker(b'{"epoch": 12}\n') == 12
-    for text, reason in (('{"epoch": 0}', "names epoch 0"), ('{"epoch": true}', "names epoch True"),
-                         ('{"epoch": "2"}', "names epoch '2'"), ("[1, 2]", "TypeError"), ("{", "JSONDecodeError"),
-                         ("{}", "KeyError")):
+    for text, reason in (
+        ('{"epoch": 0}', "names epoch 0"),
+        ('{"epoch": true}', "names epoch True"),
+        ('{"epoch": "2"}', "names epoch '2'"),
+        ("[1, 2]", "TypeError"),
+        ("{", "JSONDecodeError"),
+        ("{}", "KeyError"),
+    ):
         with pytest.raises(ValueError, match=reason):
             runs.parse_backup_marker(text)

@@ -2,6 +2,8 @@
 imports it back, directly or through others."""
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 REPOSITORY = Path(__file__).resolve().parent.parent
@@ -25,9 +27,15 @@ def import_graph():
             elif isinstance(node, ast.ImportFrom):
                 base = node.module or ""
                 if node.level:
-                    base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                    base = ".".join(
+                        package.split(".")[: len(package.split(".")) - node.level + 1]
+                        + ([base] if base else [])
+                    )
                 # `from utils import runs` imports the module utils.runs; `from utils.runs import X`, utils.runs.
-                targets |= {f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base for alias in node.names}
+                targets |= {
+                    f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
+                    for alias in node.names
+                }
         graph[name] = {target for target in targets if target in modules and target != name}
     return graph
 
@@ -58,3 +66,14 @@ def test_no_module_of_utils_imports_itself_back():
     graph = import_graph()
     assert "utils.rates" in graph and "utils.run_frame" in graph["utils.rates"]
     assert cycles(graph) == {}
+
+
+def test_the_code_is_in_the_formatters_format():
+    # pyproject.toml's [tool.ruff]; `ruff format utils tests benchmarks` applies it.
+    checked = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--check", "utils", "tests", "benchmarks"],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -86,7 +86,12 @@ class KillAt(keras.callbacks.Callback):
 def test_run_writes_the_contract_files(reference):
     path = reference.path
     assert path.parts[-2:] == ("norm_comparison", "bn_bs8_seed0")
-    assert sorted(p.name for p in path.iterdir()) == ["config.json", "history.csv", "model.keras", "summary.json"]
+    assert sorted(p.name for p in path.iterdir()) == [
+        "config.json",
+        "history.csv",
+        "model.keras",
+        "summary.json",
+    ]
     config = json.loads((path / "config.json").read_text())
     assert config["run_name"] == "bn_bs8_seed0" and RunConfig.from_dict(config) == tiny_config()
     assert read_csv_header(path / "history.csv") == list(runs.HISTORY_COLUMNS)
@@ -100,7 +105,9 @@ def test_run_writes_the_contract_files(reference):
     history = reference.history
     assert list(history["epoch"]) == [1, 2, 3]
     assert list(history["steps"]) == [8, 8, 8]
-    assert history["train_error"].between(0, 100).all() and history["val_error"].between(0, 100).all()
+    assert (
+        history["train_error"].between(0, 100).all() and history["val_error"].between(0, 100).all()
+    )
     # The paper's statistic: median of the last (up to) 5 epochs.
     assert summary["val_error_median5"] == pytest.approx(float(np.median(history["val_error"])))
     assert summary["train_error_median5"] == pytest.approx(float(np.median(history["train_error"])))
@@ -128,9 +135,13 @@ def test_errors_and_losses_match_keras_evaluate(reference, data_dir):
             _, (x_val, y_val) = training.load_data(config, data_dir)
             probabilities = self.model.predict(x_val, verbose=0)
             seen["error"] = 100 * np.mean(probabilities.argmax(axis=1) != y_val)
-            seen["loss"] = float(keras.losses.sparse_categorical_crossentropy(y_val, probabilities).numpy().mean())
+            seen["loss"] = float(
+                keras.losses.sparse_categorical_crossentropy(y_val, probabilities).numpy().mean()
+            )
 
-    result = training.run(config, run_dir.parent.parent, data_dir=data_dir, verbose=0, callbacks=[Capture()])
+    result = training.run(
+        config, run_dir.parent.parent, data_dir=data_dir, verbose=0, callbacks=[Capture()]
+    )
     assert result.history["val_error"].iloc[0] == pytest.approx(seen["error"], abs=1e-4)
     assert result.history["val_loss"].iloc[0] == pytest.approx(seen["loss"], rel=1e-4)
 
@@ -142,7 +153,13 @@ def test_same_config_gives_the_same_history(reference, tmp_path, data_dir):
 
 def test_resume_after_a_kill_mid_epoch_gives_the_same_history(reference, tmp_path, data_dir):
     with pytest.raises(Killed):
-        training.run(tiny_config(), tmp_path, data_dir=data_dir, verbose=0, callbacks=[KillAt(epoch=1, batch=3)])
+        training.run(
+            tiny_config(),
+            tmp_path,
+            data_dir=data_dir,
+            verbose=0,
+            callbacks=[KillAt(epoch=1, batch=3)],
+        )
     run_dir = runs.run_directory(tiny_config(), tmp_path)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "running" and summary["epochs_completed"] == 1
@@ -153,7 +170,9 @@ def test_resume_after_a_kill_mid_epoch_gives_the_same_history(reference, tmp_pat
         def on_epoch_begin(self, epoch, logs=None):
             trained.append(epoch)
 
-    resumed = training.run(tiny_config(), tmp_path, data_dir=data_dir, verbose=0, callbacks=[CountEpochs()])
+    resumed = training.run(
+        tiny_config(), tmp_path, data_dir=data_dir, verbose=0, callbacks=[CountEpochs()]
+    )
     assert trained == [1, 2], "training must resume at epoch 2, not start again"
     assert resumed.summary["status"] == "complete"
     assert resumed.history[COMPARED_COLUMNS].equals(reference.history[COMPARED_COLUMNS])
@@ -182,7 +201,9 @@ def test_resume_after_a_kill_between_history_and_backup(reference, tmp_path, dat
     assert resumed.history[COMPARED_COLUMNS].equals(reference.history[COMPARED_COLUMNS])
 
 
-def test_resume_after_a_kill_while_the_weights_are_written(reference, tmp_path, data_dir, monkeypatch):
+def test_resume_after_a_kill_while_the_weights_are_written(
+    reference, tmp_path, data_dir, monkeypatch
+):
     # The process dies in the middle of writing epoch 2's backup: half a file is left.
     savez = np.savez
     calls = []
@@ -205,15 +226,25 @@ def test_resume_after_a_kill_while_the_weights_are_written(reference, tmp_path, 
 
 def test_an_unreadable_backup_restarts_the_run_and_says_so(reference, tmp_path, data_dir, capsys):
     with pytest.raises(Killed):
-        training.run(tiny_config(), tmp_path, data_dir=data_dir, verbose=0, callbacks=[KillAt(epoch=2, batch=0)])
+        training.run(
+            tiny_config(),
+            tmp_path,
+            data_dir=data_dir,
+            verbose=0,
+            callbacks=[KillAt(epoch=2, batch=0)],
+        )
     backup = runs.run_directory(tiny_config(), tmp_path) / "backup"
     state = backup / "epoch-2.state.npz"
     good = state.read_bytes()
     for damage in (b"this is no longer a NumPy archive", good[: len(good) // 2]):
         state.write_bytes(damage)
         assert training._backed_up_epoch(backup) == 2
-        model, start_epoch = training._resumed_model(tiny_config(), training.make_strategy(tiny_config().distribution),
-                                                     runs.run_directory(tiny_config(), tmp_path), 2)
+        model, start_epoch = training._resumed_model(
+            tiny_config(),
+            training.make_strategy(tiny_config().distribution),
+            runs.run_directory(tiny_config(), tmp_path),
+            2,
+        )
         assert start_epoch == 0
         assert "the backup of epoch 2 cannot be read" in capsys.readouterr().out
         backup.mkdir(exist_ok=True)
@@ -245,7 +276,10 @@ def test_reuses_a_finished_run_of_another_experiment(reference, monkeypatch):
     reused = training.run(config, reference.path.parent.parent, verbose=0)
     assert reused.path.parts[-2:] == ("batch_size_sweep", "bn_bs8_seed0")
     assert reused.summary["reused_from"] == "norm_comparison/bn_bs8_seed0"
-    assert reused.summary["experiment"] == "batch_size_sweep" and reused.summary["status"] == "complete"
+    assert (
+        reused.summary["experiment"] == "batch_size_sweep"
+        and reused.summary["status"] == "complete"
+    )
     assert reused.history.equals(reference.history)
     assert reused.config == config
 
@@ -263,7 +297,9 @@ def test_divergence_is_recorded(tmp_path, data_dir, monkeypatch):
                 kernel.assign(np.full(kernel.shape, np.nan, "float32"))
 
     config = tiny_config()
-    result = training.run(config, tmp_path, data_dir=data_dir, verbose=0, callbacks=[PoisonWeights()])
+    result = training.run(
+        config, tmp_path, data_dir=data_dir, verbose=0, callbacks=[PoisonWeights()]
+    )
     assert result.summary["status"] == "diverged" and result.summary["diverged_epoch"] == 2
     assert result.summary["epochs_completed"] == 1 and list(result.history["epoch"]) == [1]
     assert not (result.path / "backup").exists()
@@ -273,12 +309,16 @@ def test_divergence_is_recorded(tmp_path, data_dir, monkeypatch):
 
 
 def test_a_huge_learning_rate_diverges(tmp_path, data_dir):
-    result = training.run(tiny_config(base_learning_rate=1e6, epochs=1), tmp_path, data_dir=data_dir, verbose=0)
+    result = training.run(
+        tiny_config(base_learning_rate=1e6, epochs=1), tmp_path, data_dir=data_dir, verbose=0
+    )
     assert result.summary["status"] == "diverged" and result.summary["diverged_epoch"] == 1
 
 
 @pytest.mark.parametrize("batch_size, steps_per_execution", [(5, 1), (5, 5), (3, 4)])
-def test_steps_per_epoch_are_floor_of_images_over_batch(tmp_path, data_dir, batch_size, steps_per_execution):
+def test_steps_per_epoch_are_floor_of_images_over_batch(
+    tmp_path, data_dir, batch_size, steps_per_execution
+):
     # 64 images: batch 5 -> 12 steps (not 13, not 15 = 3 executions of 5); batch 3 -> 21.
     config = tiny_config(batch_size=batch_size, steps_per_execution=steps_per_execution, epochs=2)
     result = training.run(config, tmp_path, data_dir=data_dir, verbose=0)
@@ -297,7 +337,9 @@ def test_validation_pipeline_is_not_augmented(data_dir):
 
 def test_epoch_datasets_depend_on_seed_and_epoch_only(data_dir):
     (x, y), _ = training.load_data(tiny_config(), data_dir)
-    first = lambda epoch: next(iter(training.training_dataset(tiny_config(), x, y, epoch)))[1].numpy()  # noqa: E731
+    first = lambda epoch: next(iter(training.training_dataset(tiny_config(), x, y, epoch)))[
+        1
+    ].numpy()  # noqa: E731
     assert np.array_equal(first(1), first(1))
     assert not np.array_equal(first(0), first(1))
 
@@ -334,10 +376,17 @@ def test_precision_is_the_one_the_layers_use(reference, tmp_path, data_dir):
 
     class RecordPolicies(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
-            policies.append({layer.dtype_policy.name for layer in self.model.layers if layer.weights})
+            policies.append(
+                {layer.dtype_policy.name for layer in self.model.layers if layer.weights}
+            )
 
-    mixed = training.run(tiny_config(precision="mixed_bfloat16"), tmp_path, data_dir=data_dir, verbose=0,
-                         callbacks=[RecordPolicies()])
+    mixed = training.run(
+        tiny_config(precision="mixed_bfloat16"),
+        tmp_path,
+        data_dir=data_dir,
+        verbose=0,
+        callbacks=[RecordPolicies()],
+    )
     assert policies and all(names == {"mixed_bfloat16"} for names in policies)
     assert not mixed.history["train_loss"].equals(reference.history["train_loss"])
     assert keras.config.dtype_policy().name == "float32"  # restored after the run
@@ -358,7 +407,9 @@ def test_kills_at_random_instants_always_resume_to_the_uninterrupted_history(tmp
     # The kill instants are fractions of one uninterrupted run's wall time, measured here,
     # so that the children are killed mid-run on a fast machine as on a slow one.
     started = time.monotonic()
-    subprocess.run(command + [str(tmp_path / "uninterrupted"), str(data_dir)], cwd=repository, check=True)
+    subprocess.run(
+        command + [str(tmp_path / "uninterrupted"), str(data_dir)], cwd=repository, check=True
+    )
     uninterrupted_seconds = time.monotonic() - started
     uninterrupted = runs.read_run(runs.run_directory(config, tmp_path / "uninterrupted"))
     results_dir = tmp_path / "killed"
@@ -381,36 +432,59 @@ def test_kills_at_random_instants_always_resume_to_the_uninterrupted_history(tmp
 
 
 def test_two_processes_on_one_run_never_give_another_history(reference, tmp_path, data_dir):
-    command = [sys.executable, "-c", KILLED_RUN.replace("epochs=4", "epochs=3"), str(tmp_path), str(data_dir)]
-    children = [subprocess.Popen(command, cwd=Path(__file__).resolve().parent.parent,
-                                 stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    command = [
+        sys.executable,
+        "-c",
+        KILLED_RUN.replace("epochs=4", "epochs=3"),
+        str(tmp_path),
+        str(data_dir),
+    ]
+    children = [
+        subprocess.Popen(
+            command, cwd=Path(__file__).resolve().parent.parent, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
     errors = [child.communicate(timeout=600)[1] for child in children]
     # One trains; the other either finds it locked or finds it finished.
     assert sum(child.returncode == 0 for child in children) >= 1
-    assert all(child.returncode == 0 or "RunLockedError" in error for child, error in zip(children, errors))
+    assert all(
+        child.returncode == 0 or "RunLockedError" in error for child, error in zip(children, errors)
+    )
     result = runs.read_run(runs.run_directory(tiny_config(), tmp_path))
     assert result.summary["status"] == "complete"
     assert result.history[COMPARED_COLUMNS].equals(reference.history[COMPARED_COLUMNS])
 
 
-def test_landscape_probes_are_written_survive_a_kill_and_do_not_change_training(reference, tmp_path, data_dir):
+def test_landscape_probes_are_written_survive_a_kill_and_do_not_change_training(
+    reference, tmp_path, data_dir
+):
     # With probes the run trains exactly as the reference (the same config without them).
     probed = tiny_config(landscape_probes=2)
     measured = (landscape.probe_measurement,)
     with pytest.raises(Killed):
-        training.run(probed, tmp_path, data_dir=data_dir, verbose=0, callbacks=[KillAt(epoch=1, batch=3)],
-                     measurements=measured)
+        training.run(
+            probed,
+            tmp_path,
+            data_dir=data_dir,
+            verbose=0,
+            callbacks=[KillAt(epoch=1, batch=3)],
+            measurements=measured,
+        )
     run_dir = runs.run_directory(probed, tmp_path)
     assert set(runs.read_measurements(run_dir, "landscape.csv")["epoch"]) == {1}
     record = training.run(probed, tmp_path, data_dir=data_dir, verbose=0, measurements=measured)
     assert record.history[COMPARED_COLUMNS].equals(reference.history[COMPARED_COLUMNS])
-    uninterrupted = training.run(probed, tmp_path / "uninterrupted", data_dir=data_dir, verbose=0,
-                                 measurements=measured)
+    uninterrupted = training.run(
+        probed, tmp_path / "uninterrupted", data_dir=data_dir, verbose=0, measurements=measured
+    )
     probes = runs.read_measurements(run_dir, "landscape.csv")
     uninterrupted = runs.read_measurements(uninterrupted.path, "landscape.csv")
     # 8 steps an epoch, a probe every 4 and at step 0: steps 0, 4, 8, ..., 24; 4 step sizes each.
     steps_per_epoch = TRAIN_IMAGES // probed.batch_size
-    assert sorted(set(probes["step"])) == list(range(0, 3 * steps_per_epoch + 1, steps_per_epoch // 2))
+    assert sorted(set(probes["step"])) == list(
+        range(0, 3 * steps_per_epoch + 1, steps_per_epoch // 2)
+    )
     assert len(probes) == 4 * len(set(probes["step"]))
     # A resumed run probes on the batches an uninterrupted one does.
     pd.testing.assert_frame_equal(probes, uninterrupted)
@@ -419,24 +493,44 @@ def test_landscape_probes_are_written_survive_a_kill_and_do_not_change_training(
 
 def test_mixture_runs_log_the_learnt_weight_of_each_layer(tmp_path, data_dir):
     config = tiny_config(norm="gn_plus_gn_first", groups=4, epochs=2, jit_compile=True)
-    record = training.run(config, tmp_path, data_dir=data_dir, verbose=0,
-                          measurements=(landscape.probe_measurement, mixtures.mixing_measurement))
+    record = training.run(
+        config,
+        tmp_path,
+        data_dir=data_dir,
+        verbose=0,
+        measurements=(landscape.probe_measurement, mixtures.mixing_measurement),
+    )
     assert record.summary["status"] == "complete"
     # The probes measure nothing in a run without landscape_probes.
     assert not (record.path / "landscape.csv").exists()
     weights = runs.read_measurements(record.path, "mixing.csv")
     assert list(weights.columns) == ["epoch", "layer", "mixing_weight"]
-    assert list(zip(weights["epoch"], weights["layer"])) == [(1, "norm1"), (1, "norm2"), (2, "norm1"), (2, "norm2")]
+    assert list(zip(weights["epoch"], weights["layer"])) == [
+        (1, "norm1"),
+        (1, "norm2"),
+        (2, "norm1"),
+        (2, "norm2"),
+    ]
     assert ((weights["mixing_weight"] > 0) & (weights["mixing_weight"] < 1)).all()
     assert not np.allclose(weights["mixing_weight"], 1 / (1 + np.exp(-1.0)))  # s was learnt
 
 
-def test_a_killed_noise_run_resumes_to_the_noise_and_history_of_an_uninterrupted_one(tmp_path, data_dir):
+def test_a_killed_noise_run_resumes_to_the_noise_and_history_of_an_uninterrupted_one(
+    tmp_path, data_dir
+):
     # The noise layers' random generator states are not weights: the backup keeps them.
-    noisy = tiny_config(norm_noise_mean=1e-3, norm_noise_stddev=1.001, norm_noise_groups=4, groups=4, norm="group")
+    noisy = tiny_config(
+        norm_noise_mean=1e-3, norm_noise_stddev=1.001, norm_noise_groups=4, groups=4, norm="group"
+    )
     uninterrupted = training.run(noisy, tmp_path / "uninterrupted", data_dir=data_dir, verbose=0)
     with pytest.raises(Killed):
-        training.run(noisy, tmp_path / "killed", data_dir=data_dir, verbose=0, callbacks=[KillAt(epoch=1, batch=3)])
+        training.run(
+            noisy,
+            tmp_path / "killed",
+            data_dir=data_dir,
+            verbose=0,
+            callbacks=[KillAt(epoch=1, batch=3)],
+        )
     resumed = training.run(noisy, tmp_path / "killed", data_dir=data_dir, verbose=0)
     assert resumed.history[COMPARED_COLUMNS].equals(uninterrupted.history[COMPARED_COLUMNS])
 
@@ -444,7 +538,9 @@ def test_a_killed_noise_run_resumes_to_the_noise_and_history_of_an_uninterrupted
 def test_a_damaged_backup_marker_restarts_the_run_and_says_so(tmp_path, data_dir, capsys):
     config = tiny_config()
     with pytest.raises(Killed):
-        training.run(config, tmp_path, data_dir=data_dir, verbose=0, callbacks=[KillAt(epoch=1, batch=3)])
+        training.run(
+            config, tmp_path, data_dir=data_dir, verbose=0, callbacks=[KillAt(epoch=1, batch=3)]
+        )
     marker = runs.run_directory(config, tmp_path) / "backup" / "training_metadata.json"
     for damage in (b"\x80\xff junk", b'{"epoch": "one"}', b"[1, 2]", b"{"):
         marker.write_bytes(damage)
@@ -455,8 +551,12 @@ def test_a_damaged_backup_marker_restarts_the_run_and_says_so(tmp_path, data_dir
 
 
 def test_norm_noise_run_trains_and_differs_from_the_clean_run(reference, tmp_path, data_dir):
-    noisy = training.run(tiny_config(norm_noise_mean=1e-3, norm_noise_stddev=1.001), tmp_path, data_dir=data_dir,
-                         verbose=0)
+    noisy = training.run(
+        tiny_config(norm_noise_mean=1e-3, norm_noise_stddev=1.001),
+        tmp_path,
+        data_dir=data_dir,
+        verbose=0,
+    )
     assert noisy.summary["status"] == "complete"
     assert not noisy.history["train_loss"].equals(reference.history["train_loss"])
     assert isinstance(training.build_model(noisy.config).get_layer("norm1_noise"), OutputNoise)
@@ -464,10 +564,17 @@ def test_norm_noise_run_trains_and_differs_from_the_clean_run(reference, tmp_pat
 
 def test_a_process_whose_tensorflow_started_with_other_threads_is_refused_by_name():
     # Training there would give a history that depends on the machine's cores.
-    script = ("import tensorflow as tf; tf.constant(1.0) + 1\n"
-              "from utils import training; training.use_training_threads()")
-    child = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).resolve().parent.parent,
-                           capture_output=True, text=True, timeout=300)
+    script = (
+        "import tensorflow as tf; tf.constant(1.0) + 1\n"
+        "from utils import training; training.use_training_threads()"
+    )
+    child = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert child.returncode != 0
     assert "already runs with intra/inter-op threads (0, 0)" in child.stderr
     assert "use_training_threads()" in child.stderr
@@ -482,15 +589,21 @@ def test_a_run_records_the_cpu_its_threads_and_xla(reference):
 
 def test_a_progress_bar_into_a_pipe_is_one_plain_line_per_epoch(tmp_path, data_dir):
     script = KILLED_RUN.replace("epochs=4", "epochs=2").replace("verbose=0", "verbose=1")
-    child = subprocess.run([sys.executable, "-c", script, str(tmp_path), str(data_dir)],
-                           cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=300)
+    child = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path), str(data_dir)],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert child.returncode == 0, child.stderr
     assert "\x1b[" not in child.stdout and "\b" not in child.stdout
     assert "Epoch 1/2" in child.stdout and "Epoch 2/2" in child.stdout
 
 
-def test_a_history_the_backup_does_not_explain_is_kept_and_said_before_it_is_replaced(reference, tmp_path,
-                                                                                        data_dir, capsys):
+def test_a_history_the_backup_does_not_explain_is_kept_and_said_before_it_is_replaced(
+    reference, tmp_path, data_dir, capsys
+):
     config = tiny_config()
     run_dir = runs.run_directory(config, tmp_path)
     runs.write_config(run_dir, config)
@@ -502,7 +615,9 @@ def test_a_history_the_backup_does_not_explain_is_kept_and_said_before_it_is_rep
         def on_epoch_end(self, epoch, logs=None):
             kept.append((run_dir / "history.replaced.csv").read_text())
 
-    record = training.run(config, tmp_path, data_dir=data_dir, verbose=0, callbacks=[KeptWhileTraining()])
+    record = training.run(
+        config, tmp_path, data_dir=data_dir, verbose=0, callbacks=[KeptWhileTraining()]
+    )
     assert "history.csv has 3 epochs but the backup only 0" in capsys.readouterr().out
     assert kept and set(kept) == {old_history}
     # A finished run's folder holds its results alone.
@@ -531,7 +646,9 @@ def test_reading_a_finished_run_takes_no_lock(reference, monkeypatch):
     assert record.status == "complete" and record.history.equals(reference.history)
 
 
-def test_a_full_disk_while_backing_up_fails_the_run_cleanly_and_it_resumes(reference, tmp_path, data_dir, monkeypatch):
+def test_a_full_disk_while_backing_up_fails_the_run_cleanly_and_it_resumes(
+    reference, tmp_path, data_dir, monkeypatch
+):
     savez = np.savez
 
     def full_disk(file, **arrays):
@@ -539,8 +656,11 @@ def test_a_full_disk_while_backing_up_fails_the_run_cleanly_and_it_resumes(refer
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(np, "savez", full_disk)
-    with pytest.raises(OSError, match=r"the backup of epoch 1 could not be written to .*partial.state.npz "
-                                      r"\(No space left on device\); the run resumes"):
+    with pytest.raises(
+        OSError,
+        match=r"the backup of epoch 1 could not be written to .*partial.state.npz "
+        r"\(No space left on device\); the run resumes",
+    ):
         training.run(tiny_config(), tmp_path, data_dir=data_dir, verbose=0)
     backup = runs.run_directory(tiny_config(), tmp_path) / "backup"
     assert not (backup / "partial.state.npz").exists()
@@ -564,13 +684,19 @@ def test_a_really_full_disk_ends_the_process_normally(tmp_path, data_dir):
     # A file system of 600 kB fills up while the first backup is written.
     mount_point = tmp_path / "small"
     mount_point.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(mount_point)],
-                             capture_output=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(mount_point)], capture_output=True
+    )
     if mounted.returncode != 0:
         pytest.skip("cannot mount a small file system here")
     try:
-        child = subprocess.run([sys.executable, "-c", FULL_DISK_SCRIPT, str(mount_point / "results"), str(data_dir)],
-                               cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=300)
+        child = subprocess.run(
+            [sys.executable, "-c", FULL_DISK_SCRIPT, str(mount_point / "results"), str(data_dir)],
+            cwd=Path(__file__).resolve().parents[1],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     finally:
         subprocess.run(["umount", str(mount_point)], check=False)
     assert child.returncode == 0, child.stderr[-2000:]

@@ -13,6 +13,7 @@ from utils import training
 from utils import verify
 from utils.config import RunConfig
 
+
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("data")
@@ -21,7 +22,9 @@ def data_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def committed(tmp_path_factory, data_dir):
     """The folder of a tiny run trained for all its 3 epochs: the committed run."""
-    return training.run(RunConfig(**TINY), tmp_path_factory.mktemp("committed"), data_dir=data_dir, verbose=0).path
+    return training.run(
+        RunConfig(**TINY), tmp_path_factory.mktemp("committed"), data_dir=data_dir, verbose=0
+    ).path
 
 
 @pytest.fixture
@@ -79,11 +82,15 @@ def test_a_run_retrained_on_the_same_machine_is_identical(committed, data_dir, t
 
 
 @pytest.mark.slow
-def test_a_run_compiled_with_xla_is_identical_on_the_same_machine(tmp_path_factory, data_dir, tmp_path):
+def test_a_run_compiled_with_xla_is_identical_on_the_same_machine(
+    tmp_path_factory, data_dir, tmp_path
+):
     # What the README promises for XLA runs (batch below 16 in the cpu profile): the same
     # machine, with one thread, retrains them to the last bit.
     config = RunConfig(**dict(TINY, jit_compile=True, batch_size=2))
-    run_dir = training.run(config, tmp_path_factory.mktemp("xla"), data_dir=data_dir, verbose=0).path
+    run_dir = training.run(
+        config, tmp_path_factory.mktemp("xla"), data_dir=data_dir, verbose=0
+    ).path
     verification = verify.verify_run(run_dir, 2, data_dir=data_dir, work_dir=tmp_path)
     assert verification.identical and verification.retrained_device.endswith(", XLA")
 
@@ -95,12 +102,19 @@ def test_the_command_says_identical_and_exits_0(committed, data_dir, capsys):
     lines = capsys.readouterr().out.splitlines()
     device = runs.read_summary(committed)["device"]
     assert status == 0
-    assert lines == [f"committed on: {device}", f"retrained on: {device}", "epoch 1: identical", "epoch 2: identical",
-                     "identical to the last bit over 2 epochs"]
+    assert lines == [
+        f"committed on: {device}",
+        f"retrained on: {device}",
+        "epoch 1: identical",
+        "epoch 2: identical",
+        "identical to the last bit over 2 epochs",
+    ]
 
 
 @pytest.mark.slow
-def test_one_changed_number_is_reported_with_its_difference_and_exits_1(committed, data_dir, tmp_path, capsys):
+def test_one_changed_number_is_reported_with_its_difference_and_exits_1(
+    committed, data_dir, tmp_path, capsys
+):
     run_dir = copy_of_run(committed, tmp_path / "results")
     old, new = change_last_digit(run_dir / "history.csv", epoch=2, column="val_loss")
 
@@ -108,8 +122,11 @@ def test_one_changed_number_is_reported_with_its_difference_and_exits_1(committe
 
     assert not verification.identical
     assert verification.largest_differences["val_loss"] == abs(float(new) - float(old)) > 0
-    assert all(verification.largest_differences[column] == 0
-               for column in verify.COMPARED_COLUMNS if column != "val_loss")
+    assert all(
+        verification.largest_differences[column] == 0
+        for column in verify.COMPARED_COLUMNS
+        if column != "val_loss"
+    )
     assert verification.committed_rows[1]["val_loss"] == float(new)
     assert verification.retrained_rows[1]["val_loss"] == float(old)
 
@@ -118,18 +135,27 @@ def test_one_changed_number_is_reported_with_its_difference_and_exits_1(committe
     assert status == 1
     assert lines[2] == "epoch 1: identical"
     assert lines[3] == f"epoch 2: val_loss {float(new):.8g} committed, {float(old):.8g} retrained"
-    assert lines[4] == f"differs: largest |difference| val_loss {abs(float(new) - float(old)):.3g} over 2 epochs"
+    assert (
+        lines[4]
+        == f"differs: largest |difference| val_loss {abs(float(new) - float(old)):.3g} over 2 epochs"
+    )
 
 
 @pytest.mark.parametrize("epochs", [0, -1, 1.5, True, "2"])
 def test_epochs_below_1_or_not_whole_are_refused(tmp_path, epochs, no_training):
-    run_dir = write_run(tmp_path, make_config("norm_comparison", "group", 8, epochs=3), [90.0, 80.0, 70.0])
-    with pytest.raises(ValueError, match=re.escape(f"epochs={epochs!r} must be a whole number, 1 or more")):
+    run_dir = write_run(
+        tmp_path, make_config("norm_comparison", "group", 8, epochs=3), [90.0, 80.0, 70.0]
+    )
+    with pytest.raises(
+        ValueError, match=re.escape(f"epochs={epochs!r} must be a whole number, 1 or more")
+    ):
         verify.verify_run(run_dir, epochs)
 
 
 def test_a_folder_that_is_not_a_run_is_refused(tmp_path, no_training):
-    with pytest.raises(ValueError, match="is not a run folder: it has no config.json.*results/<experiment>/<run>"):
+    with pytest.raises(
+        ValueError, match="is not a run folder: it has no config.json.*results/<experiment>/<run>"
+    ):
         verify.verify_run(tmp_path, 2)
     with pytest.raises(ValueError, match="is not a run folder"):
         verify.verify_run(tmp_path / "missing", 2)
@@ -138,11 +164,18 @@ def test_a_folder_that_is_not_a_run_is_refused(tmp_path, no_training):
 def test_a_run_with_fewer_completed_epochs_is_refused(tmp_path, no_training):
     config = make_config("norm_comparison", "group", 8, epochs=3)
     run_dir = write_run(tmp_path / "partial", config, [90.0], status="running")
-    with pytest.raises(ValueError, match=re.escape("has 1 completed epoch(s), fewer than the epochs=2 to compare; "
-                                                   "pass epochs=1 (--epochs 1) or fewer")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "has 1 completed epoch(s), fewer than the epochs=2 to compare; "
+            "pass epochs=1 (--epochs 1) or fewer"
+        ),
+    ):
         verify.verify_run(run_dir, 2)
     empty = write_run(tmp_path / "empty", config, [], status="running")
-    with pytest.raises(ValueError, match="has 0 completed epoch.*verify a run that has completed an epoch"):
+    with pytest.raises(
+        ValueError, match="has 0 completed epoch.*verify a run that has completed an epoch"
+    ):
         verify.verify_run(empty, 1)
 
 

@@ -48,19 +48,32 @@ _CHANNELS = (64, 256)
 _REFERENCE_SIZE = {"groups": 32, "channels_per_group": 16}
 _SPECIAL_CASE = {"groups": "layer", "channels_per_group": "instance"}
 _SETTING_LABELS = {"groups": "G", "channels_per_group": "C/G"}
-_PAPER_TABLE3 = {"groups": paper.TABLE3_GROUPS, "channels_per_group": paper.TABLE3_CHANNELS_PER_GROUP}
-WS_LABELS = {("batch", False): "BN", ("batch", True): "BN+WS", ("group", False): "GN", ("group", True): "GN+WS"}
+_PAPER_TABLE3 = {
+    "groups": paper.TABLE3_GROUPS,
+    "channels_per_group": paper.TABLE3_CHANNELS_PER_GROUP,
+}
+WS_LABELS = {
+    ("batch", False): "BN",
+    ("batch", True): "BN+WS",
+    ("group", False): "GN",
+    ("group", True): "GN+WS",
+}
 
 
-def group_ablation_cell(runs: pd.DataFrame, setting: str, size: int, *, experiment=GROUP_ABLATION,
-                        batch_size=32) -> Cell:
+def group_ablation_cell(
+    runs: pd.DataFrame, setting: str, size: int, *, experiment=GROUP_ABLATION, batch_size=32
+) -> Cell:
     """The `run_cell` of one Table 3 cell: GN with `setting` ("groups" or
     "channels_per_group") equal to `size`; size 1 is the LN (G) or IN (C/G) runs."""
     if setting not in _SETTING_LABELS:
         raise ValueError(f"setting={setting!r} must be 'groups' or 'channels_per_group'.")
     if size == 1:
-        return run_cell(runs, experiment=experiment, norm=_SPECIAL_CASE[setting], batch_size=batch_size)
-    return run_cell(runs, experiment=experiment, norm="group", batch_size=batch_size, **{setting: size})
+        return run_cell(
+            runs, experiment=experiment, norm=_SPECIAL_CASE[setting], batch_size=batch_size
+        )
+    return run_cell(
+        runs, experiment=experiment, norm="group", batch_size=batch_size, **{setting: size}
+    )
 
 
 def _groups_per_layer(setting: str, size: int) -> str:
@@ -86,23 +99,33 @@ def table3(source="results", *, experiment=GROUP_ABLATION, batch_size=32) -> pd.
     """
     runs = as_runs(source)
     rows = []
-    references = {setting: group_ablation_cell(runs, setting, size, experiment=experiment, batch_size=batch_size)
-                  for setting, size in _REFERENCE_SIZE.items()}
+    references = {
+        setting: group_ablation_cell(
+            runs, setting, size, experiment=experiment, batch_size=batch_size
+        )
+        for setting, size in _REFERENCE_SIZE.items()
+    }
     for size in GROUP_ABLATION_SIZES:
         row = {"size": size}
         cells = {}
         for setting, label in _SETTING_LABELS.items():
-            cell = group_ablation_cell(runs, setting, size, experiment=experiment, batch_size=batch_size)
-            name = f"{label} = {size}" + {"groups": " (LN)", "channels_per_group": " (IN)"}[setting] * (size == 1)
+            cell = group_ablation_cell(
+                runs, setting, size, experiment=experiment, batch_size=batch_size
+            )
+            name = f"{label} = {size}" + {"groups": " (LN)", "channels_per_group": " (IN)"}[
+                setting
+            ] * (size == 1)
             cells[name] = cell
             difference = paired_difference(cell, references[setting])
-            row.update({
-                f"{label}: ours": cell.value,
-                f"{label}: ours sd": cell.sd,
-                f"{label}: minus {label} = {_REFERENCE_SIZE[setting]}": difference.mean,
-                f"{label}: minus {label} = {_REFERENCE_SIZE[setting]} sd": difference.sd,
-                f"{label}: paper": _PAPER_TABLE3[setting][size],
-            })
+            row.update(
+                {
+                    f"{label}: ours": cell.value,
+                    f"{label}: ours sd": cell.sd,
+                    f"{label}: minus {label} = {_REFERENCE_SIZE[setting]}": difference.mean,
+                    f"{label}: minus {label} = {_REFERENCE_SIZE[setting]} sd": difference.sd,
+                    f"{label}: paper": _PAPER_TABLE3[setting][size],
+                }
+            )
             if setting == "channels_per_group":
                 row["C/G: groups per layer"] = _groups_per_layer(setting, size)
         row["n"] = seed_counts(cells)
@@ -124,7 +147,9 @@ BATCH_RENORM_SIZES = batch_renorm.BATCH_SIZES
 WEIGHT_STANDARDIZATION_SIZES = weight_standardization.BATCH_SIZES
 
 
-def batch_renorm_table(source="results", *, experiment=BATCH_RENORM, batch_sizes=BATCH_RENORM_SIZES) -> pd.DataFrame:
+def batch_renorm_table(
+    source="results", *, experiment=BATCH_RENORM, batch_sizes=BATCH_RENORM_SIZES
+) -> pd.DataFrame:
     """Batch Renorm beside BN and GN by batch size, with the paper's numbers at 4 images/GPU.
 
     Returns:
@@ -135,22 +160,34 @@ def batch_renorm_table(source="results", *, experiment=BATCH_RENORM, batch_sizes
     runs = as_runs(source)
 
     def cells(batch_size):
-        return {paper.NORM_LABELS[norm]: run_cell(runs, experiment=experiment, norm=norm, batch_size=batch_size)
-                for norm in ("batch", "batch_renorm", "group")}
+        return {
+            paper.NORM_LABELS[norm]: run_cell(
+                runs, experiment=experiment, norm=norm, batch_size=batch_size
+            )
+            for norm in ("batch", "batch_renorm", "group")
+        }
 
     def published(batch_size):
-        return {f"paper {paper.NORM_LABELS[norm]}": paper.BATCH_RENORM_AT_4[norm] if batch_size == 4 else math.nan
-                for norm in ("batch", "batch_renorm", "group")}
+        return {
+            f"paper {paper.NORM_LABELS[norm]}": paper.BATCH_RENORM_AT_4[norm]
+            if batch_size == 4
+            else math.nan
+            for norm in ("batch", "batch_renorm", "group")
+        }
 
     return by_batch_table(
-        cells, batch_sizes, [("BRN", "BN"), ("GN", "BRN")], published,
+        cells,
+        batch_sizes,
+        [("BRN", "BN"), ("GN", "BRN")],
+        published,
         "Batch Renorm (r in [1/1.5, 1.5], d in [-0.5, 0.5] from the first step) beside BN and GN: validation "
         f"error (%) by batch size ({data_context(runs)}). {OURS_NOTE}; {SPREAD_NOTE}. {PAPER_NOTE}, 4 images/GPU only.",
     )
 
 
-def weight_standardization_table(source="results", *, experiment=WEIGHT_STANDARDIZATION,
-                                 batch_sizes=WEIGHT_STANDARDIZATION_SIZES) -> pd.DataFrame:
+def weight_standardization_table(
+    source="results", *, experiment=WEIGHT_STANDARDIZATION, batch_sizes=WEIGHT_STANDARDIZATION_SIZES
+) -> pd.DataFrame:
     """BN and GN with and without Weight Standardization, by batch size.
 
     Returns:
@@ -162,9 +199,16 @@ def weight_standardization_table(source="results", *, experiment=WEIGHT_STANDARD
     runs = as_runs(source)
 
     def cells(batch_size):
-        return {label: run_cell(runs, experiment=experiment, norm=norm, batch_size=batch_size,
-                                weight_standardization=standardized)
-                for (norm, standardized), label in WS_LABELS.items()}
+        return {
+            label: run_cell(
+                runs,
+                experiment=experiment,
+                norm=norm,
+                batch_size=batch_size,
+                weight_standardization=standardized,
+            )
+            for (norm, standardized), label in WS_LABELS.items()
+        }
 
     def published(batch_size):
         at_32 = batch_size == 32
@@ -175,14 +219,17 @@ def weight_standardization_table(source="results", *, experiment=WEIGHT_STANDARD
         }
 
     return by_batch_table(
-        cells, batch_sizes, [("BN+WS", "BN"), ("GN+WS", "GN"), ("GN+WS", "BN")], published,
+        cells,
+        batch_sizes,
+        [("BN+WS", "BN"), ("GN+WS", "GN"), ("GN+WS", "BN")],
+        published,
         f"Weight Standardization: validation error (%) by batch size ({data_context(runs)}). {OURS_NOTE}; {SPREAD_NOTE}. "
         f"{PAPER_NOTE}, 32 images/GPU; GN+WS: {paper.WS_CITATION}, ResNet-50 on ImageNet.",
     )
 
 
 def _direction(difference: Difference, lower: str) -> str:
-    """"lower in 3 of 3 seeds" for a paired difference (first minus second)."""
+    """ "lower in 3 of 3 seeds" for a paired difference (first minus second)."""
     count, total = difference.negative, difference.n
     if not total:
         return "no seed has both runs yet"
@@ -214,12 +261,15 @@ def conclusions(source="results") -> list[str]:
                 f"GN by {label}: the mean val error over {label} in "
                 f"{{{', '.join(str(size) for size in sorted(proper, reverse=True))}}} spans {spread:.1f} points, "
                 f"lowest at {label} = {best} ({proper[best]:.1f}); paper: "
-                f"{max(published[s] for s in proper) - min(published[s] for s in proper):.1f} points. " + sentence
+                f"{max(published[s] for s in proper) - min(published[s] for s in proper):.1f} points. "
+                + sentence
             )
         lines.append(sentence)
     for batch_size in BATCH_RENORM_SIZES:
-        brn, bn, gn = (run_cell(runs, experiment=BATCH_RENORM, norm=norm, batch_size=batch_size)
-                       for norm in ("batch_renorm", "batch", "group"))
+        brn, bn, gn = (
+            run_cell(runs, experiment=BATCH_RENORM, norm=norm, batch_size=batch_size)
+            for norm in ("batch_renorm", "batch", "group")
+        )
         renorm_gain, gn_gap = paired_difference(brn, bn), paired_difference(gn, brn)
         sentence = (
             f"Batch {batch_size}: BRN minus BN {format_points(renorm_gain.mean, renorm_gain.sd)} points "
@@ -228,13 +278,19 @@ def conclusions(source="results") -> list[str]:
         )
         if batch_size == 4:
             published = paper.BATCH_RENORM_AT_4
-            sentence += (f"; paper at 4: BRN minus BN {format_points(published['batch_renorm'] - published['batch'])}, "
-                         f"GN minus BRN {format_points(published['group'] - published['batch_renorm'])}")
+            sentence += (
+                f"; paper at 4: BRN minus BN {format_points(published['batch_renorm'] - published['batch'])}, "
+                f"GN minus BRN {format_points(published['group'] - published['batch_renorm'])}"
+            )
         lines.append(sentence + ".")
     large, small = max(BATCH_RENORM_SIZES), min(BATCH_RENORM_SIZES)
-    rises = {label: paired_difference(run_cell(runs, experiment=BATCH_RENORM, norm=norm, batch_size=small),
-                                      run_cell(runs, experiment=BATCH_RENORM, norm=norm, batch_size=large))
-             for norm, label in (("batch", "BN"), ("batch_renorm", "BRN"))}
+    rises = {
+        label: paired_difference(
+            run_cell(runs, experiment=BATCH_RENORM, norm=norm, batch_size=small),
+            run_cell(runs, experiment=BATCH_RENORM, norm=norm, batch_size=large),
+        )
+        for norm, label in (("batch", "BN"), ("batch_renorm", "BRN"))
+    }
     if not any(math.isnan(rise.mean) for rise in rises.values()) and rises["BN"].mean > 0:
         kept = 1 - rises["BRN"].mean / rises["BN"].mean
         lines.append(
@@ -242,12 +298,24 @@ def conclusions(source="results") -> list[str]:
             f"points, BRN's {format_points(rises['BRN'].mean, rises['BRN'].sd)}: Batch Renorm avoids "
             f"{100 * kept:.0f}% of BN's rise."
         )
-    large_bn = run_cell(runs, experiment=WEIGHT_STANDARDIZATION, norm="batch", batch_size=32,
-                        weight_standardization=False)
+    large_bn = run_cell(
+        runs,
+        experiment=WEIGHT_STANDARDIZATION,
+        norm="batch",
+        batch_size=32,
+        weight_standardization=False,
+    )
     for batch_size in WEIGHT_STANDARDIZATION_SIZES:
-        cells = {label: run_cell(runs, experiment=WEIGHT_STANDARDIZATION, norm=norm, batch_size=batch_size,
-                                 weight_standardization=standardized)
-                 for (norm, standardized), label in WS_LABELS.items()}
+        cells = {
+            label: run_cell(
+                runs,
+                experiment=WEIGHT_STANDARDIZATION,
+                norm=norm,
+                batch_size=batch_size,
+                weight_standardization=standardized,
+            )
+            for (norm, standardized), label in WS_LABELS.items()
+        }
         gn_gain = paired_difference(cells["GN+WS"], cells["GN"])
         bn_gain = paired_difference(cells["BN+WS"], cells["BN"])
         to_bn = paired_difference(cells["GN+WS"], large_bn)

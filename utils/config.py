@@ -106,6 +106,7 @@ _DEFAULT_WEIGHT_DECAY = 1e-4
 # The 2021 study's code draws its distortion noise per example and per group of 32.
 _DEFAULT_NOISE_GROUPS = 32
 
+
 def _check_divides_channels(name, value, model, *, requirement="must divide"):
     """Refuses a group count (or group size) that does not divide every normalized
     layer's channels of `model`; None passes."""
@@ -257,7 +258,9 @@ class RunConfig:
                     "and '.' (it names a results folder)."
                 )
         if self.profile not in PROFILES + ("custom",):
-            raise ValueError(f"Unknown profile {self.profile!r}; valid profiles are {PROFILES + ('custom',)}.")
+            raise ValueError(
+                f"Unknown profile {self.profile!r}; valid profiles are {PROFILES + ('custom',)}."
+            )
         if self.model not in MODELS:
             raise ValueError(f"Unknown model {self.model!r}; valid models are {MODELS}.")
 
@@ -288,14 +291,20 @@ class RunConfig:
                         f"groups to the GN+BN mixtures), not norm={self.norm!r}; leave {name} as None."
                     )
         if not isinstance(self.weight_standardization, bool):
-            raise ValueError(f"weight_standardization={self.weight_standardization!r} must be True or False.")
+            raise ValueError(
+                f"weight_standardization={self.weight_standardization!r} must be True or False."
+            )
         for name in ("norm_noise_mean", "norm_noise_stddev"):
             if not _is_number(getattr(self, name)):
                 raise ValueError(f"{name}={getattr(self, name)!r} must be a finite number.")
         if self.norm_noise_stddev < 0:
             raise ValueError(f"norm_noise_stddev={self.norm_noise_stddev!r} must be >= 0.")
-        _check_divides_channels("norm_noise_groups", self.norm_noise_groups, self.model,
-                                requirement="must be None or divide")
+        _check_divides_channels(
+            "norm_noise_groups",
+            self.norm_noise_groups,
+            self.model,
+            requirement="must be None or divide",
+        )
         if self.has_norm_noise and (self.model != "small_cnn" or self.norm == "none"):
             raise ValueError(
                 f"norm noise (mean {self.norm_noise_mean!r}, sd {self.norm_noise_stddev!r}) needs a normalization "
@@ -322,21 +331,27 @@ class RunConfig:
             if not _is_int(value) or value < 1:
                 raise ValueError(f"{name}={value!r} must be an integer >= 1.")
         if not _is_int(self.seed) or not 0 <= self.seed <= MAX_SEED:
-            raise ValueError(f"seed={self.seed!r} must be an integer from 0 to {MAX_SEED} (NumPy's seeds are "
-                             "32-bit).")
+            raise ValueError(
+                f"seed={self.seed!r} must be an integer from 0 to {MAX_SEED} (NumPy's seeds are "
+                "32-bit)."
+            )
 
     def _check_recipe(self):
         """The optimizer and schedule: rate (the model's default when None), momentum, decay."""
         if self.base_learning_rate is None:
             self._set_field("base_learning_rate", DEFAULT_BASE_LEARNING_RATES[self.model])
         if not _is_number(self.base_learning_rate) or self.base_learning_rate <= 0:
-            raise ValueError(f"base_learning_rate={self.base_learning_rate!r} must be a number > 0.")
+            raise ValueError(
+                f"base_learning_rate={self.base_learning_rate!r} must be a number > 0."
+            )
         if not _is_number(self.momentum) or not 0 <= self.momentum < 1:
             raise ValueError(f"momentum={self.momentum!r} must be a number in [0, 1).")
         if not _is_number(self.weight_decay) or self.weight_decay < 0:
             raise ValueError(f"weight_decay={self.weight_decay!r} must be a number >= 0.")
         if not _is_number(self.lr_decay_factor) or not 0 < self.lr_decay_factor <= 1:
-            raise ValueError(f"lr_decay_factor={self.lr_decay_factor!r} must be a number in (0, 1].")
+            raise ValueError(
+                f"lr_decay_factor={self.lr_decay_factor!r} must be a number in (0, 1]."
+            )
         fractions = self.lr_decay_fractions
         if isinstance(fractions, (str, bytes)) or not hasattr(fractions, "__iter__"):
             raise ValueError(
@@ -355,22 +370,35 @@ class RunConfig:
     def _check_data(self):
         """The data set, its selection and its augmentation."""
         if self.augmentation not in AUGMENTATIONS:
-            raise ValueError(f"Unknown augmentation {self.augmentation!r}; valid values are {AUGMENTATIONS}.")
+            raise ValueError(
+                f"Unknown augmentation {self.augmentation!r}; valid values are {AUGMENTATIONS}."
+            )
         if self.dataset not in DATASETS:
             raise ValueError(f"Unknown dataset {self.dataset!r}; valid datasets are {DATASETS}.")
         if not _is_int(self.classes) or not 1 <= self.classes <= _TINY_IMAGENET_CLASSES:
-            raise ValueError(f"classes={self.classes!r} must be an integer in [1, {_TINY_IMAGENET_CLASSES}].")
-        if not _is_int(self.images_per_class) or not 1 <= self.images_per_class <= _TINY_IMAGENET_TRAIN_PER_CLASS:
+            raise ValueError(
+                f"classes={self.classes!r} must be an integer in [1, {_TINY_IMAGENET_CLASSES}]."
+            )
+        if (
+            not _is_int(self.images_per_class)
+            or not 1 <= self.images_per_class <= _TINY_IMAGENET_TRAIN_PER_CLASS
+        ):
             raise ValueError(
                 f"images_per_class={self.images_per_class!r} must be an integer in "
                 f"[1, {_TINY_IMAGENET_TRAIN_PER_CLASS}]."
             )
-        if not _is_int(self.val_images_per_class) or not 1 <= self.val_images_per_class <= _TINY_IMAGENET_VAL_PER_CLASS:
+        if (
+            not _is_int(self.val_images_per_class)
+            or not 1 <= self.val_images_per_class <= _TINY_IMAGENET_VAL_PER_CLASS
+        ):
             raise ValueError(
                 f"val_images_per_class={self.val_images_per_class!r} must be an integer in "
                 f"[1, {_TINY_IMAGENET_VAL_PER_CLASS}]."
             )
-        if self.dataset == "tiny-imagenet-200" and self.val_images_per_class != _TINY_IMAGENET_VAL_PER_CLASS:
+        if (
+            self.dataset == "tiny-imagenet-200"
+            and self.val_images_per_class != _TINY_IMAGENET_VAL_PER_CLASS
+        ):
             raise ValueError(
                 f"val_images_per_class={self.val_images_per_class!r}: the real Tiny ImageNet is always "
                 f"validated on all {_TINY_IMAGENET_VAL_PER_CLASS} images per class; use "
@@ -380,7 +408,9 @@ class RunConfig:
     def _check_execution(self):
         """Precision, XLA, determinism and distribution."""
         if self.precision not in PRECISIONS:
-            raise ValueError(f"Unknown precision {self.precision!r}; valid precisions are {PRECISIONS}.")
+            raise ValueError(
+                f"Unknown precision {self.precision!r}; valid precisions are {PRECISIONS}."
+            )
         for name in ("jit_compile", "deterministic"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}={getattr(self, name)!r} must be True or False.")
@@ -408,7 +438,9 @@ class RunConfig:
         """
         groups = ""
         if self.norm in GROUPED:
-            groups = f"_g{self.groups}" if self.groups is not None else f"_cpg{self.channels_per_group}"
+            groups = (
+                f"_g{self.groups}" if self.groups is not None else f"_cpg{self.channels_per_group}"
+            )
         if self.weight_standardization:
             groups += "_ws"
         recipe = ""
@@ -431,7 +463,9 @@ class RunConfig:
             extras += f"_probes{self.landscape_probes}"
         if self.augmentation != "flip":
             extras += f"_{self.augmentation}aug"
-        return f"{SHORT_NAMES[self.norm]}{groups}_bs{self.batch_size}{recipe}{extras}_seed{self.seed}"
+        return (
+            f"{SHORT_NAMES[self.norm]}{groups}_bs{self.batch_size}{recipe}{extras}_seed{self.seed}"
+        )
 
     @property
     def has_norm_noise(self):
@@ -440,7 +474,9 @@ class RunConfig:
 
     def norm_noise_options(self):
         """The `utils.distortion.OutputNoise` options of this run's noise."""
-        return dict(mean=self.norm_noise_mean, stddev=self.norm_noise_stddev, groups=self.norm_noise_groups)
+        return dict(
+            mean=self.norm_noise_mean, stddev=self.norm_noise_stddev, groups=self.norm_noise_groups
+        )
 
     @property
     def learning_rate(self):

@@ -102,7 +102,9 @@ def _read_npy(path):
         raise ValueError(f"{path} is not a C-ordered plain array")
     size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if os.path.getsize(path) != offset + size:
-        raise ValueError(f"{path} is truncated or has extra bytes ({os.path.getsize(path)} bytes, expected {offset + size})")
+        raise ValueError(
+            f"{path} is truncated or has extra bytes ({os.path.getsize(path)} bytes, expected {offset + size})"
+        )
     if size == 0:
         return aligned_empty(shape, dtype)
     return np.memmap(path, dtype=dtype, mode="c", offset=offset, shape=shape).view(np.ndarray)
@@ -143,7 +145,9 @@ def tiny_imagenet_classes(path=None, *, download=True, classes=None, cache_dir=N
     return [(wnid, names[wnid]) for wnid in wnids]
 
 
-def load_tiny_imagenet(path=None, *, download=True, classes=None, images_per_class=None, cache_dir=None):
+def load_tiny_imagenet(
+    path=None, *, download=True, classes=None, images_per_class=None, cache_dir=None
+):
     """Loads Tiny ImageNet-200 (or a folder in its layout) as uint8 arrays.
 
     The first load of a selection decodes the JPEGs in parallel with tf.data and saves the
@@ -217,7 +221,9 @@ def decode_images(files, *, description="images"):
     print(f"Decoding {len(files)} {description}...", flush=True)
     # A live bar in a terminal; elsewhere (notebooks, log files) one plain line at the
     # end, without the bar's terminal escape codes.
-    progress = keras.utils.Progbar(len(files), unit_name="image", verbose=1 if sys.stdout.isatty() else 2)
+    progress = keras.utils.Progbar(
+        len(files), unit_name="image", verbose=1 if sys.stdout.isatty() else 2
+    )
     dataset = (
         tf.data.Dataset.from_tensor_slices(list(files))
         .map(_read_and_decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -275,7 +281,9 @@ def _source_fingerprint(selection, images_per_class):
 def _cache_slot(cache_dir, selection, images_per_class):
     """The folder of a selection's decoded arrays: one per source folder and selection."""
     key = hashlib.sha1(
-        json.dumps([str(selection.folder.resolve()), list(selection.wnids), images_per_class]).encode()
+        json.dumps(
+            [str(selection.folder.resolve()), list(selection.wnids), images_per_class]
+        ).encode()
     ).hexdigest()[:12]
     name = f"{dataset_name(selection.folder)}-{len(selection.wnids)}classes-{images_per_class or 'all'}-{key}"
     return Path(cache_dir) / DECODED_CACHE_FOLDER / name
@@ -292,7 +300,9 @@ def _read_cache(slot, fingerprint, selection):
     try:
         return _checked_cache(slot, fingerprint, selection)
     except (OSError, ValueError, KeyError, TypeError, EOFError) as error:
-        print(f"Not using the decoded cache {display_path(slot)}: {error}; rebuilding it.", flush=True)
+        print(
+            f"Not using the decoded cache {display_path(slot)}: {error}; rebuilding it.", flush=True
+        )
         return None
 
 
@@ -370,7 +380,11 @@ def _as_tensor(array):
     """
     if not array.size:
         return tf.convert_to_tensor(array)
-    if not (array.flags.c_contiguous and array.flags.writeable and array.ctypes.data % TENSOR_ALIGNMENT == 0):
+    if not (
+        array.flags.c_contiguous
+        and array.flags.writeable
+        and array.ctypes.data % TENSOR_ALIGNMENT == 0
+    ):
         array = _aligned_copy(array)
     try:
         return tf.experimental.dlpack.from_dlpack(array.__dlpack__())
@@ -379,7 +393,11 @@ def _as_tensor(array):
 
 
 def _check_batch_size(batch_size, count, training):
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, (int, np.integer))
+        or batch_size < 1
+    ):
         raise ValueError(f"batch_size={batch_size!r} must be an int >= 1.")
     if training and batch_size > count:
         raise ValueError(
@@ -412,7 +430,9 @@ def _random_resized_crops(batch, seed):
     top = (1.0 - height) * draws[:, 2]
     left = (1.0 - width) * draws[:, 3]
     boxes = tf.stack([top, left, top + height, left + width], axis=1)
-    crops = tf.image.crop_and_resize(tf.cast(batch, tf.float32), boxes, tf.range(count), size, method="bilinear")
+    crops = tf.image.crop_and_resize(
+        tf.cast(batch, tf.float32), boxes, tf.range(count), size, method="bilinear"
+    )
     return tf.cast(tf.round(tf.clip_by_value(crops, 0.0, 255.0)), batch.dtype)
 
 
@@ -455,7 +475,9 @@ def make_dataset(x, y, batch_size, *, training, seed=None, augmentation="flip"):
         )
     _check_batch_size(batch_size, len(x), training)
     if augmentation not in AUGMENTATIONS:
-        raise ValueError(f"Unknown augmentation {augmentation!r}; valid values are {AUGMENTATIONS}.")
+        raise ValueError(
+            f"Unknown augmentation {augmentation!r}; valid values are {AUGMENTATIONS}."
+        )
     batch_size = int(batch_size)
     images = _as_tensor(x)
     labels = _as_tensor(y.astype(np.int32, copy=False))
@@ -482,7 +504,9 @@ def make_dataset(x, y, batch_size, *, training, seed=None, augmentation="flip"):
         batch = tf.where(flip[:, None, None, None], tf.reverse(batch, axis=[2]), batch)
         return batch, tf.gather(labels, index)
 
-    dataset = tf.data.Dataset.zip(indices, flip_seeds).map(gather_and_flip, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = tf.data.Dataset.zip(indices, flip_seeds).map(
+        gather_and_flip, num_parallel_calls=tf.data.AUTOTUNE
+    )
     return _without_graph_rewrites(dataset.prefetch(tf.data.AUTOTUNE))
 
 

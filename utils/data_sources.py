@@ -282,7 +282,9 @@ def _nested_dataset_folders(folder, max_depth=3):
     `find_dataset_folder` looks), nearest first."""
     found = []
     for depth in range(2, max_depth + 1):
-        found += sorted(path.parent for path in Path(folder).glob("/".join(["*"] * depth + ["wnids.txt"])))
+        found += sorted(
+            path.parent for path in Path(folder).glob("/".join(["*"] * depth + ["wnids.txt"]))
+        )
     return found
 
 
@@ -324,12 +326,20 @@ def resolve_dataset_folder(path=None, *, download=True, cache_dir=None):
         )
     # Then a copy that an earlier call extracted from a local archive (e.g. the one
     # TINY_IMAGENET_DIR named for `make reproduce`), newest first.
-    extracted = sorted((cache_dir / EXTRACTED_ARCHIVES_FOLDER).glob(f"*/{COMPLETE_MARKER}"),
-                       key=lambda marker: marker.stat().st_mtime, reverse=True)
-    candidates = [cache_dir / TINY_IMAGENET_DATASET_NAME, cache_dir / DOWNLOAD_EXTRACTION_FOLDER,
-                  *(marker.parent for marker in extracted)]
+    extracted = sorted(
+        (cache_dir / EXTRACTED_ARCHIVES_FOLDER).glob(f"*/{COMPLETE_MARKER}"),
+        key=lambda marker: marker.stat().st_mtime,
+        reverse=True,
+    )
+    candidates = [
+        cache_dir / TINY_IMAGENET_DATASET_NAME,
+        cache_dir / DOWNLOAD_EXTRACTION_FOLDER,
+        *(marker.parent for marker in extracted),
+    ]
     for candidate in candidates:
-        complete = candidate.name == TINY_IMAGENET_DATASET_NAME or (candidate / COMPLETE_MARKER).exists()
+        complete = (
+            candidate.name == TINY_IMAGENET_DATASET_NAME or (candidate / COMPLETE_MARKER).exists()
+        )
         folder = find_dataset_folder(candidate) if complete else None
         if folder is not None:
             check_layout(folder)
@@ -351,7 +361,9 @@ def resolve_dataset_folder(path=None, *, download=True, cache_dir=None):
 def _folder_from_user_path(path, cache_dir, origin):
     path = path.expanduser()
     if not path.exists():
-        raise FileNotFoundError(how_to_get_data(cache_dir, f"the path {path} (from {origin}) does not exist"))
+        raise FileNotFoundError(
+            how_to_get_data(cache_dir, f"the path {path} (from {origin}) does not exist")
+        )
     archive = None
     if path.is_file():
         if not is_archive(path):
@@ -378,10 +390,17 @@ def _not_a_dataset_message(path, archive, origin):
     expected = f"'wnids.txt' or '{TINY_IMAGENET_DATASET_NAME}/wnids.txt'"
     nested = _nested_dataset_folders(path)
     if archive is None and not nested:
-        archives = sorted(child.name for child in path.iterdir() if child.is_file() and is_archive(child)) \
-            if path.is_dir() else []
-        hint = (f" It holds the archive '{archives[0]}': give the archive itself ({path / archives[0]}), "
-                "or extract it there." if archives else "")
+        archives = (
+            sorted(child.name for child in path.iterdir() if child.is_file() and is_archive(child))
+            if path.is_dir()
+            else []
+        )
+        hint = (
+            f" It holds the archive '{archives[0]}': give the archive itself ({path / archives[0]}), "
+            "or extract it there."
+            if archives
+            else ""
+        )
         return (
             f"{path} (from {origin}) is not a Tiny ImageNet-200 folder: the expected file "
             f"'wnids.txt' is missing (looked for {path / 'wnids.txt'} and "
@@ -422,7 +441,9 @@ def extract_archive(archive, cache_dir):
     archive = Path(archive).resolve()
     status = archive.stat()
     key = hashlib.sha1(f"{archive}|{status.st_size}|{status.st_mtime_ns}".encode()).hexdigest()[:12]
-    stem = archive.name[: -len(next(s for s in ARCHIVE_SUFFIXES if archive.name.lower().endswith(s)))]
+    stem = archive.name[
+        : -len(next(s for s in ARCHIVE_SUFFIXES if archive.name.lower().endswith(s)))
+    ]
     target = Path(cache_dir) / EXTRACTED_ARCHIVES_FOLDER / f"{stem}-{key}"
     if _extraction_is_complete(target):
         return target
@@ -430,7 +451,10 @@ def extract_archive(archive, cache_dir):
     remove_stale_temporaries(target.parent)
     temporary = temporary_sibling(target)
     temporary.mkdir()
-    print(f"Extracting {display_path(archive)} into {display_path(target)} (done once, then reused)...", flush=True)
+    print(
+        f"Extracting {display_path(archive)} into {display_path(target)} (done once, then reused)...",
+        flush=True,
+    )
     started = time.perf_counter()
     try:
         _extract_into(archive, temporary, origin=TINY_IMAGENET_URL)
@@ -502,8 +526,11 @@ def download_tiny_imagenet(cache_dir=None, *, origin=None, file_hash=None):
         check_layout(find_dataset_folder(temporary))
         (temporary / COMPLETE_MARKER).write_text(origin + "\n")
         install_folder(
-            temporary, extraction,
-            lambda folder: _extraction_is_complete(folder) and find_dataset_folder(folder) is not None,
+            temporary,
+            extraction,
+            lambda folder: (
+                _extraction_is_complete(folder) and find_dataset_folder(folder) is not None
+            ),
         )
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
@@ -610,10 +637,17 @@ def promised_layout(folder):
     try:
         settings = json.loads(marker.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{marker} is damaged: it is not readable JSON ({error}). {repair}") from None
-    counts = {name: settings.get(name) if isinstance(settings, dict) else None
-              for name in ("images_per_class", "val_per_class")}
-    if not all(isinstance(count, int) and not isinstance(count, bool) and count >= 1 for count in counts.values()):
+        raise ValueError(
+            f"{marker} is damaged: it is not readable JSON ({error}). {repair}"
+        ) from None
+    counts = {
+        name: settings.get(name) if isinstance(settings, dict) else None
+        for name in ("images_per_class", "val_per_class")
+    }
+    if not all(
+        isinstance(count, int) and not isinstance(count, bool) and count >= 1
+        for count in counts.values()
+    ):
         raise ValueError(
             f"{marker} is damaged: it must record images_per_class and val_per_class as ints >= 1, "
             f"and holds {json.dumps(settings)[:200]}. {repair}"
@@ -633,7 +667,9 @@ def read_wnids(folder):
     Args:
         folder: a checked `tiny-imagenet-200` folder.
     """
-    wnids = sorted({line.strip() for line in (Path(folder) / "wnids.txt").read_text().splitlines()} - {""})
+    wnids = sorted(
+        {line.strip() for line in (Path(folder) / "wnids.txt").read_text().splitlines()} - {""}
+    )
     if not wnids:
         raise ValueError(f"{Path(folder) / 'wnids.txt'} lists no class ids.")
     return wnids
@@ -731,14 +767,18 @@ def _list_train_images(folder, wnid, images_per_class, layout):
             f"{folder} is not a complete Tiny ImageNet-200 folder: the expected folder "
             f"{images} for class {wnid} (listed in wnids.txt) is missing."
         )
-    names = sorted((n for n in os.listdir(images) if n.lower().endswith(IMAGE_SUFFIXES)), key=natural_key)
+    names = sorted(
+        (n for n in os.listdir(images) if n.lower().endswith(IMAGE_SUFFIXES)), key=natural_key
+    )
     damaged = (
         f"expected {layout.train_per_class} ({layout.train_source}), so the data set is incomplete or "
         f"damaged. {layout.repair}"
     )
     if images_per_class is None:
         if len(names) != layout.train_per_class:
-            raise ValueError(f"Class {wnid} has {len(names)} training images in {images}, {damaged}")
+            raise ValueError(
+                f"Class {wnid} has {len(names)} training images in {images}, {damaged}"
+            )
         return names
     if len(names) < images_per_class:
         if len(names) < layout.train_per_class:
@@ -786,7 +826,9 @@ def list_selection(folder, classes=None, images_per_class=None):
         images = folder / "train" / wnid / "images"
         train_files += [str(images / name) for name in names]
         train_labels += [label_of[wnid]] * len(names)
-    val_entries = [(name, label_of[wnid]) for name, (wnid, _) in val_labels.items() if wnid in label_of]
+    val_entries = [
+        (name, label_of[wnid]) for name, (wnid, _) in val_labels.items() if wnid in label_of
+    ]
     counts = dict.fromkeys(wnids, 0)
     for _, label in val_entries:
         counts[wnids[label]] += 1

@@ -25,16 +25,26 @@ from utils.results import seeds_text
 DEPTH = depth_experiment.DEPTH
 GROUPS = RunConfig().groups
 LABELS = {"batch": "BN", "layer": "LN", "instance": "IN", "group": "GN"}
-_NOTE = (f"ResNet-10: results/{DEPTH}/, each method at the base rate the depth sweep chose (LN and IN at GN's), "
-         "scaled by batch/32; small CNN: the study's batch-size sweep at its shared rate (G = 8 and 64: the group "
-         "ablation's runs, at the same rate)")
+_NOTE = (
+    f"ResNet-10: results/{DEPTH}/, each method at the base rate the depth sweep chose (LN and IN at GN's), "
+    "scaled by batch/32; small CNN: the study's batch-size sweep at its shared rate (G = 8 and 64: the group "
+    "ablation's runs, at the same rate)"
+)
 
 
-def cell(runs, norm, batch_size, *, experiment=DEPTH, groups=GROUPS, statistic="val_error_median5") -> Cell:
+def cell(
+    runs, norm, batch_size, *, experiment=DEPTH, groups=GROUPS, statistic="val_error_median5"
+) -> Cell:
     """One normalization at one batch size in `experiment` (GN with `groups` groups), its
     validation error or, with `statistic="train_error_median5"`, its training error."""
-    return results.statistic_cell(runs, statistic, experiment=experiment, norm=norm, batch_size=batch_size,
-                                  groups=groups if norm == "group" else None)
+    return results.statistic_cell(
+        runs,
+        statistic,
+        experiment=experiment,
+        norm=norm,
+        batch_size=batch_size,
+        groups=groups if norm == "group" else None,
+    )
 
 
 def _small(runs, norm, batch_size, *, groups=GROUPS, **options) -> Cell:
@@ -53,7 +63,9 @@ def _small_texts(runs, first, second, *, lower=None, **options) -> str:
     regimes, with in how many seeds the first is lower when `lower` names it."""
     texts = []
     for regime, find in (("small CNN", _small), ("at its own rates for 30 epochs", _small_long)):
-        difference = paired_difference(find(runs, *first, **options), find(runs, *second, **options))
+        difference = paired_difference(
+            find(runs, *first, **options), find(runs, *second, **options)
+        )
         text = f"{regime} {format_points(difference.mean, difference.sd)}"
         texts.append(f"{text} ({_direction(difference, lower)})" if lower else text)
     return ", ".join(texts)
@@ -67,29 +79,47 @@ def table1(source="results"):
     bn, bn_train = cell(runs, "batch", 32), cell(runs, "batch", 32, statistic="train_error_median5")
     small_bn = _small(runs, "batch", 32)
     rows = []
-    for norm, groups, label in (("batch", None, "BN"), ("layer", None, "LN"), ("instance", None, "IN"),
-                                ("group", GROUPS, "GN"), ("group", 8, "GN, G = 8"), ("group", 64, "GN, G = 64")):
+    for norm, groups, label in (
+        ("batch", None, "BN"),
+        ("layer", None, "LN"),
+        ("instance", None, "IN"),
+        ("group", GROUPS, "GN"),
+        ("group", 8, "GN, G = 8"),
+        ("group", 64, "GN, G = 64"),
+    ):
         ours = cell(runs, norm, 32, groups=groups)
         train = cell(runs, norm, 32, groups=groups, statistic="train_error_median5")
-        difference, train_difference = paired_difference(ours, bn), paired_difference(train, bn_train)
+        difference, train_difference = (
+            paired_difference(ours, bn),
+            paired_difference(train, bn_train),
+        )
         small = _small(runs, norm, 32, groups=groups or GROUPS)
         published = paper.TABLE1[norm] if groups in (None, GROUPS) else paper.TABLE3_GROUPS[groups]
-        rows.append({
-            "norm": label,
-            "ResNet-10 val error": ours.value, "ResNet-10 val error sd": ours.sd,
-            "ResNet-10 train error": train.value, "ResNet-10 train error sd": train.sd,
-            "minus BN": difference.mean, "minus BN sd": difference.sd,
-            "train minus BN": train_difference.mean, "train minus BN sd": train_difference.sd,
-            "n": ours.n,
-            "small CNN minus BN": paired_difference(small, small_bn).mean,
-            "paper minus BN": published - paper.TABLE1["batch"],
-            "status": ours.status,
-        })
-    return results.captioned(rows, (
-        f"Table 1 on ResNet-10, batch 32 ({results.data_context(runs)}): validation and training error (%), "
-        f"minus BN paired by seed; {TRAINING_MODE}. {_NOTE}; the paper's G = 8 and 64: its Table 3. {results.OURS_NOTE}; "
-        f"{results.SPREAD_NOTE}. {results.PAPER_NOTE}."
-    ))
+        rows.append(
+            {
+                "norm": label,
+                "ResNet-10 val error": ours.value,
+                "ResNet-10 val error sd": ours.sd,
+                "ResNet-10 train error": train.value,
+                "ResNet-10 train error sd": train.sd,
+                "minus BN": difference.mean,
+                "minus BN sd": difference.sd,
+                "train minus BN": train_difference.mean,
+                "train minus BN sd": train_difference.sd,
+                "n": ours.n,
+                "small CNN minus BN": paired_difference(small, small_bn).mean,
+                "paper minus BN": published - paper.TABLE1["batch"],
+                "status": ours.status,
+            }
+        )
+    return results.captioned(
+        rows,
+        (
+            f"Table 1 on ResNet-10, batch 32 ({results.data_context(runs)}): validation and training error (%), "
+            f"minus BN paired by seed; {TRAINING_MODE}. {_NOTE}; the paper's G = 8 and 64: its Table 3. {results.OURS_NOTE}; "
+            f"{results.SPREAD_NOTE}. {results.PAPER_NOTE}."
+        ),
+    )
 
 
 def table2(source="results"):
@@ -101,13 +131,17 @@ def table2(source="results"):
         found = {}
         for norm in ("batch", "group"):
             found[LABELS[norm]] = cell(runs, norm, batch_size)
-            found[f"{LABELS[norm]} train"] = cell(runs, norm, batch_size, statistic="train_error_median5")
+            found[f"{LABELS[norm]} train"] = cell(
+                runs, norm, batch_size, statistic="train_error_median5"
+            )
         for norm in ("batch", "group"):
             found[f"small CNN {LABELS[norm]}"] = _small(runs, norm, batch_size)
         return found
 
     return results.by_batch_table(
-        cells, (32, 8, 2), [("GN", "BN"), ("GN train", "BN train"), ("small CNN GN", "small CNN BN")],
+        cells,
+        (32, 8, 2),
+        [("GN", "BN"), ("GN train", "BN train"), ("small CNN GN", "small CNN BN")],
         lambda batch_size: {"paper GN minus BN": paper.TABLE2_GN_MINUS_BN[batch_size]},
         f"Table 2 on ResNet-10 ({results.data_context(runs)}): validation and training error (%) by batch size; "
         f"{TRAINING_MODE}. {_NOTE}. {results.OURS_NOTE}; {results.SPREAD_NOTE}. {results.PAPER_NOTE}.",
@@ -131,8 +165,12 @@ def with_lowest_rate_changes(runs):
     by_run = lowest.sort_values("epoch").groupby("run_name")[["val_error", "train_error"]]
     change = by_run.last() - by_run.first()
     in_grid = runs["experiment"] == DEPTH
-    return runs.assign(**{f"{column}_change": runs["run_name"].map(change[column]).where(in_grid)
-                          for column in ("val_error", "train_error")})
+    return runs.assign(
+        **{
+            f"{column}_change": runs["run_name"].map(change[column]).where(in_grid)
+            for column in ("val_error", "train_error")
+        }
+    )
 
 
 def final_rate_change(runs, norm, batch_size, column="val_error") -> Cell:
@@ -148,16 +186,22 @@ def _still_learning(runs, batch_size=32) -> str:
     changed = with_lowest_rate_changes(runs)
     parts = []
     for norm in ("batch", "group"):
-        validation, training = (cell(changed, norm, batch_size, statistic=f"{column}_change")
-                                for column in ("val_error", "train_error"))
+        validation, training = (
+            cell(changed, norm, batch_size, statistic=f"{column}_change")
+            for column in ("val_error", "train_error")
+        )
         if not validation.n:
             parts.append(f"{LABELS[norm]} n/a")
             continue
         falling = sum(value < 0 for value in validation.values)
-        parts.append(f"{LABELS[norm]} validation {format_points(validation.mean, validation.sd)} (falling in "
-                     f"{seeds_text(falling, validation.n)}), training {format_points(training.mean, training.sd)}")
-    return (f"Batch {batch_size}, change from the first epoch at the lowest rate to the last (still learning at "
-            f"the end?): ResNet-10 {'; '.join(parts)} points.")
+        parts.append(
+            f"{LABELS[norm]} validation {format_points(validation.mean, validation.sd)} (falling in "
+            f"{seeds_text(falling, validation.n)}), training {format_points(training.mean, training.sd)}"
+        )
+    return (
+        f"Batch {batch_size}, change from the first epoch at the lowest rate to the last (still learning at "
+        f"the end?): ResNet-10 {'; '.join(parts)} points."
+    )
 
 
 def conclusions(source="results") -> list[str]:
@@ -169,10 +213,13 @@ def conclusions(source="results") -> list[str]:
     difference from ResNet-10 that only the regime makes shows."""
     runs = results.as_runs(source)
     lines = []
-    train = paired_difference(cell(runs, "group", 32, statistic="train_error_median5"),
-                              cell(runs, "batch", 32, statistic="train_error_median5"))
-    small_train = _small_texts(runs, ("group", 32), ("batch", 32), lower="GN lower",
-                               statistic="train_error_median5")
+    train = paired_difference(
+        cell(runs, "group", 32, statistic="train_error_median5"),
+        cell(runs, "batch", 32, statistic="train_error_median5"),
+    )
+    small_train = _small_texts(
+        runs, ("group", 32), ("batch", 32), lower="GN lower", statistic="train_error_median5"
+    )
     lines.append(
         f"Batch 32, GN minus BN training error: ResNet-10 {format_points(train.mean, train.sd)} points "
         f"({_direction(train, 'GN lower')}); {small_train}; the paper's Figure 4: GN lower."

@@ -57,12 +57,20 @@ class OutputNoise(keras.layers.Layer):
     def __init__(self, mean=0.0, stddev=0.0, groups=None, seed=None, **kwargs):
         super().__init__(**kwargs)
         for name, value in (("mean", mean), ("stddev", stddev)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+            ):
                 raise ValueError(f"{name} must be a finite number; received {name}={value!r}.")
         if stddev < 0:
             raise ValueError(f"stddev must be >= 0; received stddev={stddev!r}.")
-        if groups is not None and (isinstance(groups, bool) or not isinstance(groups, int) or groups < 1):
-            raise ValueError(f"groups must be None or a positive integer; received groups={groups!r}.")
+        if groups is not None and (
+            isinstance(groups, bool) or not isinstance(groups, int) or groups < 1
+        ):
+            raise ValueError(
+                f"groups must be None or a positive integer; received groups={groups!r}."
+            )
         self.mean = float(mean)
         self.stddev = float(stddev)
         self.groups = groups
@@ -88,12 +96,22 @@ class OutputNoise(keras.layers.Layer):
         return inputs + grouped_noise(group_noise, inputs.shape[-1])
 
     def _normal(self, shape):
-        return keras.random.normal(shape, mean=self.mean, stddev=self.stddev, dtype=self.compute_dtype,
-                                   seed=self.seed_generator)
+        return keras.random.normal(
+            shape,
+            mean=self.mean,
+            stddev=self.stddev,
+            dtype=self.compute_dtype,
+            seed=self.seed_generator,
+        )
 
     def compute_output_shape(self, input_shape):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(), "mean": self.mean, "stddev": self.stddev, "groups": self.groups,
-                "seed": self.seed}
+        return {
+            **super().get_config(),
+            "mean": self.mean,
+            "stddev": self.stddev,
+            "groups": self.groups,
+            "seed": self.seed,
+        }

@@ -46,7 +46,8 @@ def model_path(run_dir):
         raise FileNotFoundError(
             f"{folder} has no {runs.MODEL_FILE}: only runs that finished since the engine keeps models have one "
             f"(status {record.status!r} here). Retrain it into another folder with python -m utils.verify {run_dir} "
-            "to compare, or train a new run.")
+            "to compare, or train a new run."
+        )
     return path
 
 
@@ -77,21 +78,31 @@ def evaluate_run(run_dir, data_dir=None):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m utils.evaluate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m utils.evaluate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("run", help="a finished run's folder, results/<experiment>/<run>")
-    parser.add_argument("--data", default=None, help="Tiny ImageNet folder or archive (default: as training finds it)")
+    parser.add_argument(
+        "--data",
+        default=None,
+        help="Tiny ImageNet folder or archive (default: as training finds it)",
+    )
     arguments = parser.parse_args(argv)
     try:
         scores = evaluate_run(arguments.run, arguments.data)
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    agree = (abs(scores["val_error"] - scores["history_val_error"]) <= TOLERANCE
-             and abs(scores["val_loss"] - scores["history_val_loss"]) <= TOLERANCE * max(1.0, scores["val_loss"]))
-    print(f"{arguments.run}: validation error {scores['val_error']:.2f}%, loss {scores['val_loss']:.4f}; "
-          f"history.csv's last epoch: {scores['history_val_error']:.2f}%, {scores['history_val_loss']:.4f}: "
-          f"{'the same' if agree else 'they differ'}.")
+    agree = abs(scores["val_error"] - scores["history_val_error"]) <= TOLERANCE and abs(
+        scores["val_loss"] - scores["history_val_loss"]
+    ) <= TOLERANCE * max(1.0, scores["val_loss"])
+    print(
+        f"{arguments.run}: validation error {scores['val_error']:.2f}%, loss {scores['val_loss']:.4f}; "
+        f"history.csv's last epoch: {scores['history_val_error']:.2f}%, {scores['history_val_loss']:.4f}: "
+        f"{'the same' if agree else 'they differ'}."
+    )
     return 0 if agree else 1
 
 

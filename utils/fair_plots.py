@@ -48,7 +48,12 @@ TRAIN_WIDTH = 0.5
 # batch size, how its rate was chosen, what its panel titles start with).
 COLUMNS = (
     (results.BATCH_SIZE_SWEEP, {}, "shared", ""),
-    (long_training.LONG_TRAINING, {"weight_standardization": False, "weight_decay": WEIGHT_DECAY}, "own", ""),
+    (
+        long_training.LONG_TRAINING,
+        {"weight_standardization": False, "weight_decay": WEIGHT_DECAY},
+        "own",
+        "",
+    ),
 )
 # GN's runs of the study's width: an experiment may also hold GN with other group counts.
 GROUPS = RunConfig().groups
@@ -66,20 +71,48 @@ def shade(color, towards: str, amount: float) -> str:
 # normalization's colour, but here dashes mark partial runs. The runs without weight decay
 # are their normalization's colour lightened, dash-dotted.
 OTHERS = (
-    ("BN", NORM_COLORS["batch"], "-", dict(norm="batch", weight_standardization=False, weight_decay=WEIGHT_DECAY)),
-    ("GN", NORM_COLORS["group"], "-", dict(norm="group", weight_standardization=False, weight_decay=WEIGHT_DECAY)),
-    ("GN+WS", shade(NORM_COLORS["group"], "black", 0.45), "-",
-     dict(norm="group", weight_standardization=True, weight_decay=WEIGHT_DECAY)),
-    (norms.LABELS["gn_plus_bn_first"], NORM_COLORS["gn_plus_bn_first"], "-",
-     dict(norm="gn_plus_bn_first", weight_standardization=False, weight_decay=WEIGHT_DECAY)),
-    ("BN, no weight decay", shade(NORM_COLORS["batch"], "white", 0.5), "-.",
-     dict(norm="batch", weight_standardization=False, weight_decay=0.0)),
-    ("GN, no weight decay", shade(NORM_COLORS["group"], "white", 0.5), "-.",
-     dict(norm="group", weight_standardization=False, weight_decay=0.0)),
+    (
+        "BN",
+        NORM_COLORS["batch"],
+        "-",
+        dict(norm="batch", weight_standardization=False, weight_decay=WEIGHT_DECAY),
+    ),
+    (
+        "GN",
+        NORM_COLORS["group"],
+        "-",
+        dict(norm="group", weight_standardization=False, weight_decay=WEIGHT_DECAY),
+    ),
+    (
+        "GN+WS",
+        shade(NORM_COLORS["group"], "black", 0.45),
+        "-",
+        dict(norm="group", weight_standardization=True, weight_decay=WEIGHT_DECAY),
+    ),
+    (
+        norms.LABELS["gn_plus_bn_first"],
+        NORM_COLORS["gn_plus_bn_first"],
+        "-",
+        dict(norm="gn_plus_bn_first", weight_standardization=False, weight_decay=WEIGHT_DECAY),
+    ),
+    (
+        "BN, no weight decay",
+        shade(NORM_COLORS["batch"], "white", 0.5),
+        "-.",
+        dict(norm="batch", weight_standardization=False, weight_decay=0.0),
+    ),
+    (
+        "GN, no weight decay",
+        shade(NORM_COLORS["group"], "white", 0.5),
+        "-.",
+        dict(norm="group", weight_standardization=False, weight_decay=0.0),
+    ),
 )
 
 
-def _draw_restyled(axis, runs, histories, column, color, label, *, width=1.0, solid="-", **selection):
+def _draw_restyled(
+    axis, runs, histories, column, color, label, *, width=1.0, solid="-", **selection
+):
     """`_draw_cell`, its lines and legend handle `width` times as wide and its solid lines
     drawn in the style `solid`; the dashes of partial runs and the dots of missing ones stay.
 
@@ -146,8 +179,15 @@ def _panel_title(epochs, rates, rate_words, batch_size, start="") -> str:
     return f"{start}{_length(epochs)}, {rate}, batch {batch_size}"
 
 
-def plot_long_training(results_source="results", *, histories=None, figures_dir="figures", dataset=None,
-                       profile=None, name="long_training"):
+def plot_long_training(
+    results_source="results",
+    *,
+    histories=None,
+    figures_dir="figures",
+    dataset=None,
+    profile=None,
+    name="long_training",
+):
     """BN and GN trained longer: validation and training error by epoch, the study's runs
     at the shared rate (left; 10 epochs in the cpu and paper profiles) beside 30 epochs at
     each one's own rate (right).
@@ -164,17 +204,33 @@ def plot_long_training(results_source="results", *, histories=None, figures_dir=
         The matplotlib figure (a 3 x 2 grid).
     """
     runs, histories = _frames(results_source, histories)
-    note = (f"{RATE_NOTE}\nleft: the study's runs ({results.BATCH_SIZE_SWEEP}; "
-            f"{_schedule_text(runs, results.BATCH_SIZE_SWEEP)}); right: {long_training.LONG_TRAINING} "
-            f"({_schedule_text(runs, long_training.LONG_TRAINING)}), weight decay {WEIGHT_DECAY:g}, "
-            "no WS; each row on one y range")
-    title = ("BN and GN trained longer: the study's runs at its shared rate (left) beside "
-             f"{long_training.EPOCHS} epochs at each one's own rate (right)")
-    return plot_columns(runs, histories, COLUMNS, long_training.BATCH_SIZES, title=title, note=note,
-                        figures_dir=figures_dir, dataset=dataset, profile=profile, name=name)
+    note = (
+        f"{RATE_NOTE}\nleft: the study's runs ({results.BATCH_SIZE_SWEEP}; "
+        f"{_schedule_text(runs, results.BATCH_SIZE_SWEEP)}); right: {long_training.LONG_TRAINING} "
+        f"({_schedule_text(runs, long_training.LONG_TRAINING)}), weight decay {WEIGHT_DECAY:g}, "
+        "no WS; each row on one y range"
+    )
+    title = (
+        "BN and GN trained longer: the study's runs at its shared rate (left) beside "
+        f"{long_training.EPOCHS} epochs at each one's own rate (right)"
+    )
+    return plot_columns(
+        runs,
+        histories,
+        COLUMNS,
+        long_training.BATCH_SIZES,
+        title=title,
+        note=note,
+        figures_dir=figures_dir,
+        dataset=dataset,
+        profile=profile,
+        name=name,
+    )
 
 
-def plot_columns(runs, histories, columns, batch_sizes, *, title, note, figures_dir, dataset, profile, name):
+def plot_columns(
+    runs, histories, columns, batch_sizes, *, title, note, figures_dir, dataset, profile, name
+):
     """BN and GN side by side: one row per batch size, one column per experiment, each
     panel the validation (thick) and training (thin) error by epoch, both panels of a row
     on one y range. GN's runs are those with the study's 32 groups.
@@ -187,29 +243,63 @@ def plot_columns(runs, histories, columns, batch_sizes, *, title, note, figures_
         title: the figure's title; note: the text below it.
     """
     dataset, profile = data_and_profile(runs, dataset, profile)
-    figure, axes = plt.subplots(len(batch_sizes), len(columns), figsize=(13, 6.2 * len(batch_sizes)),
-                                sharey="row", squeeze=False)
+    figure, axes = plt.subplots(
+        len(batch_sizes),
+        len(columns),
+        figsize=(13, 6.2 * len(batch_sizes)),
+        sharey="row",
+        squeeze=False,
+    )
     for row, batch_size in enumerate(batch_sizes):
         for axis, (experiment, fields, rate_words, start) in zip(axes[row], columns):
             handles = []
             for norm in NORMS:
-                selection = dict(experiment=experiment, norm=norm, batch_size=batch_size,
-                                 groups=GROUPS if norm == "group" else None, **fields)
+                selection = dict(
+                    experiment=experiment,
+                    norm=norm,
+                    batch_size=batch_size,
+                    groups=GROUPS if norm == "group" else None,
+                    **fields,
+                )
                 cell = results.run_cell(runs, **selection)
                 short, color = paper.NORM_LABELS[norm], NORM_COLORS[norm]
-                handles.append(_draw_cell(axis, runs, histories, "val_error", color,
-                                          f"{short} validation: {_mean_text(cell)}{_status_text(cell)}", **selection))
-                handles.append(_draw_restyled(axis, runs, histories, "train_error", color,
-                                              f"{short} training: {_mean_text(_train_cell(runs, **selection))}",
-                                              width=TRAIN_WIDTH, **selection))
+                handles.append(
+                    _draw_cell(
+                        axis,
+                        runs,
+                        histories,
+                        "val_error",
+                        color,
+                        f"{short} validation: {_mean_text(cell)}{_status_text(cell)}",
+                        **selection,
+                    )
+                )
+                handles.append(
+                    _draw_restyled(
+                        axis,
+                        runs,
+                        histories,
+                        "train_error",
+                        color,
+                        f"{short} training: {_mean_text(_train_cell(runs, **selection))}",
+                        width=TRAIN_WIDTH,
+                        **selection,
+                    )
+                )
             panel = dict(experiment=experiment, batch_size=batch_size, **fields)
             epochs = _epochs(runs, **panel)
-            axis.set_title(_panel_title(epochs, _rate_text(runs, **panel), rate_words, batch_size, start),
-                           fontsize=10)
+            axis.set_title(
+                _panel_title(epochs, _rate_text(runs, **panel), rate_words, batch_size, start),
+                fontsize=10,
+            )
             _epoch_range(axis, epochs)
             axis.set_ylabel(ERROR_LABEL)
             axis.tick_params(labelleft=True)
-            _legend_below(axis, handles, f"{CURVES_LEGEND_TITLE}\nthick: validation error, thin: training error")
+            _legend_below(
+                axis,
+                handles,
+                f"{CURVES_LEGEND_TITLE}\nthick: validation error, thin: training error",
+            )
     _note_below(figure, note)
     title_figure(figure, title, dataset, profile)
     # Over a grid this tall, with legends below every panel, tight_layout alone lets the
@@ -218,8 +308,15 @@ def plot_columns(runs, histories, columns, batch_sizes, *, title, note, figures_
     return save_figure(figure, figures_dir, name)
 
 
-def plot_long_training_others(results_source="results", *, histories=None, figures_dir="figures", dataset=None,
-                              profile=None, name="long_training_others"):
+def plot_long_training_others(
+    results_source="results",
+    *,
+    histories=None,
+    figures_dir="figures",
+    dataset=None,
+    profile=None,
+    name="long_training_others",
+):
     """Training and validation error by epoch at batch 32 in long_training: BN and GN,
     GN+WS, the BN-first GN+BN mixture, and BN and GN without weight decay, each at its own
     base rate (in the legend).
@@ -243,25 +340,50 @@ def plot_long_training_others(results_source="results", *, histories=None, figur
         cell = results.run_cell(runs, **selection)
         rate = _rates(runs, **selection)
         named = label + (f" (base rate {rate})" if rate else "")
-        panels = ((train_axis, "train_error", train_handles, _train_cell(runs, **selection)),
-                  (val_axis, "val_error", val_handles, cell))
+        panels = (
+            (train_axis, "train_error", train_handles, _train_cell(runs, **selection)),
+            (val_axis, "val_error", val_handles, cell),
+        )
         for axis, column, handles, summary in panels:
-            handles.append(_draw_restyled(axis, runs, histories, column, color,
-                                          f"{named}: {_mean_text(summary)}{_status_text(cell)}", solid=solid,
-                                          **selection))
+            handles.append(
+                _draw_restyled(
+                    axis,
+                    runs,
+                    histories,
+                    column,
+                    color,
+                    f"{named}: {_mean_text(summary)}{_status_text(cell)}",
+                    solid=solid,
+                    **selection,
+                )
+            )
     epochs = _epochs(runs, experiment=long_training.LONG_TRAINING, batch_size=batch_size)
-    for axis, panel, handles in ((train_axis, "training error", train_handles),
-                                 (val_axis, "validation error", val_handles)):
+    for axis, panel, handles in (
+        (train_axis, "training error", train_handles),
+        (val_axis, "validation error", val_handles),
+    ):
         axis.set_title(f"{panel}, batch {batch_size}, {_length(epochs)}")
         _epoch_range(axis, epochs)
         axis.set_ylabel(ERROR_LABEL)
         axis.tick_params(labelleft=True)
-        _legend_below(axis, handles, f"{CURVES_LEGEND_TITLE}\nweight decay {WEIGHT_DECAY:g} unless said; "
-                                     "lighter, dash-dotted: no weight decay")
-    _note_below(figure, f"{RATE_NOTE}\n{long_training.LONG_TRAINING} "
-                        f"({_schedule_text(runs, long_training.LONG_TRAINING)}); each method at the base rate "
-                        "the rate sweep chose for it")
-    title_figure(figure, f"Trained {long_training.EPOCHS} epochs at each one's own rate: BN, GN, GN+WS, the "
-                         "BN-first mixture, and BN and GN without weight decay", dataset, profile)
+        _legend_below(
+            axis,
+            handles,
+            f"{CURVES_LEGEND_TITLE}\nweight decay {WEIGHT_DECAY:g} unless said; "
+            "lighter, dash-dotted: no weight decay",
+        )
+    _note_below(
+        figure,
+        f"{RATE_NOTE}\n{long_training.LONG_TRAINING} "
+        f"({_schedule_text(runs, long_training.LONG_TRAINING)}); each method at the base rate "
+        "the rate sweep chose for it",
+    )
+    title_figure(
+        figure,
+        f"Trained {long_training.EPOCHS} epochs at each one's own rate: BN, GN, GN+WS, the "
+        "BN-first mixture, and BN and GN without weight decay",
+        dataset,
+        profile,
+    )
     figure.tight_layout()
     return save_figure(figure, figures_dir, name)

@@ -63,12 +63,18 @@ def select_runs(configs, only=None):
     """
     if only is None:
         return list(configs)
-    names = [name.strip() for name in (only.split(",") if isinstance(only, str) else only) if name.strip()]
+    names = [
+        name.strip()
+        for name in (only.split(",") if isinstance(only, str) else only)
+        if name.strip()
+    ]
     run_names = sorted({config.run_name for config in configs})
     if not names:
         example = f", such as {','.join(run_names[:2])}" if run_names else ""
         raise ValueError(f"{only!r} names no run; give run names separated by commas{example}.")
-    valid = {config.run_name for config in configs} | {f"{c.experiment}/{c.run_name}" for c in configs}
+    valid = {config.run_name for config in configs} | {
+        f"{c.experiment}/{c.run_name}" for c in configs
+    }
     unknown = [name for name in names if name not in valid]
     if unknown:
         raise ValueError(
@@ -134,7 +140,8 @@ def check_results_folder(configs, results_dir):
             clashes.append(f"{config.experiment}/{config.run_name} ({differences})")
     if clashes:
         raise ValueError(
-            f"{results_dir} holds runs with other settings than requested:\n  " + "\n  ".join(clashes)
+            f"{results_dir} holds runs with other settings than requested:\n  "
+            + "\n  ".join(clashes)
             + "\nUse a results folder of its own for these settings (e.g. results-smoke/), or delete "
             "those run folders."
         )
@@ -149,9 +156,13 @@ def check_writable(results_dir):
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise ValueError(f"The results folder {str(path)!r} cannot be created ({error}); pass another one.") from error
+        raise ValueError(
+            f"The results folder {str(path)!r} cannot be created ({error}); pass another one."
+        ) from error
     if not os.access(path, os.W_OK | os.X_OK):
-        raise ValueError(f"The results folder {str(path)!r} is not writable; pass another one (--results).")
+        raise ValueError(
+            f"The results folder {str(path)!r} is not writable; pass another one (--results)."
+        )
 
 
 def plan_runs(configs, results_dir="results"):
@@ -183,19 +194,34 @@ def plan_table(planned, results_dir="results"):
             return f"damaged: {plan.source}"
         return {"finished": "finished", "train": "to train"}[plan.action]
 
-    columns = ["experiment", "run", "norm", "batch size", "learning rate", "epochs", "classes", "training images",
-               "on disk"]
-    return pd.DataFrame([{
-        "experiment": plan.config.experiment,
-        "run": plan.config.run_name,
-        "norm": plan.config.norm,
-        "batch size": plan.config.batch_size,
-        "learning rate": plan.config.learning_rate,
-        "epochs": plan.config.epochs,
-        "classes": plan.config.classes,
-        "training images": plan.config.classes * plan.config.images_per_class,
-        "on disk": on_disk(plan),
-    } for plan in planned], columns=columns)  # the columns even for an empty plan
+    columns = [
+        "experiment",
+        "run",
+        "norm",
+        "batch size",
+        "learning rate",
+        "epochs",
+        "classes",
+        "training images",
+        "on disk",
+    ]
+    return pd.DataFrame(
+        [
+            {
+                "experiment": plan.config.experiment,
+                "run": plan.config.run_name,
+                "norm": plan.config.norm,
+                "batch size": plan.config.batch_size,
+                "learning rate": plan.config.learning_rate,
+                "epochs": plan.config.epochs,
+                "classes": plan.config.classes,
+                "training images": plan.config.classes * plan.config.images_per_class,
+                "on disk": on_disk(plan),
+            }
+            for plan in planned
+        ],
+        columns=columns,
+    )  # the columns even for an empty plan
 
 
 def list_runs(configs, results_dir="results", print_line=print):
@@ -210,11 +236,15 @@ def list_runs(configs, results_dir="results", print_line=print):
     width = max((len(name) for name in names), default=0)
     for name, on_disk in zip(names, table["on disk"] if len(table) else []):
         print_line(f"{name:<{width}}  {on_disk}")
-    counts = {action: sum(plan.action == action for plan in planned)
-              for action in ("finished", "reuse", "train", "damaged")}
+    counts = {
+        action: sum(plan.action == action for plan in planned)
+        for action in ("finished", "reuse", "train", "damaged")
+    }
     damaged = f", {counts['damaged']} damaged" if counts["damaged"] else ""
-    print_line(f"{len(planned)} run(s) in {results_dir}/: {counts['finished']} finished, {counts['reuse']} reuse a "
-               f"finished run, {counts['train']} to train{damaged}")
+    print_line(
+        f"{len(planned)} run(s) in {results_dir}/: {counts['finished']} finished, {counts['reuse']} reuse a "
+        f"finished run, {counts['train']} to train{damaged}"
+    )
     return 0
 
 
@@ -227,8 +257,15 @@ def summary_table(grid):
     for item in grid:
         if item.record is None:
             status = {"failed": "failed", "locked": "skipped (being trained elsewhere)"}.get(
-                item.outcome, "not trained")
-            rows.append({"experiment": item.config.experiment, "run_name": item.config.run_name, "status": status})
+                item.outcome, "not trained"
+            )
+            rows.append(
+                {
+                    "experiment": item.config.experiment,
+                    "run_name": item.config.run_name,
+                    "status": status,
+                }
+            )
         else:
             rows.append({column: item.record.summary.get(column) for column in _TABLE_COLUMNS})
     return pd.DataFrame(rows, columns=list(_TABLE_COLUMNS))
@@ -267,7 +304,15 @@ def _exit_request(error):
     return None
 
 
-def run_grid(configs, results_dir="results", *, data_dir=None, skip_training=None, verbose=1, print_line=print):
+def run_grid(
+    configs,
+    results_dir="results",
+    *,
+    data_dir=None,
+    skip_training=None,
+    verbose=1,
+    print_line=print,
+):
     """Runs configs in order; a run that fails is reported and the grid goes on.
 
     Args:
@@ -312,10 +357,18 @@ def run_grid(configs, results_dir="results", *, data_dir=None, skip_training=Non
             import_tensorflow()
             from utils.training import run
 
-            record = run(config, results_dir, data_dir=data_dir, verbose=verbose, measurements=measurements_of(config),
-                         on_training_start=announce_training)
+            record = run(
+                config,
+                results_dir,
+                data_dir=data_dir,
+                verbose=verbose,
+                measurements=measurements_of(config),
+                on_training_start=announce_training,
+            )
         except runs.RunLockedError as locked:
-            print_line(f"{label}: skipped, being trained by {f'process {locked.pid}' if locked.pid else 'another process'}")
+            print_line(
+                f"{label}: skipped, being trained by {f'process {locked.pid}' if locked.pid else 'another process'}"
+            )
             grid.append(GridRun(config, "locked", error=locked))
             continue
         except Exception as error:  # noqa: BLE001 - one failed run must not stop the grid
@@ -324,7 +377,9 @@ def run_grid(configs, results_dir="results", *, data_dir=None, skip_training=Non
                 # Asked to end (SIGTERM, Ctrl-C) inside C code, which turned the exit
                 # into an error of its own: the process ends; the run did not fail.
                 raise exit_request from None
-            print_line(f"{label}: failed after {time.perf_counter() - start:.0f} s: {type(error).__name__}: {error}")
+            print_line(
+                f"{label}: failed after {time.perf_counter() - start:.0f} s: {type(error).__name__}: {error}"
+            )
             grid.append(GridRun(config, "failed", error=error))
             continue
         print_line(f"{label}: {_describe(record)}")
@@ -332,4 +387,3 @@ def run_grid(configs, results_dir="results", *, data_dir=None, skip_training=Non
         outcome = "trained" if trained else ("reused" if plan.action == "reuse" else "read back")
         grid.append(GridRun(config, outcome, record=record))
     return grid
-

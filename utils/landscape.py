@@ -47,7 +47,6 @@ __all__ = [
 DEFAULT_MULTIPLIERS = (0.5, 1.0, 2.0, 4.0)
 
 
-
 @dataclasses.dataclass(frozen=True)
 class StepProbe:
     """What one step along the gradient finds.
@@ -113,7 +112,9 @@ def _distance(first, second):
 def _step(weight, gradient, step_size):
     """weight - step_size * gradient, of the same kind as the weight (NumPy array or tensor)."""
     if isinstance(weight, (np.ndarray, np.generic)):
-        return weight - step_size * np.asarray(keras.ops.convert_to_numpy(gradient), dtype=weight.dtype)
+        return weight - step_size * np.asarray(
+            keras.ops.convert_to_numpy(gradient), dtype=weight.dtype
+        )
     return keras.ops.subtract(weight, keras.ops.multiply(step_size, gradient))
 
 
@@ -147,15 +148,19 @@ def probe_along_gradient(loss_and_gradients, weights, step_sizes):
     for step_size in step_sizes:
         moved = [_step(weight, gradient, step_size) for weight, gradient in zip(weights, gradients)]
         loss, moved_gradients = loss_and_gradients(moved)
-        steps.append(StepProbe(
-            step_size=step_size,
-            loss=float(_as_float64(loss)),
-            gradient_distance=_distance(gradients, moved_gradients),
-            # The step's length by definition, not measured on the moved weights, whose
-            # float32 rounding would only add noise.
-            step_length=step_size * gradient_norm,
-        ))
-    return GradientProbe(base_loss=float(_as_float64(base_loss)), gradient_norm=gradient_norm, steps=tuple(steps))
+        steps.append(
+            StepProbe(
+                step_size=step_size,
+                loss=float(_as_float64(loss)),
+                gradient_distance=_distance(gradients, moved_gradients),
+                # The step's length by definition, not measured on the moved weights, whose
+                # float32 rounding would only add noise.
+                step_length=step_size * gradient_norm,
+            )
+        )
+    return GradientProbe(
+        base_loss=float(_as_float64(base_loss)), gradient_norm=gradient_norm, steps=tuple(steps)
+    )
 
 
 # One compiled function per model, forgotten with the model. The function holds the model
@@ -177,10 +182,13 @@ def _compiled_loss_and_gradients(model):
                     trainable_values, non_trainable_values, images, training=True
                 )
                 probabilities = keras.ops.cast(outputs, "float32")
-                loss = keras.ops.mean(keras.losses.sparse_categorical_crossentropy(labels, probabilities))
+                loss = keras.ops.mean(
+                    keras.losses.sparse_categorical_crossentropy(labels, probabilities)
+                )
             # A weight the loss does not use has a zero gradient, not None.
-            return loss, tape.gradient(loss, trainable_values,
-                                       unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            return loss, tape.gradient(
+                loss, trainable_values, unconnected_gradients=tf.UnconnectedGradients.ZERO
+            )
 
         _COMPILED[model] = loss_and_gradients
     return _COMPILED[model]
@@ -217,7 +225,9 @@ def model_loss_and_gradients(model, images, labels):
     images, labels = tf.convert_to_tensor(images), tf.convert_to_tensor(labels)
 
     def loss_and_gradients(weights):
-        values = [tf.convert_to_tensor(weight, dtype=dtype) for weight, dtype in zip(weights, dtypes)]
+        values = [
+            tf.convert_to_tensor(weight, dtype=dtype) for weight, dtype in zip(weights, dtypes)
+        ]
         return compiled(values, non_trainable_values, images, labels)
 
     return loss_and_gradients
@@ -261,10 +271,14 @@ class LandscapeProbe(Measurement):
     def __init__(self, batches, every_steps, multipliers=DEFAULT_MULTIPLIERS):
         super().__init__()
         if isinstance(every_steps, bool) or not isinstance(every_steps, int) or every_steps < 1:
-            raise ValueError(f"every_steps must be a positive integer; received every_steps={every_steps!r}.")
+            raise ValueError(
+                f"every_steps must be a positive integer; received every_steps={every_steps!r}."
+            )
         self.multipliers = tuple(float(multiplier) for multiplier in multipliers)
         if not self.multipliers or not all(math.isfinite(m) and m > 0 for m in self.multipliers):
-            raise ValueError(f"multipliers must be finite positive numbers; received {multipliers!r}.")
+            raise ValueError(
+                f"multipliers must be finite positive numbers; received {multipliers!r}."
+            )
         self.every_steps = every_steps
         self.rows = []
         self._batches = iter(batches)
@@ -275,8 +289,13 @@ class LandscapeProbe(Measurement):
         return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
 
     def on_train_begin(self, logs=None):
-        lower = sorted({layer.dtype_policy.name for layer in self.model.layers
-                        if layer.weights and layer.dtype_policy.compute_dtype != "float32"})
+        lower = sorted(
+            {
+                layer.dtype_policy.name
+                for layer in self.model.layers
+                if layer.weights and layer.dtype_policy.compute_dtype != "float32"
+            }
+        )
         if lower:
             # Steps of a fraction of the learning rate would round away in 16-bit weights.
             raise ValueError(
@@ -308,17 +327,19 @@ class LandscapeProbe(Measurement):
             [multiplier * learning_rate for multiplier in self.multipliers],
         )
         for multiplier, step in zip(self.multipliers, probe.steps):
-            self.rows.append({
-                "epoch": self._epoch,
-                "step": iterations,
-                "multiplier": multiplier,
-                "step_size": step.step_size,
-                "base_loss": probe.base_loss,
-                "loss": step.loss,
-                "gradient_norm": probe.gradient_norm,
-                "gradient_distance": step.gradient_distance,
-                "step_length": step.step_length,
-            })
+            self.rows.append(
+                {
+                    "epoch": self._epoch,
+                    "step": iterations,
+                    "multiplier": multiplier,
+                    "step_size": step.step_size,
+                    "base_loss": probe.base_loss,
+                    "loss": step.loss,
+                    "gradient_norm": probe.gradient_norm,
+                    "gradient_distance": step.gradient_distance,
+                    "step_length": step.step_length,
+                }
+            )
         self._probed_multiple = iterations // self.every_steps
 
     def use_batches(self, batches):

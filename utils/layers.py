@@ -150,7 +150,9 @@ def group_normalize(inputs, groups, axis=-1, epsilon=1e-5, gamma=None, beta=None
     mean = ops.reshape(ops.broadcast_to(mean, grouped_shape), statistics_shape)
     # Fold normalization and affine into one multiply-add over the big tensor:
     # y = x * (gamma / std) + (beta - mean * gamma / std).
-    multiplier = ops.reshape(ops.broadcast_to(ops.rsqrt(variance + epsilon), grouped_shape), statistics_shape)
+    multiplier = ops.reshape(
+        ops.broadcast_to(ops.rsqrt(variance + epsilon), grouped_shape), statistics_shape
+    )
     affine_shape = [1] * rank
     affine_shape[axis] = channels
     if gamma is not None:
@@ -191,7 +193,12 @@ def _check_arguments(input_shape, groups, axis, epsilon):
 
 def check_groups_argument(groups):
     # numbers.Integral admits NumPy integers; bool is an int subclass but never a count.
-    if isinstance(groups, bool) or not isinstance(groups, numbers.Integral) or groups == 0 or groups < -1:
+    if (
+        isinstance(groups, bool)
+        or not isinstance(groups, numbers.Integral)
+        or groups == 0
+        or groups < -1
+    ):
         raise ValueError(
             f"groups must be a positive integer, or -1 for one group per channel; "
             f"received groups={groups!r}."
@@ -429,7 +436,9 @@ class GroupNormalization(keras.layers.Layer):
     def build(self, input_shape):
         rank = check_input_rank(self, input_shape)
         if self.channels_per_group is not None:
-            self.groups = _groups_from_channels_per_group(input_shape, self.channels_per_group, self.axis)
+            self.groups = _groups_from_channels_per_group(
+                input_shape, self.channels_per_group, self.axis
+            )
         _, channels, _ = check_grouping(input_shape, self.groups, self.axis)
         self.input_spec = keras.layers.InputSpec(ndim=rank, axes={self.axis: channels})
         add_affine_weights(self, channels)
@@ -634,7 +643,9 @@ class WeightStandardizedConv2D(keras.layers.Conv2D):
         https://github.com/joe-siyuan-qiao/WeightStandardization.
     """
 
-    def __init__(self, filters, kernel_size, *args, epsilon=1e-5, epsilon_inside_sqrt=True, **kwargs):
+    def __init__(
+        self, filters, kernel_size, *args, epsilon=1e-5, epsilon_inside_sqrt=True, **kwargs
+    ):
         super().__init__(filters, kernel_size, *args, **kwargs)
         if not (is_finite_number(epsilon) and epsilon > 0):
             raise ValueError(f"epsilon must be a positive float; received epsilon={epsilon!r}.")

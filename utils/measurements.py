@@ -16,8 +16,16 @@ responses (`late_layer_responses`).
 import keras
 import numpy as np
 
-__all__ = ["Measurement", "InferenceFit", "LateLayerResponses", "inference_fit", "inference_fit_row",
-           "late_layer_responses", "FIT_STRIDE", "RESPONSE_PERCENTILES"]
+__all__ = [
+    "Measurement",
+    "InferenceFit",
+    "LateLayerResponses",
+    "inference_fit",
+    "inference_fit_row",
+    "late_layer_responses",
+    "FIT_STRIDE",
+    "RESPONSE_PERCENTILES",
+]
 
 
 class Measurement(keras.callbacks.Callback):
@@ -78,8 +86,9 @@ class InferenceFit(Measurement):
         self.images, self.labels = x_train[::FIT_STRIDE], y_train[::FIT_STRIDE]
 
     def rows_of_epoch(self, epoch):
-        probabilities = np.asarray(self.model.predict(self.images, batch_size=FIT_BATCH_SIZE, verbose=0),
-                                   dtype=np.float64)
+        probabilities = np.asarray(
+            self.model.predict(self.images, batch_size=FIT_BATCH_SIZE, verbose=0), dtype=np.float64
+        )
         return [inference_fit_row(epoch, probabilities, self.labels)]
 
 
@@ -125,15 +134,28 @@ class LateLayerResponses(Measurement):
 
     def rows_of_epoch(self, epoch):
         if self.probe is None:
-            self.probe = keras.Model(self.model.inputs[0], [layer.output for _, layer in self.layers])
+            self.probe = keras.Model(
+                self.model.inputs[0], [layer.output for _, layer in self.layers]
+            )
         outputs = self.probe(self.images, training=False)
         # A model of one output returns its tensor, not a list of one.
         outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
         rows = []
         for (where, layer), output in zip(self.layers, outputs):
-            values = np.percentile(keras.ops.convert_to_numpy(output).astype(np.float64), RESPONSE_PERCENTILES)
-            rows.append({"epoch": epoch, "layer": layer.name, "where": where,
-                         **{f"p{percentile}": float(value) for percentile, value in zip(RESPONSE_PERCENTILES, values)}})
+            values = np.percentile(
+                keras.ops.convert_to_numpy(output).astype(np.float64), RESPONSE_PERCENTILES
+            )
+            rows.append(
+                {
+                    "epoch": epoch,
+                    "layer": layer.name,
+                    "where": where,
+                    **{
+                        f"p{percentile}": float(value)
+                        for percentile, value in zip(RESPONSE_PERCENTILES, values)
+                    },
+                }
+            )
         return rows
 
 
@@ -142,8 +164,11 @@ def late_layer_responses(config, model):
     and, when there is one, of the normalization named after it ("<block>_conv2" is
     followed by "<block>_norm2"); None for a model without convolutions."""
     del config
-    convolutions = [layer for layer in model.layers
-                    if isinstance(layer, keras.layers.Conv2D) and not layer.name.endswith("_proj")]
+    convolutions = [
+        layer
+        for layer in model.layers
+        if isinstance(layer, keras.layers.Conv2D) and not layer.name.endswith("_proj")
+    ]
     if not convolutions:
         return None
     last = convolutions[-1]
@@ -151,6 +176,10 @@ def late_layer_responses(config, model):
     names = {layer.name: layer for layer in model.layers}
     norm_name = last.name.replace("_conv", "_norm")
     # A network without normalization has an identity layer there: nothing to add.
-    if norm_name != last.name and norm_name in names and not isinstance(names[norm_name], keras.layers.Identity):
+    if (
+        norm_name != last.name
+        and norm_name in names
+        and not isinstance(names[norm_name], keras.layers.Identity)
+    ):
         layers.append(("after normalization", names[norm_name]))
     return LateLayerResponses(layers)

@@ -279,8 +279,13 @@ class _GNPlusBN(GroupNormalization):
         )
         # BN's moving statistics, for inference.
         for name, initializer in (("moving_mean", "zeros"), ("moving_variance", "ones")):
-            weight = self.add_weight(shape=(channels,), name=name, initializer=initializer, trainable=False,
-                                     autocast=False)
+            weight = self.add_weight(
+                shape=(channels,),
+                name=name,
+                initializer=initializer,
+                trainable=False,
+                autocast=False,
+            )
             setattr(self, name, weight)
 
     @property
@@ -314,7 +319,9 @@ class _GNPlusBN(GroupNormalization):
     def call(self, inputs, training=None):
         inputs = ops.cast(inputs, "float32")
         # A frozen layer runs BN in inference mode, as keras.layers.BatchNormalization.
-        group_normalized, batch_normalized = self.normalize_both(inputs, bool(training and self.trainable))
+        group_normalized, batch_normalized = self.normalize_both(
+            inputs, bool(training and self.trainable)
+        )
         outputs = mix(
             group_normalized,
             batch_normalized,
@@ -339,9 +346,7 @@ class _GNPlusBN(GroupNormalization):
 
 @keras.saving.register_keras_serializable(package="utils")
 class GNPlusParallel(_GNPlusBN):
-    __doc__ = _mixture_docstring(
-        "GN and BN of the same input, mixed: x_gn = GN(x), x_bn = BN(x)."
-    )
+    __doc__ = _mixture_docstring("GN and BN of the same input, mixed: x_gn = GN(x), x_bn = BN(x).")
 
     def normalize_both(self, inputs, training):
         return self.normalize_groups(inputs), self.normalize_batch(inputs, training)
@@ -385,7 +390,10 @@ class _MixingWeights(Measurement):
         self.layers = layers
 
     def rows_of_epoch(self, epoch):
-        return [{"epoch": epoch, "layer": layer.name, "mixing_weight": layer.mixing_weight} for layer in self.layers]
+        return [
+            {"epoch": epoch, "layer": layer.name, "mixing_weight": layer.mixing_weight}
+            for layer in self.layers
+        ]
 
 
 def mixing_measurement(config, model):

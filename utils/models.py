@@ -20,8 +20,16 @@ from utils.norms import NORMALIZATIONS
 from utils.norms import SHORT_NAMES
 from utils.norms import canonical_norm
 
-__all__ = ["NORMALIZATIONS", "SHORT_NAMES", "canonical_norm", "make_norm", "small_cnn", "resnet10", "resnet50",
-           "small_resnet"]
+__all__ = [
+    "NORMALIZATIONS",
+    "SHORT_NAMES",
+    "canonical_norm",
+    "make_norm",
+    "small_cnn",
+    "resnet10",
+    "resnet50",
+    "small_resnet",
+]
 
 # The paper adds epsilon = 1e-5 to the variance; BN's moving averages use momentum 0.9,
 # as in the paper's reference implementation (Keras's 0.99 lags too much on short runs).
@@ -94,7 +102,11 @@ def _norm_block(x, norm, weight_decay, norm_kwargs, name, noise=None, **extra):
     output while training.
     """
     if callable(norm) or canonical_norm(norm) != "none":
-        extra = {**extra, "gamma_regularizer": _l2(weight_decay), "beta_regularizer": _l2(weight_decay)}
+        extra = {
+            **extra,
+            "gamma_regularizer": _l2(weight_decay),
+            "beta_regularizer": _l2(weight_decay),
+        }
     if callable(norm):
         x = norm(name=name, **norm_kwargs, **extra)(x)
     else:
@@ -185,10 +197,14 @@ def small_cnn(
     x = layers.Dense(128, activation="relu", name="dense1", **dense_options)(x)
     x = layers.Dense(num_classes, name="logits", **dense_options)(x)
     outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(x)
-    return keras.Model(inputs, outputs, name=f"small_cnn_{_model_suffix(norm, weight_standardization)}")
+    return keras.Model(
+        inputs, outputs, name=f"small_cnn_{_model_suffix(norm, weight_standardization)}"
+    )
 
 
-def _residual_block(x, convolutions, stride, norm, weight_decay, norm_kwargs, name, conv=layers.Conv2D):
+def _residual_block(
+    x, convolutions, stride, norm, weight_decay, norm_kwargs, name, conv=layers.Conv2D
+):
     """A ResNet v1 residual block: each convolution followed by a normalization, ReLU
     between them and after the sum, a projection (1x1 conv and normalization) on the
     shortcut when the shape changes.
@@ -213,15 +229,23 @@ def _residual_block(x, convolutions, stride, norm, weight_decay, norm_kwargs, na
     strided = next(index for index, (_, kernel) in enumerate(convolutions) if kernel > 1)
     y = x
     for index, (filters, kernel) in enumerate(convolutions, start=1):
-        y = conv(filters, kernel, strides=stride if index - 1 == strided else 1, padding="same",
-                 name=f"{name}_conv{index}", **conv_options)(y)
+        y = conv(
+            filters,
+            kernel,
+            strides=stride if index - 1 == strided else 1,
+            padding="same",
+            name=f"{name}_conv{index}",
+            **conv_options,
+        )(y)
         if index < len(convolutions):
             y = _norm_block(y, norm, weight_decay, norm_kwargs, name=f"{name}_norm{index}")
             y = layers.ReLU(name=f"{name}_relu{index}")(y)
     # The paper starts the last gamma of each block at 0, so each block begins as an
     # identity map and deep networks train from the first step.
     zero_gamma = {} if norm == "none" else {"gamma_initializer": "zeros"}
-    y = _norm_block(y, norm, weight_decay, norm_kwargs, name=f"{name}_norm{len(convolutions)}", **zero_gamma)
+    y = _norm_block(
+        y, norm, weight_decay, norm_kwargs, name=f"{name}_norm{len(convolutions)}", **zero_gamma
+    )
     y = layers.Add(name=f"{name}_add")([shortcut, y])
     return layers.ReLU(name=f"{name}_out")(y)
 
@@ -233,8 +257,16 @@ def _resnet(x, stages, norm, weight_decay, norm_kwargs, conv):
     for stage, (convolutions, blocks) in enumerate(stages, start=1):
         for block in range(blocks):
             stride = 2 if block == 0 and stage > 1 else 1
-            x = _residual_block(x, convolutions, stride, norm, weight_decay, norm_kwargs,
-                                name=f"stage{stage}_block{block + 1}", conv=conv)
+            x = _residual_block(
+                x,
+                convolutions,
+                stride,
+                norm,
+                weight_decay,
+                norm_kwargs,
+                name=f"stage{stage}_block{block + 1}",
+                conv=conv,
+            )
     return layers.GlobalAveragePooling2D(name="pool")(x)
 
 
@@ -243,8 +275,14 @@ def _stem(inputs, kernel_size, norm, weight_decay, norm_kwargs, conv):
     strided 3x3 max-pool: a quarter of the input's resolution."""
     x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
     x = conv(
-        64, kernel_size, strides=2, padding="same", use_bias=False, name="stem_conv",
-        kernel_initializer=keras.initializers.HeNormal(), kernel_regularizer=_l2(weight_decay),
+        64,
+        kernel_size,
+        strides=2,
+        padding="same",
+        use_bias=False,
+        name="stem_conv",
+        kernel_initializer=keras.initializers.HeNormal(),
+        kernel_regularizer=_l2(weight_decay),
     )(x)
     x = _norm_block(x, norm, weight_decay, norm_kwargs, name="stem_norm")
     x = layers.ReLU(name="stem_relu")(x)
@@ -253,9 +291,11 @@ def _stem(inputs, kernel_size, norm, weight_decay, norm_kwargs, conv):
 
 def _classifier(x, num_classes, weight_decay):
     x = layers.Dense(
-        num_classes, name="logits",
+        num_classes,
+        name="logits",
         kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
-        kernel_regularizer=_l2(weight_decay), bias_regularizer=_l2(weight_decay),
+        kernel_regularizer=_l2(weight_decay),
+        bias_regularizer=_l2(weight_decay),
     )(x)
     return layers.Activation("softmax", dtype="float32", name="probabilities")(x)
 
@@ -297,11 +337,15 @@ def resnet50(
     conv = _conv_class(weight_standardization)
     inputs = keras.Input(input_shape, name="pixels")
     x = _stem(inputs, 7, key, weight_decay, norm_kwargs, conv)
-    stages = [([(filters, 1), (filters, 3), (4 * filters, 1)], blocks)
-              for filters, blocks in zip((64, 128, 256, 512), (3, 4, 6, 3))]
+    stages = [
+        ([(filters, 1), (filters, 3), (4 * filters, 1)], blocks)
+        for filters, blocks in zip((64, 128, 256, 512), (3, 4, 6, 3))
+    ]
     x = _resnet(x, stages, key, weight_decay, norm_kwargs, conv)
     outputs = _classifier(x, num_classes, weight_decay)
-    return keras.Model(inputs, outputs, name=f"resnet50_{_model_suffix(norm, weight_standardization)}")
+    return keras.Model(
+        inputs, outputs, name=f"resnet50_{_model_suffix(norm, weight_standardization)}"
+    )
 
 
 def small_resnet(
@@ -345,7 +389,9 @@ def small_resnet(
         (basic blocks, Table 1); Wu & He, "Group Normalization", ECCV 2018, Section 5.
     """
     if len(widths) != len(blocks) or not widths:
-        raise ValueError(f"widths={widths!r} and blocks={blocks!r} must give one width and block count per stage.")
+        raise ValueError(
+            f"widths={widths!r} and blocks={blocks!r} must give one width and block count per stage."
+        )
     key = norm if callable(norm) else canonical_norm(norm)
     conv = _conv_class(weight_standardization)
     inputs = keras.Input(input_shape, name="pixels")
@@ -354,7 +400,9 @@ def small_resnet(
     x = _resnet(x, stages, key, weight_decay, norm_kwargs, conv)
     outputs = _classifier(x, num_classes, weight_decay)
     depth = 2 + 2 * sum(blocks)
-    return keras.Model(inputs, outputs, name=f"resnet{depth}_{_model_suffix(norm, weight_standardization)}")
+    return keras.Model(
+        inputs, outputs, name=f"resnet{depth}_{_model_suffix(norm, weight_standardization)}"
+    )
 
 
 # ResNet-10's stage widths: the narrowest that keep 64 channels (G = 32 with two channels
@@ -367,4 +415,6 @@ def resnet10(norm="group", num_classes=200, input_shape=(64, 64, 3), **options):
     """`small_resnet` with one basic block per stage of `RESNET10_WIDTHS` filters: ten
     weighted layers (stem, eight 3x3 convolutions, classifier), the depth experiment's
     network. Arguments as `small_resnet` (without `widths` and `blocks`)."""
-    return small_resnet(norm, num_classes, input_shape, widths=RESNET10_WIDTHS, blocks=(1, 1, 1, 1), **options)
+    return small_resnet(
+        norm, num_classes, input_shape, widths=RESNET10_WIDTHS, blocks=(1, 1, 1, 1), **options
+    )

@@ -184,27 +184,40 @@ def read_settings(environ=None):
     try:
         seeds = profiles.parse_seeds(environ.get("GN_SEEDS"))
     except ValueError:
-        raise ValueError(f"GN_SEEDS={environ.get('GN_SEEDS')!r} must be comma-separated integers >= 0 (at most "
-                         f"{config_module.MAX_SEED}) in the digits 0-9, each at most once, e.g. 0 or 0,1,2.") from None
+        raise ValueError(
+            f"GN_SEEDS={environ.get('GN_SEEDS')!r} must be comma-separated integers >= 0 (at most "
+            f"{config_module.MAX_SEED}) in the digits 0-9, each at most once, e.g. 0 or 0,1,2."
+        ) from None
     # Seeds other than the profile's are a grid of their own, in a folder of their own.
-    other_seeds = seeds if seeds is not None and tuple(seeds) != tuple(profiles.profile_settings(profile)["seeds"]) \
+    other_seeds = (
+        seeds
+        if seeds is not None and tuple(seeds) != tuple(profiles.profile_settings(profile)["seeds"])
         else None
-    results_dir = _path_setting(environ, "GN_RESULTS_DIR", paths.default_results_dir(profile, other_seeds))
+    )
+    results_dir = _path_setting(
+        environ, "GN_RESULTS_DIR", paths.default_results_dir(profile, other_seeds)
+    )
     verbose_text = environ.get("GN_VERBOSE") or "2"
     train_text = environ.get("GN_TRAIN") or "1"
     if train_text not in ("0", "1"):
-        raise ValueError(f"GN_TRAIN={train_text!r} must be 1 (train what is missing) or 0 (only read results).")
+        raise ValueError(
+            f"GN_TRAIN={train_text!r} must be 1 (train what is missing) or 0 (only read results)."
+        )
     # Spaces around the number are taken, as the command line's --workers takes them.
     workers_text = (environ.get("GN_WORKERS") or "").strip()
     # Not str.isdigit(): it is true of superscripts and of other scripts' digits too.
     if workers_text and not (re.fullmatch(r"[0-9]+", workers_text) and int(workers_text) >= 1):
-        raise ValueError(f"GN_WORKERS={workers_text!r} must be an integer >= 1 in the digits 0-9, such as 2.")
+        raise ValueError(
+            f"GN_WORKERS={workers_text!r} must be an integer >= 1 in the digits 0-9, such as 2."
+        )
     if verbose_text not in ("0", "1", "2"):
         raise ValueError(f"GN_VERBOSE={verbose_text!r} must be 0, 1 or 2.")
     return Settings(
         profile=profile,
         results_dir=results_dir,
-        figures_dir=_path_setting(environ, "GN_FIGURES_DIR", paths.default_figures_dir(profile, results_dir)),
+        figures_dir=_path_setting(
+            environ, "GN_FIGURES_DIR", paths.default_figures_dir(profile, results_dir)
+        ),
         synthetic_dir=_path_setting(environ, "GN_SYNTHETIC_DIR", "data"),
         verbose=int(verbose_text),
         seeds=seeds,
@@ -215,10 +228,15 @@ def read_settings(environ=None):
 
 def hardware():
     """Two lines describing the machine: its CPU and its accelerators."""
-    lines = [f"CPU: {platform.machine() or 'unknown'}, {os.cpu_count()} logical cores, {platform.system()}"]
+    lines = [
+        f"CPU: {platform.machine() or 'unknown'}, {os.cpu_count()} logical cores, {platform.system()}"
+    ]
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
-        names = [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name) for gpu in gpus]
+        names = [
+            tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name)
+            for gpu in gpus
+        ]
         lines.append(f"GPUs: {len(gpus)} ({', '.join(names)})")
     else:
         lines.append("GPUs: none (training runs on the CPU)")
@@ -227,16 +245,20 @@ def hardware():
 
 def versions():
     """The versions of Python and of the libraries that compute the results."""
-    return (f"Python {platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}, "
-            f"NumPy {np.__version__}, pandas {pd.__version__}")
+    return (
+        f"Python {platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}, "
+        f"NumPy {np.__version__}, pandas {pd.__version__}"
+    )
 
 
 def _epochs_text(epochs):
-    """"10 epochs" when every experiment trains as long, else the usual count and the
+    """ "10 epochs" when every experiment trains as long, else the usual count and the
     exceptions: "10 epochs (long_training 30)"."""
     counts = list(epochs.values())
     usual = max(set(counts), key=counts.count)
-    others = ", ".join(f"{experiment} {count}" for experiment, count in epochs.items() if count != usual)
+    others = ", ".join(
+        f"{experiment} {count}" for experiment, count in epochs.items() if count != usual
+    )
     return f"{usual} epochs" + (f" ({others})" if others else "")
 
 
@@ -247,10 +269,14 @@ def show_setup(settings):
         settings: from `read_settings`.
     """
     profile = profiles.profile_settings(settings.profile)
-    print(f"profile:  {settings.profile} (dataset {profile['dataset']}, {profile['classes']} classes, "
-          f"{profile['images_per_class']} training images per class, {_epochs_text(profile['epochs'])})")
+    print(
+        f"profile:  {settings.profile} (dataset {profile['dataset']}, {profile['classes']} classes, "
+        f"{profile['images_per_class']} training images per class, {_epochs_text(profile['epochs'])})"
+    )
     seeds = settings.seeds if settings.seeds is not None else profile["seeds"]
-    print(f"seeds:    {', '.join(map(str, seeds))} (the study's runs; the recipe sweep uses seed 0)")
+    print(
+        f"seeds:    {', '.join(map(str, seeds))} (the study's runs; the recipe sweep uses seed 0)"
+    )
     print(f"results:  {display_path(settings.results_dir)}")
     print(f"figures:  {display_path(settings.figures_dir)}")
     if profile["dataset"] == SYNTHETIC_DATASET_NAME:
@@ -258,7 +284,9 @@ def show_setup(settings):
     else:
         # Where the copy lies differs from machine to machine; so does the hardware, which
         # `run_experiment` shows when it trains. The saved notebooks show neither.
-        print(f"data:     {data_sources.ENVIRONMENT_VARIABLE} if set, else the Keras cache (utils/README.md#data)")
+        print(
+            f"data:     {data_sources.ENVIRONMENT_VARIABLE} if set, else the Keras cache (utils/README.md#data)"
+        )
     print(versions())
 
 
@@ -270,7 +298,9 @@ def profile_configs(settings, experiment="study"):
         experiment: an experiment of utils.experiments.NAMES, "study" (the paper's two) or
             "beyond_the_paper".
     """
-    return profiles.profile_configs(settings.profile, experiment, seeds=settings.seeds, results_dir=settings.results_dir)
+    return profiles.profile_configs(
+        settings.profile, experiment, seeds=settings.seeds, results_dir=settings.results_dir
+    )
 
 
 def example_config(configs, results_dir, **fields):
@@ -281,10 +311,18 @@ def example_config(configs, results_dir, **fields):
     Raises:
         ValueError: when no config matches `fields`.
     """
-    matching = [config for config in configs if all(getattr(config, key) == value for key, value in fields.items())]
+    matching = [
+        config
+        for config in configs
+        if all(getattr(config, key) == value for key, value in fields.items())
+    ]
     if not matching:
         raise ValueError(f"No config of the grid has {fields}.")
-    finished = [config for config in matching if planning.planned_action(config, results_dir)[0] == "finished"]
+    finished = [
+        config
+        for config in matching
+        if planning.planned_action(config, results_dir)[0] == "finished"
+    ]
     return (finished or matching)[0]
 
 
@@ -308,11 +346,17 @@ def plan_counts(configs, results_dir):
     (e.g. a grid whose runs wait for a sweep's choice)."""
     table = run_plan(configs, results_dir)
     if table.empty:
-        return pd.DataFrame(columns=["finished", "reuses a finished run", "to train"],
-                            index=pd.Index([], name="experiment"), dtype=int)
-    status = table["on disk"].where(~table["on disk"].str.startswith("reuses "), "reuses a finished run")
+        return pd.DataFrame(
+            columns=["finished", "reuses a finished run", "to train"],
+            index=pd.Index([], name="experiment"),
+            dtype=int,
+        )
+    status = table["on disk"].where(
+        ~table["on disk"].str.startswith("reuses "), "reuses a finished run"
+    )
     counts = pd.crosstab(table["experiment"], status).reindex(
-        columns=["finished", "reuses a finished run", "to train"], fill_value=0)
+        columns=["finished", "reuses a finished run", "to train"], fill_value=0
+    )
     counts = counts.loc[list(dict.fromkeys(table["experiment"]))]  # grid order
     counts.columns.name = None
     return counts
@@ -335,17 +379,27 @@ def find_data(settings, *, download=False):
     dataset = profiles.profile_settings(settings.profile)["dataset"]
     download = download and settings.train
     if dataset == SYNTHETIC_DATASET_NAME:
-        return DataStatus(dataset, True, settings.synthetic_dir,
-                          f"Synthetic stand-in for Tiny ImageNet, generated in {display_path(settings.synthetic_dir)}.")
+        return DataStatus(
+            dataset,
+            True,
+            settings.synthetic_dir,
+            f"Synthetic stand-in for Tiny ImageNet, generated in {display_path(settings.synthetic_dir)}.",
+        )
     try:
         folder = data_sources.resolve_dataset_folder(None, download=download)
     except (FileNotFoundError, ValueError) as error:
         configured = os.environ.get(data_sources.ENVIRONMENT_VARIABLE)
-        looked_at = Path(configured).expanduser() if configured else (
-            data_sources.default_cache_dir() / data_sources.TINY_IMAGENET_DATASET_NAME)
+        looked_at = (
+            Path(configured).expanduser()
+            if configured
+            else (data_sources.default_cache_dir() / data_sources.TINY_IMAGENET_DATASET_NAME)
+        )
         return DataStatus(dataset, False, looked_at, f"The data is not available.\n{error}")
-    where = (data_sources.ENVIRONMENT_VARIABLE if os.environ.get(data_sources.ENVIRONMENT_VARIABLE)
-             else "the Keras cache")
+    where = (
+        data_sources.ENVIRONMENT_VARIABLE
+        if os.environ.get(data_sources.ENVIRONMENT_VARIABLE)
+        else "the Keras cache"
+    )
     # Not the folder itself: its path (and the cache's key in its name) differs from machine
     # to machine, and the saved notebooks show this line. `data_dir` holds it.
     return DataStatus(dataset, True, Path(folder), f"Tiny ImageNet-200 found (from {where}).")
@@ -397,20 +451,30 @@ def show_data(settings, data, *, count=SAMPLE_IMAGES):
     """
     print(data.message)
     if not data.available:
-        print("\nNo sample images are shown. Finished runs are read from "
-              f"{display_path(settings.results_dir)} without the data; a run that still has to be trained needs it.")
+        print(
+            "\nNo sample images are shown. Finished runs are read from "
+            f"{display_path(settings.results_dir)} without the data; a run that still has to be trained needs it."
+        )
         return None
     (x_train, y_train), (x_val, y_val), class_names = load_profile_data(settings, data)
     counts = np.bincount(y_train, minlength=len(class_names))
-    print(f"{data.dataset}: {len(class_names)} classes, {len(x_train)} training images "
-          f"({counts.min()} to {counts.max()} per class), {len(x_val)} validation images, "
-          f"{x_train.shape[1:]} {x_train.dtype}, pixel mean {x_train.mean():.1f}.")
+    print(
+        f"{data.dataset}: {len(class_names)} classes, {len(x_train)} training images "
+        f"({counts.min()} to {counts.max()} per class), {len(x_val)} validation images, "
+        f"{x_train.shape[1:]} {x_train.dtype}, pixel mean {x_train.mean():.1f}."
+    )
     shown = ", ".join(f"{label}: {name}" for label, (_, name) in list(enumerate(class_names))[:8])
     print(f"First classes: {shown}{', ...' if len(class_names) > 8 else ''}")
     indices = _sample_indices(y_train, count)
-    figure = plots.plot_sample_images(x_train[indices], y_train[indices], class_names,
-                                      figures_dir=settings.figures_dir, dataset=data.dataset,
-                                      profile=settings.profile, count=len(indices))
+    figure = plots.plot_sample_images(
+        x_train[indices],
+        y_train[indices],
+        class_names,
+        figures_dir=settings.figures_dir,
+        dataset=data.dataset,
+        profile=settings.profile,
+        count=len(indices),
+    )
     # Written to disk but not embedded in the notebook: the executed notebooks are kept in
     # the repository, which holds no part of the data set (git ignores the file, too).
     plt.close(figure)
@@ -475,29 +539,49 @@ def run_experiment(settings, experiment, data=None):
         RuntimeError: when a run failed.
     """
     configs = profile_configs(settings, experiment)
-    to_train = [plan for plan in grid_module.plan_runs(configs, settings.results_dir) if plan.action == "train"]
+    to_train = [
+        plan
+        for plan in grid_module.plan_runs(configs, settings.results_dir)
+        if plan.action == "train"
+    ]
     if data is None:
         data = find_data(settings, download=bool(to_train))
-    print(f"{len(configs)} runs; {len(configs) - len(to_train)} finished or reusable in "
-          f"{display_path(settings.results_dir)}, {len(to_train)} to train"
-          + ("." if settings.train else " (GN_TRAIN=0: none is trained here)."))
+    print(
+        f"{len(configs)} runs; {len(configs) - len(to_train)} finished or reusable in "
+        f"{display_path(settings.results_dir)}, {len(to_train)} to train"
+        + ("." if settings.train else " (GN_TRAIN=0: none is trained here).")
+    )
     print_line = TrainingLines()
     if data.available and settings.train:
         if to_train:
             print(hardware())
-        grid = workers.run_in_workers(configs, settings.results_dir, workers=settings.workers or workers.default_workers(),
-                                      data_dir=data.data_dir, verbose=settings.verbose, print_line=print_line)
+        grid = workers.run_in_workers(
+            configs,
+            settings.results_dir,
+            workers=settings.workers or workers.default_workers(),
+            data_dir=data.data_dir,
+            verbose=settings.verbose,
+            print_line=print_line,
+        )
     else:
         reason = "GN_TRAIN=0" if not settings.train else "the data is not available"
-        grid = grid_module.run_grid(configs, settings.results_dir, skip_training=reason, verbose=settings.verbose,
-                                    print_line=print_line)
+        grid = grid_module.run_grid(
+            configs,
+            settings.results_dir,
+            skip_training=reason,
+            verbose=settings.verbose,
+            print_line=print_line,
+        )
         if settings.train and any(item.outcome == "not trained" for item in grid):
             print(f"\n{data.message}")
     outcomes = collections.Counter(item.outcome for item in grid)
     if outcomes:  # nothing to say of an empty grid beyond its "0 runs"
         print(", ".join(f"{count} {outcome}" for outcome, count in sorted(outcomes.items())) + ".")
-    failed = [f"{item.config.experiment}/{item.config.run_name}: {type(item.error).__name__}: {item.error}"
-              for item in grid if item.outcome == "failed"]
+    failed = [
+        f"{item.config.experiment}/{item.config.run_name}: {type(item.error).__name__}: {item.error}"
+        for item in grid
+        if item.outcome == "failed"
+    ]
     if failed:
         raise RuntimeError("Some runs failed:\n" + "\n".join(failed))
     return grid_module.summary_table(grid)
@@ -513,11 +597,17 @@ def regenerate(settings):
     drawn = figures.draw_figures(settings.results_dir, settings.figures_dir)
     study = settings.results_dir.resolve() == paths.default_results_dir(paths.STUDY_PROFILE)
     figures_link = os.path.relpath(settings.figures_dir, settings.results_dir)
-    report.write_report(settings.results_dir, REPOSITORY_ROOT / "README.md" if study else None, figures_link)
-    print(f"{len(drawn)} figures in {display_path(settings.figures_dir)}: "
-          + ", ".join(path.stem for path in drawn))
-    print(f"The report: {display_path(settings.results_dir / report.REPORT)}"
-          + (" and the README's headline." if study else "."))
+    report.write_report(
+        settings.results_dir, REPOSITORY_ROOT / "README.md" if study else None, figures_link
+    )
+    print(
+        f"{len(drawn)} figures in {display_path(settings.figures_dir)}: "
+        + ", ".join(path.stem for path in drawn)
+    )
+    print(
+        f"The report: {display_path(settings.results_dir / report.REPORT)}"
+        + (" and the README's headline." if study else ".")
+    )
 
 
 def show_table(frame, *, decimals=1, markdown=True):

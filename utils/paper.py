@@ -66,9 +66,7 @@ TABLE2 = MappingProxyType(
 TABLE2_GN_MINUS_BN = MappingProxyType({32: 0.5, 16: 0.5, 8: -0.8, 4: -3.1, 2: -10.6})
 
 # Table 3, top half: number of groups G fixed (G = 1 is Layer Norm), 32 images/GPU.
-TABLE3_GROUPS = MappingProxyType(
-    {64: 24.6, 32: 24.1, 16: 24.6, 8: 24.4, 4: 24.6, 2: 24.7, 1: 25.3}
-)
+TABLE3_GROUPS = MappingProxyType({64: 24.6, 32: 24.1, 16: 24.6, 8: 24.4, 4: 24.6, 2: 24.7, 1: 25.3})
 # Table 3, bottom half: channels per group C/G fixed (C/G = 1 is Instance Norm), 32 images/GPU.
 TABLE3_CHANNELS_PER_GROUP = MappingProxyType(
     {64: 24.4, 32: 24.5, 16: 24.2, 8: 24.3, 4: 24.8, 2: 25.6, 1: 28.4}
@@ -89,7 +87,10 @@ UNDERSTANDING_CITATION = (
     'Agus Gunawan, Xu Yin and Kang Zhang, "Understanding and Improving Group Normalization", 2021'
 )
 UNDERSTANDING_WEIGHT_DECAY = MappingProxyType(
-    {"group": MappingProxyType({0.0: 80.36, 5e-5: 78.34}), "batch": MappingProxyType({0.0: 82.82, 5e-5: 82.82})}
+    {
+        "group": MappingProxyType({0.0: 80.36, 5e-5: 78.34}),
+        "batch": MappingProxyType({0.0: 82.82, 5e-5: 82.82}),
+    }
 )
 # ResNet-101 on ImageNet, keyed by images per GPU.
 RESNET101 = MappingProxyType(
@@ -127,6 +128,7 @@ def report_records() -> list[dict]:
         A list of dicts with keys source, experiment, model, dataset, norm, batch_size,
         epochs, value, unit.
     """
+
     def record(experiment, norm, batch_size, value):
         return {
             "source": "2023 report",
@@ -140,7 +142,11 @@ def report_records() -> list[dict]:
             "unit": REPORT_UNIT,
         }
 
-    records = [record("norm_comparison", norm, 32, value) for norm, value in REPORT_TABLE1_LOSS.items()]
+    records = [
+        record("norm_comparison", norm, 32, value) for norm, value in REPORT_TABLE1_LOSS.items()
+    ]
     for norm, by_batch in REPORT_TABLE2_LOSS.items():
-        records += [record("batch_size_sweep", norm, batch, value) for batch, value in by_batch.items()]
+        records += [
+            record("batch_size_sweep", norm, batch, value) for batch, value in by_batch.items()
+        ]
     return records

@@ -4,7 +4,13 @@ notebook outputs and logs read the same on every machine."""
 import os
 from pathlib import Path
 
-__all__ = ["REPOSITORY_ROOT", "STUDY_PROFILE", "display_path", "default_results_dir", "default_figures_dir"]
+__all__ = [
+    "REPOSITORY_ROOT",
+    "STUDY_PROFILE",
+    "display_path",
+    "default_results_dir",
+    "default_figures_dir",
+]
 
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
 
@@ -15,7 +21,11 @@ def display_path(path):
     path by its last two parts (".../data/tiny-imagenet-200.tar.gz")."""
     # abspath also folds "folder/.." away, so "notebooks/../x" prints as "x".
     path = Path(os.path.abspath(Path(path).expanduser()))
-    for base, prefix in ((REPOSITORY_ROOT, ""), (Path.home(), "~/"), (REPOSITORY_ROOT.parent, "../")):
+    for base, prefix in (
+        (REPOSITORY_ROOT, ""),
+        (Path.home(), "~/"),
+        (REPOSITORY_ROOT.parent, "../"),
+    ):
         if path.is_relative_to(base):
             return prefix + (path.relative_to(base).as_posix() or ".")
     return ".../" + "/".join(path.parts[-2:])

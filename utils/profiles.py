@@ -18,7 +18,14 @@ from utils.config import RunConfig
 from utils.experiments import recipe_sweep
 from utils.norms import GROUPED
 
-__all__ = ["PROFILES", "CPU_STUDY_RECIPE", "profile_settings", "profile_configs", "fastest_settings", "parse_seeds"]
+__all__ = [
+    "PROFILES",
+    "CPU_STUDY_RECIPE",
+    "profile_settings",
+    "profile_configs",
+    "fastest_settings",
+    "parse_seeds",
+]
 
 # The cpu study's recipe, chosen from results/recipe_sweep by utils.recipe's rule (written
 # down before the sweep finished): one base rate for every normalization, excluding rates
@@ -102,8 +109,10 @@ def profile_settings(profile):
     if profile not in _PROFILE_SETTINGS:
         raise ValueError(f"Unknown profile {profile!r}; valid profiles are {PROFILES}.")
     settings = dict(_PROFILE_SETTINGS[profile])
-    settings["epochs"] = {name: experiment.epochs.get(profile, settings["epochs"])
-                          for name, experiment in experiments.REGISTRY.items()}
+    settings["epochs"] = {
+        name: experiment.epochs.get(profile, settings["epochs"])
+        for name, experiment in experiments.REGISTRY.items()
+    }
     return settings
 
 
@@ -145,8 +154,12 @@ def profile_configs(profile, experiment="study", *, seeds=None, results_dir=None
     profile_seeds = settings.pop("seeds")
     seeds = tuple(profile_seeds if seeds is None else seeds)
     if not seeds or not all(_is_seed(seed) for seed in seeds) or len(set(seeds)) < len(seeds):
-        raise ValueError(f"seeds={seeds!r} must be distinct integers from 0 to {MAX_SEED}, e.g. (0, 1, 2).")
-    fields_by_experiment = {member.name: member.run_fields(results_dir, profile_seeds) for member in chosen}
+        raise ValueError(
+            f"seeds={seeds!r} must be distinct integers from 0 to {MAX_SEED}, e.g. (0, 1, 2)."
+        )
+    fields_by_experiment = {
+        member.name: member.run_fields(results_dir, profile_seeds) for member in chosen
+    }
     grid = [
         (seed, member.name, run_fields)
         for seed in seeds
@@ -157,7 +170,9 @@ def profile_configs(profile, experiment="study", *, seeds=None, results_dir=None
     configs = []
     for seed, name, run_fields in grid:
         norm, batch_size = run_fields["norm"], run_fields["batch_size"]
-        fields = dict(settings, experiment=name, profile=profile, epochs=epochs[name], seed=seed, **run_fields)
+        fields = dict(
+            settings, experiment=name, profile=profile, epochs=epochs[name], seed=seed, **run_fields
+        )
         if fields.get("jit_compile") == "fastest":
             fields.update(fastest_settings(norm, batch_size, fields.get("model", "small_cnn")))
         fields.update(overrides)
@@ -189,8 +204,13 @@ def parse_seeds(text):
     if not text or not text.strip():
         return None
     parts = [part.strip() for part in text.split(",")]
-    if (not all(re.fullmatch(r"[0-9]+", part) for part in parts) or len(set(map(int, parts))) < len(parts)
-            or max(map(int, parts)) > MAX_SEED):
-        raise ValueError(f"--seeds {text!r} must be comma-separated integers from 0 to {MAX_SEED} in the digits "
-                         "0-9, each at most once, e.g. 0,1,2.")
+    if (
+        not all(re.fullmatch(r"[0-9]+", part) for part in parts)
+        or len(set(map(int, parts))) < len(parts)
+        or max(map(int, parts)) > MAX_SEED
+    ):
+        raise ValueError(
+            f"--seeds {text!r} must be comma-separated integers from 0 to {MAX_SEED} in the digits "
+            "0-9, each at most once, e.g. 0,1,2."
+        )
     return tuple(int(part) for part in parts)

@@ -53,11 +53,15 @@ def progress_line(configs, results_dir, workers=1):
         estimate = "time left: no epoch measured yet"
     else:
         fallback = statistics.median(every)
-        seconds = sum(epochs * (statistics.median(measured[key]) if measured[key] else fallback)
-                      for key, epochs in left)
+        seconds = sum(
+            epochs * (statistics.median(measured[key]) if measured[key] else fallback)
+            for key, epochs in left
+        )
         estimate = f"about {_hours(seconds / max(workers, 1))} left"
-    return (f"grid [{bar}] {100 * fraction:.0f}% | {done} of {len(configs)} runs done, {len(configs) - done} left | "
-            f"{epochs_done} of {epochs_total} epochs | {estimate}")
+    return (
+        f"grid [{bar}] {100 * fraction:.0f}% | {done} of {len(configs)} runs done, {len(configs) - done} left | "
+        f"{epochs_done} of {epochs_total} epochs | {estimate}"
+    )
 
 
 class ProgressReporter:
@@ -65,7 +69,9 @@ class ProgressReporter:
     finishes (checked every `poll` seconds) and every `interval` seconds; the last line
     when the block ends normally. Use as a context manager."""
 
-    def __init__(self, configs, results_dir, *, workers=1, print_line=print, interval=600.0, poll=30.0):
+    def __init__(
+        self, configs, results_dir, *, workers=1, print_line=print, interval=600.0, poll=30.0
+    ):
         self.configs, self.results_dir, self.workers = list(configs), results_dir, workers
         self.print_line, self.interval, self.poll = print_line, interval, poll
         self._stop = threading.Event()

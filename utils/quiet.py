@@ -33,7 +33,11 @@ def import_tensorflow():
     """Imports TensorFlow (and Keras, whose backend starts it) quietly, unless
     TF_CPP_MIN_LOG_LEVEL asks for its start-up lines; returns the tensorflow module."""
     verbose = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3") in ("0", "1")
-    with contextlib.nullcontext() if verbose or "tensorflow" in sys.modules else _native_stderr_silenced():
+    with (
+        contextlib.nullcontext()
+        if verbose or "tensorflow" in sys.modules
+        else _native_stderr_silenced()
+    ):
         import keras  # noqa: F401
         import tensorflow
     return tensorflow
@@ -44,7 +48,9 @@ def import_keras():
     TF_CPP_MIN_LOG_LEVEL asks for TensorFlow's start-up lines; returns the keras module.
     Unlike `import_tensorflow`, it imports no backend that Keras is not set to use."""
     verbose = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3") in ("0", "1")
-    with contextlib.nullcontext() if verbose or "keras" in sys.modules else _native_stderr_silenced():
+    with (
+        contextlib.nullcontext() if verbose or "keras" in sys.modules else _native_stderr_silenced()
+    ):
         import keras
     return keras
 

@@ -40,8 +40,8 @@ def next_rate(rate, direction):
     decade, fraction = math.floor(exponent + 1e-9), exponent - math.floor(exponent + 1e-9)
     on_three = fraction > 0.25
     if direction > 0:
-        return round(10.0 ** (decade + 1), 12) if on_three else round(3 * 10.0 ** decade, 12)
-    return round(10.0 ** decade, 12) if on_three else round(3 * 10.0 ** (decade - 1), 12)
+        return round(10.0 ** (decade + 1), 12) if on_three else round(3 * 10.0**decade, 12)
+    return round(10.0**decade, 12) if on_three else round(3 * 10.0 ** (decade - 1), 12)
 
 
 def _at_rate(runs, rate):
@@ -73,12 +73,17 @@ class RateRule:
         """The label of the method a run (a row of `utils.run_frame.load_runs`) belongs to, or None."""
         for label, fields in self.methods.items():
             if run["norm"] == fields["norm"] and bool(run["weight_standardization"]) == fields.get(
-                    "weight_standardization", False):
+                "weight_standardization", False
+            ):
                 return label
         return None
 
     def _runs_of(self, runs, method):
-        return runs[[self.method_of(run) == method for _, run in runs.iterrows()]] if len(runs) else runs
+        return (
+            runs[[self.method_of(run) == method for _, run in runs.iterrows()]]
+            if len(runs)
+            else runs
+        )
 
     def best_rates(self, source="results", *, seeds=None):
         """Each method's rate by the rule.
@@ -116,11 +121,15 @@ class RateRule:
                     unfinished.append(rate)
                     continue
                 chance = 100.0 - 100.0 / ended["classes"] if len(ended) else pd.Series(dtype=float)
-                collapsed = (ended["status"] == "diverged") | (ended["final_train_error"] >= chance - COLLAPSE_MARGIN)
+                collapsed = (ended["status"] == "diverged") | (
+                    ended["final_train_error"] >= chance - COLLAPSE_MARGIN
+                )
                 if collapsed.any():
                     excluded.append(rate)
                 elif seeds and set(ended["seed"].astype(int)) >= set(seeds):
-                    means[rate] = float(ended[ended["seed"].isin(seeds)]["val_error_median5"].mean())
+                    means[rate] = float(
+                        ended[ended["seed"].isin(seeds)]["val_error_median5"].mean()
+                    )
                 else:
                     unfinished.append(rate)
             best = min(means, key=means.get) if means else math.nan
@@ -132,8 +141,15 @@ class RateRule:
                 elif best == max(tried) and max(tried) == max(rates):
                     edge = next_rate(best, +1)
             chosen = best if means and not unfinished and math.isnan(edge) else math.nan
-            rows[method] = dict(rates=tuple(rates), excluded=tuple(excluded), means=means, best=best, edge=edge,
-                                chosen=chosen, mixed=mixed)
+            rows[method] = dict(
+                rates=tuple(rates),
+                excluded=tuple(excluded),
+                means=means,
+                best=best,
+                edge=edge,
+                chosen=chosen,
+                mixed=mixed,
+            )
         frame = pd.DataFrame.from_dict(rows, orient="index")
         frame.index.name = "method"
         return frame
@@ -177,8 +193,13 @@ class RateRule:
                 else:
                     cells[f"{rate:g}"] = ""
             chosen = row["chosen"]
-            state = (f"{chosen:g}" if not math.isnan(chosen) else
-                     f"waits for {row['edge']:g}" if not math.isnan(row["edge"]) else "not yet")
+            state = (
+                f"{chosen:g}"
+                if not math.isnan(chosen)
+                else f"waits for {row['edge']:g}"
+                if not math.isnan(row["edge"])
+                else "not yet"
+            )
             rows.append({"method": method, **cells, "chosen rate": state})
         frame = pd.DataFrame(rows)
         frame.attrs["caption"] = caption.format(context=context) + (

@@ -66,8 +66,10 @@ def _import_ray():
     try:
         import ray
     except ImportError as error:
-        raise ImportError("--executor ray needs Ray, which `make install` does not install: run "
-                          "`make install-cluster` (or pip install -r requirements-cluster.txt)") from error
+        raise ImportError(
+            "--executor ray needs Ray, which `make install` does not install: run "
+            "`make install-cluster` (or pip install -r requirements-cluster.txt)"
+        ) from error
     return ray
 
 
@@ -89,7 +91,11 @@ def task_resources(config, gpus_per_run=None):
 
     if gpus_per_run is None:
         gpus_per_run = 1 if config.profile in GPU_PROFILES else 0
-    if isinstance(gpus_per_run, bool) or not isinstance(gpus_per_run, (int, float)) or gpus_per_run < 0:
+    if (
+        isinstance(gpus_per_run, bool)
+        or not isinstance(gpus_per_run, (int, float))
+        or gpus_per_run < 0
+    ):
         raise ValueError(f"gpus_per_run={gpus_per_run!r} must be a number >= 0, such as 1.")
     return dict(num_cpus=TRAINING_THREADS, num_gpus=gpus_per_run)
 
@@ -106,7 +112,9 @@ def read_folder(run_dir):
     return {
         path.relative_to(run_dir).as_posix(): path.read_bytes()
         for path in sorted(run_dir.rglob("*"))
-        if path.is_file() and path.name != runs.LOCK_FILE and not path.name.endswith(runs.TEMPORARY_SUFFIX)
+        if path.is_file()
+        and path.name != runs.LOCK_FILE
+        and not path.name.endswith(runs.TEMPORARY_SUFFIX)
     }
 
 
@@ -185,7 +193,9 @@ class RunStore:
     def _check(self, run_dir, token, attempt):
         held = self.held.get(str(run_dir))
         if held is None or held[1:] != (token, attempt):
-            raise StaleAttemptError(f"{run_dir}: files of attempt {attempt}, which a later attempt replaced")
+            raise StaleAttemptError(
+                f"{run_dir}: files of attempt {attempt}, which a later attempt replaced"
+            )
 
     def save(self, config_dict, token, attempt, files):
         run_dir = self._run_dir(config_dict)
@@ -256,8 +266,14 @@ def train_task(config_dict, store, token, data_dir, verbose):
         run_dir = runs.run_directory(config, scratch)
         write_folder(run_dir, files)
         try:
-            training.run(config, scratch, data_dir=data_dir, verbose=verbose,
-                         measurements=grid_module.measurements_of(config), callbacks=[SendFolder()])
+            training.run(
+                config,
+                scratch,
+                data_dir=data_dir,
+                verbose=verbose,
+                measurements=grid_module.measurements_of(config),
+                callbacks=[SendFolder()],
+            )
         finally:
             # What was trained is kept whatever happened (a stopped local run keeps it too).
             ray.get(store.end.remote(config_dict, token, attempt, read_folder(run_dir)))
@@ -277,8 +293,10 @@ def _describe_failure(error):
 
 # Seconds to wait for a cluster's address to answer before saying it does not.
 CONNECT_TIMEOUT = 10
-_ADDRESS_HINT = ("start a cluster with `ray start --head` on its head node, then pass `--address auto` there or "
-                 "`--address <head node's IP>:6379` elsewhere; or leave --address out to run Ray on this machine")
+_ADDRESS_HINT = (
+    "start a cluster with `ray start --head` on its head node, then pass `--address auto` there or "
+    "`--address <head node's IP>:6379` elsewhere; or leave --address out to run Ray on this machine"
+)
 
 
 def check_address(address):
@@ -294,23 +312,42 @@ def check_address(address):
         try:
             services.canonicalize_bootstrap_address("auto")
         except ConnectionError:
-            raise ValueError(f"--address auto: no Ray cluster runs on this machine (none in RAY_ADDRESS or in Ray's "
-                             f"session files); {_ADDRESS_HINT}.") from None
+            raise ValueError(
+                f"--address auto: no Ray cluster runs on this machine (none in RAY_ADDRESS or in Ray's "
+                f"session files); {_ADDRESS_HINT}."
+            ) from None
         return
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not host or not port.isdigit():
-        raise ValueError(f"--address {address!r} is not auto, host:port or ray://host:port; {_ADDRESS_HINT}.")
+        raise ValueError(
+            f"--address {address!r} is not auto, host:port or ray://host:port; {_ADDRESS_HINT}."
+        )
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT).close()
     except OSError as error:
         reason = error.strerror or type(error).__name__
-        raise ValueError(f"--address {address}: nothing answers at {host}:{port} ({reason}); {_ADDRESS_HINT}.") from None
+        raise ValueError(
+            f"--address {address}: nothing answers at {host}:{port} ({reason}); {_ADDRESS_HINT}."
+        ) from None
 
 
 # What of the checkout is not shipped to a cluster's nodes: results, data, environments and
 # the notebooks' outputs stay on the machine that drives the grid.
-SHIPPED_EXCLUDES = [".git", ".venv", "results", "results-*", "data", "figures", "notebooks", "build",
-                    "*.egg-info", "__pycache__", "*.ipynb", "*.keras", "*.npz"]
+SHIPPED_EXCLUDES = [
+    ".git",
+    ".venv",
+    "results",
+    "results-*",
+    "data",
+    "figures",
+    "notebooks",
+    "build",
+    "*.egg-info",
+    "__pycache__",
+    "*.ipynb",
+    "*.keras",
+    "*.npz",
+]
 
 
 def runtime_env(address):
@@ -334,10 +371,17 @@ def _start_ray(ray, address):
     if ray.is_initialized():
         return False
     try:
-        ray.init(address=address, include_dashboard=False, logging_level="WARNING", runtime_env=runtime_env(address))
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            logging_level="WARNING",
+            runtime_env=runtime_env(address),
+        )
     except (ConnectionError, TimeoutError) as error:
-        raise ValueError(f"--address {address}: Ray could not connect ({type(error).__name__}: "
-                         f"{str(error).splitlines()[0] if str(error) else 'no reason given'}); {_ADDRESS_HINT}.") from None
+        raise ValueError(
+            f"--address {address}: Ray could not connect ({type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else 'no reason given'}); {_ADDRESS_HINT}."
+        ) from None
     return True
 
 
@@ -347,16 +391,27 @@ def _submit_all(ray, pending, results_dir, data_dir, verbose, gpus_per_run, retr
     driver_node = ray.get_runtime_context().get_node_id()
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    store = ray.remote(RunStore).options(
-        num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(driver_node, soft=False),
-    ).remote(str(Path(results_dir).resolve()))
+    store = (
+        ray.remote(RunStore)
+        .options(
+            num_cpus=0,
+            scheduling_strategy=NodeAffinitySchedulingStrategy(driver_node, soft=False),
+        )
+        .remote(str(Path(results_dir).resolve()))
+    )
     remote_task = ray.remote(train_task)
     token = uuid.uuid4().hex
     futures = {}
     for config in pending:
-        options = dict(task_resources(config, gpus_per_run), max_retries=retries, retry_exceptions=False,
-                       name=f"train {config.experiment}/{config.run_name}")
-        futures[remote_task.options(**options).remote(config.to_dict(), store, token, data_dir, verbose)] = config
+        options = dict(
+            task_resources(config, gpus_per_run),
+            max_retries=retries,
+            retry_exceptions=False,
+            name=f"train {config.experiment}/{config.run_name}",
+        )
+        futures[
+            remote_task.options(**options).remote(config.to_dict(), store, token, data_dir, verbose)
+        ] = config
     outcomes = {}
     remaining = list(futures)
     while remaining:
@@ -372,9 +427,13 @@ def _submit_all(ray, pending, results_dir, data_dir, verbose, gpus_per_run, retr
             outcomes[config.experiment, config.run_name] = ("failed", error)
             continue
         if outcome == "locked":
-            print_line(f"{label}: skipped, being trained by {f'process {detail}' if detail else 'another process'}")
-            outcomes[config.experiment, config.run_name] = ("locked", runs.RunLockedError(
-                runs.run_directory(config, results_dir), detail))
+            print_line(
+                f"{label}: skipped, being trained by {f'process {detail}' if detail else 'another process'}"
+            )
+            outcomes[config.experiment, config.run_name] = (
+                "locked",
+                runs.RunLockedError(runs.run_directory(config, results_dir), detail),
+            )
         elif outcome == "damaged":
             print_line(f"{label}: damaged, left as it is: {detail}")
             outcomes[config.experiment, config.run_name] = ("failed", ValueError(detail))
@@ -391,13 +450,23 @@ def _with_outcome(item, outcomes):
     run a task trained "read back", and one it failed or skipped "not trained"."""
     outcome, error = outcomes.get((item.config.experiment, item.config.run_name), (None, None))
     if (outcome == "trained" and item.outcome == "read back") or (
-            outcome in ("failed", "locked") and item.outcome == "not trained"):
+        outcome in ("failed", "locked") and item.outcome == "not trained"
+    ):
         return dataclasses.replace(item, outcome=outcome, error=error)
     return item
 
 
-def run_on_ray(configs, results_dir="results", *, address=None, data_dir=None, verbose=0, gpus_per_run=None,
-               retries=RETRIES, print_line=print):
+def run_on_ray(
+    configs,
+    results_dir="results",
+    *,
+    address=None,
+    data_dir=None,
+    verbose=0,
+    gpus_per_run=None,
+    retries=RETRIES,
+    print_line=print,
+):
     """Trains the grid's pending runs as Ray tasks, then reads the grid back.
 
     Args:
@@ -443,16 +512,29 @@ def run_on_ray(configs, results_dir="results", *, address=None, data_dir=None, v
             raise
         try:
             resources = ray.cluster_resources()
-            print_line(f"Training {len(pending)} run(s) as Ray tasks on {resources.get('CPU', 0):g} CPU(s) and "
-                       f"{resources.get('GPU', 0):g} GPU(s).")
+            print_line(
+                f"Training {len(pending)} run(s) as Ray tasks on {resources.get('CPU', 0):g} CPU(s) and "
+                f"{resources.get('GPU', 0):g} GPU(s)."
+            )
             # Ray runs the tasks side by side: the estimate divides among its CPUs' worth of them.
-            side_by_side = max(1, min(len(pending), int(resources.get("GPU", 0) or resources.get("CPU", 1))))
-            with ProgressReporter(pending, results_dir, workers=side_by_side, print_line=print_line):
-                outcomes = _submit_all(ray, pending, results_dir, data_dir, verbose, gpus_per_run, retries,
-                                       print_line)
+            side_by_side = max(
+                1, min(len(pending), int(resources.get("GPU", 0) or resources.get("CPU", 1)))
+            )
+            with ProgressReporter(
+                pending, results_dir, workers=side_by_side, print_line=print_line
+            ):
+                outcomes = _submit_all(
+                    ray, pending, results_dir, data_dir, verbose, gpus_per_run, retries, print_line
+                )
         finally:
             if started:
                 ray.shutdown()
-    grid = grid_module.run_grid(configs, results_dir, data_dir=data_dir, verbose=verbose, print_line=print_line,
-                                skip_training="the Ray task did not finish it: see above")
+    grid = grid_module.run_grid(
+        configs,
+        results_dir,
+        data_dir=data_dir,
+        verbose=verbose,
+        print_line=print_line,
+        skip_training="the Ray task did not finish it: see above",
+    )
     return [_with_outcome(item, outcomes) for item in grid]

@@ -28,13 +28,20 @@ from utils.experiments.recipe_sweep import DECAY_FRACTIONS as RECIPE_SWEEP_DECAY
 from utils.experiments import recipe_sweep
 from utils.rates import COLLAPSE_MARGIN  # points from chance within which a run does not learn
 
-__all__ = ["RECIPE_SWEEP", "COLLAPSE_MARGIN", "schedule_label", "recipe_table", "verdict", "chosen_learning_rate"]
+__all__ = [
+    "RECIPE_SWEEP",
+    "COLLAPSE_MARGIN",
+    "schedule_label",
+    "recipe_table",
+    "verdict",
+    "chosen_learning_rate",
+]
 
 RECIPE_SWEEP = recipe_sweep.RECIPE_SWEEP
 
 
 def schedule_label(fractions) -> str:
-    """"÷10 at 50%, 75%" for decay fractions (0.5, 0.75)."""
+    """ "÷10 at 50%, 75%" for decay fractions (0.5, 0.75)."""
     return "÷10 at " + ", ".join(f"{100 * fraction:g}%" for fraction in fractions)
 
 
@@ -61,7 +68,9 @@ def recipe_table(source="results", *, experiment=RECIPE_SWEEP) -> pd.DataFrame:
     runs = results.as_runs(source)
     runs = runs[runs["experiment"] == experiment]
     rows = []
-    for (fractions, rate), group in runs.groupby(["lr_decay_fractions", "base_learning_rate"], sort=False):
+    for (fractions, rate), group in runs.groupby(
+        ["lr_decay_fractions", "base_learning_rate"], sort=False
+    ):
         row = {"schedule": schedule_label(fractions), "base lr": f"{rate:g}", "rate": rate}
         finished = len(group) == len(paper.TABLE1_NORMS)
         collapsed = []
@@ -70,21 +79,45 @@ def recipe_table(source="results", *, experiment=RECIPE_SWEEP) -> pd.DataFrame:
             match = group[group["norm"] == norm]
             # The sweep has one run per cell; runs of several settings there are not averaged.
             run = match.iloc[0] if len(match) and not results.differing_settings(match) else None
-            row[label] = run["val_error_median5"] if run is not None and run["status"] == "complete" else math.nan
+            row[label] = (
+                run["val_error_median5"]
+                if run is not None and run["status"] == "complete"
+                else math.nan
+            )
             finished &= run is not None and run["status"] in ("complete", "diverged")
             if run is not None and run["status"] in ("complete", "diverged") and _collapsed(run):
                 collapsed.append(label)
-        row["mean"] = float(pd.Series([row[paper.NORM_LABELS[n]] for n in paper.TABLE1_NORMS]).mean(skipna=False))
+        row["mean"] = float(
+            pd.Series([row[paper.NORM_LABELS[n]] for n in paper.TABLE1_NORMS]).mean(skipna=False)
+        )
         row["collapsed"] = ", ".join(collapsed) or "none"
         row["finished"] = "yes" if finished else "no"
         row["sweep schedule"] = tuple(fractions) == RECIPE_SWEEP_DECAY_FRACTIONS
         rows.append(row)
-    frame = pd.DataFrame(rows, columns=["schedule", "base lr", "rate", "BN", "LN", "IN", "GN", "mean", "collapsed",
-                                        "finished", "sweep schedule"])
-    frame = frame.sort_values(["sweep schedule", "rate"], ascending=[False, True], ignore_index=True)
+    frame = pd.DataFrame(
+        rows,
+        columns=[
+            "schedule",
+            "base lr",
+            "rate",
+            "BN",
+            "LN",
+            "IN",
+            "GN",
+            "mean",
+            "collapsed",
+            "finished",
+            "sweep schedule",
+        ],
+    )
+    frame = frame.sort_values(
+        ["sweep schedule", "rate"], ascending=[False, True], ignore_index=True
+    )
     chosen = _choose(frame)
-    frame["chosen"] = ["yes" if row["sweep schedule"] and row["rate"] == chosen else ""
-                       for _, row in frame.iterrows()]
+    frame["chosen"] = [
+        "yes" if row["sweep schedule"] and row["rate"] == chosen else ""
+        for _, row in frame.iterrows()
+    ]
     frame = frame.drop(columns=["sweep schedule", "rate"])
     frame.attrs["chosen"] = chosen
     frame.attrs["caption"] = (

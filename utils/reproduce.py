@@ -30,7 +30,10 @@ def executed_notebook(environ=None):
     settings, else `<results folder>/main.ipynb`."""
     environ = os.environ if environ is None else environ
     profile = environ.get("GN_PROFILE") or paths.STUDY_PROFILE
-    results = Path(environ.get("GN_RESULTS_DIR") or paths.default_results_dir(profile, _other_seeds(environ, profile)))
+    results = Path(
+        environ.get("GN_RESULTS_DIR")
+        or paths.default_results_dir(profile, _other_seeds(environ, profile))
+    )
     results = results.expanduser()
     results = results if results.is_absolute() else paths.REPOSITORY_ROOT / results
     if profile == paths.STUDY_PROFILE and results.resolve() == paths.default_results_dir(profile):
@@ -55,27 +58,43 @@ def command(notebook, output, sockets):
     """The nbconvert command that executes `notebook` into `output`, its kernel talking over
     local sockets named `<sockets>-<port>` (over TCP it warns that it runs unencrypted)."""
     return [
-        sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute", str(notebook),
-        "--output-dir", str(output.parent), "--output", output.name, "--ExecutePreprocessor.timeout=-1",
+        sys.executable,
+        "-m",
+        "jupyter",
+        "nbconvert",
+        "--to",
+        "notebook",
+        "--execute",
+        str(notebook),
+        "--output-dir",
+        str(output.parent),
+        "--output",
+        output.name,
+        "--ExecutePreprocessor.timeout=-1",
         # No execution timestamps in the saved cells: a rerun changes only what it computes.
         "--ExecutePreprocessor.record_timing=False",
         # An absolute socket path: the kernel runs in the notebook's folder, the client here.
-        "--KernelManager.transport=ipc", f"--KernelManager.ip={sockets}",
+        "--KernelManager.transport=ipc",
+        f"--KernelManager.ip={sockets}",
     ]
 
 
 def execute(notebook, output):
     """Executes `notebook` top to bottom into `output`; returns nbconvert's exit status."""
     with tempfile.TemporaryDirectory() as folder:
-        status = subprocess.run(command(notebook, output, Path(folder) / "kernel"), cwd=paths.REPOSITORY_ROOT).returncode
+        status = subprocess.run(
+            command(notebook, output, Path(folder) / "kernel"), cwd=paths.REPOSITORY_ROOT
+        ).returncode
     if status == 0:
         _save_without_machine_lines(output)
     return status
 
 
 # What utils.data_sources and utils.data print while they fill the caches.
-CACHE_WORK = re.compile(r"Extracting .* \(done once, then reused\)\.\.\.|Extracted in [\d.]+ s\.|"
-                        r"Decoding \d+ .*\.\.\.|\d+/\d+ - .* - .*/image")
+CACHE_WORK = re.compile(
+    r"Extracting .* \(done once, then reused\)\.\.\.|Extracted in [\d.]+ s\.|"
+    r"Decoding \d+ .*\.\.\.|\d+/\d+ - .* - .*/image"
+)
 
 
 def without_machine_lines(book):
@@ -85,9 +104,16 @@ def without_machine_lines(book):
         outputs = []
         for output in cell.get("outputs", []):
             if output.output_type == "stream":
-                text = "".join(line for line in output.text.splitlines(keepends=True)
-                               if not CACHE_WORK.fullmatch(line.rstrip("\n")))
-                if outputs and outputs[-1].output_type == "stream" and outputs[-1].name == output.name:
+                text = "".join(
+                    line
+                    for line in output.text.splitlines(keepends=True)
+                    if not CACHE_WORK.fullmatch(line.rstrip("\n"))
+                )
+                if (
+                    outputs
+                    and outputs[-1].output_type == "stream"
+                    and outputs[-1].name == output.name
+                ):
                     outputs[-1].text += text
                     continue
                 if not text:
@@ -110,7 +136,10 @@ def main():
     output = executed_notebook()
     output.parent.mkdir(parents=True, exist_ok=True)
     if output != NOTEBOOK:
-        print(f"Not the study's settings: the executed notebook goes to {paths.display_path(output)}.", flush=True)
+        print(
+            f"Not the study's settings: the executed notebook goes to {paths.display_path(output)}.",
+            flush=True,
+        )
     return execute(NOTEBOOK, output)
 
 

@@ -24,6 +24,7 @@ from utils import paper
 from utils import runs as runs_module
 from utils.experiments import study
 from utils.norms import canonical_norm
+
 # The table of runs that every table here starts from (see utils.run_frame).
 from utils.run_frame import CONFIG_COLUMNS  # noqa: F401
 from utils.run_frame import RUN_COLUMNS  # noqa: F401
@@ -61,8 +62,19 @@ def load_histories(results_dir="results", runs: pd.DataFrame | None = None) -> p
     """
     if runs is None:
         runs = load_runs(results_dir)
-    identity = ["experiment", "run_name", "norm", "groups", "channels_per_group", "weight_standardization",
-                "batch_size", "seed", "status", "dataset", "profile"]
+    identity = [
+        "experiment",
+        "run_name",
+        "norm",
+        "groups",
+        "channels_per_group",
+        "weight_standardization",
+        "batch_size",
+        "seed",
+        "status",
+        "dataset",
+        "profile",
+    ]
     pieces = []
     for run in runs.itertuples(index=False):
         history = runs_module.read_run(run.path).history
@@ -118,7 +130,9 @@ def status_texts(runs: pd.DataFrame) -> pd.Series:
     """The status of each run of a frame from `load_runs` as tables show it
     (`utils.runs.status_text`), e.g. "partial (3/10 epochs)"; same index as `runs`."""
     columns = (runs[name] for name in ("status", "epochs_completed", "epochs", "diverged_epoch"))
-    return pd.Series([runs_module.status_text(*row) for row in zip(*columns)], index=runs.index, dtype=object)
+    return pd.Series(
+        [runs_module.status_text(*row) for row in zip(*columns)], index=runs.index, dtype=object
+    )
 
 
 def _spread(values) -> tuple[float, float]:
@@ -262,9 +276,14 @@ def paired_difference(first: Cell, second: Cell) -> Difference:
         and in how many seeds the difference is < 0.
     """
     second_by_seed = dict(zip(second.seeds, second.values))
-    pairs = [(seed, value - second_by_seed[seed]) for seed, value in zip(first.seeds, first.values)
-             if seed in second_by_seed]
-    return Difference(values=tuple(difference for _, difference in pairs), seeds=tuple(seed for seed, _ in pairs))
+    pairs = [
+        (seed, value - second_by_seed[seed])
+        for seed, value in zip(first.seeds, first.values)
+        if seed in second_by_seed
+    ]
+    return Difference(
+        values=tuple(difference for _, difference in pairs), seeds=tuple(seed for seed, _ in pairs)
+    )
 
 
 def seed_table(source="results", *, experiments=None, column="val_error_median5") -> pd.DataFrame:
@@ -284,8 +303,9 @@ def seed_table(source="results", *, experiments=None, column="val_error_median5"
     runs = runs[runs["status"] == "complete"]
     if experiments is not None:
         runs = runs[runs["experiment"].isin(experiments)]
-    return runs.pivot_table(index=["experiment", "norm", "batch_size"], columns="seed", values=column,
-                            aggfunc="first")
+    return runs.pivot_table(
+        index=["experiment", "norm", "batch_size"], columns="seed", values=column, aggfunc="first"
+    )
 
 
 def distinct_trainings(source="results", experiments=None) -> pd.DataFrame:
@@ -314,7 +334,11 @@ def distinct_trainings(source="results", experiments=None) -> pd.DataFrame:
         complete = complete[complete["training"].isin(wanted)]
     # The run that trained first (a stable sort keeps the folder order otherwise).
     copied = complete["reused_from"].notna()
-    return complete.loc[copied.sort_values(kind="stable").index].drop_duplicates("training").sort_index()
+    return (
+        complete.loc[copied.sort_values(kind="stable").index]
+        .drop_duplicates("training")
+        .sort_index()
+    )
 
 
 def training_time(source="results") -> pd.DataFrame:
@@ -328,8 +352,9 @@ def training_time(source="results") -> pd.DataFrame:
         see `distinct_trainings`) and ``hours`` (their summed ``wall_seconds``).
     """
     trainings = distinct_trainings(source)
-    return (trainings.groupby("seed")
-            .agg(trainings=("training", "size"), hours=("wall_seconds", lambda seconds: seconds.sum() / 3600)))
+    return trainings.groupby("seed").agg(
+        trainings=("training", "size"), hours=("wall_seconds", lambda seconds: seconds.sum() / 3600)
+    )
 
 
 def measured_wall_hours(source="results"):
@@ -378,22 +403,40 @@ def compute_table(source="results") -> pd.DataFrame:
         if mine.empty:
             continue
         own = mine[mine["reused_from"].isna()]
-        rows.append({"experiment": name, "complete runs": len(mine), "trained for it": len(own),
-                     "training hours": own["wall_seconds"].sum() / 3600})
+        rows.append(
+            {
+                "experiment": name,
+                "complete runs": len(mine),
+                "trained for it": len(own),
+                "training hours": own["wall_seconds"].sum() / 3600,
+            }
+        )
     every = distinct_trainings(runs)
-    rows.append({"experiment": "all", "complete runs": len(complete), "trained for it": len(every),
-                 "training hours": every["wall_seconds"].sum() / 3600})
-    frame = pd.DataFrame(rows, columns=["experiment", "complete runs", "trained for it", "training hours"])
+    rows.append(
+        {
+            "experiment": "all",
+            "complete runs": len(complete),
+            "trained for it": len(every),
+            "training hours": every["wall_seconds"].sum() / 3600,
+        }
+    )
+    frame = pd.DataFrame(
+        rows, columns=["experiment", "complete runs", "trained for it", "training hours"]
+    )
     frame["wall hours with 2 workers"] = frame["training hours"] / 2
-    return captioned(frame.to_dict("records"), (
-        "Compute: training hours are the summed wall time of the trainings each experiment did itself (its "
-        "other runs are copies of finished runs with the same settings); every training ran beside a second one "
-        f"(two workers on this machine's cores), so the grid's wall time is about half ({data_context(runs)})"
-    ))
+    return captioned(
+        frame.to_dict("records"),
+        (
+            "Compute: training hours are the summed wall time of the trainings each experiment did itself (its "
+            "other runs are copies of finished runs with the same settings); every training ran beside a second one "
+            f"(two workers on this machine's cores), so the grid's wall time is about half ({data_context(runs)})"
+        ),
+    )
 
 
-def learning_before_decays(source="results", *, experiments=(NORM_COMPARISON, BATCH_SIZE_SWEEP),
-                           epochs_before=2) -> pd.DataFrame:
+def learning_before_decays(
+    source="results", *, experiments=(NORM_COMPARISON, BATCH_SIZE_SWEEP), epochs_before=2
+) -> pd.DataFrame:
     """Whether the models were still learning when the learning rate was cut: the change of
     training error over the last `epochs_before` epochs before each cut.
 
@@ -418,19 +461,35 @@ def learning_before_decays(source="results", *, experiments=(NORM_COMPARISON, BA
         for first_epoch_after in history.index[lower]:
             cut_after = first_epoch_after - 1
             if cut_after - epochs_before in history.index:
-                change = history.loc[cut_after, "train_error"] - history.loc[cut_after - epochs_before, "train_error"]
+                change = (
+                    history.loc[cut_after, "train_error"]
+                    - history.loc[cut_after - epochs_before, "train_error"]
+                )
                 rows.append({"cut_after_epoch": cut_after, "change": change})
     changes = pd.DataFrame(rows, columns=["cut_after_epoch", "change"])
     grouped = changes.groupby("cut_after_epoch")["change"]
-    return pd.DataFrame({"change": grouped.mean(), "change_sd": grouped.std(),
-                         "falling": grouped.agg(lambda values: int((values < 0).sum())), "runs": grouped.size()})
+    return pd.DataFrame(
+        {
+            "change": grouped.mean(),
+            "change_sd": grouped.std(),
+            "falling": grouped.agg(lambda values: int((values < 0).sum())),
+            "runs": grouped.size(),
+        }
+    )
 
 
 def _cells(runs, experiment, batch_size, groups=None) -> dict:
     """The run_cell of every normalization of Table 1 at one batch size."""
-    return {norm: run_cell(runs, experiment=experiment, norm=norm, batch_size=batch_size,
-                           groups=groups if norm == "group" else None)
-            for norm in paper.TABLE1_NORMS}
+    return {
+        norm: run_cell(
+            runs,
+            experiment=experiment,
+            norm=norm,
+            batch_size=batch_size,
+            groups=groups if norm == "group" else None,
+        )
+        for norm in paper.TABLE1_NORMS
+    }
 
 
 def _labelled(cells: dict) -> dict:
@@ -439,7 +498,7 @@ def _labelled(cells: dict) -> dict:
 
 
 def seed_counts(cells: dict) -> str:
-    """"3" when every cell of {label: run_cell} has 3 seeds, else "BN: 3, LN: 2, ..."."""
+    """ "3" when every cell of {label: run_cell} has 3 seeds, else "BN: 3, LN: 2, ..."."""
     counts = {label: cell.n for label, cell in cells.items()}
     if len(set(counts.values())) == 1:
         return str(next(iter(counts.values())))
@@ -447,14 +506,19 @@ def seed_counts(cells: dict) -> str:
 
 
 def cell_statuses(cells: dict) -> str:
-    """"complete" when every cell of {label: run_cell} is, else the cells that are not,
+    """ "complete" when every cell of {label: run_cell} is, else the cells that are not,
     with their status."""
-    others = [f"{label}: {cell.status}" for label, cell in cells.items()
-              if not cell.status.startswith("complete") or "; also" in cell.status]
+    others = [
+        f"{label}: {cell.status}"
+        for label, cell in cells.items()
+        if not cell.status.startswith("complete") or "; also" in cell.status
+    ]
     return "; ".join(others) if others else "complete"
 
 
-def table1(source="results", *, experiment=NORM_COMPARISON, batch_size=32, groups=None) -> pd.DataFrame:
+def table1(
+    source="results", *, experiment=NORM_COMPARISON, batch_size=32, groups=None
+) -> pd.DataFrame:
     """Table 1 side by side: BN, LN, IN, GN at batch 32, ours (mean and sd over seeds)
     beside the paper's.
 
@@ -475,26 +539,32 @@ def table1(source="results", *, experiment=NORM_COMPARISON, batch_size=32, group
     rows = []
     for norm, cell in cells.items():
         difference = paired_difference(cell, cells["batch"])
-        rows.append({
-            "norm": paper.NORM_LABELS[norm],
-            "ours val error (%)": cell.value,
-            "ours val error (%) sd": cell.sd,
-            "n": cell.n,
-            "ours minus BN": difference.mean,
-            "ours minus BN sd": difference.sd,
-            "paper val error (%)": paper.TABLE1[norm],
-            "paper minus BN": paper.TABLE1_DIFFERENCE_TO_BN[norm],
-            "status": cell.status,
-            "run": cell.run,
-        })
-    return captioned(rows, (
-        f"Table 1 analogue: validation error at batch {batch_size} ({data_context(runs)}). {OURS_NOTE}; "
-        f"{SPREAD_NOTE}. {PAPER_NOTE}, 32 images/GPU."
-    ))
+        rows.append(
+            {
+                "norm": paper.NORM_LABELS[norm],
+                "ours val error (%)": cell.value,
+                "ours val error (%) sd": cell.sd,
+                "n": cell.n,
+                "ours minus BN": difference.mean,
+                "ours minus BN sd": difference.sd,
+                "paper val error (%)": paper.TABLE1[norm],
+                "paper minus BN": paper.TABLE1_DIFFERENCE_TO_BN[norm],
+                "status": cell.status,
+                "run": cell.run,
+            }
+        )
+    return captioned(
+        rows,
+        (
+            f"Table 1 analogue: validation error at batch {batch_size} ({data_context(runs)}). {OURS_NOTE}; "
+            f"{SPREAD_NOTE}. {PAPER_NOTE}, 32 images/GPU."
+        ),
+    )
 
 
-def table2(source="results", *, experiment=BATCH_SIZE_SWEEP, batch_sizes=paper.BATCH_SIZES,
-           groups=None) -> pd.DataFrame:
+def table2(
+    source="results", *, experiment=BATCH_SIZE_SWEEP, batch_sizes=paper.BATCH_SIZES, groups=None
+) -> pd.DataFrame:
     """Table 2 side by side: every normalization by batch size, with GN minus BN (paired
     by seed), ours (mean and sd over seeds) beside the paper's.
 
@@ -519,24 +589,37 @@ def table2(source="results", *, experiment=BATCH_SIZE_SWEEP, batch_sizes=paper.B
             row[paper.NORM_LABELS[norm]] = cell.value
             row[f"{paper.NORM_LABELS[norm]} sd"] = cell.sd
         difference = paired_difference(cells["group"], cells["batch"])
-        row.update({
-            "GN minus BN": difference.mean,
-            "GN minus BN sd": difference.sd,
-            "n": seed_counts(_labelled(cells)),
-            "paper BN": paper.TABLE2["batch"].get(batch_size, math.nan),
-            "paper GN": paper.TABLE2["group"].get(batch_size, math.nan),
-            "paper GN minus BN": paper.TABLE2_GN_MINUS_BN.get(batch_size, math.nan),
-            "status": cell_statuses(_labelled(cells)),
-        })
+        row.update(
+            {
+                "GN minus BN": difference.mean,
+                "GN minus BN sd": difference.sd,
+                "n": seed_counts(_labelled(cells)),
+                "paper BN": paper.TABLE2["batch"].get(batch_size, math.nan),
+                "paper GN": paper.TABLE2["group"].get(batch_size, math.nan),
+                "paper GN minus BN": paper.TABLE2_GN_MINUS_BN.get(batch_size, math.nan),
+                "status": cell_statuses(_labelled(cells)),
+            }
+        )
         rows.append(row)
-    return captioned(rows, (
-        f"Table 2 analogue: validation error (%) by batch size ({data_context(runs)}). BN, LN, IN, GN: "
-        f"ours. {OURS_NOTE}; {SPREAD_NOTE}. {PAPER_NOTE}."
-    ))
+    return captioned(
+        rows,
+        (
+            f"Table 2 analogue: validation error (%) by batch size ({data_context(runs)}). BN, LN, IN, GN: "
+            f"ours. {OURS_NOTE}; {SPREAD_NOTE}. {PAPER_NOTE}."
+        ),
+    )
 
 
-def by_batch_table(labelled_cells, batch_sizes, differences, paper_columns=None, caption="", *,
-                   row_name="batch size", directions=False):
+def by_batch_table(
+    labelled_cells,
+    batch_sizes,
+    differences,
+    paper_columns=None,
+    caption="",
+    *,
+    row_name="batch size",
+    directions=False,
+):
     """Rows by batch size (or any other key) of labelled cells, paired differences and the
     paper's numbers.
 
@@ -568,8 +651,9 @@ def by_batch_table(labelled_cells, batch_sizes, differences, paper_columns=None,
             row[f"{first} minus {second}"] = difference.mean
             row[f"{first} minus {second} sd"] = difference.sd
             if directions:
-                row[f"{first} minus {second} lower in"] = (f"{difference.negative}/{difference.n}"
-                                                           if difference.n else "")
+                row[f"{first} minus {second} lower in"] = (
+                    f"{difference.negative}/{difference.n}" if difference.n else ""
+                )
         row["n"] = seed_counts(cells)
         row.update(paper_columns(batch_size) if paper_columns else {})
         row["status"] = cell_statuses(cells)
@@ -590,25 +674,36 @@ def report_table(source="results") -> pd.DataFrame:
     runs = as_runs(source)
     rows = []
     for record in paper.report_records():
-        cell = run_cell(runs, experiment=record["experiment"], norm=record["norm"],
-                        batch_size=record["batch_size"])
-        rows.append({
-            "experiment": record["experiment"],
-            "norm": paper.NORM_LABELS[record["norm"]],
-            "batch size": record["batch_size"],
-            "ours val loss": cell.loss,
-            "report val loss": record["value"],
-            "status": cell.status,
-            "run": cell.run,
-        })
-    return captioned(rows, (
-        f"Validation cross-entropy loss (nats), median of the last 5 epochs ({data_context(runs)}), "
-        f"beside the {paper.REPORT_CITATION} ({paper.REPORT_SETTING}), whose tables call this loss "
-        "'error'. Its batch sizes never took effect, so its sweep rows are all batch-32 runs."
-    ))
+        cell = run_cell(
+            runs,
+            experiment=record["experiment"],
+            norm=record["norm"],
+            batch_size=record["batch_size"],
+        )
+        rows.append(
+            {
+                "experiment": record["experiment"],
+                "norm": paper.NORM_LABELS[record["norm"]],
+                "batch size": record["batch_size"],
+                "ours val loss": cell.loss,
+                "report val loss": record["value"],
+                "status": cell.status,
+                "run": cell.run,
+            }
+        )
+    return captioned(
+        rows,
+        (
+            f"Validation cross-entropy loss (nats), median of the last 5 epochs ({data_context(runs)}), "
+            f"beside the {paper.REPORT_CITATION} ({paper.REPORT_SETTING}), whose tables call this loss "
+            "'error'. Its batch sizes never took effect, so its sweep rows are all batch-32 runs."
+        ),
+    )
 
 
-def batch_size_drop(source="results", *, large=32, small=2, experiment=BATCH_SIZE_SWEEP) -> pd.DataFrame:
+def batch_size_drop(
+    source="results", *, large=32, small=2, experiment=BATCH_SIZE_SWEEP
+) -> pd.DataFrame:
     """How many points of val error each normalization loses from batch `large` to `small`.
 
     Args:
@@ -638,7 +733,9 @@ def batch_size_drop(source="results", *, large=32, small=2, experiment=BATCH_SIZ
             "ours_increase": increase.mean,
             "ours_increase_sd": increase.sd,
             "n": increase.n,
-            "higher_at_small": increase.n - increase.negative - sum(v == 0 for v in increase.values),
+            "higher_at_small": increase.n
+            - increase.negative
+            - sum(v == 0 for v in increase.values),
             "paper_increase": published.get(small, math.nan) - published.get(large, math.nan),
             "status_large": at_large.status,
             "status_small": at_small.status,
@@ -648,18 +745,24 @@ def batch_size_drop(source="results", *, large=32, small=2, experiment=BATCH_SIZ
     return frame
 
 
-def batch_size_drop_table(source="results", *, large=32, small=2, experiment=BATCH_SIZE_SWEEP) -> pd.DataFrame:
+def batch_size_drop_table(
+    source="results", *, large=32, small=2, experiment=BATCH_SIZE_SWEEP
+) -> pd.DataFrame:
     """`batch_size_drop` as a table to read: one row per normalization, named columns, a caption."""
     drop = batch_size_drop(source, large=large, small=small, experiment=experiment)
-    table = pd.DataFrame({
-        "norm": drop.index,
-        f"batch {large}": drop["ours_large"].to_numpy(),
-        f"batch {small}": drop["ours_small"].to_numpy(),
-        "change": drop["ours_increase"].to_numpy(),
-        "change sd": drop["ours_increase_sd"].to_numpy(),
-        f"higher at {small}": [f"{higher} of {n}" for higher, n in zip(drop["higher_at_small"], drop["n"])],
-        "paper's change": drop["paper_increase"].to_numpy(),
-    })
+    table = pd.DataFrame(
+        {
+            "norm": drop.index,
+            f"batch {large}": drop["ours_large"].to_numpy(),
+            f"batch {small}": drop["ours_small"].to_numpy(),
+            "change": drop["ours_increase"].to_numpy(),
+            "change sd": drop["ours_increase_sd"].to_numpy(),
+            f"higher at {small}": [
+                f"{higher} of {n}" for higher, n in zip(drop["higher_at_small"], drop["n"])
+            ],
+            "paper's change": drop["paper_increase"].to_numpy(),
+        }
+    )
     table.attrs["caption"] = (
         f"Val error (%, median of the last 5 epochs, mean over seeds) at batch {large} and {small}, and its "
         f"change from {large} to {small} in points, seed by seed (mean ± sd), with the number of seeds where it "
@@ -675,17 +778,19 @@ def run_listing(source="results", experiments=None) -> pd.DataFrame:
     runs = as_runs(source)
     if experiments is not None:
         runs = runs[runs["experiment"].isin(experiments)]
-    return pd.DataFrame({
-        "experiment": runs["experiment"],
-        "run": runs["run_name"],
-        "status": status_texts(runs),
-        "val error": runs["val_error_median5"],
-        "train error": runs["train_error_median5"],
-        "val loss": runs["val_loss_median5"],
-        "steps per epoch": runs["steps_per_epoch"].astype("Int64"),
-        "minutes": runs["wall_seconds"] / 60,
-        "reused from": runs["reused_from"].fillna(""),
-    }).reset_index(drop=True)
+    return pd.DataFrame(
+        {
+            "experiment": runs["experiment"],
+            "run": runs["run_name"],
+            "status": status_texts(runs),
+            "val error": runs["val_error_median5"],
+            "train error": runs["train_error_median5"],
+            "val loss": runs["val_loss_median5"],
+            "steps per epoch": runs["steps_per_epoch"].astype("Int64"),
+            "minutes": runs["wall_seconds"] / 60,
+            "reused from": runs["reused_from"].fillna(""),
+        }
+    ).reset_index(drop=True)
 
 
 def format_points(value: float, sd: float = math.nan) -> str:
@@ -696,7 +801,7 @@ def format_points(value: float, sd: float = math.nan) -> str:
 
 
 def seeds_text(count: int, total: int | None = None) -> str:
-    """"1 seed", "3 seeds", or with a total "2 of 3 seeds"."""
+    """ "1 seed", "3 seeds", or with a total "2 of 3 seeds"."""
     if total is None:
         return f"{count} seed{'s' if count != 1 else ''}"
     return f"{count} of {seeds_text(total)}"
@@ -723,12 +828,23 @@ def conclusions(source="results", *, large=32, small=2) -> list[str]:
     ours = first.set_index("norm")["ours val error (%)"]
     cells = _cells(runs, NORM_COMPARISON, large)
     gap = paired_difference(cells["group"], cells["batch"])
-    lines.append(_gn_minus_bn(f"At batch {large}, GN minus BN val error", gap, "higher",
-                              f"{paper.TABLE1['group'] - paper.TABLE1['batch']:+.1f} (ResNet-50, ImageNet)"))
-    paper_errors = pd.Series({paper.NORM_LABELS[norm]: error for norm, error in paper.TABLE1.items()})
     lines.append(
-        f"Lowest to highest mean val error at batch {large}: ours " + _ranking(ours)
-        + f" (that order in {seeds_text(*_order_holds(cells))}); paper " + _ranking(paper_errors) + "."
+        _gn_minus_bn(
+            f"At batch {large}, GN minus BN val error",
+            gap,
+            "higher",
+            f"{paper.TABLE1['group'] - paper.TABLE1['batch']:+.1f} (ResNet-50, ImageNet)",
+        )
+    )
+    paper_errors = pd.Series(
+        {paper.NORM_LABELS[norm]: error for norm, error in paper.TABLE1.items()}
+    )
+    lines.append(
+        f"Lowest to highest mean val error at batch {large}: ours "
+        + _ranking(ours)
+        + f" (that order in {seeds_text(*_order_holds(cells))}); paper "
+        + _ranking(paper_errors)
+        + "."
     )
     unavailable = first[~first["status"].str.startswith("complete")]
     if not unavailable.empty:
@@ -745,27 +861,37 @@ def conclusions(source="results", *, large=32, small=2) -> list[str]:
         if not math.isnan(row["paper_increase"]):
             sentence += f" (paper {format_points(row['paper_increase'])})"
         sentence += "."
-        caveats = [f"batch {size}: {status}" for size, status in
-                   ((large, row["status_large"]), (small, row["status_small"]))
-                   if not status.startswith("complete")]
+        caveats = [
+            f"batch {size}: {status}"
+            for size, status in ((large, row["status_large"]), (small, row["status_small"]))
+            if not status.startswith("complete")
+        ]
         if caveats:
             sentence += " [" + "; ".join(caveats) + "]"
         lines.append(sentence)
     at_small = _cells(runs, BATCH_SIZE_SWEEP, small)
     small_gap = paired_difference(at_small["group"], at_small["batch"])
-    lines.append(_gn_minus_bn(f"At batch {small}, GN minus BN", small_gap, "lower",
-                              format_points(paper.TABLE2_GN_MINUS_BN[small])))
+    lines.append(
+        _gn_minus_bn(
+            f"At batch {small}, GN minus BN",
+            small_gap,
+            "lower",
+            format_points(paper.TABLE2_GN_MINUS_BN[small]),
+        )
+    )
     lines.append(_gn_below_bn_by_batch(runs))
     lines.append(_still_learning(runs))
     return lines
 
 
 def _gn_minus_bn(head, difference, counted, paper_text) -> str:
-    """"<head>: ours <mean ± sd> points (GN <counted> in k of n seeds), paper <paper_text>.";
+    """ "<head>: ours <mean ± sd> points (GN <counted> in k of n seeds), paper <paper_text>.";
     `counted` is "lower" (seeds with a negative difference) or "higher" (the others)."""
     count = difference.negative if counted == "lower" else difference.n - difference.negative
-    return (f"{head}: ours {format_points(difference.mean, difference.sd)} points "
-            f"(GN {counted} in {seeds_text(count, difference.n)}), paper {paper_text}.")
+    return (
+        f"{head}: ours {format_points(difference.mean, difference.sd)} points "
+        f"(GN {counted} in {seeds_text(count, difference.n)}), paper {paper_text}."
+    )
 
 
 def _gn_below_bn_by_batch(runs, batch_sizes=paper.BATCH_SIZES) -> str:
@@ -788,8 +914,10 @@ def _still_learning(runs, epochs_before=2) -> str:
         f"falling in {int(row['falling'])} of {int(row['runs'])} trainings"
         for epoch, row in table.iterrows()
     )
-    return (f"Still learning when the learning rate is cut (change of training error over the {epochs_before} "
-            f"epochs before each cut): {cuts}.")
+    return (
+        f"Still learning when the learning rate is cut (change of training error over the {epochs_before} "
+        f"epochs before each cut): {cuts}."
+    )
 
 
 def _order_holds(cells: dict) -> tuple[int, int]:
@@ -799,7 +927,8 @@ def _order_holds(cells: dict) -> tuple[int, int]:
     by_seed = {norm: dict(zip(cell.seeds, cell.values)) for norm, cell in cells.items() if cell.n}
     common = set.intersection(*(set(values) for values in by_seed.values())) if by_seed else set()
     holds = sum(
-        all(by_seed[a][seed] < by_seed[b][seed] for a, b in zip(order, order[1:])) for seed in common
+        all(by_seed[a][seed] < by_seed[b][seed] for a, b in zip(order, order[1:]))
+        for seed in common
     )
     return holds, len(common)
 
@@ -832,7 +961,8 @@ def with_spread(frame: pd.DataFrame, *, decimals: int = 1) -> pd.DataFrame:
     shown = frame.copy()
     for column in [c for c in frame.columns if f"{c} sd" in frame.columns]:
         shown[column] = [
-            _format_cell(mean, decimals) if pd.isna(sd) or pd.isna(mean)
+            _format_cell(mean, decimals)
+            if pd.isna(sd) or pd.isna(mean)
             else f"{mean:.{decimals}f} ± {sd:.{decimals}f}"
             for mean, sd in zip(frame[column], frame[f"{column} sd"])
         ]
@@ -847,13 +977,17 @@ def formatted(frame: pd.DataFrame, *, decimals: int = 1) -> pd.DataFrame:
     (markdown, notebooks): "mean ± sd" columns (`with_spread`), floats with `decimals`
     digits, NaN as "–"."""
     shown = with_spread(frame, decimals=decimals)
-    text = pd.DataFrame({column: [_format_cell(value, decimals) for value in shown[column]] for column in shown},
-                        index=shown.index)
+    text = pd.DataFrame(
+        {column: [_format_cell(value, decimals) for value in shown[column]] for column in shown},
+        index=shown.index,
+    )
     text.attrs = dict(shown.attrs)
     return text
 
 
-def to_markdown(frame: pd.DataFrame, *, decimals: int = 1, index: bool = False, caption: bool = True) -> str:
+def to_markdown(
+    frame: pd.DataFrame, *, decimals: int = 1, index: bool = False, caption: bool = True
+) -> str:
     """A GitHub-flavoured markdown table of `frame` (no extra dependency).
 
     Args:

@@ -17,17 +17,39 @@ import pandas as pd
 from utils import runs as runs_module
 from utils.config import RunConfig
 
-__all__ = ["CONFIG_COLUMNS", "RUN_COLUMNS", "run_row", "load_runs", "as_runs", "differing_settings",
-           "not_averaged_text", "data_context"]
+__all__ = [
+    "CONFIG_COLUMNS",
+    "RUN_COLUMNS",
+    "run_row",
+    "load_runs",
+    "as_runs",
+    "differing_settings",
+    "not_averaged_text",
+    "data_context",
+]
 
 # Every field of RunConfig (what a run is), then what its folder says about it.
 CONFIG_COLUMNS = tuple(field.name for field in dataclasses.fields(RunConfig))
 RUN_COLUMNS = (
-    "experiment", "run_name", *(name for name in CONFIG_COLUMNS if name != "experiment"),
-    "status", "epochs_completed", "diverged_epoch", "val_error_median5", "train_error_median5",
-    "val_loss_median5", "median_epochs", "final_val_error", "best_val_error", "final_train_error", "wall_seconds",
-    "steps_per_epoch", "reused_from", "path",
+    "experiment",
+    "run_name",
+    *(name for name in CONFIG_COLUMNS if name != "experiment"),
+    "status",
+    "epochs_completed",
+    "diverged_epoch",
+    "val_error_median5",
+    "train_error_median5",
+    "val_loss_median5",
+    "median_epochs",
+    "final_val_error",
+    "best_val_error",
+    "final_train_error",
+    "wall_seconds",
+    "steps_per_epoch",
+    "reused_from",
+    "path",
 )
+
 
 def _tail_median(values: pd.Series) -> float:
     """Median of the last 5 values (all when fewer); NaN when there are none."""
@@ -83,7 +105,14 @@ def load_runs(results_dir="results") -> pd.DataFrame:
             reason = runs_module.damage_reason(error, runs_module.MESSAGE_LIMIT)
             damaged[f"{run_dir.parent.name}/{run_dir.name}"] = f"damaged: {reason}"
     frame = pd.DataFrame(rows, columns=list(RUN_COLUMNS))
-    for column in ("groups", "channels_per_group", "batch_size", "seed", "epochs", "diverged_epoch"):
+    for column in (
+        "groups",
+        "channels_per_group",
+        "batch_size",
+        "seed",
+        "epochs",
+        "diverged_epoch",
+    ):
         frame[column] = frame[column].astype("Int64")
     frame.attrs["results_dir"] = str(results_dir)
     frame.attrs["damaged"] = damaged
@@ -110,8 +139,11 @@ def differing_settings(matches: pd.DataFrame) -> dict:
     `matches` differ. Runs that differ in anything but the seed are not seeds of one
     number: every reader (tables, findings, the rate rule, figures, the landscape and
     mixture tables) averages a group of runs only when this is empty."""
-    return {column: sorted(set(matches[column].astype(str))) for column in CONFIG_COLUMNS
-            if column in matches and column != "seed" and matches[column].astype(str).nunique() > 1}
+    return {
+        column: sorted(set(matches[column].astype(str)))
+        for column in CONFIG_COLUMNS
+        if column in matches and column != "seed" and matches[column].astype(str).nunique() > 1
+    }
 
 
 def not_averaged_text(differing: dict) -> str:
@@ -122,8 +154,10 @@ def not_averaged_text(differing: dict) -> str:
 
 
 def data_context(runs: pd.DataFrame) -> str:
-    """"dataset X, profile Y" of the runs in a frame, for captions."""
+    """ "dataset X, profile Y" of the runs in a frame, for captions."""
+
     def values(column):
         found = sorted({str(value) for value in runs[column].dropna()}) if column in runs else []
         return ", ".join(found) if found else "unknown"
+
     return f"dataset {values('dataset')}, profile {values('profile')}"

@@ -75,7 +75,16 @@ __all__ = [
     "MODEL_FILE",
 ]
 
-HISTORY_COLUMNS = ("epoch", "train_loss", "train_error", "val_loss", "val_error", "lr", "seconds", "steps")
+HISTORY_COLUMNS = (
+    "epoch",
+    "train_loss",
+    "train_error",
+    "val_loss",
+    "val_error",
+    "lr",
+    "seconds",
+    "steps",
+)
 SUMMARY_KEYS = (
     "run_name",
     "experiment",
@@ -163,7 +172,9 @@ def write_atomically(path, text):
     a partial file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX)
+    handle, temporary = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX
+    )
     mode = dict(mode="wb") if isinstance(text, bytes) else dict(mode="w", newline="")
     try:
         with os.fdopen(handle, **mode) as file:
@@ -208,7 +219,10 @@ def as_written(row):
     The engine keeps its rows in this form, so the summary of a resumed run (whose first
     rows are read back from the file) equals an uninterrupted run's.
     """
-    return {column: _parse_value(column, _format_value(column, row[column])) for column in HISTORY_COLUMNS}
+    return {
+        column: _parse_value(column, _format_value(column, row[column]))
+        for column in HISTORY_COLUMNS
+    }
 
 
 def write_history(run_dir, rows):
@@ -236,13 +250,20 @@ def write_measurements(run_dir, name, rows):
             with 8 significant digits, text as it is.
     """
     if name not in MEASUREMENT_FILES:
-        raise ValueError(f"{name!r} is not a measurement file; valid names are {MEASUREMENT_FILES}.")
+        raise ValueError(
+            f"{name!r} is not a measurement file; valid names are {MEASUREMENT_FILES}."
+        )
     columns = list(rows[0]) if rows else ["epoch"]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
     for row in rows:
-        writer.writerow([value if isinstance(value, str) else f"{value:.8g}" for value in (row[c] for c in columns)])
+        writer.writerow(
+            [
+                value if isinstance(value, str) else f"{value:.8g}"
+                for value in (row[c] for c in columns)
+            ]
+        )
     write_atomically(Path(run_dir) / name, buffer.getvalue())
 
 
@@ -261,7 +282,9 @@ def read_measurements(run_dir, name, *, epochs=None):
     try:
         frame = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as error:
-        raise ValueError(f"{path} is damaged ({damage_reason(error)}); {_DELETE_TO_RETRAIN}.") from error
+        raise ValueError(
+            f"{path} is damaged ({damage_reason(error)}); {_DELETE_TO_RETRAIN}."
+        ) from error
     if epochs is not None:
         frame = frame[frame["epoch"] <= epochs].reset_index(drop=True)
     return frame
@@ -273,8 +296,17 @@ def median_of_last(values, count=MEDIAN_EPOCHS):
     return float(statistics.median(tail)) if tail else None
 
 
-def make_summary(config, rows, status, *, diverged_epoch=None, images_per_step, device, versions,
-                 trained_during=()):
+def make_summary(
+    config,
+    rows,
+    status,
+    *,
+    diverged_epoch=None,
+    images_per_step,
+    device,
+    versions,
+    trained_during=(),
+):
     """The summary.json dict of a run whose completed epochs are `rows`.
 
     Args:
@@ -334,7 +366,9 @@ MESSAGE_LIMIT = 600
 def damage_reason(error, limit=_QUOTE_LIMIT):
     """An error's text, bounded and printable: a damaged file (e.g. a run of NUL bytes)
     must not flood a log or a table with its contents."""
-    text = "".join(character if character.isprintable() else repr(character)[1:-1] for character in str(error))
+    text = "".join(
+        character if character.isprintable() else repr(character)[1:-1] for character in str(error)
+    )
     return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
 
 
@@ -348,14 +382,22 @@ def _read_json(path, kind=dict):
     try:
         data = json.loads(Path(path).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path} is not valid JSON ({damage_reason(error)}); {_DELETE_TO_RETRAIN}.") from error
+        raise ValueError(
+            f"{path} is not valid JSON ({damage_reason(error)}); {_DELETE_TO_RETRAIN}."
+        ) from error
     except RecursionError as error:
-        raise ValueError(f"{path} is nested too deeply to be a file the engine wrote; {_DELETE_TO_RETRAIN}.") from error
+        raise ValueError(
+            f"{path} is nested too deeply to be a file the engine wrote; {_DELETE_TO_RETRAIN}."
+        ) from error
     except OSError as error:
-        raise ValueError(f"{path} cannot be read ({error.strerror or damage_reason(error)}); "
-                         f"{_DELETE_TO_RETRAIN}.") from error
+        raise ValueError(
+            f"{path} cannot be read ({error.strerror or damage_reason(error)}); "
+            f"{_DELETE_TO_RETRAIN}."
+        ) from error
     if not isinstance(data, kind):
-        raise ValueError(f"{path} holds a JSON {type(data).__name__}, not an object; {_DELETE_TO_RETRAIN}.")
+        raise ValueError(
+            f"{path} holds a JSON {type(data).__name__}, not an object; {_DELETE_TO_RETRAIN}."
+        )
     return data
 
 
@@ -368,14 +410,20 @@ def read_history_rows(run_dir):
         with open(path, newline="", errors="strict") as file:
             return _parse_history(path, csv.DictReader(file))
     except UnicodeDecodeError as error:
-        raise ValueError(f"{path} is not a text file ({damage_reason(error)}); {_DELETE_TO_RETRAIN}.") from error
+        raise ValueError(
+            f"{path} is not a text file ({damage_reason(error)}); {_DELETE_TO_RETRAIN}."
+        ) from error
     except csv.Error as error:
         # E.g. a field over the csv module's limit: a run of zero bytes where rows were.
-        raise ValueError(f"{path} is not a CSV file the engine wrote ({damage_reason(error)}); "
-                         f"{_DELETE_TO_RETRAIN}.") from error
+        raise ValueError(
+            f"{path} is not a CSV file the engine wrote ({damage_reason(error)}); "
+            f"{_DELETE_TO_RETRAIN}."
+        ) from error
     except OSError as error:
-        raise ValueError(f"{path} cannot be read ({error.strerror or damage_reason(error)}); "
-                         f"{_DELETE_TO_RETRAIN}.") from error
+        raise ValueError(
+            f"{path} cannot be read ({error.strerror or damage_reason(error)}); "
+            f"{_DELETE_TO_RETRAIN}."
+        ) from error
 
 
 def _parse_history(path, reader):
@@ -385,12 +433,19 @@ def _parse_history(path, reader):
             f"{_DELETE_TO_RETRAIN}."
         )
     try:
-        rows = [{column: _parse_value(column, row[column]) for column in HISTORY_COLUMNS} for row in reader]
+        rows = [
+            {column: _parse_value(column, row[column]) for column in HISTORY_COLUMNS}
+            for row in reader
+        ]
     except (TypeError, ValueError) as error:
-        raise ValueError(f"{path} has a damaged row ({damage_reason(error)}); {_DELETE_TO_RETRAIN}.") from error
+        raise ValueError(
+            f"{path} has a damaged row ({damage_reason(error)}); {_DELETE_TO_RETRAIN}."
+        ) from error
     epochs = [row["epoch"] for row in rows]
     if epochs != list(range(1, len(rows) + 1)):
-        raise ValueError(f"{path} has the epochs {epochs}, not 1 to {len(rows)} in order; {_DELETE_TO_RETRAIN}.")
+        raise ValueError(
+            f"{path} has the epochs {epochs}, not 1 to {len(rows)} in order; {_DELETE_TO_RETRAIN}."
+        )
     return rows
 
 
@@ -406,7 +461,9 @@ def read_config(run_dir):
     data = _read_json(path)
     if "run_name" not in data:
         # {} would read as the default config.
-        raise ValueError(f"{path} has no run_name: it is not a config the engine wrote; {_DELETE_TO_RETRAIN}.")
+        raise ValueError(
+            f"{path} has no run_name: it is not a config the engine wrote; {_DELETE_TO_RETRAIN}."
+        )
     try:
         return RunConfig.from_dict(data)
     except (TypeError, ValueError, AttributeError) as error:
@@ -426,8 +483,10 @@ def read_summary(run_dir):
     summary = _read_json(path)
     status = summary.get("status")
     if status not in ("running", *FINAL_STATUSES):
-        raise ValueError(f"{path} has status {status!r}, not one of {('running', *FINAL_STATUSES)}; "
-                         f"{_DELETE_TO_RETRAIN}.")
+        raise ValueError(
+            f"{path} has status {status!r}, not one of {('running', *FINAL_STATUSES)}; "
+            f"{_DELETE_TO_RETRAIN}."
+        )
     missing = [key for key in SUMMARY_KEYS if key not in summary]
     if status in FINAL_STATUSES and missing:
         raise ValueError(f"{path} lacks {missing}; {_DELETE_TO_RETRAIN}.")
@@ -452,18 +511,26 @@ def check_run(record):
         )
     completed = len(record.history)
     if completed > config.epochs:
-        raise ValueError(f"{path / 'history.csv'} has {completed} epochs, more than the config's {config.epochs}; "
-                         f"{_DELETE_TO_RETRAIN}.")
+        raise ValueError(
+            f"{path / 'history.csv'} has {completed} epochs, more than the config's {config.epochs}; "
+            f"{_DELETE_TO_RETRAIN}."
+        )
     if not summary and completed:
-        raise ValueError(f"{path} has {completed} epochs of history but no summary.json, which the engine writes "
-                         f"before the first epoch; {_DELETE_TO_RETRAIN}.")
+        raise ValueError(
+            f"{path} has {completed} epochs of history but no summary.json, which the engine writes "
+            f"before the first epoch; {_DELETE_TO_RETRAIN}."
+        )
     status = summary.get("status")
     if status in FINAL_STATUSES and summary["epochs_completed"] != completed:
-        raise ValueError(f"{path / 'summary.json'} says {summary['epochs_completed']} epochs completed, "
-                         f"{path / 'history.csv'} has {completed}; {_DELETE_TO_RETRAIN}.")
+        raise ValueError(
+            f"{path / 'summary.json'} says {summary['epochs_completed']} epochs completed, "
+            f"{path / 'history.csv'} has {completed}; {_DELETE_TO_RETRAIN}."
+        )
     if status == "complete" and completed != config.epochs:
-        raise ValueError(f"{path} is complete with {completed} of the config's {config.epochs} epochs; "
-                         f"{_DELETE_TO_RETRAIN}.")
+        raise ValueError(
+            f"{path} is complete with {completed} of the config's {config.epochs} epochs; "
+            f"{_DELETE_TO_RETRAIN}."
+        )
 
 
 def status_text(status, epochs_completed, epochs, diverged_epoch):
@@ -506,7 +573,7 @@ class RunRecord:
 
     @property
     def status(self):
-        """"complete", "partial" (running, or fewer epochs than configured) or "diverged"."""
+        """ "complete", "partial" (running, or fewer epochs than configured) or "diverged"."""
         written = self.summary.get("status", "running")
         if written == "diverged":
             return "diverged"
@@ -640,13 +707,17 @@ def _open_lock_file(path):
         descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o666)
     except OSError as error:
         if os.path.islink(path):
-            raise ValueError(f"{path} is a symbolic link, not the run's lock file; remove it.") from error
+            raise ValueError(
+                f"{path} is a symbolic link, not the run's lock file; remove it."
+            ) from error
         if os.path.isdir(path):
             raise ValueError(f"{path} is a folder, not the run's lock file; remove it.") from error
         raise
     if not stat.S_ISREG(os.fstat(descriptor).st_mode):
         os.close(descriptor)
-        raise ValueError(f"{path} is not a regular file, so it cannot be the run's lock file; remove it.")
+        raise ValueError(
+            f"{path} is not a regular file, so it cannot be the run's lock file; remove it."
+        )
     return os.fdopen(descriptor, "a+")
 
 

@@ -16,7 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from utils.data_sources import SYNTHETIC_MARKER, install_folder, remove_stale_temporaries, temporary_sibling
+from utils.data_sources import (
+    SYNTHETIC_MARKER,
+    install_folder,
+    remove_stale_temporaries,
+    temporary_sibling,
+)
 
 SYNTHETIC_DATASET_NAME = "synthetic-tiny-imagenet"
 SYNTHETIC_FOLDER_NAME = "synthetic-tiny-imagenet"
@@ -28,13 +33,27 @@ PIXEL_NOISE = 30.0
 COLOUR_JITTER = 20.0
 BACKGROUND_TINT = 20.0
 SHAPES = (
-    "disk", "square", "ring", "cross", "triangle",
-    "diamond", "horizontal stripes", "vertical stripes", "checkerboard", "diagonal stripes",
+    "disk",
+    "square",
+    "ring",
+    "cross",
+    "triangle",
+    "diamond",
+    "horizontal stripes",
+    "vertical stripes",
+    "checkerboard",
+    "diagonal stripes",
 )
 COLOURS = {
-    "red": (220, 40, 40), "green": (40, 200, 60), "blue": (40, 70, 220),
-    "yellow": (230, 210, 40), "magenta": (210, 50, 200), "cyan": (40, 200, 210),
-    "orange": (240, 130, 30), "purple": (120, 40, 170), "white": (235, 235, 235),
+    "red": (220, 40, 40),
+    "green": (40, 200, 60),
+    "blue": (40, 70, 220),
+    "yellow": (230, 210, 40),
+    "magenta": (210, 50, 200),
+    "cyan": (40, 200, 210),
+    "orange": (240, 130, 30),
+    "purple": (120, 40, 170),
+    "white": (235, 235, 235),
     "black": (20, 20, 20),
 }
 SIZE_BANDS = ((12, 20, "small"), (20, 28, "large"))
@@ -77,7 +96,9 @@ def _shape_masks(shape, dx, dy, radius):
         return (distance < radius) & (distance > radius * 0.6)
     if shape == "cross":
         arm = radius / 3
-        return ((np.abs(dx) < arm) & (np.abs(dy) < radius)) | ((np.abs(dy) < arm) & (np.abs(dx) < radius))
+        return ((np.abs(dx) < arm) & (np.abs(dy) < radius)) | (
+            (np.abs(dy) < arm) & (np.abs(dx) < radius)
+        )
     if shape == "triangle":
         return (dy > -radius) & (dy < radius) & (np.abs(dx) < (dy + radius) / 2)
     if shape == "diamond":
@@ -110,8 +131,12 @@ def render_class(index, count, rng):
     grid_y, grid_x = np.mgrid[0:IMAGE_SIZE, 0:IMAGE_SIZE].astype(np.float32)
     mask = _shape_masks(shape, grid_x[None] - centre_x, grid_y[None] - centre_y, radius)
     # A grayish background with a random tint, so the object's colour stands out.
-    background = rng.uniform(60, 190, size=(count, 1, 1, 1)) + rng.normal(0, BACKGROUND_TINT, size=(count, 1, 1, 3))
-    foreground = np.asarray(COLOURS[colour], np.float32) + rng.normal(0, COLOUR_JITTER, size=(count, 1, 1, 3))
+    background = rng.uniform(60, 190, size=(count, 1, 1, 1)) + rng.normal(
+        0, BACKGROUND_TINT, size=(count, 1, 1, 3)
+    )
+    foreground = np.asarray(COLOURS[colour], np.float32) + rng.normal(
+        0, COLOUR_JITTER, size=(count, 1, 1, 3)
+    )
     images = np.where(mask[..., None], foreground, background)
     images += rng.normal(0, PIXEL_NOISE, size=images.shape)  # strong noise: not trivial
     images = np.clip(np.rint(images), 0, 255).astype(np.uint8)
@@ -160,11 +185,19 @@ def make_synthetic_tiny_imagenet(dest, classes=10, images_per_class=40, val_per_
         ("images_per_class", images_per_class, 1, None),
         ("val_per_class", val_per_class, 1, None),
     ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low or (high and value > high):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or value < low
+            or (high and value > high)
+        ):
             raise ValueError(f"{name}={value!r} must be an int from {low} to {high or 'any size'}.")
     settings = {
-        "dataset": SYNTHETIC_DATASET_NAME, "classes": classes, "images_per_class": images_per_class,
-        "val_per_class": val_per_class, "seed": seed,
+        "dataset": SYNTHETIC_DATASET_NAME,
+        "classes": classes,
+        "images_per_class": images_per_class,
+        "val_per_class": val_per_class,
+        "seed": seed,
     }
     target = Path(dest) / SYNTHETIC_FOLDER_NAME
 

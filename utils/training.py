@@ -87,7 +87,10 @@ def use_training_threads():
     if tf.config.list_physical_devices("GPU"):
         return
     threading = tf.config.threading
-    current = (threading.get_intra_op_parallelism_threads(), threading.get_inter_op_parallelism_threads())
+    current = (
+        threading.get_intra_op_parallelism_threads(),
+        threading.get_inter_op_parallelism_threads(),
+    )
     if current == (TRAINING_THREADS, TRAINING_THREADS):
         return
     try:
@@ -138,10 +141,14 @@ def make_strategy(distribution="auto"):
     if distribution == "none":
         return tf.distribute.get_strategy()
     if distribution != "mirrored":
-        raise ValueError(f"Unknown distribution {distribution!r}; valid values are auto, none, mirrored.")
+        raise ValueError(
+            f"Unknown distribution {distribution!r}; valid values are auto, none, mirrored."
+        )
     if distribution not in _STRATEGIES:
         devices = tf.config.list_logical_devices("GPU") or _logical_cpus()
-        _STRATEGIES[distribution] = tf.distribute.MirroredStrategy([device.name for device in devices])
+        _STRATEGIES[distribution] = tf.distribute.MirroredStrategy(
+            [device.name for device in devices]
+        )
     return _STRATEGIES[distribution]
 
 
@@ -154,8 +161,10 @@ def _describe_device(strategy, jit_compile):
         kind = details.get("device_name", "GPU")
     else:
         threads = tf.config.threading.get_intra_op_parallelism_threads() or "all"
-        kind = (f"CPU ({cpu_model()}, {platform.machine() or 'unknown'}, {os.cpu_count()} cores, "
-                f"{threads} thread{'' if threads == 1 else 's'})")
+        kind = (
+            f"CPU ({cpu_model()}, {platform.machine() or 'unknown'}, {os.cpu_count()} cores, "
+            f"{threads} thread{'' if threads == 1 else 's'})"
+        )
     return f"{replicas} x {kind}, {'XLA' if jit_compile else 'no XLA'}"
 
 
@@ -187,7 +196,13 @@ def load_data(config, data_dir=None):
     Returns:
         ((x_train, y_train), (x_val, y_val)): uint8 images (n, 64, 64, 3), int labels.
     """
-    key = (config.dataset, config.classes, config.images_per_class, config.val_images_per_class, str(data_dir))
+    key = (
+        config.dataset,
+        config.classes,
+        config.images_per_class,
+        config.val_images_per_class,
+        str(data_dir),
+    )
     if key not in _DATA_CACHE:
         if config.dataset == "synthetic-tiny-imagenet":
             folder = synthetic_data_folder(config, data_dir)
@@ -234,7 +249,11 @@ def training_dataset(config, x, y, epoch, replicas=1):
     """One epoch of shuffled, augmented (`config.augmentation`) training batches of
     `batch_size * replicas` images (tf.distribute gives each replica `batch_size` of them)."""
     return data_module.make_dataset(
-        x, y, config.batch_size * replicas, training=True, seed=epoch_seed(config.seed, epoch),
+        x,
+        y,
+        config.batch_size * replicas,
+        training=True,
+        seed=epoch_seed(config.seed, epoch),
         augmentation=config.augmentation,
     )
 
@@ -272,12 +291,17 @@ def build_model(config, num_classes=None, input_shape=(64, 64, 3)):
     )
     if config.model == "small_cnn":
         noise = config.norm_noise_options() if config.has_norm_noise else None
-        model = models.small_cnn(config.norm, second_kernel_size=config.second_kernel_size, norm_noise=noise,
-                                 **options)
+        model = models.small_cnn(
+            config.norm, second_kernel_size=config.second_kernel_size, norm_noise=noise, **options
+        )
     else:
-        model = {"resnet10": models.resnet10, "resnet50": models.resnet50}[config.model](config.norm, **options)
+        model = {"resnet10": models.resnet10, "resnet50": models.resnet50}[config.model](
+            config.norm, **options
+        )
     model.compile(
-        optimizer=keras.optimizers.SGD(learning_rate=config.learning_rate, momentum=config.momentum),
+        optimizer=keras.optimizers.SGD(
+            learning_rate=config.learning_rate, momentum=config.momentum
+        ),
         loss="sparse_categorical_crossentropy",
         metrics=[
             keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
@@ -422,12 +446,15 @@ def _measurement_callbacks(config, model, run_dir, start_epoch, factories, x_tra
     """(callbacks, prepare_epoch) of the measurements that `factories` (functions of
     config and model, utils.measurements) give for this run.
     `prepare_epoch(epoch, x, y, replicas)` is called before each epoch's fit."""
-    measurements = [measurement for factory in factories
-                    if (measurement := factory(config, model)) is not None]
+    measurements = [
+        measurement for factory in factories if (measurement := factory(config, model)) is not None
+    ]
     callbacks = []
     for measurement in measurements:
         measurement.prepare_data(x_train, y_train)
-        rows = runs.read_measurements(run_dir, measurement.file_name, epochs=start_epoch).to_dict("records")
+        rows = runs.read_measurements(run_dir, measurement.file_name, epochs=start_epoch).to_dict(
+            "records"
+        )
         callbacks += [measurement, _EpochMeasurements(run_dir, measurement, rows)]
 
     def prepare(epoch, x, y, replicas):
@@ -500,8 +527,10 @@ class _EpochBackup(keras.callbacks.Callback):
         completed = epoch + 1
         self.backup_dir.mkdir(parents=True, exist_ok=True)
         partial = self.backup_dir / "partial.state.npz"
-        arrays = {f"variable_{index}": keras.ops.convert_to_numpy(variable)
-                  for index, variable in enumerate(_training_state(self.model))}
+        arrays = {
+            f"variable_{index}": keras.ops.convert_to_numpy(variable)
+            for index, variable in enumerate(_training_state(self.model))
+        }
         try:
             with open(partial, "wb") as file:
                 np.savez(file, **arrays)
@@ -509,9 +538,12 @@ class _EpochBackup(keras.callbacks.Callback):
                 os.fsync(file.fileno())
         except OSError as error:
             partial.unlink(missing_ok=True)
-            raise OSError(error.errno, f"the backup of epoch {completed} could not be written to {partial} "
-                                       f"({error.strerror}); the run resumes from the last backed-up epoch once "
-                                       "there is room") from error
+            raise OSError(
+                error.errno,
+                f"the backup of epoch {completed} could not be written to {partial} "
+                f"({error.strerror}); the run resumes from the last backed-up epoch once "
+                "there is room",
+            ) from error
         os.replace(partial, _backup_file(self.backup_dir, completed))
         runs.write_json(self.backup_dir / runs.BACKUP_MARKER, {"epoch": completed})
         for older in self.backup_dir.glob(runs.backup_state_file("*")):
@@ -546,8 +578,10 @@ def _restore(model, backup_dir, epoch):
         values = [stored[f"variable_{index}"] for index in range(len(stored.files))]
     shapes = [tuple(variable.shape) for variable in variables]
     if [value.shape for value in values] != shapes:
-        raise ValueError(f"the backup holds {len(values)} arrays that do not fit the model's {len(variables)} "
-                         "variables")
+        raise ValueError(
+            f"the backup holds {len(values)} arrays that do not fit the model's {len(variables)} "
+            "variables"
+        )
     for variable, value in zip(variables, values):
         variable.assign(value)
 
@@ -555,8 +589,16 @@ def _restore(model, backup_dir, epoch):
 # ------------------------------------------------------------------------------ run
 
 
-def run(config, results_dir="results", *, data_dir=None, verbose=1, callbacks=(), measurements=(),
-        on_training_start=None):
+def run(
+    config,
+    results_dir="results",
+    *,
+    data_dir=None,
+    verbose=1,
+    callbacks=(),
+    measurements=(),
+    on_training_start=None,
+):
     """Trains one config, or returns its results when they are already on disk.
 
     Args:
@@ -593,9 +635,14 @@ def run(config, results_dir="results", *, data_dir=None, verbose=1, callbacks=()
         # backup, a replaced history, the lock file, which the lock's release deletes),
         # unless another process holds the folder right now. Reading alone takes no lock
         # otherwise: finished runs may be another user's, or on a read-only mount.
-        leftovers = [run_dir / name for name in (runs.BACKUP_FOLDER, _REPLACED_HISTORY, runs.LOCK_FILE)]
+        leftovers = [
+            run_dir / name for name in (runs.BACKUP_FOLDER, _REPLACED_HISTORY, runs.LOCK_FILE)
+        ]
         if any(path.exists() or path.is_symlink() for path in leftovers):
-            with contextlib.suppress(runs.RunLockedError, OSError, ValueError), runs.run_lock(run_dir):
+            with (
+                contextlib.suppress(runs.RunLockedError, OSError, ValueError),
+                runs.run_lock(run_dir),
+            ):
                 _remove_leftovers(run_dir)
         return runs.read_run(run_dir)
     if action == "reuse":
@@ -620,8 +667,14 @@ def run(config, results_dir="results", *, data_dir=None, verbose=1, callbacks=()
             # on, so with jit_compile=True determinism rests on XLA, whose CPU kernels are
             # deterministic.
             with _op_determinism(config.deterministic and not config.jit_compile):
-                _train(config, run_dir, data_dir=data_dir, verbose=verbose, callbacks=callbacks,
-                       measurements=measurements)
+                _train(
+                    config,
+                    run_dir,
+                    data_dir=data_dir,
+                    verbose=verbose,
+                    callbacks=callbacks,
+                    measurements=measurements,
+                )
     return runs.read_run(run_dir)
 
 
@@ -667,8 +720,13 @@ def _earlier_intervals(run_dir, start_epoch):
         intervals = runs.read_summary(run_dir).get("trained_during") or []
     except (OSError, ValueError):
         return []
-    return [list(interval) for interval in intervals
-            if isinstance(interval, list) and len(interval) == 2 and all(isinstance(t, str) for t in interval)]
+    return [
+        list(interval)
+        for interval in intervals
+        if isinstance(interval, list)
+        and len(interval) == 2
+        and all(isinstance(t, str) for t in interval)
+    ]
 
 
 def _resume_point(run_dir):
@@ -685,9 +743,11 @@ def _resume_point(run_dir):
         # backup): they are replaced, so keep them and say where.
         kept = run_dir / _REPLACED_HISTORY
         runs.write_atomically(kept, (run_dir / "history.csv").read_text())
-        print(f"{run_dir}: history.csv has {len(written)} epochs but the backup only {start_epoch}; training "
-              f"resumes after epoch {start_epoch} and the old history is kept in {kept.name} until the run is "
-              "finished.")
+        print(
+            f"{run_dir}: history.csv has {len(written)} epochs but the backup only {start_epoch}; training "
+            f"resumes after epoch {start_epoch} and the old history is kept in {kept.name} until the run is "
+            "finished."
+        )
     rows = written[:start_epoch]
     if len(rows) < start_epoch:
         # A backup without its history rows cannot be reported: start again.
@@ -702,8 +762,14 @@ def _train(config, run_dir, *, data_dir, verbose, callbacks, measurements):
     # Keras's global dtype policy, so the run's policy is set after it.
     keras.backend.clear_session()
     with _dtype_policy(config.precision):
-        _train_with_policy(config, run_dir, data_dir=data_dir, verbose=verbose, callbacks=callbacks,
-                           measurements=measurements)
+        _train_with_policy(
+            config,
+            run_dir,
+            data_dir=data_dir,
+            verbose=verbose,
+            callbacks=callbacks,
+            measurements=measurements,
+        )
 
 
 def _resumed_model(config, strategy, run_dir, start_epoch):
@@ -722,8 +788,10 @@ def _resumed_model(config, strategy, run_dir, start_epoch):
             _restore(model, backup_dir, start_epoch)
             return model, start_epoch
         except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
-            print(f"{config.experiment}/{config.run_name}: the backup of epoch {start_epoch} cannot be read "
-                  f"({type(error).__name__}: {error}); training the run again from epoch 1.")
+            print(
+                f"{config.experiment}/{config.run_name}: the backup of epoch {start_epoch} cannot be read "
+                f"({type(error).__name__}: {error}); training the run again from epoch 1."
+            )
             shutil.rmtree(backup_dir, ignore_errors=True)
             # The initial weights depend on the seed alone, as in an uninterrupted run.
             keras.utils.set_random_seed(config.seed)
@@ -738,8 +806,15 @@ def tensorboard_callbacks(config, environ=None):
     if not folder:
         return []
     log_dir = Path(folder).expanduser() / config.experiment / config.run_name
-    return [keras.callbacks.TensorBoard(log_dir=str(log_dir), histogram_freq=0, write_graph=False,
-                                        update_freq="epoch", profile_batch=0)]
+    return [
+        keras.callbacks.TensorBoard(
+            log_dir=str(log_dir),
+            histogram_freq=0,
+            write_graph=False,
+            update_freq="epoch",
+            profile_batch=0,
+        )
+    ]
 
 
 def _train_with_policy(config, run_dir, *, data_dir, verbose, callbacks, measurements):
@@ -761,18 +836,27 @@ def _train_with_policy(config, run_dir, *, data_dir, verbose, callbacks, measure
     model, start_epoch = _resumed_model(config, strategy, run_dir, start_epoch)
     rows = rows[:start_epoch]
     device = _describe_device(strategy, config.jit_compile)
-    files = _RunFiles(config, run_dir, rows, images_per_step=images_per_step, device=device,
-                      earlier_intervals=_earlier_intervals(run_dir, start_epoch))
+    files = _RunFiles(
+        config,
+        run_dir,
+        rows,
+        images_per_step=images_per_step,
+        device=device,
+        earlier_intervals=_earlier_intervals(run_dir, start_epoch),
+    )
     runs.write_config(run_dir, config)
     files.write("running")
 
     validation = validation_dataset(x_val, y_val, replicas)
     guard = _DivergenceGuard()
-    measured, prepare_epoch = _measurement_callbacks(config, model, run_dir, start_epoch, measurements, x_train,
-                                                     y_train)
+    measured, prepare_epoch = _measurement_callbacks(
+        config, model, run_dir, start_epoch, measurements, x_train, y_train
+    )
     run_callbacks = [
         # First: the landscape probes read the learning rate it sets.
-        keras.callbacks.LearningRateScheduler(lambda epoch, _: learning_rate_for_epoch(config, epoch)),
+        keras.callbacks.LearningRateScheduler(
+            lambda epoch, _: learning_rate_for_epoch(config, epoch)
+        ),
         *([_EpochProgressBar(config.epochs)] if verbose else []),
         guard,
         _HistoryRecorder(rows, on_epoch_recorded=lambda: files.write("running")),
@@ -804,7 +888,9 @@ def _train_with_policy(config, run_dir, *, data_dir, verbose, callbacks, measure
             files.write("diverged", guard.diverged_epoch)
             _remove_leftovers(run_dir)
             if verbose:
-                print(f"{config.experiment}/{config.run_name}: diverged in epoch {guard.diverged_epoch}.")
+                print(
+                    f"{config.experiment}/{config.run_name}: diverged in epoch {guard.diverged_epoch}."
+                )
             return
     _save_model(model, run_dir)
     files.write("complete")

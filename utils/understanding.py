@@ -100,12 +100,14 @@ def probe_summary(probes: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=columns)
     probes = probes.assign(ratio=probes["gradient_distance"] / probes["step_length"])
     grouped = probes.groupby(["epoch", "step"], sort=True)
-    summary = pd.DataFrame({
-        "loss_range": grouped["loss"].max() - grouped["loss"].min(),
-        "gradient_change": grouped["gradient_distance"].max(),
-        "beta_smoothness": grouped["ratio"].max(),
-        "gradient_norm": grouped["gradient_norm"].first(),
-    }).reset_index()
+    summary = pd.DataFrame(
+        {
+            "loss_range": grouped["loss"].max() - grouped["loss"].min(),
+            "gradient_change": grouped["gradient_distance"].max(),
+            "beta_smoothness": grouped["ratio"].max(),
+            "gradient_norm": grouped["gradient_norm"].first(),
+        }
+    ).reset_index()
     return summary[columns]
 
 
@@ -123,12 +125,25 @@ def landscape_probes(source="results", *, experiment=LANDSCAPE) -> pd.DataFrame:
         summary = probe_summary(runs_module.read_measurements(run.path, "landscape.csv"))
         if summary.empty:
             continue
-        summary = summary.assign(norm=run.norm, batch_size=int(run.batch_size), seed=int(run.seed),
-                                 run_name=run.run_name, progress=summary["step"] / float(run.steps_per_epoch))
+        summary = summary.assign(
+            norm=run.norm,
+            batch_size=int(run.batch_size),
+            seed=int(run.seed),
+            run_name=run.run_name,
+            progress=summary["step"] / float(run.steps_per_epoch),
+        )
         pieces.append(summary)
     if not pieces:
-        return pd.DataFrame(columns=["norm", "batch_size", "seed", "run_name", "progress",
-                                     *probe_summary(pd.DataFrame()).columns])
+        return pd.DataFrame(
+            columns=[
+                "norm",
+                "batch_size",
+                "seed",
+                "run_name",
+                "progress",
+                *probe_summary(pd.DataFrame()).columns,
+            ]
+        )
     return pd.concat(pieces, ignore_index=True)
 
 
@@ -136,15 +151,22 @@ def _landscape_cell(probes: pd.DataFrame, norm: str, batch_size: int, measure: s
     """Mean over seeds (and sd) of each run's mean `measure` over the probes in `epochs`, as
     a `Cell` of that measure (so that `paired_difference` pairs it by seed): its train and
     loss are NaN and its status and run empty (the run_cell of the same runs has them)."""
-    chosen = probes[(probes["norm"] == norm) & (probes["batch_size"] == batch_size)
-                    & probes["epoch"].isin(list(epochs))]
+    chosen = probes[
+        (probes["norm"] == norm)
+        & (probes["batch_size"] == batch_size)
+        & probes["epoch"].isin(list(epochs))
+    ]
     per_seed = chosen.groupby("seed")[measure].mean()
-    return Cell(values=tuple(float(value) for value in per_seed), seeds=tuple(int(seed) for seed in per_seed.index),
-                status="")
+    return Cell(
+        values=tuple(float(value) for value in per_seed),
+        seeds=tuple(int(seed) for seed in per_seed.index),
+        status="",
+    )
 
 
-def landscape_table(source="results", *, experiment=LANDSCAPE,
-                    batch_sizes=landscape_experiment.BATCH_SIZES) -> pd.DataFrame:
+def landscape_table(
+    source="results", *, experiment=LANDSCAPE, batch_sizes=landscape_experiment.BATCH_SIZES
+) -> pd.DataFrame:
     """The landscape quantities by normalization and batch size, in the first
     epoch and over all of training (mean of a run's probes, then mean ± sd over seeds).
 
@@ -164,12 +186,19 @@ def landscape_table(source="results", *, experiment=LANDSCAPE,
             row = {"batch size": batch_size, "norm": label(norm)}
             counts = []
             # Runs of several settings in one cell are not averaged (results.differing_settings).
-            mixed = bool(differing_settings(find_runs(runs, experiment=experiment, norm=norm,
-                                                      batch_size=batch_size)))
+            mixed = bool(
+                differing_settings(
+                    find_runs(runs, experiment=experiment, norm=norm, batch_size=batch_size)
+                )
+            )
             for measure, name in LANDSCAPE_MEASURES.items():
                 epochs_seen = sorted(probes["epoch"].unique()) if not probes.empty else []
                 for window, epochs in (("epoch 1", [1]), ("all epochs", epochs_seen)):
-                    cell = Cell() if mixed else _landscape_cell(probes, norm, batch_size, measure, epochs)
+                    cell = (
+                        Cell()
+                        if mixed
+                        else _landscape_cell(probes, norm, batch_size, measure, epochs)
+                    )
                     row[f"{name}, {window}"] = cell.value
                     row[f"{name}, {window} sd"] = cell.sd
                     counts.append(cell.n)
@@ -191,13 +220,19 @@ def landscape_table(source="results", *, experiment=LANDSCAPE,
 # ---------------------------------------------------------------- distortion
 
 
-def distortion_cell(runs: pd.DataFrame, norm: str, condition: str, *, experiment=DISTORTION,
-                    batch_size=32) -> Cell:
+def distortion_cell(
+    runs: pd.DataFrame, norm: str, condition: str, *, experiment=DISTORTION, batch_size=32
+) -> Cell:
     """The `run_cell` of one distortion condition ("recipe", "noise", "no weight decay")."""
     if condition not in DISTORTION_CONDITIONS:
         raise ValueError(f"condition={condition!r} must be one of {list(DISTORTION_CONDITIONS)}.")
-    fields = {"norm_noise_mean": 0.0, "norm_noise_stddev": 0.0,
-              "norm_noise_groups": DISTORTION_NOISE["norm_noise_groups"], "weight_decay": _RECIPE_WEIGHT_DECAY, **DISTORTION_CONDITIONS[condition]}
+    fields = {
+        "norm_noise_mean": 0.0,
+        "norm_noise_stddev": 0.0,
+        "norm_noise_groups": DISTORTION_NOISE["norm_noise_groups"],
+        "weight_decay": _RECIPE_WEIGHT_DECAY,
+        **DISTORTION_CONDITIONS[condition],
+    }
     return run_cell(runs, experiment=experiment, norm=norm, batch_size=batch_size, **fields)
 
 
@@ -209,7 +244,7 @@ def _stopped(runs: pd.DataFrame, cell: Cell) -> int:
 
 
 def _stopped_text(runs: pd.DataFrame, cell: Cell, suffix: str = "") -> str:
-    """"1 of 3<suffix>", or "no runs yet" for a cell without runs."""
+    """ "1 of 3<suffix>", or "no runs yet" for a cell without runs."""
     if not cell.n:
         return "no runs yet"
     return f"{_stopped(runs, cell)} of {cell.n}{suffix}"
@@ -228,8 +263,10 @@ def distortion_table(source="results", *, experiment=DISTORTION) -> pd.DataFrame
     runs = as_runs(source)
     rows = []
     for norm in ("batch", "group"):
-        cells = {condition: distortion_cell(runs, norm, condition, experiment=experiment)
-                 for condition in DISTORTION_CONDITIONS}
+        cells = {
+            condition: distortion_cell(runs, norm, condition, experiment=experiment)
+            for condition in DISTORTION_CONDITIONS
+        }
         row = {"norm": label(norm)}
         for condition, cell in cells.items():
             row[condition] = cell.value
@@ -257,8 +294,9 @@ def distortion_table(source="results", *, experiment=DISTORTION) -> pd.DataFrame
 # ---------------------------------------------------------------- mixtures
 
 
-def mixtures_table(source="results", *, experiment=MIXTURES,
-                   batch_sizes=mixtures_experiment.BATCH_SIZES) -> pd.DataFrame:
+def mixtures_table(
+    source="results", *, experiment=MIXTURES, batch_sizes=mixtures_experiment.BATCH_SIZES
+) -> pd.DataFrame:
     """The GN+BN mixtures beside BN and GN, by batch size.
 
     Returns:
@@ -268,13 +306,17 @@ def mixtures_table(source="results", *, experiment=MIXTURES,
     runs = as_runs(source)
 
     def cells(batch_size):
-        return {label(norm): run_cell(runs, experiment=experiment, norm=norm, batch_size=batch_size)
-                for norm in ("batch", "group", *MIXTURE_NORMS)}
+        return {
+            label(norm): run_cell(runs, experiment=experiment, norm=norm, batch_size=batch_size)
+            for norm in ("batch", "group", *MIXTURE_NORMS)
+        }
 
     return by_batch_table(
-        cells, batch_sizes, [(label(norm), "GN") for norm in MIXTURE_NORMS],
+        cells,
+        batch_sizes,
+        [(label(norm), "GN") for norm in MIXTURE_NORMS],
         caption=f"GN+BN mixture layers ({data_context(runs)}): validation error (%) by batch size. {OURS_NOTE}; "
-                f"{SPREAD_NOTE}.",
+        f"{SPREAD_NOTE}.",
     )
 
 
@@ -291,16 +333,33 @@ def mixing_weights(source="results", *, experiment=MIXTURES) -> pd.DataFrame:
     for run in runs.itertuples(index=False):
         weights = runs_module.read_measurements(run.path, "mixing.csv", epochs=run.epochs_completed)
         if not weights.empty:
-            pieces.append(weights.assign(norm=run.norm, batch_size=int(run.batch_size), seed=int(run.seed),
-                                         run_name=run.run_name, status=run.status))
-    columns = ["norm", "batch_size", "seed", "run_name", "status", "epoch", "layer", "mixing_weight"]
+            pieces.append(
+                weights.assign(
+                    norm=run.norm,
+                    batch_size=int(run.batch_size),
+                    seed=int(run.seed),
+                    run_name=run.run_name,
+                    status=run.status,
+                )
+            )
+    columns = [
+        "norm",
+        "batch_size",
+        "seed",
+        "run_name",
+        "status",
+        "epoch",
+        "layer",
+        "mixing_weight",
+    ]
     if not pieces:
         return pd.DataFrame(columns=columns)
     return pd.concat(pieces, ignore_index=True)[columns]
 
 
-def mixing_weight_table(source="results", *, experiment=MIXTURES,
-                        batch_sizes=mixtures_experiment.BATCH_SIZES) -> pd.DataFrame:
+def mixing_weight_table(
+    source="results", *, experiment=MIXTURES, batch_sizes=mixtures_experiment.BATCH_SIZES
+) -> pd.DataFrame:
     """The learnt weight s of GN in each mixture layer after the first and the last
     epoch, by batch size and mixture, over the complete runs.
 
@@ -326,13 +385,20 @@ def mixing_weight_table(source="results", *, experiment=MIXTURES,
             row = {"batch size": batch_size, "mixture": label(norm)}
             for number, layer in enumerate(layers, start=1):
                 in_layer = chosen["layer"] == layer
-                for name, when in (("epoch 1", chosen["epoch"] == 1), ("last epoch", chosen["epoch"] == last_epoch)):
+                for name, when in (
+                    ("epoch 1", chosen["epoch"] == 1),
+                    ("last epoch", chosen["epoch"] == last_epoch),
+                ):
                     values = chosen[in_layer & when]["mixing_weight"]
                     row[f"s, layer {number}, {name}"] = values.mean() if len(values) else math.nan
-                    row[f"s, layer {number}, {name} sd"] = values.std(ddof=1) if len(values) > 1 else math.nan
+                    row[f"s, layer {number}, {name} sd"] = (
+                        values.std(ddof=1) if len(values) > 1 else math.nan
+                    )
             row["n"] = chosen["run_name"].nunique()
             if differing:
-                unaveraged.append(f"{label(norm)} at batch {batch_size}: {not_averaged_text(differing)}")
+                unaveraged.append(
+                    f"{label(norm)} at batch {batch_size}: {not_averaged_text(differing)}"
+                )
             rows.append(row)
     frame = pd.DataFrame(rows)
     initial = 1 / (1 + math.exp(-1.0))
@@ -348,7 +414,7 @@ def mixing_weight_table(source="results", *, experiment=MIXTURES,
 
 
 def _direction(difference: Difference, text: str, *, negative=False) -> str:
-    """"<text> in k of n seeds": k counts the positive differences (the negative ones
+    """ "<text> in k of n seeds": k counts the positive differences (the negative ones
     with `negative=True`)."""
     total = difference.n
     if not total:
@@ -371,12 +437,14 @@ def _significant(difference: Difference) -> str:
 
 
 def _mixture_differences(mixtures, reference, name):
-    """"GN+BN parallel -5.0 ± 0.3 (lower than GN in 3 of 3 seeds); ..." for each mixture's cell."""
+    """ "GN+BN parallel -5.0 ± 0.3 (lower than GN in 3 of 3 seeds); ..." for each mixture's cell."""
     parts = []
     for norm, cell in mixtures.items():
         difference = paired_difference(cell, reference)
-        parts.append(f"{label(norm)} {format_points(difference.mean, difference.sd)} "
-                     f"({_direction(difference, f'lower than {name}', negative=True)})")
+        parts.append(
+            f"{label(norm)} {format_points(difference.mean, difference.sd)} "
+            f"({_direction(difference, f'lower than {name}', negative=True)})"
+        )
     return "; ".join(parts)
 
 
@@ -390,10 +458,18 @@ def conclusions(source="results") -> list[str]:
     lines = []
     probes = landscape_probes(runs)
     for batch_size in landscape_experiment.BATCH_SIZES:
-        cells = {norm: _landscape_cell(probes, norm, batch_size, "loss_range", [1]) for norm in LANDSCAPE_NORMS}
-        smooth = {norm: _landscape_cell(probes, norm, batch_size, "beta_smoothness", [1]) for norm in LANDSCAPE_NORMS}
-        gap, smooth_gap = paired_difference(cells["group"], cells["batch"]), paired_difference(
-            smooth["group"], smooth["batch"])
+        cells = {
+            norm: _landscape_cell(probes, norm, batch_size, "loss_range", [1])
+            for norm in LANDSCAPE_NORMS
+        }
+        smooth = {
+            norm: _landscape_cell(probes, norm, batch_size, "beta_smoothness", [1])
+            for norm in LANDSCAPE_NORMS
+        }
+        gap, smooth_gap = (
+            paired_difference(cells["group"], cells["batch"]),
+            paired_difference(smooth["group"], smooth["batch"]),
+        )
         lines.append(
             f"Claim: GN smooths the loss landscape less than BN early in training. Batch {batch_size}, first epoch: "
             f"loss range GN {_value(cells['group'])}, BN {_value(cells['batch'])}, no norm "
@@ -401,10 +477,16 @@ def conclusions(source="results") -> list[str]:
             f"{_direction(gap, 'GN higher')}); effective beta-smoothness GN minus BN "
             f"{_significant(smooth_gap)} ({_direction(smooth_gap, 'GN higher')})."
         )
-    cells = {norm: {condition: distortion_cell(runs, norm, condition) for condition in DISTORTION_CONDITIONS}
-             for norm in ("batch", "group")}
-    noise = {norm: paired_difference(by_condition["noise"], by_condition["recipe"])
-             for norm, by_condition in cells.items()}
+    cells = {
+        norm: {
+            condition: distortion_cell(runs, norm, condition) for condition in DISTORTION_CONDITIONS
+        }
+        for norm in ("batch", "group")
+    }
+    noise = {
+        norm: paired_difference(by_condition["noise"], by_condition["recipe"])
+        for norm, by_condition in cells.items()
+    }
     lines.append(
         "Claim: GN is more sensitive than BN to noise on its output (GN stops learning). With noise, val error "
         f"changes by {format_points(noise['group'].mean, noise['group'].sd)} points for GN "
@@ -412,8 +494,10 @@ def conclusions(source="results") -> list[str]:
         f"{format_points(noise['batch'].mean, noise['batch'].sd)} for BN "
         f"({_stopped_text(runs, cells['batch']['noise'], ' did')})."
     )
-    decay = {norm: paired_difference(by_condition["recipe"], by_condition["no weight decay"])
-             for norm, by_condition in cells.items()}
+    decay = {
+        norm: paired_difference(by_condition["recipe"], by_condition["no weight decay"])
+        for norm, by_condition in cells.items()
+    }
     published = paper.UNDERSTANDING_WEIGHT_DECAY
     lines.append(
         "Claim: weight decay hurts GN more than BN. Recipe (weight decay 1e-4) minus no weight decay: GN "
@@ -424,8 +508,14 @@ def conclusions(source="results") -> list[str]:
         f"{published['batch'][0.0] - published['batch'][5e-5]:.2f}."
     )
     for batch_size in mixtures_experiment.BATCH_SIZES:
-        gn, bn = (run_cell(runs, experiment=MIXTURES, norm=norm, batch_size=batch_size) for norm in ("group", "batch"))
-        mixtures = {norm: run_cell(runs, experiment=MIXTURES, norm=norm, batch_size=batch_size) for norm in MIXTURE_NORMS}
+        gn, bn = (
+            run_cell(runs, experiment=MIXTURES, norm=norm, batch_size=batch_size)
+            for norm in ("group", "batch")
+        )
+        mixtures = {
+            norm: run_cell(runs, experiment=MIXTURES, norm=norm, batch_size=batch_size)
+            for norm in MIXTURE_NORMS
+        }
         lines.append(
             f"Claim: mixing BN into GN helps. Batch {batch_size}, mixture minus GN: {_mixture_differences(mixtures, gn, 'GN')}. "
             f"Mixture minus BN: {_mixture_differences(mixtures, bn, 'BN')}."

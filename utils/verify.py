@@ -88,15 +88,22 @@ def _committed_run(run_dir, epochs):
     """The committed run's `RunRecord`, checked to hold `epochs` completed epochs."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file():
-        raise ValueError(f"{run_dir} is not a run folder: it has no config.json. Pass the folder of one run, "
-                         "results/<experiment>/<run>.")
+        raise ValueError(
+            f"{run_dir} is not a run folder: it has no config.json. Pass the folder of one run, "
+            "results/<experiment>/<run>."
+        )
     record = runs.read_run(run_dir)
     completed = len(record.history)
     if completed < epochs:
-        fix = (f"pass epochs={completed} (--epochs {completed}) or fewer" if completed
-               else "verify a run that has completed an epoch")
-        raise ValueError(f"{run_dir} has {completed} completed epoch(s), fewer than the epochs={epochs} to compare; "
-                         f"{fix}.")
+        fix = (
+            f"pass epochs={completed} (--epochs {completed}) or fewer"
+            if completed
+            else "verify a run that has completed an epoch"
+        )
+        raise ValueError(
+            f"{run_dir} has {completed} completed epoch(s), fewer than the epochs={epochs} to compare; "
+            f"{fix}."
+        )
     return record
 
 
@@ -107,14 +114,22 @@ def _check_work_dir(config, work_dir):
     action, source = planning.planned_action(config, work_dir)
     if folder.exists() or action != "train":
         held = folder if folder.exists() else source
-        raise ValueError(f"work_dir={str(work_dir)!r} already holds {held}, which would be read back, resumed or "
-                         "copied instead of retrained; pass an empty work_dir, or None for a temporary one.")
+        raise ValueError(
+            f"work_dir={str(work_dir)!r} already holds {held}, which would be read back, resumed or "
+            "copied instead of retrained; pass an empty work_dir, or None for a temporary one."
+        )
 
 
 def _retrain(config, epochs, results_dir, data_dir, verbose):
     """(history rows, device) of `config` retrained into results_dir for `epochs` epochs."""
     try:
-        training.run(config, results_dir, data_dir=data_dir, verbose=verbose, callbacks=[_StopAfterEpochs(epochs)])
+        training.run(
+            config,
+            results_dir,
+            data_dir=data_dir,
+            verbose=verbose,
+            callbacks=[_StopAfterEpochs(epochs)],
+        )
     except _EnoughEpochs:
         pass
     folder = runs.run_directory(config, results_dir)
@@ -151,8 +166,10 @@ def verify_run(run_dir, epochs=2, *, data_dir=None, work_dir=None, verbose=0):
             `epochs`, or a work_dir that already holds the run.
     """
     if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 1:
-        raise ValueError(f"epochs={epochs!r} must be a whole number, 1 or more: how many of the run's first epochs "
-                         "to retrain and compare, e.g. epochs=2.")
+        raise ValueError(
+            f"epochs={epochs!r} must be a whole number, 1 or more: how many of the run's first epochs "
+            "to retrain and compare, e.g. epochs=2."
+        )
     epochs = int(epochs)
     committed = _committed_run(run_dir, epochs)
     if work_dir is None:
@@ -162,13 +179,22 @@ def verify_run(run_dir, epochs=2, *, data_dir=None, work_dir=None, verbose=0):
         _check_work_dir(committed.config, work_dir)
         rows, device = _retrain(committed.config, epochs, work_dir, data_dir, verbose)
 
-    committed_rows = tuple({column: float(row[column]) for column in COMPARED_COLUMNS}
-                           for row in committed.history.iloc[:epochs].to_dict("records"))
+    committed_rows = tuple(
+        {column: float(row[column]) for column in COMPARED_COLUMNS}
+        for row in committed.history.iloc[:epochs].to_dict("records")
+    )
     not_completed = {column: math.nan for column in COMPARED_COLUMNS}
-    retrained_rows = tuple({column: float(row[column]) for column in COMPARED_COLUMNS} for row in rows)
+    retrained_rows = tuple(
+        {column: float(row[column]) for column in COMPARED_COLUMNS} for row in rows
+    )
     retrained_rows += (not_completed,) * (epochs - len(retrained_rows))
-    largest = {column: max(_difference(old[column], new[column]) for old, new in zip(committed_rows, retrained_rows))
-               for column in COMPARED_COLUMNS}
+    largest = {
+        column: max(
+            _difference(old[column], new[column])
+            for old, new in zip(committed_rows, retrained_rows)
+        )
+        for column in COMPARED_COLUMNS
+    }
     return Verification(
         committed_device=committed.summary.get("device"),
         retrained_device=device,
@@ -182,17 +208,27 @@ def verify_run(run_dir, epochs=2, *, data_dir=None, work_dir=None, verbose=0):
 
 def report_lines(verification):
     """The command's report of a `Verification`, one string per line."""
-    lines = [f"committed on: {verification.committed_device or 'not recorded'}",
-             f"retrained on: {verification.retrained_device or 'not recorded'}"]
-    for epoch, (old, new) in enumerate(zip(verification.committed_rows, verification.retrained_rows), start=1):
-        differing = [f"{column} {old[column]:.8g} committed, {new[column]:.8g} retrained"
-                     for column in COMPARED_COLUMNS if _difference(old[column], new[column]) != 0]
+    lines = [
+        f"committed on: {verification.committed_device or 'not recorded'}",
+        f"retrained on: {verification.retrained_device or 'not recorded'}",
+    ]
+    for epoch, (old, new) in enumerate(
+        zip(verification.committed_rows, verification.retrained_rows), start=1
+    ):
+        differing = [
+            f"{column} {old[column]:.8g} committed, {new[column]:.8g} retrained"
+            for column in COMPARED_COLUMNS
+            if _difference(old[column], new[column]) != 0
+        ]
         lines.append(f"epoch {epoch}: " + ("; ".join(differing) if differing else "identical"))
     if verification.identical:
         lines.append(f"identical to the last bit over {verification.epochs} epochs")
     else:
-        largest = ", ".join(f"{column} {difference:.3g}"
-                            for column, difference in verification.largest_differences.items() if difference != 0)
+        largest = ", ".join(
+            f"{column} {difference:.3g}"
+            for column, difference in verification.largest_differences.items()
+            if difference != 0
+        )
         lines.append(f"differs: largest |difference| {largest} over {verification.epochs} epochs")
     return lines
 
@@ -214,9 +250,15 @@ def main(argv=None):
         prog="python -m utils.verify",
         description="Retrain a committed run's first epochs on this machine and compare their history.",
     )
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="the run's folder, results/<experiment>/<run>")
-    parser.add_argument("--epochs", type=int, default=2, help="first epochs to retrain and compare (default: 2)")
-    parser.add_argument("--data", default=None, help="Tiny ImageNet folder or archive (synthetic: cache folder)")
+    parser.add_argument(
+        "run_dir", metavar="RUN_DIR", help="the run's folder, results/<experiment>/<run>"
+    )
+    parser.add_argument(
+        "--epochs", type=int, default=2, help="first epochs to retrain and compare (default: 2)"
+    )
+    parser.add_argument(
+        "--data", default=None, help="Tiny ImageNet folder or archive (synthetic: cache folder)"
+    )
     arguments = parser.parse_args(argv)
     # Before this process's first TensorFlow operation, as every training.
     training.use_training_threads()

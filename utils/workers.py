@@ -80,7 +80,10 @@ def worker_memory(configs):
     from utils.data import IMAGE_SHAPE
 
     image_bytes = IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2]
-    images = max(config.classes * (config.images_per_class + config.val_images_per_class) for config in configs)
+    images = max(
+        config.classes * (config.images_per_class + config.val_images_per_class)
+        for config in configs
+    )
     return WORKER_BASE_MEMORY + IMAGE_COPIES * images * image_bytes
 
 
@@ -118,8 +121,13 @@ def worker_limit(configs):
     available = _available_memory()
     if available is not None:
         each = worker_memory(configs)
-        limits.append((max(1, available // each), f"{available / 2**30:.1f} GiB of memory available, "
-                                                   f"about {each / 2**30:.1f} GiB per worker"))
+        limits.append(
+            (
+                max(1, available // each),
+                f"{available / 2**30:.1f} GiB of memory available, "
+                f"about {each / 2**30:.1f} GiB per worker",
+            )
+        )
     limit = min(count for count, _ in limits)
     return limit, " and ".join(reason for count, reason in limits if count == limit)
 
@@ -142,7 +150,9 @@ def prepare_data(configs, data_dir):
     import_tensorflow()
     from utils import training
 
-    for config in {(c.dataset, c.classes, c.images_per_class, c.val_images_per_class): c for c in configs}.values():
+    for config in {
+        (c.dataset, c.classes, c.images_per_class, c.val_images_per_class): c for c in configs
+    }.values():
         training.load_data(config, data_dir)
 
 
@@ -193,7 +203,15 @@ def _terminate_raises():
 def _train_in_workers(pending, results_dir, workers, data_dir, verbose, print_line):
     """Starts `workers` processes on the list `pending` and waits for them; whatever
     ends this (an error, Ctrl-C, SIGTERM) ends the workers too."""
-    command = [sys.executable, "-m", "utils.workers", "--results", str(results_dir), "--verbose", str(verbose)]
+    command = [
+        sys.executable,
+        "-m",
+        "utils.workers",
+        "--results",
+        str(results_dir),
+        "--verbose",
+        str(verbose),
+    ]
     if data_dir is not None:
         command += ["--data", str(data_dir)]
     listing = json.dumps([config.to_dict() for config in pending]) + "\n"
@@ -201,12 +219,19 @@ def _train_in_workers(pending, results_dir, workers, data_dir, verbose, print_li
     with _terminate_raises():
         try:
             for number in range(1, workers + 1):
-                process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                           stderr=subprocess.STDOUT, text=True, bufsize=1)
+                process = subprocess.Popen(
+                    command,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                    bufsize=1,
+                )
                 processes.append(process)
                 # Read before writing: a worker that prints first must not block on a full pipe.
-                reader = threading.Thread(target=_forward, args=(process, f"[worker {number}]", print_line),
-                                          daemon=True)
+                reader = threading.Thread(
+                    target=_forward, args=(process, f"[worker {number}]", print_line), daemon=True
+                )
                 reader.start()
                 readers.append(reader)
                 # A worker that died before reading says why in its output; its status shows.
@@ -232,7 +257,9 @@ def _train_in_workers(pending, results_dir, workers, data_dir, verbose, print_li
                 reader.join(timeout=END_SECONDS)
 
 
-def run_in_workers(configs, results_dir="results", *, workers, data_dir=None, verbose=0, print_line=print):
+def run_in_workers(
+    configs, results_dir="results", *, workers, data_dir=None, verbose=0, print_line=print
+):
     """Trains the grid's pending runs in `workers` processes, then reads the grid back.
 
     No more processes than there are runs to train, nor than `worker_limit` allows, are
@@ -266,22 +293,30 @@ def run_in_workers(configs, results_dir="results", *, workers, data_dir=None, ve
         limit, reason = worker_limit(pending)
         if limit < min(workers, len(pending)):
             if limit == 1:
-                print_line(f"Training in this process instead of {workers} worker processes: {reason}.")
+                print_line(
+                    f"Training in this process instead of {workers} worker processes: {reason}."
+                )
             else:
                 print_line(f"Starting {limit} worker processes instead of {workers}: {reason}.")
         workers = min(workers, len(pending), limit)
         if workers > 1:
-            print_line(f"Training {len(pending)} run(s) in {workers} processes of "
-                       f"{training.TRAINING_THREADS} thread(s) each.")
+            print_line(
+                f"Training {len(pending)} run(s) in {workers} processes of "
+                f"{training.TRAINING_THREADS} thread(s) each."
+            )
             with ProgressReporter(pending, results_dir, workers=workers, print_line=print_line):
                 _train_in_workers(pending, results_dir, workers, data_dir, verbose, print_line)
-            return grid_module.run_grid(configs, results_dir, data_dir=data_dir, verbose=verbose,
-                                        print_line=print_line)
+            return grid_module.run_grid(
+                configs, results_dir, data_dir=data_dir, verbose=verbose, print_line=print_line
+            )
     if pending:
         with ProgressReporter(pending, results_dir, workers=1, print_line=print_line):
-            return grid_module.run_grid(configs, results_dir, data_dir=data_dir, verbose=verbose,
-                                        print_line=print_line)
-    return grid_module.run_grid(configs, results_dir, data_dir=data_dir, verbose=verbose, print_line=print_line)
+            return grid_module.run_grid(
+                configs, results_dir, data_dir=data_dir, verbose=verbose, print_line=print_line
+            )
+    return grid_module.run_grid(
+        configs, results_dir, data_dir=data_dir, verbose=verbose, print_line=print_line
+    )
 
 
 def _end_when_closed(stream):
@@ -330,8 +365,13 @@ def main(argv=None):
 
     training.use_training_threads()
     configs = [RunConfig.from_dict(data) for data in json.loads(listing)]
-    grid = grid_module.run_grid(configs, arguments.results, data_dir=arguments.data, verbose=arguments.verbose,
-                                print_line=lambda line: print(line, flush=True))
+    grid = grid_module.run_grid(
+        configs,
+        arguments.results,
+        data_dir=arguments.data,
+        verbose=arguments.verbose,
+        print_line=lambda line: print(line, flush=True),
+    )
     return 1 if any(item.outcome == "failed" for item in grid) else 0
 
 

@@ -18,11 +18,35 @@ __all__ = ["REGISTRY", "NAMES", "GROUPS", "SECTIONS", "get", "resolve"]
 
 
 def _declared():
-    from utils.experiments import (batch_renorm, depth, distortion, group_ablation, landscape, long_training,
-                                   mixtures, rate_sweep, recipe_sweep, study, weight_standardization, why_gn_trails)
+    from utils.experiments import (
+        batch_renorm,
+        depth,
+        distortion,
+        group_ablation,
+        landscape,
+        long_training,
+        mixtures,
+        rate_sweep,
+        recipe_sweep,
+        study,
+        weight_standardization,
+        why_gn_trails,
+    )
 
-    families = (study, recipe_sweep, group_ablation, batch_renorm, weight_standardization, landscape, distortion,
-                mixtures, rate_sweep, long_training, depth, why_gn_trails)
+    families = (
+        study,
+        recipe_sweep,
+        group_ablation,
+        batch_renorm,
+        weight_standardization,
+        landscape,
+        distortion,
+        mixtures,
+        rate_sweep,
+        long_training,
+        depth,
+        why_gn_trails,
+    )
     return {experiment.name: experiment for family in families for experiment in family.EXPERIMENTS}
 
 
@@ -32,31 +56,62 @@ NAMES: tuple[str, ...] = tuple(REGISTRY)
 # "study" is the paper's two experiments, the others the families of further experiments,
 # and "all" every experiment.
 GROUPS: dict[str, tuple[str, ...]] = {
-    **{group: tuple(name for name, experiment in REGISTRY.items() if experiment.group == group)
-       for group in ("study", "beyond_the_paper", "understanding_gn", "fair_comparison", "depth",
-                     "why_gn_trails")},
+    **{
+        group: tuple(name for name, experiment in REGISTRY.items() if experiment.group == group)
+        for group in (
+            "study",
+            "beyond_the_paper",
+            "understanding_gn",
+            "fair_comparison",
+            "depth",
+            "why_gn_trails",
+        )
+    },
     "all": NAMES,
 }
 # The generated report's sections (utils.report), one per group, in its order.
 SECTIONS: tuple[Section, ...] = (
-    Section("study", "The study: the recipe sweep, Tables 1 and 2", "study",
-            shared_runs="the batch-size sweep's batch-32 runs are the comparison's, seed 0's batch-32 runs the "
-                        "recipe sweep's",
-            lead="recipe_sweep"),
-    Section("beyond-the-paper", "Beyond the paper: how many groups, Batch Renorm, Weight Standardization",
-            "beyond_the_paper",
-            shared_runs="G = 1 and C/G = 1 are the study's LN and IN runs, G = 32 its GN run; BN and GN without "
-                        "Batch Renorm or WS are the batch-size sweep's"),
-    Section("understanding-gn", "Why GN trains the way it does: the 2021 study's claims", "understanding_gn",
-            shared_runs="the recipe's BN and GN runs at batch 32 are the comparison's, BN and GN beside the "
-                        "mixtures the sweep's"),
-    Section("fair-comparison", "The fair comparison: every method at its own rate", "fair_comparison",
-            shared_runs="the study's rate, the recipe sweep's seed 0, WS and the mixtures at 0.003 are those "
-                        "experiments' runs"),
-    Section("depth", "Depth: the comparison on ResNet-10", "depth",
-            shared_runs="the depth sweep's seed-0 runs at the chosen rates are the grid's"),
-    Section("why-gn-trails", "Why GN trails BN here: one shared rate, Weight Standardization, scale augmentation",
-            "why_gn_trails", shared_runs="none of these runs is another experiment's"),
+    Section(
+        "study",
+        "The study: the recipe sweep, Tables 1 and 2",
+        "study",
+        shared_runs="the batch-size sweep's batch-32 runs are the comparison's, seed 0's batch-32 runs the "
+        "recipe sweep's",
+        lead="recipe_sweep",
+    ),
+    Section(
+        "beyond-the-paper",
+        "Beyond the paper: how many groups, Batch Renorm, Weight Standardization",
+        "beyond_the_paper",
+        shared_runs="G = 1 and C/G = 1 are the study's LN and IN runs, G = 32 its GN run; BN and GN without "
+        "Batch Renorm or WS are the batch-size sweep's",
+    ),
+    Section(
+        "understanding-gn",
+        "Why GN trains the way it does: the 2021 study's claims",
+        "understanding_gn",
+        shared_runs="the recipe's BN and GN runs at batch 32 are the comparison's, BN and GN beside the "
+        "mixtures the sweep's",
+    ),
+    Section(
+        "fair-comparison",
+        "The fair comparison: every method at its own rate",
+        "fair_comparison",
+        shared_runs="the study's rate, the recipe sweep's seed 0, WS and the mixtures at 0.003 are those "
+        "experiments' runs",
+    ),
+    Section(
+        "depth",
+        "Depth: the comparison on ResNet-10",
+        "depth",
+        shared_runs="the depth sweep's seed-0 runs at the chosen rates are the grid's",
+    ),
+    Section(
+        "why-gn-trails",
+        "Why GN trails BN here: one shared rate, Weight Standardization, scale augmentation",
+        "why_gn_trails",
+        shared_runs="none of these runs is another experiment's",
+    ),
 )
 
 
@@ -67,7 +122,9 @@ def get(name) -> Experiment:
         ValueError: for an unknown name; the message lists the valid ones.
     """
     if name not in REGISTRY:
-        raise ValueError(f"Unknown experiment {name!r}; valid experiments are {NAMES + tuple(GROUPS)}.")
+        raise ValueError(
+            f"Unknown experiment {name!r}; valid experiments are {NAMES + tuple(GROUPS)}."
+        )
     return REGISTRY[name]
 
 

@@ -9,11 +9,20 @@ BATCH_SIZES = (32, 8, 4, 2)
 
 EXPERIMENTS = (
     Experiment(
-        BATCH_RENORM, "beyond_the_paper", "Batch Renorm, BN and GN at batch 32, 8, 4 and 2",
-        runs=tuple(dict(norm=norm, batch_size=batch) for norm in ("batch_renorm", "batch", "group")
-                   for batch in BATCH_SIZES),
-        figures=(Figure("utils.ablation_plots:plot_batch_renorm",
-                        "Batch Renorm beside BN and GN by batch size, mean and ±1 sd over seeds"),),
+        BATCH_RENORM,
+        "beyond_the_paper",
+        "Batch Renorm, BN and GN at batch 32, 8, 4 and 2",
+        runs=tuple(
+            dict(norm=norm, batch_size=batch)
+            for norm in ("batch_renorm", "batch", "group")
+            for batch in BATCH_SIZES
+        ),
+        figures=(
+            Figure(
+                "utils.ablation_plots:plot_batch_renorm",
+                "Batch Renorm beside BN and GN by batch size, mean and ±1 sd over seeds",
+            ),
+        ),
         tables=(Table("Batch Renorm beside BN and GN", "utils.ablations:batch_renorm_table"),),
         findings="utils.ablations:conclusions",
     ),

@@ -34,10 +34,18 @@ LEARNING_RATES = (0.01, 0.03, 0.1, 0.3)
 # The sweep trains one seed; its rule decides on that seed alone.
 SWEEP_SEEDS = (0,)
 DECAY_FRACTIONS = (0.5, 0.75)
-METHODS = {"BN": dict(norm="batch"), "GN": dict(norm="group"), "LN": dict(norm="layer"),
-           "IN": dict(norm="instance")}
-RULE = RateRule(DEPTH_SWEEP, MappingProxyType(METHODS), LEARNING_RATES,
-                MappingProxyType(dict(model=MODEL, batch_size=32, lr_decay_fractions=DECAY_FRACTIONS)))
+METHODS = {
+    "BN": dict(norm="batch"),
+    "GN": dict(norm="group"),
+    "LN": dict(norm="layer"),
+    "IN": dict(norm="instance"),
+}
+RULE = RateRule(
+    DEPTH_SWEEP,
+    MappingProxyType(METHODS),
+    LEARNING_RATES,
+    MappingProxyType(dict(model=MODEL, batch_size=32, lr_decay_fractions=DECAY_FRACTIONS)),
+)
 # (method whose rate is used, RunConfig fields, batch sizes), in the order they train.
 PLAN = (
     ("BN", dict(norm="batch"), (32, 8, 2)),
@@ -53,9 +61,14 @@ FIRST_RATE_OF = {"LN": "GN", "IN": "GN"}
 
 def rate_table(source="results", *, seeds=SWEEP_SEEDS):
     """The depth sweep's validation error by base rate and the rate its rule picks."""
-    return RULE.table(source, seeds=seeds, caption=(
-        "ResNet-10 rate sweep ({context}), batch 32, seed 0, ÷10 at 50% and 75% of the epochs: validation error "
-        "(%, median of the last 5 epochs) by base learning rate."))
+    return RULE.table(
+        source,
+        seeds=seeds,
+        caption=(
+            "ResNet-10 rate sweep ({context}), batch 32, seed 0, ÷10 at 50% and 75% of the epochs: validation error "
+            "(%, median of the last 5 epochs) by base learning rate."
+        ),
+    )
 
 
 def chosen_runs(results_dir, seeds):
@@ -64,23 +77,40 @@ def chosen_runs(results_dir, seeds):
     for method, stand_in in FIRST_RATE_OF.items():
         if method not in rates and stand_in in rates:
             rates[method] = rates[stand_in]
-    return [dict(fields, model=MODEL, batch_size=batch_size, base_learning_rate=rates[rate_of],
-                 lr_decay_fractions=DECAY_FRACTIONS)
-            for rate_of, fields, batch_sizes in PLAN if rate_of in rates for batch_size in batch_sizes]
+    return [
+        dict(
+            fields,
+            model=MODEL,
+            batch_size=batch_size,
+            base_learning_rate=rates[rate_of],
+            lr_decay_fractions=DECAY_FRACTIONS,
+        )
+        for rate_of, fields, batch_sizes in PLAN
+        if rate_of in rates
+        for batch_size in batch_sizes
+    ]
 
 
 EXPERIMENTS = (
     Experiment(
-        DEPTH_SWEEP, "depth", "ResNet-10: BN, GN, LN and IN at batch 32 and four base rates, seed 0: each one's rate",
+        DEPTH_SWEEP,
+        "depth",
+        "ResNet-10: BN, GN, LN and IN at batch 32 and four base rates, seed 0: each one's rate",
         runs=tuple(RULE.run_fields(method, rate) for method in METHODS for rate in LEARNING_RATES),
         seeds=SWEEP_SEEDS,
         epochs={"cpu": EPOCHS, "paper": EPOCHS},
         more_runs=RULE.added_runs,
-        tables=(Table("ResNet-10 rate sweep: validation error by base rate, batch 32",
-                      "utils.experiments.depth:rate_table"),),
+        tables=(
+            Table(
+                "ResNet-10 rate sweep: validation error by base rate, batch 32",
+                "utils.experiments.depth:rate_table",
+            ),
+        ),
     ),
     Experiment(
-        DEPTH, "depth", "ResNet-10: BN and GN at batch 32, 8 and 2, LN, IN and GN with G = 8 and 64 at 32",
+        DEPTH,
+        "depth",
+        "ResNet-10: BN and GN at batch 32, 8 and 2, LN, IN and GN with G = 8 and 64 at 32",
         runs=(),
         epochs={"cpu": EPOCHS, "paper": EPOCHS},
         more_runs=chosen_runs,
@@ -90,12 +120,16 @@ EXPERIMENTS = (
         ),
         findings="utils.depth:conclusions",
         figures=(
-            Figure("utils.depth_plots:plot_depth_comparison",
-                   f"ResNet-10 at batch 32: BN, LN, IN and GN, {TRAINING_MODE} and validation error by epoch, "
-                   "mean and ±1 sd over seeds (Figure 4 analogue)"),
-            Figure("utils.depth_plots:plot_depth_batch_sizes",
-                   f"The small CNN (left) and ResNet-10 (right): BN and GN at batch 32, 8 and 2, validation error "
-                   f"and {TRAINING_MODE} by epoch, mean and ±1 sd over seeds (Figure 5 analogue)"),
+            Figure(
+                "utils.depth_plots:plot_depth_comparison",
+                f"ResNet-10 at batch 32: BN, LN, IN and GN, {TRAINING_MODE} and validation error by epoch, "
+                "mean and ±1 sd over seeds (Figure 4 analogue)",
+            ),
+            Figure(
+                "utils.depth_plots:plot_depth_batch_sizes",
+                f"The small CNN (left) and ResNet-10 (right): BN and GN at batch 32, 8 and 2, validation error "
+                f"and {TRAINING_MODE} by epoch, mean and ±1 sd over seeds (Figure 5 analogue)",
+            ),
         ),
     ),
 )

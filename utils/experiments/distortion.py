@@ -12,12 +12,21 @@ NOISE = dict(norm_noise_mean=1e-3, norm_noise_stddev=1.001, norm_noise_groups=32
 
 EXPERIMENTS = (
     Experiment(
-        DISTORTION, "understanding_gn", "BN and GN at batch 32 clean, with output noise, and without weight decay",
-        runs=tuple(dict(norm=norm, batch_size=32, **change)
-                   for norm in ("batch", "group") for change in ({}, NOISE, dict(weight_decay=0.0))),
-        figures=(Figure("utils.understanding_plots:plot_distortion",
-                        "BN and GN with noise on the normalizations' outputs and without weight decay, mean and ±1 "
-                        "sd over seeds"),),
+        DISTORTION,
+        "understanding_gn",
+        "BN and GN at batch 32 clean, with output noise, and without weight decay",
+        runs=tuple(
+            dict(norm=norm, batch_size=32, **change)
+            for norm in ("batch", "group")
+            for change in ({}, NOISE, dict(weight_decay=0.0))
+        ),
+        figures=(
+            Figure(
+                "utils.understanding_plots:plot_distortion",
+                "BN and GN with noise on the normalizations' outputs and without weight decay, mean and ±1 "
+                "sd over seeds",
+            ),
+        ),
         tables=(Table("Distortion and weight decay", "utils.understanding:distortion_table"),),
         findings="utils.understanding:conclusions",
     ),

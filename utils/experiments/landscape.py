@@ -13,13 +13,22 @@ PROBES_PER_EPOCH = 20
 
 EXPERIMENTS = (
     Experiment(
-        LANDSCAPE, "understanding_gn", "BN, GN and no normalization at batch 32 and 2, probed 20 times an epoch",
-        runs=tuple(dict(norm=norm, batch_size=batch, landscape_probes=PROBES_PER_EPOCH)
-                   for norm in ("batch", "group", "none") for batch in BATCH_SIZES),
-        figures=(Figure("utils.understanding_plots:plot_landscape",
-                        "Loss range, largest gradient change and effective beta-smoothness along the gradient "
-                        "during training, BN, GN and no normalization, geometric mean and ×/÷ geometric sd over "
-                        "seeds"),),
+        LANDSCAPE,
+        "understanding_gn",
+        "BN, GN and no normalization at batch 32 and 2, probed 20 times an epoch",
+        runs=tuple(
+            dict(norm=norm, batch_size=batch, landscape_probes=PROBES_PER_EPOCH)
+            for norm in ("batch", "group", "none")
+            for batch in BATCH_SIZES
+        ),
+        figures=(
+            Figure(
+                "utils.understanding_plots:plot_landscape",
+                "Loss range, largest gradient change and effective beta-smoothness along the gradient "
+                "during training, BN, GN and no normalization, geometric mean and ×/÷ geometric sd over "
+                "seeds",
+            ),
+        ),
         tables=(Table("Loss landscape", "utils.understanding:landscape_table", decimals=3),),
         findings="utils.understanding:conclusions",
         measurements=("utils.landscape:probe_measurement",),

@@ -32,30 +32,41 @@ PLAN = (
 def chosen_runs(results_dir, seeds):
     """The runs of `PLAN` whose method has a chosen rate in the results folder."""
     rates = rate_sweep.chosen_rates(results_dir, seeds)
-    return [dict(rate_sweep.run_fields(method, rates[method]), batch_size=batch_size, **fields)
-            for method, batch_sizes, fields in PLAN if method in rates
-            for batch_size in batch_sizes]
+    return [
+        dict(rate_sweep.run_fields(method, rates[method]), batch_size=batch_size, **fields)
+        for method, batch_sizes, fields in PLAN
+        if method in rates
+        for batch_size in batch_sizes
+    ]
 
 
 EXPERIMENTS = (
     Experiment(
-        LONG_TRAINING, "fair_comparison", "BN and GN at batch 32, 8, 2 and more, 30 epochs at each one's best rate",
+        LONG_TRAINING,
+        "fair_comparison",
+        "BN and GN at batch 32, 8, 2 and more, 30 epochs at each one's best rate",
         runs=(),
         epochs={"cpu": EPOCHS, "paper": EPOCHS},
         more_runs=chosen_runs,
         tables=(
             Table("Table 2 trained three times as long", "utils.fair:table2"),
             Table("How hard the weight decay pulls", "utils.fair:weight_decay_table"),
-            Table("Each claim at the shared rate and at each method's own", "utils.fair:claims_table"),
+            Table(
+                "Each claim at the shared rate and at each method's own", "utils.fair:claims_table"
+            ),
         ),
         figures=(
-            Figure("utils.fair_plots:plot_long_training",
-                   f"BN and GN at batch 32, 8 and 2: validation error and {TRAINING_MODE} by epoch, mean and ±1 "
-                   "sd over seeds, the study's 10 epochs at the shared rate beside 30 epochs at each one's own rate"),
-            Figure("utils.fair_plots:plot_long_training_others",
-                   f"Batch 32, 30 epochs at each method's own rate: {TRAINING_MODE} and validation error by epoch of BN, "
-                   "GN, GN+WS, the BN-first GN+BN mixture, and BN and GN without weight decay, mean and ±1 sd "
-                   "over seeds"),
+            Figure(
+                "utils.fair_plots:plot_long_training",
+                f"BN and GN at batch 32, 8 and 2: validation error and {TRAINING_MODE} by epoch, mean and ±1 "
+                "sd over seeds, the study's 10 epochs at the shared rate beside 30 epochs at each one's own rate",
+            ),
+            Figure(
+                "utils.fair_plots:plot_long_training_others",
+                f"Batch 32, 30 epochs at each method's own rate: {TRAINING_MODE} and validation error by epoch of BN, "
+                "GN, GN+WS, the BN-first GN+BN mixture, and BN and GN without weight decay, mean and ±1 sd "
+                "over seeds",
+            ),
         ),
         measurements=("utils.mixtures:mixing_measurement",),
     ),

@@ -11,15 +11,28 @@ MIXTURE_NORMS = ("gn_plus_parallel", "gn_plus_gn_first", "gn_plus_bn_first")
 
 EXPERIMENTS = (
     Experiment(
-        MIXTURES, "understanding_gn", "the GN+BN mixtures, BN and GN at batch 32, 8 and 2",
-        runs=tuple(dict(norm=norm, batch_size=batch)
-                   for norm in MIXTURE_NORMS + ("batch", "group") for batch in BATCH_SIZES),
-        figures=(Figure("utils.understanding_plots:plot_mixtures",
-                        "The GN+BN mixture layers beside BN and GN by batch size, and the learnt weight s of GN by "
-                        "epoch"),),
+        MIXTURES,
+        "understanding_gn",
+        "the GN+BN mixtures, BN and GN at batch 32, 8 and 2",
+        runs=tuple(
+            dict(norm=norm, batch_size=batch)
+            for norm in MIXTURE_NORMS + ("batch", "group")
+            for batch in BATCH_SIZES
+        ),
+        figures=(
+            Figure(
+                "utils.understanding_plots:plot_mixtures",
+                "The GN+BN mixture layers beside BN and GN by batch size, and the learnt weight s of GN by "
+                "epoch",
+            ),
+        ),
         tables=(
             Table("GN+BN mixtures", "utils.understanding:mixtures_table"),
-            Table("Learnt weight of GN in the mixtures", "utils.understanding:mixing_weight_table", decimals=2),
+            Table(
+                "Learnt weight of GN in the mixtures",
+                "utils.understanding:mixing_weight_table",
+                decimals=2,
+            ),
         ),
         findings="utils.understanding:conclusions",
         measurements=("utils.mixtures:mixing_measurement",),

@@ -38,8 +38,12 @@ METHODS = {
 }
 # The mixtures' control (utils.norms): the parallel mixture with s fixed at 0.5.
 FIXED_MIXTURE = "gn_plus_parallel_fixed"
-RULE = RateRule(RATE_SWEEP, MappingProxyType(METHODS), LEARNING_RATES,
-                MappingProxyType(dict(batch_size=32, lr_decay_fractions=DECAY_FRACTIONS)))
+RULE = RateRule(
+    RATE_SWEEP,
+    MappingProxyType(METHODS),
+    LEARNING_RATES,
+    MappingProxyType(dict(batch_size=32, lr_decay_fractions=DECAY_FRACTIONS)),
+)
 
 
 def run_fields(method, rate):
@@ -55,9 +59,14 @@ def best_rates(source="results", *, seeds=None):
 def rate_table(source="results", *, seeds=None):
     """One row per method: its validation error at each base rate and the rate the rule
     picks so far (`utils.rates.RateRule.table`)."""
-    return RULE.table(source, seeds=seeds, caption=(
-        "Rate sweep ({context}), batch 32, ÷10 at 50% and 75% of the epochs: validation error (%, median of the "
-        "last 5 epochs), mean ± sd over seeds, by base learning rate."))
+    return RULE.table(
+        source,
+        seeds=seeds,
+        caption=(
+            "Rate sweep ({context}), batch 32, ÷10 at 50% and 75% of the epochs: validation error (%, median of the "
+            "last 5 epochs), mean ± sd over seeds, by base learning rate."
+        ),
+    )
 
 
 def chosen_rates(results_dir, seeds):
@@ -75,15 +84,24 @@ def more_runs(results_dir, seeds):
         runs.append(dict(run_fields("GN+BN parallel", parallel), norm=FIXED_MIXTURE))
     return runs
 
+
 EXPERIMENTS = (
     Experiment(
-        RATE_SWEEP, "fair_comparison", "every method at batch 32 and four base rates, each seed: its best rate",
+        RATE_SWEEP,
+        "fair_comparison",
+        "every method at batch 32 and four base rates, each seed: its best rate",
         runs=tuple(run_fields(method, rate) for method in METHODS for rate in LEARNING_RATES),
         more_runs=more_runs,
         tables=(
-            Table("Rate sweep: validation error by base rate, batch 32", "utils.experiments.rate_sweep:rate_table"),
+            Table(
+                "Rate sweep: validation error by base rate, batch 32",
+                "utils.experiments.rate_sweep:rate_table",
+            ),
             Table("Table 1 at each method's own rate", "utils.fair:table1"),
-            Table("Weight Standardization at each method's own rate", "utils.fair:weight_standardization_table"),
+            Table(
+                "Weight Standardization at each method's own rate",
+                "utils.fair:weight_standardization_table",
+            ),
             Table("GN+BN mixtures at each method's own rate", "utils.fair:mixtures_table"),
         ),
         measurements=("utils.mixtures:mixing_measurement",),

@@ -18,14 +18,35 @@ PAPER_DECAY_FRACTIONS = (0.3, 0.6, 0.9)
 
 EXPERIMENTS = (
     Experiment(
-        RECIPE_SWEEP, None, "BN, LN, IN and GN at batch 32 and four base rates, seed 0: the study's rate",
-        runs=tuple(dict(norm=norm, batch_size=32, base_learning_rate=rate, lr_decay_fractions=DECAY_FRACTIONS)
-                   for norm in NORMS for rate in LEARNING_RATES)
-        + tuple(dict(norm=norm, batch_size=32, base_learning_rate=0.003, lr_decay_fractions=PAPER_DECAY_FRACTIONS)
-                for norm in NORMS),
+        RECIPE_SWEEP,
+        None,
+        "BN, LN, IN and GN at batch 32 and four base rates, seed 0: the study's rate",
+        runs=tuple(
+            dict(
+                norm=norm,
+                batch_size=32,
+                base_learning_rate=rate,
+                lr_decay_fractions=DECAY_FRACTIONS,
+            )
+            for norm in NORMS
+            for rate in LEARNING_RATES
+        )
+        + tuple(
+            dict(
+                norm=norm,
+                batch_size=32,
+                base_learning_rate=0.003,
+                lr_decay_fractions=PAPER_DECAY_FRACTIONS,
+            )
+            for norm in NORMS
+        ),
         seeds=(0,),
-        figures=(Figure("utils.plots:plot_recipe_sweep",
-                        "Validation error against the base learning rate at batch 32, the recipe sweep"),),
+        figures=(
+            Figure(
+                "utils.plots:plot_recipe_sweep",
+                "Validation error against the base learning rate at batch 32, the recipe sweep",
+            ),
+        ),
         tables=(Table("Choosing the recipe (recipe sweep)", "utils.recipe:recipe_table"),),
         findings="utils.recipe:verdict",
     ),

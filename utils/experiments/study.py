@@ -19,29 +19,44 @@ BATCH_SIZES = paper.BATCH_SIZES
 
 EXPERIMENTS = (
     Experiment(
-        NORM_COMPARISON, "study", "BN, LN, IN and GN at batch 32 (Table 1)",
+        NORM_COMPARISON,
+        "study",
+        "BN, LN, IN and GN at batch 32 (Table 1)",
         runs=tuple(dict(norm=norm, batch_size=32) for norm in NORMS),
         # The 2023 report's length for its batch-32 comparison.
         epochs={"paper": 100},
-        figures=(Figure("utils.plots:plot_norm_comparison",
-                        f"BN, LN, IN and GN at batch 32: {TRAINING_MODE} and validation error by epoch, mean and "
-                        "±1 sd over seeds (Figure 4 analogue)"),),
+        figures=(
+            Figure(
+                "utils.plots:plot_norm_comparison",
+                f"BN, LN, IN and GN at batch 32: {TRAINING_MODE} and validation error by epoch, mean and "
+                "±1 sd over seeds (Figure 4 analogue)",
+            ),
+        ),
         tables=(Table("Table 1 analogue: BN, LN, IN, GN at batch 32", "utils.results:table1"),),
     ),
     Experiment(
-        BATCH_SIZE_SWEEP, "study", "BN, LN, IN and GN at batch 32, 16, 8, 4 and 2 (Table 2)",
+        BATCH_SIZE_SWEEP,
+        "study",
+        "BN, LN, IN and GN at batch 32, 16, 8, 4 and 2 (Table 2)",
         runs=tuple(dict(norm=norm, batch_size=batch) for norm in NORMS for batch in BATCH_SIZES),
         figures=(
-            Figure("utils.plots:plot_batch_size_curves",
-                   "Validation error by epoch at batch sizes 32 to 2, mean and ±1 sd over seeds (Figure 5 analogue)"),
-            Figure("utils.plots:plot_batch_size_sensitivity",
-                   "Final validation error against batch size, mean and ±1 sd over seeds, beside the paper "
-                   "(Figure 1 analogue)"),
+            Figure(
+                "utils.plots:plot_batch_size_curves",
+                "Validation error by epoch at batch sizes 32 to 2, mean and ±1 sd over seeds (Figure 5 analogue)",
+            ),
+            Figure(
+                "utils.plots:plot_batch_size_sensitivity",
+                "Final validation error against batch size, mean and ±1 sd over seeds, beside the paper "
+                "(Figure 1 analogue)",
+            ),
         ),
         tables=(
             Table("Table 2 analogue: every normalization by batch size", "utils.results:table2"),
-            Table("Beside the 2023 report (validation loss, which the report called error)",
-                  "utils.results:report_table", decimals=3),
+            Table(
+                "Beside the 2023 report (validation loss, which the report called error)",
+                "utils.results:report_table",
+                decimals=3,
+            ),
         ),
         findings="utils.results:conclusions",
     ),

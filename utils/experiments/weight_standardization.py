@@ -9,12 +9,22 @@ BATCH_SIZES = (32, 8, 2)
 
 EXPERIMENTS = (
     Experiment(
-        WEIGHT_STANDARDIZATION, "beyond_the_paper", "GN and BN with and without WS at batch 32, 8 and 2",
-        runs=tuple(dict(norm=norm, batch_size=batch, weight_standardization=standardized)
-                   for norm in ("group", "batch") for standardized in (True, False) for batch in BATCH_SIZES),
-        figures=(Figure("utils.ablation_plots:plot_weight_standardization",
-                        "BN and GN with and without Weight Standardization by batch size, mean and ±1 sd over "
-                        "seeds"),),
+        WEIGHT_STANDARDIZATION,
+        "beyond_the_paper",
+        "GN and BN with and without WS at batch 32, 8 and 2",
+        runs=tuple(
+            dict(norm=norm, batch_size=batch, weight_standardization=standardized)
+            for norm in ("group", "batch")
+            for standardized in (True, False)
+            for batch in BATCH_SIZES
+        ),
+        figures=(
+            Figure(
+                "utils.ablation_plots:plot_weight_standardization",
+                "BN and GN with and without Weight Standardization by batch size, mean and ±1 sd over "
+                "seeds",
+            ),
+        ),
         tables=(Table("Weight Standardization", "utils.ablations:weight_standardization_table"),),
         findings="utils.ablations:conclusions",
     ),

@@ -36,39 +36,55 @@ _FIGURES = "utils.experiments.why_gn_trails.figures"
 
 EXPERIMENTS = (
     Experiment(
-        plan.SHARED_RATE, GROUP,
+        plan.SHARED_RATE,
+        GROUP,
         "ResNet-10 at batch 32: BN, GN, BN+WS and GN+WS at one base rate (0.1), 45 epochs",
         runs=tuple(plan.run_fields(fields) for fields in plan.SHARED_RATE_METHODS.values()),
         epochs={"cpu": plan.EPOCHS, "paper": plan.EPOCHS},
         measurements=MEASUREMENTS,
         tables=(
-            Table("Every method: validation error, fit in inference mode, training-mode running error",
-                  f"{_ANALYSIS}:methods_table"),
-            Table("GN minus BN at batch 32 in each arm and each measure", f"{_ANALYSIS}:gaps_table"),
-            Table("The small CNN at shared rates: GN minus BN, with and without WS", f"{_ANALYSIS}:small_cnn_table"),
+            Table(
+                "Every method: validation error, fit in inference mode, training-mode running error",
+                f"{_ANALYSIS}:methods_table",
+            ),
+            Table(
+                "GN minus BN at batch 32 in each arm and each measure", f"{_ANALYSIS}:gaps_table"
+            ),
+            Table(
+                "The small CNN at shared rates: GN minus BN, with and without WS",
+                f"{_ANALYSIS}:small_cnn_table",
+            ),
         ),
         findings=f"{_ANALYSIS}:conclusions",
         figures=(
-            Figure(f"{_FIGURES}:plot_shared_rate_fit",
-                   "ResNet-10 at batch 32, one base rate (0.1), 45 epochs: BN and GN in each arm (one shared rate, "
-                   "with WS, scale augmentation), validation error, and training error as the fit in inference mode "
-                   "(solid) beside the training-mode running average (dashed), mean and ±1 sd over seeds"),
-            Figure(f"{_FIGURES}:plot_late_responses",
-                   "The 1st, 20th, 80th and 99th percentiles of the last convolution's responses before "
-                   "normalization, by epoch, seed 0: BN and GN at the shared rate and ResNet-10 without "
-                   "normalization (analogue of the paper's Figure 6)"),
+            Figure(
+                f"{_FIGURES}:plot_shared_rate_fit",
+                "ResNet-10 at batch 32, one base rate (0.1), 45 epochs: BN and GN in each arm (one shared rate, "
+                "with WS, scale augmentation), validation error, and training error as the fit in inference mode "
+                "(solid) beside the training-mode running average (dashed), mean and ±1 sd over seeds",
+            ),
+            Figure(
+                f"{_FIGURES}:plot_late_responses",
+                "The 1st, 20th, 80th and 99th percentiles of the last convolution's responses before "
+                "normalization, by epoch, seed 0: BN and GN at the shared rate and ResNet-10 without "
+                "normalization (analogue of the paper's Figure 6)",
+            ),
         ),
     ),
     Experiment(
-        plan.SCALE_AUGMENTATION, GROUP,
+        plan.SCALE_AUGMENTATION,
+        GROUP,
         "ResNet-10 at batch 32: BN and GN with random resized crops, as in shared_rate",
-        runs=tuple(plan.run_fields(fields, augmentation="scale")
-                   for fields in plan.SCALE_AUGMENTATION_METHODS.values()),
+        runs=tuple(
+            plan.run_fields(fields, augmentation="scale")
+            for fields in plan.SCALE_AUGMENTATION_METHODS.values()
+        ),
         epochs={"cpu": plan.EPOCHS, "paper": plan.EPOCHS},
         measurements=MEASUREMENTS,
     ),
     Experiment(
-        plan.NO_NORM, GROUP,
+        plan.NO_NORM,
+        GROUP,
         "ResNet-10 without normalization, seed 0: the shared rate, or the highest below it that trains",
         runs=(),
         seeds=plan.NO_NORM_SEEDS,

@@ -37,8 +37,14 @@ NO_NORM_SEEDS = (0,)
 
 def run_fields(fields, *, base_learning_rate=BASE_LEARNING_RATE, **more):
     """The RunConfig fields of one method in these experiments' setting."""
-    return dict(fields, model=MODEL, batch_size=BATCH_SIZE, base_learning_rate=base_learning_rate,
-                lr_decay_fractions=DECAY_FRACTIONS, **more)
+    return dict(
+        fields,
+        model=MODEL,
+        batch_size=BATCH_SIZE,
+        base_learning_rate=base_learning_rate,
+        lr_decay_fractions=DECAY_FRACTIONS,
+        **more,
+    )
 
 
 def collapsed(run_dir):
