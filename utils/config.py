@@ -45,6 +45,7 @@ __all__ = [
     "DATASETS",
     "PRECISIONS",
     "DISTRIBUTIONS",
+    "PAPER_DECAY_FRACTIONS",
     "PROFILES",
     "PROFILE_SEEDS",
     "AUGMENTATIONS",
@@ -101,7 +102,7 @@ _TINY_IMAGENET_TRAIN_PER_CLASS = 500
 _TINY_IMAGENET_VAL_PER_CLASS = 50
 
 # The paper's decay epochs, 30, 60 and 90 of 100, and its weight decay.
-_DEFAULT_DECAY_FRACTIONS = (0.3, 0.6, 0.9)
+PAPER_DECAY_FRACTIONS = (0.3, 0.6, 0.9)
 _DEFAULT_WEIGHT_DECAY = 1e-4
 # The 2021 study's code draws its distortion noise per example and per group of 32.
 _DEFAULT_NOISE_GROUPS = 32
@@ -220,7 +221,7 @@ class RunConfig:
     base_learning_rate: float | None = None
     momentum: float = 0.9
     weight_decay: float = _DEFAULT_WEIGHT_DECAY
-    lr_decay_fractions: tuple = _DEFAULT_DECAY_FRACTIONS
+    lr_decay_fractions: tuple = PAPER_DECAY_FRACTIONS
     lr_decay_factor: float = 0.1
     seed: int = 0
     augmentation: str = "flip"
@@ -446,7 +447,7 @@ class RunConfig:
         recipe = ""
         if (
             self.base_learning_rate != DEFAULT_BASE_LEARNING_RATES[self.model]
-            or self.lr_decay_fractions != _DEFAULT_DECAY_FRACTIONS
+            or self.lr_decay_fractions != PAPER_DECAY_FRACTIONS
         ):
             decays = "-".join(f"{100 * fraction:g}" for fraction in self.lr_decay_fractions)
             recipe = f"_lr{self.base_learning_rate:g}_decay{decays}"

@@ -17,6 +17,7 @@ from utils import results
 from utils.config import RunConfig
 from utils.experiments import depth as depth_experiment
 from utils.experiments.group_ablation import GROUP_ABLATION
+from utils.experiments.study import THREE_BATCH_SIZES
 from utils.results import Cell
 from utils.results import format_points
 from utils.results import paired_difference
@@ -140,7 +141,7 @@ def table2(source="results"):
 
     return results.by_batch_table(
         cells,
-        (32, 8, 2),
+        THREE_BATCH_SIZES,
         [("GN", "BN"), ("GN train", "BN train"), ("small CNN GN", "small CNN BN")],
         lambda batch_size: {"paper GN minus BN": paper.TABLE2_GN_MINUS_BN[batch_size]},
         f"Table 2 on ResNet-10 ({results.data_context(runs)}): validation and training error (%) by batch size; "

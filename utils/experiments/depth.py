@@ -20,6 +20,8 @@ from utils.experiment import Experiment
 from utils.experiment import TRAINING_MODE
 from utils.experiment import Figure
 from utils.experiment import Table
+from utils.experiments.recipe_sweep import DECAY_FRACTIONS
+from utils.experiments.study import THREE_BATCH_SIZES
 from utils.rates import RateRule
 
 DEPTH_SWEEP = "depth_sweep"
@@ -33,7 +35,6 @@ EPOCHS = 15
 LEARNING_RATES = (0.01, 0.03, 0.1, 0.3)
 # The sweep trains one seed; its rule decides on that seed alone.
 SWEEP_SEEDS = (0,)
-DECAY_FRACTIONS = (0.5, 0.75)
 METHODS = {
     "BN": dict(norm="batch"),
     "GN": dict(norm="group"),
@@ -48,8 +49,8 @@ RULE = RateRule(
 )
 # (method whose rate is used, RunConfig fields, batch sizes), in the order they train.
 PLAN = (
-    ("BN", dict(norm="batch"), (32, 8, 2)),
-    ("GN", dict(norm="group"), (32, 8, 2)),
+    ("BN", dict(norm="batch"), THREE_BATCH_SIZES),
+    ("GN", dict(norm="group"), THREE_BATCH_SIZES),
     ("LN", dict(norm="layer"), (32,)),
     ("IN", dict(norm="instance"), (32,)),
     ("GN", dict(norm="group", groups=8), (32,)),

@@ -14,10 +14,11 @@ from utils.experiment import TRAINING_MODE
 from utils.experiment import Figure
 from utils.experiment import Table
 from utils.experiments import rate_sweep
+from utils.experiments.study import THREE_BATCH_SIZES
 
 LONG_TRAINING = "long_training"
 EPOCHS = 30
-BATCH_SIZES = (32, 8, 2)
+BATCH_SIZES = THREE_BATCH_SIZES
 # (method of the rate sweep, batch sizes, other fields)
 PLAN = (
     ("BN", BATCH_SIZES, {}),

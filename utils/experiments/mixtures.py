@@ -4,9 +4,10 @@ batch-size sweep)."""
 from utils.experiment import Experiment
 from utils.experiment import Figure
 from utils.experiment import Table
+from utils.experiments.study import THREE_BATCH_SIZES
 
 MIXTURES = "mixtures"
-BATCH_SIZES = (32, 8, 2)
+BATCH_SIZES = THREE_BATCH_SIZES
 MIXTURE_NORMS = ("gn_plus_parallel", "gn_plus_gn_first", "gn_plus_bn_first")
 
 EXPERIMENTS = (

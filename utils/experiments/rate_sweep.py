@@ -20,11 +20,11 @@ from types import MappingProxyType
 
 from utils.experiment import Experiment
 from utils.experiment import Table
+from utils.experiments.recipe_sweep import DECAY_FRACTIONS
 from utils.rates import RateRule
 
 RATE_SWEEP = "rate_sweep"
 LEARNING_RATES = (0.001, 0.003, 0.01, 0.03)
-DECAY_FRACTIONS = (0.5, 0.75)
 # Every method of the comparison: a label and the RunConfig fields that make it.
 METHODS = {
     "BN": dict(norm="batch"),

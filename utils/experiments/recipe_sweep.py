@@ -5,6 +5,7 @@ at 50% and 75% of the epochs; beside them, the paper's schedule (÷10 at 30%, 60
 the first study's rate, for comparison (those runs are the first study's).
 """
 
+from utils.config import PAPER_DECAY_FRACTIONS
 from utils.experiment import Experiment
 from utils.experiment import Figure
 from utils.experiment import Table
@@ -14,7 +15,6 @@ RECIPE_SWEEP = "recipe_sweep"
 LEARNING_RATES = (0.001, 0.003, 0.01, 0.03)
 # The sweep's schedule keeps the base rate for half of training.
 DECAY_FRACTIONS = (0.5, 0.75)
-PAPER_DECAY_FRACTIONS = (0.3, 0.6, 0.9)
 
 EXPERIMENTS = (
     Experiment(

@@ -16,6 +16,9 @@ BATCH_SIZE_SWEEP = "batch_size_sweep"
 # The paper's four normalizations, in its tables' order, and its batch sizes.
 NORMS = ("batch", "layer", "instance", "group")
 BATCH_SIZES = paper.BATCH_SIZES
+# The batch sizes the further experiments train: the study's largest, a middle one and its
+# smallest.
+THREE_BATCH_SIZES = (32, 8, 2)
 
 EXPERIMENTS = (
     Experiment(

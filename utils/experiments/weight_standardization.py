@@ -3,9 +3,10 @@
 from utils.experiment import Experiment
 from utils.experiment import Figure
 from utils.experiment import Table
+from utils.experiments.study import THREE_BATCH_SIZES
 
 WEIGHT_STANDARDIZATION = "weight_standardization"
-BATCH_SIZES = (32, 8, 2)
+BATCH_SIZES = THREE_BATCH_SIZES
 
 EXPERIMENTS = (
     Experiment(

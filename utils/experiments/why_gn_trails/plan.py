@@ -8,6 +8,7 @@ the analysis.
 from pathlib import Path
 
 from utils import runs
+from utils.config import PAPER_DECAY_FRACTIONS
 from utils.config import RunConfig
 from utils.rates import COLLAPSE_MARGIN
 from utils.rates import next_rate
@@ -22,7 +23,7 @@ BATCH_SIZE = 32
 # paper's 0.1: one rate for every method, so that a gap in fit is not the rates'.
 BASE_LEARNING_RATE = 0.1
 # The paper's schedule shape: ÷10 at 30%, 60% and 90% of the epochs.
-DECAY_FRACTIONS = (0.3, 0.6, 0.9)
+DECAY_FRACTIONS = PAPER_DECAY_FRACTIONS
 # Three times the depth experiment's 15, whose training error still fell at its end.
 EPOCHS = 45
 SHARED_RATE_METHODS = {
