@@ -89,7 +89,7 @@ def run(path, cache_dir, seconds):
     folder = data.tiny_imagenet_folder(path, download=False, cache_dir=cache_dir)
     rows.append(("extraction (once per archive)", time.perf_counter() - started, "s", "-"))
     selection = data_sources.list_selection(folder)
-    slot = data._cache_slot(cache_dir, selection, None)
+    slot = data.cache_slot(cache_dir, selection, None)
     shutil.rmtree(slot, ignore_errors=True)  # the first load must decode
 
     started = time.perf_counter()

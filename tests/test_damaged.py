@@ -180,4 +180,4 @@ def test_a_finished_run_read_back_loses_what_a_killed_process_left(folder, lefto
 
 def test_gn_workers_takes_spaces_as_the_command_line_does():
     assert notebook.read_settings({"GN_WORKERS": " 2"}).workers == 2
-    assert cli._parser().parse_args(["--workers", " 2"]).workers == 2
+    assert cli.build_parser().parse_args(["--workers", " 2"]).workers == 2

@@ -11,7 +11,6 @@ import textwrap
 from pathlib import Path
 
 import keras
-import numpy
 import pytest
 
 from tests import results_factory
@@ -283,8 +282,8 @@ def test_a_worker_asked_to_end_exits_with_the_shells_status_and_prints_nothing_m
 
     script = (
         "import os, signal, sys\n"
-        "from utils.workers import _exit_on_signal\n"
-        "signal.signal(signal.SIGTERM, _exit_on_signal)\n"
+        "from utils.workers import exit_on_signal\n"
+        "signal.signal(signal.SIGTERM, exit_on_signal)\n"
         "print('before', flush=True)\n"
         "try:\n"
         "    os.kill(os.getpid(), signal.SIGTERM)\n"

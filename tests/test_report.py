@@ -210,13 +210,13 @@ def test_time_line_tells_the_reused_runs_time_from_the_own_trainings(tmp_path):
     assert (
         f"; {own_hours:.1f} of those hours are the 5 trainings done for these experiments, the rest the "
         "reused runs'"
-    ) in report._time_line(sweep)
+    ) in report.time_line(sweep)
     copies = sweep[sweep["reused_from"].notna()]
     assert len(copies) == 2
-    assert report._time_line(copies).startswith(
+    assert report.time_line(copies).startswith(
         "- Training time: 0.0 hours summed over the 2 trainings"
     )
-    assert ", all of them reused runs'." in report._time_line(copies)
+    assert ", all of them reused runs'." in report.time_line(copies)
 
 
 def test_the_compute_table_counts_each_training_once_and_halves_it_for_two_workers(tmp_path):

@@ -77,3 +77,45 @@ def test_the_code_is_in_the_formatters_format():
         text=True,
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def private_uses(path, modules):
+    """ "file:line name" of each private name of another module of the project that `path`
+    imports or reaches through a module it imported."""
+    tree = ast.parse(path.read_text())
+    aliases, found = {}, []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+            ("utils", "tests", "benchmarks")
+        ):
+            for alias in node.names:
+                full = f"{node.module}.{alias.name}"
+                if full in modules:
+                    aliases[alias.asname or alias.name] = full
+                elif alias.name.startswith("_") and not alias.name.startswith("__"):
+                    found.append(f"{path.name}:{node.lineno} {node.module}.{alias.name}")
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name in modules and alias.asname:
+                    aliases[alias.asname] = alias.name
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in aliases
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+        ):
+            found.append(f"{path.name}:{node.lineno} {aliases[node.value.id]}.{node.attr}")
+    return found
+
+
+def test_no_file_uses_another_modules_private_names():
+    files = [
+        path
+        for folder in ("utils", "tests", "benchmarks")
+        for path in (REPOSITORY / folder).rglob("*.py")
+    ]
+    modules = {module_name(path) for path in files}
+    assert private_uses(Path(__file__), modules) == []
+    assert [use for path in files for use in private_uses(path, modules)] == []

@@ -184,19 +184,19 @@ def test_resume_after_a_kill_mid_epoch_gives_the_same_history(reference, tmp_pat
 def test_resume_after_a_kill_between_history_and_backup(reference, tmp_path, data_dir, monkeypatch):
     # Killed after epoch 2's history row was written but before its backup: the row
     # must be dropped and epoch 2 trained again.
-    save = training._EpochBackup.on_epoch_end
+    save = training.EpochBackup.on_epoch_end
 
     def save_or_die(self, epoch, logs=None):
         if epoch + 1 == 2:
             raise Killed()
         save(self, epoch, logs)
 
-    monkeypatch.setattr(training._EpochBackup, "on_epoch_end", save_or_die)
+    monkeypatch.setattr(training.EpochBackup, "on_epoch_end", save_or_die)
     with pytest.raises(Killed):
         training.run(tiny_config(), tmp_path, data_dir=data_dir, verbose=0)
     run_dir = runs.run_directory(tiny_config(), tmp_path)
     assert len(runs.read_run(run_dir).history) == 2
-    monkeypatch.setattr(training._EpochBackup, "on_epoch_end", save)
+    monkeypatch.setattr(training.EpochBackup, "on_epoch_end", save)
     resumed = training.run(tiny_config(), tmp_path, data_dir=data_dir, verbose=0)
     assert resumed.history[COMPARED_COLUMNS].equals(reference.history[COMPARED_COLUMNS])
 
@@ -238,8 +238,8 @@ def test_an_unreadable_backup_restarts_the_run_and_says_so(reference, tmp_path, 
     good = state.read_bytes()
     for damage in (b"this is no longer a NumPy archive", good[: len(good) // 2]):
         state.write_bytes(damage)
-        assert training._backed_up_epoch(backup) == 2
-        model, start_epoch = training._resumed_model(
+        assert training.backed_up_epoch(backup) == 2
+        model, start_epoch = training.resumed_model(
             tiny_config(),
             training.make_strategy(tiny_config().distribution),
             runs.run_directory(tiny_config(), tmp_path),
@@ -544,7 +544,7 @@ def test_a_damaged_backup_marker_restarts_the_run_and_says_so(tmp_path, data_dir
     marker = runs.run_directory(config, tmp_path) / "backup" / "training_metadata.json"
     for damage in (b"\x80\xff junk", b'{"epoch": "one"}', b"[1, 2]", b"{"):
         marker.write_bytes(damage)
-        assert training._backed_up_epoch(marker.parent) == 0
+        assert training.backed_up_epoch(marker.parent) == 0
         assert str(marker) in capsys.readouterr().out
     resumed = training.run(config, tmp_path, data_dir=data_dir, verbose=0)
     assert resumed.summary["status"] == "complete" and len(resumed.history) == config.epochs

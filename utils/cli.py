@@ -81,7 +81,7 @@ def _whole_number(text):
     return int(text)
 
 
-def _parser():
+def build_parser():
     parser = argparse.ArgumentParser(
         prog="python -m utils.experiments",
         description="Train a profile's grid of Group Normalization experiments (resumable).",
@@ -180,7 +180,7 @@ def _train(arguments, configs):
 def main(argv=None):
     """Command-line entry point; returns the exit status (1 if a run failed, 2 for a
     results folder that cannot be used)."""
-    parser = _parser()
+    parser = build_parser()
     arguments = parser.parse_args(argv)
     try:
         configs = profile_configs(

@@ -184,7 +184,7 @@ def load_tiny_imagenet(
     selection = data_sources.list_selection(folder, classes, images_per_class)
     images_per_class = None if images_per_class is None else int(images_per_class)  # numpy ints
     fingerprint = _source_fingerprint(selection, images_per_class)
-    slot = _cache_slot(cache_dir, selection, images_per_class)
+    slot = cache_slot(cache_dir, selection, images_per_class)
     arrays = _read_cache(slot, fingerprint, selection)
     if arrays is None:
         arrays = {
@@ -278,7 +278,7 @@ def _source_fingerprint(selection, images_per_class):
     return digest.hexdigest()
 
 
-def _cache_slot(cache_dir, selection, images_per_class):
+def cache_slot(cache_dir, selection, images_per_class):
     """The folder of a selection's decoded arrays: one per source folder and selection."""
     key = hashlib.sha1(
         json.dumps(

@@ -7,9 +7,9 @@ from utils import results
 from utils.experiments import depth as depth_experiment
 from utils.fair_plots import GROUPS
 from utils.fair_plots import RATE_NOTE
-from utils.fair_plots import _schedule_text
+from utils.fair_plots import schedule_text
 from utils.fair_plots import plot_columns
-from utils.plots import _frames
+from utils.plots import runs_and_histories
 from utils.plots import plot_norm_comparison
 
 DEPTH = depth_experiment.DEPTH
@@ -52,15 +52,15 @@ def plot_depth_batch_sizes(
     """BN and GN at batch 32, 8 and 2: the small CNN (left, the study's runs at the
     shared rate) beside ResNet-10 (right, each at its own rate), validation and training
     error by epoch, mean and ±1 sd over seeds (the paper's Figure 5)."""
-    runs, histories = _frames(results_source, histories)
+    runs, histories = runs_and_histories(results_source, histories)
     columns = (
         (results.BATCH_SIZE_SWEEP, {}, "shared", "small CNN, "),
         (DEPTH, {}, "own", "ResNet-10, "),
     )
     note = (
         f"{RATE_NOTE}\nleft: the study's small CNN ({results.BATCH_SIZE_SWEEP}; "
-        f"{_schedule_text(runs, results.BATCH_SIZE_SWEEP)}); right: ResNet-10 ({DEPTH}; "
-        f"{_schedule_text(runs, DEPTH)}), GN with {GROUPS} groups; each row on one y range"
+        f"{schedule_text(runs, results.BATCH_SIZE_SWEEP)}); right: ResNet-10 ({DEPTH}; "
+        f"{schedule_text(runs, DEPTH)}), GN with {GROUPS} groups; each row on one y range"
     )
     return plot_columns(
         runs,

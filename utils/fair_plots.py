@@ -25,13 +25,13 @@ from utils.experiments import long_training
 from utils.plots import CURVES_LEGEND_TITLE
 from utils.plots import ERROR_LABEL
 from utils.plots import NORM_COLORS
-from utils.plots import _draw_cell
-from utils.plots import _epoch_axis
-from utils.plots import _frames
-from utils.plots import _legend_below
-from utils.plots import _mean_text
-from utils.plots import _status_text
-from utils.plots import _train_cell
+from utils.plots import draw_cell
+from utils.plots import epoch_axis
+from utils.plots import runs_and_histories
+from utils.plots import legend_below
+from utils.plots import mean_text
+from utils.plots import left_out_text
+from utils.plots import train_cell
 from utils.plots import data_and_profile
 from utils.plots import save_figure
 from utils.plots import title_figure
@@ -113,14 +113,14 @@ OTHERS = (
 def _draw_restyled(
     axis, runs, histories, column, color, label, *, width=1.0, solid="-", **selection
 ):
-    """`_draw_cell`, its lines and legend handle `width` times as wide and its solid lines
+    """`draw_cell`, its lines and legend handle `width` times as wide and its solid lines
     drawn in the style `solid`; the dashes of partial runs and the dots of missing ones stay.
 
     Returns:
         The legend handle.
     """
     before = len(axis.lines)
-    handle = _draw_cell(axis, runs, histories, column, color, label, **selection)
+    handle = draw_cell(axis, runs, histories, column, color, label, **selection)
     for line in (*axis.lines[before:], handle):
         line.set_linewidth(line.get_linewidth() * width)
         if line.get_linestyle() == "-":
@@ -154,7 +154,7 @@ def _length(epochs) -> str:
     return f"{epochs} epochs" if epochs else "no runs yet"
 
 
-def _schedule_text(runs, experiment) -> str:
+def schedule_text(runs, experiment) -> str:
     """The rate schedules of an experiment's runs, e.g. "÷10 at 50%, 75%"."""
     found = runs[runs["experiment"] == experiment]
     schedules = sorted({tuple(fractions) for fractions in found["lr_decay_fractions"]})
@@ -164,7 +164,7 @@ def _schedule_text(runs, experiment) -> str:
 def _epoch_range(axis, epochs):
     """The x axis over every epoch the runs were set to train, so that a partial run looks
     short and the columns show their lengths; left to matplotlib without runs."""
-    _epoch_axis(axis)
+    epoch_axis(axis)
     if epochs:
         axis.set_xlim(0.5, epochs + 0.5)
 
@@ -203,11 +203,11 @@ def plot_long_training(
     Returns:
         The matplotlib figure (a 3 x 2 grid).
     """
-    runs, histories = _frames(results_source, histories)
+    runs, histories = runs_and_histories(results_source, histories)
     note = (
         f"{RATE_NOTE}\nleft: the study's runs ({results.BATCH_SIZE_SWEEP}; "
-        f"{_schedule_text(runs, results.BATCH_SIZE_SWEEP)}); right: {long_training.LONG_TRAINING} "
-        f"({_schedule_text(runs, long_training.LONG_TRAINING)}), weight decay {WEIGHT_DECAY:g}, "
+        f"{schedule_text(runs, results.BATCH_SIZE_SWEEP)}); right: {long_training.LONG_TRAINING} "
+        f"({schedule_text(runs, long_training.LONG_TRAINING)}), weight decay {WEIGHT_DECAY:g}, "
         "no WS; each row on one y range"
     )
     title = (
@@ -264,13 +264,13 @@ def plot_columns(
                 cell = results.run_cell(runs, **selection)
                 short, color = paper.NORM_LABELS[norm], NORM_COLORS[norm]
                 handles.append(
-                    _draw_cell(
+                    draw_cell(
                         axis,
                         runs,
                         histories,
                         "val_error",
                         color,
-                        f"{short} validation: {_mean_text(cell)}{_status_text(cell)}",
+                        f"{short} validation: {mean_text(cell)}{left_out_text(cell)}",
                         **selection,
                     )
                 )
@@ -281,7 +281,7 @@ def plot_columns(
                         histories,
                         "train_error",
                         color,
-                        f"{short} training: {_mean_text(_train_cell(runs, **selection))}",
+                        f"{short} training: {mean_text(train_cell(runs, **selection))}",
                         width=TRAIN_WIDTH,
                         **selection,
                     )
@@ -295,7 +295,7 @@ def plot_columns(
             _epoch_range(axis, epochs)
             axis.set_ylabel(ERROR_LABEL)
             axis.tick_params(labelleft=True)
-            _legend_below(
+            legend_below(
                 axis,
                 handles,
                 f"{CURVES_LEGEND_TITLE}\nthick: validation error, thin: training error",
@@ -330,7 +330,7 @@ def plot_long_training_others(
     Returns:
         The matplotlib figure (two panels: training, validation).
     """
-    runs, histories = _frames(results_source, histories)
+    runs, histories = runs_and_histories(results_source, histories)
     dataset, profile = data_and_profile(runs, dataset, profile)
     batch_size = 32
     figure, (train_axis, val_axis) = plt.subplots(1, 2, figsize=(13, 7.5), sharey=True)
@@ -341,7 +341,7 @@ def plot_long_training_others(
         rate = _rates(runs, **selection)
         named = label + (f" (base rate {rate})" if rate else "")
         panels = (
-            (train_axis, "train_error", train_handles, _train_cell(runs, **selection)),
+            (train_axis, "train_error", train_handles, train_cell(runs, **selection)),
             (val_axis, "val_error", val_handles, cell),
         )
         for axis, column, handles, summary in panels:
@@ -352,7 +352,7 @@ def plot_long_training_others(
                     histories,
                     column,
                     color,
-                    f"{named}: {_mean_text(summary)}{_status_text(cell)}",
+                    f"{named}: {mean_text(summary)}{left_out_text(cell)}",
                     solid=solid,
                     **selection,
                 )
@@ -366,7 +366,7 @@ def plot_long_training_others(
         _epoch_range(axis, epochs)
         axis.set_ylabel(ERROR_LABEL)
         axis.tick_params(labelleft=True)
-        _legend_below(
+        legend_below(
             axis,
             handles,
             f"{CURVES_LEGEND_TITLE}\nweight decay {WEIGHT_DECAY:g} unless said; "
@@ -375,7 +375,7 @@ def plot_long_training_others(
     _note_below(
         figure,
         f"{RATE_NOTE}\n{long_training.LONG_TRAINING} "
-        f"({_schedule_text(runs, long_training.LONG_TRAINING)}); each method at the base rate "
+        f"({schedule_text(runs, long_training.LONG_TRAINING)}); each method at the base rate "
         "the rate sweep chose for it",
     )
     title_figure(

@@ -62,7 +62,6 @@ from utils import planning
 from utils import plots
 from utils import profiles
 from utils import results
-from utils import runs
 from utils import training
 from utils import workers
 from utils.paths import REPOSITORY_ROOT

@@ -71,7 +71,7 @@ CURVES_LEGEND_TITLE = (
 )
 
 
-def _frames(results_source, histories):
+def runs_and_histories(results_source, histories):
     """(runs, histories) from a results folder path or from already loaded frames."""
     runs = results.as_runs(results_source)
     if histories is None:
@@ -144,7 +144,7 @@ def _draw_single_run(axis, history, column, color, handle, status, linewidth):
         )
 
 
-def _draw_cell(axis, runs, histories, column, color, label, *, experiment, **selection):
+def draw_cell(axis, runs, histories, column, color, label, *, experiment, **selection):
     """Plot `column` vs epoch for one cell (the runs matching `selection`); returns the legend handle.
 
     The runs behind the cell's number are drawn as their mean over seeds, with a ±1 sd band
@@ -189,7 +189,7 @@ def _draw_cell(axis, runs, histories, column, color, label, *, experiment, **sel
     return handle
 
 
-def _train_cell(runs: pd.DataFrame, **selection) -> results.Cell:
+def train_cell(runs: pd.DataFrame, **selection) -> results.Cell:
     """`results.run_cell` for the training error, over the same runs as the validation number."""
     return results.statistic_cell(runs, "train_error_median5", **selection)
 
@@ -204,7 +204,7 @@ def left_out_note(cell: results.Cell) -> str:
     return status
 
 
-def _status_text(cell: results.Cell) -> str:
+def left_out_text(cell: results.Cell) -> str:
     left_out = left_out_note(cell)
     return f" [{left_out}]" if left_out else ""
 
@@ -213,7 +213,7 @@ def _value_text(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value:.1f}%"
 
 
-def _mean_text(cell: results.Cell) -> str:
+def mean_text(cell: results.Cell) -> str:
     """ "76.1 ± 0.4% (n=3)": the mean over seeds, its sd when there are two or more, and n."""
     if not cell.n or math.isnan(cell.value):
         return "n/a"
@@ -229,7 +229,7 @@ def seed_count_text(cells) -> str:
     return f"n={counts[0]}" if len(counts) == 1 else f"n={counts[0]}–{counts[-1]}"
 
 
-def _legend_below(axis, handles, title):
+def legend_below(axis, handles, title):
     # Below the panel, so that no legend ever hides a curve (e.g. a diverging one).
     axis.legend(
         handles=handles,
@@ -242,7 +242,7 @@ def _legend_below(axis, handles, title):
     )
 
 
-def _epoch_axis(axis):
+def epoch_axis(axis):
     axis.set_xlabel("epoch")
     axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.grid(alpha=0.3)
@@ -277,7 +277,7 @@ def plot_norm_comparison(
     Returns:
         The matplotlib figure (two panels: train, validation).
     """
-    runs, histories = _frames(results_source, histories)
+    runs, histories = runs_and_histories(results_source, histories)
     dataset, profile = data_and_profile(runs, dataset, profile)
     figure, (train_axis, val_axis) = plt.subplots(1, 2, figsize=(12, 6.5), sharey=True)
     train_handles, val_handles = [], []
@@ -291,15 +291,15 @@ def plot_norm_comparison(
         cell = results.run_cell(runs, **selection)
         short = paper.NORM_LABELS[norm]
         color = NORM_COLORS[norm]
-        train_label = f"{short}: {_mean_text(_train_cell(runs, **selection))}{_status_text(cell)}"
+        train_label = f"{short}: {mean_text(train_cell(runs, **selection))}{left_out_text(cell)}"
         val_label = (
-            f"{short}: ours {_mean_text(cell)}, paper {paper.TABLE1[norm]:.1f}%{_status_text(cell)}"
+            f"{short}: ours {mean_text(cell)}, paper {paper.TABLE1[norm]:.1f}%{left_out_text(cell)}"
         )
         train_handles.append(
-            _draw_cell(train_axis, runs, histories, "train_error", color, train_label, **selection)
+            draw_cell(train_axis, runs, histories, "train_error", color, train_label, **selection)
         )
         val_handles.append(
-            _draw_cell(val_axis, runs, histories, "val_error", color, val_label, **selection)
+            draw_cell(val_axis, runs, histories, "val_error", color, val_label, **selection)
         )
     for axis, panel, handles, legend_title in (
         (train_axis, "training error", train_handles, CURVES_LEGEND_TITLE),
@@ -311,8 +311,8 @@ def plot_norm_comparison(
         ),
     ):
         axis.set_title(f"{panel}, batch {batch_size}")
-        _epoch_axis(axis)
-        _legend_below(axis, handles, legend_title)
+        epoch_axis(axis)
+        legend_below(axis, handles, legend_title)
         axis.set_ylabel(ERROR_LABEL)
         axis.tick_params(labelleft=True)
     title_figure(figure, title, dataset, profile)
@@ -346,7 +346,7 @@ def plot_batch_size_curves(
         The matplotlib figure (a 2 x 2 grid sharing the y axis: BN, LN in the top row, IN,
         GN in the bottom row).
     """
-    runs, histories = _frames(results_source, histories)
+    runs, histories = runs_and_histories(results_source, histories)
     dataset, profile = data_and_profile(runs, dataset, profile)
     # Shared axes: panels compare at a glance, and a panel without runs keeps the epoch axis.
     figure, axes = plt.subplots(2, 2, figsize=(13, 13), sharex=True, sharey=True)
@@ -356,27 +356,27 @@ def plot_batch_size_curves(
         for batch_size in batch_sizes:
             selection = {"experiment": experiment, "norm": norm, "batch_size": batch_size}
             cell = results.run_cell(runs, **selection)
-            label = f"batch {batch_size}: ours {_mean_text(cell)}"
+            label = f"batch {batch_size}: ours {mean_text(cell)}"
             if published:  # the paper reports only BN and GN by batch size
                 label += f", paper {_value_text(published.get(batch_size, math.nan))}"
             color = BATCH_SIZE_COLORS.get(batch_size, "black")
             handles.append(
-                _draw_cell(
+                draw_cell(
                     axis,
                     runs,
                     histories,
                     "val_error",
                     color,
-                    label + _status_text(cell),
+                    label + left_out_text(cell),
                     **selection,
                 )
             )
         axis.set_title(f"{NORM_NAMES[norm]} ({paper.NORM_LABELS[norm]})")
-        _epoch_axis(axis)
+        epoch_axis(axis)
         axis.set_ylabel(VAL_ERROR_LABEL)
         axis.tick_params(labelleft=True, labelbottom=True)
         legend_title = CURVES_LEGEND_TITLE + ("\n(paper: ResNet-50, ImageNet)" if published else "")
-        _legend_below(axis, handles, legend_title)
+        legend_below(axis, handles, legend_title)
     title_figure(
         figure,
         "Validation error vs epoch by batch size (analogue of the paper's Figure 5)",

@@ -116,7 +116,7 @@ def _setup_lines(runs, experiment, reuse):
         f"these experiments, the others reuse finished runs with the same settings ({reuse}).",
         *_pending_lines(planned, complete),
         f"- Device: {'; '.join(devices)}. Libraries: {version_text}.",
-        _time_line(runs),
+        time_line(runs),
     ]
 
 
@@ -145,7 +145,7 @@ def _pending_lines(planned, complete):
     ]
 
 
-def _time_line(runs):
+def time_line(runs):
     """The training time behind the complete runs, by seed, and the wall time it means with
     two trainings side by side."""
     time = results.training_time(runs)

@@ -502,7 +502,7 @@ def _training_state(model):
     return [*model.variables, *model.optimizer.variables]
 
 
-class _EpochBackup(keras.callbacks.Callback):
+class EpochBackup(keras.callbacks.Callback):
     """Backs up the training state after every epoch, atomically.
 
     Keras's BackupAndRestore rewrites one weights file in place and the epoch number
@@ -551,7 +551,7 @@ class _EpochBackup(keras.callbacks.Callback):
                 older.unlink()
 
 
-def _backed_up_epoch(backup_dir):
+def backed_up_epoch(backup_dir):
     """The number of epochs in the backup (0 when there is none, or when its marker
     cannot be read: a damaged marker names no state to trust)."""
     path = Path(backup_dir) / runs.BACKUP_MARKER
@@ -736,7 +736,7 @@ def _resume_point(run_dir):
     row than backed-up epochs: it is dropped and that epoch trained again.
     """
     backup_dir = run_dir / runs.BACKUP_FOLDER
-    start_epoch = _backed_up_epoch(backup_dir)
+    start_epoch = backed_up_epoch(backup_dir)
     written = runs.read_history_rows(run_dir)
     if len(written) > start_epoch + 1:
         # Rows the backup cannot account for (not just the one written before its epoch's
@@ -772,7 +772,7 @@ def _train(config, run_dir, *, data_dir, verbose, callbacks, measurements):
         )
 
 
-def _resumed_model(config, strategy, run_dir, start_epoch):
+def resumed_model(config, strategy, run_dir, start_epoch):
     """The model of a run, with the backed-up state of its first `start_epoch` epochs.
 
     Returns:
@@ -833,7 +833,7 @@ def _train_with_policy(config, run_dir, *, data_dir, verbose, callbacks, measure
         )
 
     start_epoch, rows = _resume_point(run_dir)
-    model, start_epoch = _resumed_model(config, strategy, run_dir, start_epoch)
+    model, start_epoch = resumed_model(config, strategy, run_dir, start_epoch)
     rows = rows[:start_epoch]
     device = _describe_device(strategy, config.jit_compile)
     files = _RunFiles(
@@ -863,7 +863,7 @@ def _train_with_policy(config, run_dir, *, data_dir, verbose, callbacks, measure
         *measured,
         # After the history row and measurements of its epoch: a kill in between trains
         # the epoch again.
-        _EpochBackup(backup_dir),
+        EpochBackup(backup_dir),
         *tensorboard_callbacks(config),
         *callbacks,
     ]

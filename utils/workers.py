@@ -330,7 +330,7 @@ def _end_when_closed(stream):
     os._exit(128 + signal.SIGTERM)
 
 
-def _exit_on_signal(signum, frame):
+def exit_on_signal(signum, frame):
     # Once: a worker is often asked twice (by its parent, and by itself when its standard
     # input closes), and a second SystemExit raised inside an exit handler prints a
     # traceback. The exit started here still ends at the latest END_SECONDS later.
@@ -356,7 +356,7 @@ def main(argv=None):
     # SIGTERM exits rather than killing at once, so that `finally` blocks and exit
     # handlers run: the run's lock file is removed and TensorFlow deletes its temporary
     # files. The run itself resumes where it stopped when the grid is started again.
-    signal.signal(signal.SIGTERM, _exit_on_signal)
+    signal.signal(signal.SIGTERM, exit_on_signal)
     listing = sys.stdin.readline()
     threading.Thread(target=_end_when_closed, args=(sys.stdin,), daemon=True).start()
     without_jax()
