@@ -1,6 +1,8 @@
 """Checks and references the test files share: an independent NumPy GN, a drawn-PNG check,
 and the random data and NumPy references of the layer tests."""
 
+import re
+
 import numpy as np
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -158,3 +160,23 @@ def random_mixture_layer(layer_class, shape, groups, seed=1, **options):
     layer.beta.assign(beta)
     layer.mixing_logit.assign(logit)
     return layer, gamma, beta, float(logit)
+
+
+# A decimal number as a reading quotes one: "+2.4", "-0.0277", "94.6".
+_DECIMAL = re.compile(r"(?<![\w.])[+-]?\d+\.\d+(?![\w.]*\d)")
+
+
+def unbacked_numbers(reading, generated):
+    """The decimals of a reading that no number of the generated text gives, signs aside,
+    once rounded to the reading's digits (a reading may round a table's 123.683 to 123.7)."""
+    shown = [number.lstrip("+-") for number in _DECIMAL.findall(generated)]
+
+    def backed(number):
+        digits = len(number.split(".")[1])
+        return any(
+            f"{float(value):.{digits}f}" == number
+            for value in shown
+            if len(value.split(".")[1]) >= digits
+        )
+
+    return [number for number in _DECIMAL.findall(reading) if not backed(number.lstrip("+-"))]

@@ -15,6 +15,7 @@ import pytest
 
 from tests import results_factory
 from utils import cli
+from utils import experiments
 from utils import grid as grid_module
 from utils import runs
 from utils.config import RunConfig
@@ -886,3 +887,13 @@ def test_a_stopped_grid_leaves_no_configs_and_no_worker_behind(stop, tmp_path, d
         assert "Run the same command again to resume" in "".join(output)
     # Neither the list of runs nor anything TensorFlow writes there while training.
     assert list(temporary.rglob("*")) == []
+
+
+def test_an_experiments_figure_is_found_by_its_name():
+    comparison = experiments.get("norm_comparison")
+    assert comparison.figure("norm_comparison") is comparison.figures[0]
+    with pytest.raises(
+        ValueError,
+        match=r"norm_comparison draws no figure 'curves'; its figures are \['norm_comparison'\]",
+    ):
+        comparison.figure("curves")

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import checks
 from tests import results_factory
 from utils import experiments
 from utils import figures
@@ -69,11 +70,11 @@ def test_write_report_needs_the_headline_markers(tmp_path):
 
 def test_a_reading_number_the_tables_do_not_give_is_caught():
     generated = "| GN | 78.1 ± 0.3 | 2.965 | -6.7 ± 0.9 |"
-    assert report.unbacked_numbers(
+    assert checks.unbacked_numbers(
         "GN is at 78.1, 6.7 below BN; norm 2.965 (2.97 rounded).", generated
     ) == ["2.97"]
-    assert report.unbacked_numbers("+2.4 points", generated) == ["+2.4"]
-    assert report.unbacked_numbers("seeds 0, 1 and 2 at batch 32", generated) == []
+    assert checks.unbacked_numbers("+2.4 points", generated) == ["+2.4"]
+    assert checks.unbacked_numbers("seeds 0, 1 and 2 at batch 32", generated) == []
 
 
 def test_every_decimal_of_a_reading_is_a_generated_number():
@@ -84,13 +85,13 @@ def test_every_decimal_of_a_reading_is_a_generated_number():
     # The sections the report is made of, so that the report below reuses them.
     for section, generated in zip(experiments.SECTIONS, report.section_texts(results_dir)):
         if section.anchor in written:
-            missing = report.unbacked_numbers(written[section.anchor], generated)
+            missing = checks.unbacked_numbers(written[section.anchor], generated)
             assert not missing, (
                 f"utils/readings.md, section {section.anchor}: {missing} appear in no table or finding"
             )
     readme = (REPOSITORY / "README.md").read_text()
     reading = readme.split("<!-- reading:begin -->")[1].split("<!-- reading:end -->")[0]
-    missing = report.unbacked_numbers(reading, report.report_markdown(results_dir))
+    missing = checks.unbacked_numbers(reading, report.report_markdown(results_dir))
     assert not missing, (
         f"README.md's reading: {missing} appear in no table or finding of results/README.md"
     )

@@ -184,11 +184,10 @@ def final_rate_change(runs, norm, batch_size, column="val_error") -> Cell:
 def _still_learning(runs, batch_size=32) -> str:
     """Whether the 15 epochs were enough: the change of validation and training error
     over the epochs at the lowest rate, for BN and GN."""
-    changed = with_lowest_rate_changes(runs)
     parts = []
     for norm in ("batch", "group"):
         validation, training = (
-            cell(changed, norm, batch_size, statistic=f"{column}_change")
+            final_rate_change(runs, norm, batch_size, column)
             for column in ("val_error", "train_error")
         )
         if not validation.n:

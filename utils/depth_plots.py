@@ -5,6 +5,7 @@ and returns the figure."""
 
 from utils import results
 from utils.experiments import depth as depth_experiment
+from utils.experiments.study import THREE_BATCH_SIZES
 from utils.fair_plots import GROUPS
 from utils.fair_plots import RATE_NOTE
 from utils.fair_plots import schedule_text
@@ -66,7 +67,7 @@ def plot_depth_batch_sizes(
         runs,
         histories,
         columns,
-        depth_experiment.PLAN[0][2],
+        THREE_BATCH_SIZES,
         title="Depth: BN and GN on the small CNN (left) and on ResNet-10 (right) by batch size",
         note=note,
         figures_dir=figures_dir,

@@ -94,6 +94,18 @@ class Experiment:
         extra = self.more_runs(results_dir, seeds) if self.more_runs is not None else []
         return list(self.runs) + [fields for fields in extra if fields not in self.runs]
 
+    def figure(self, name):
+        """Its `Figure` of that name (the file name without ".png").
+
+        Raises:
+            ValueError: for a name it does not draw; the message lists the ones it does.
+        """
+        for figure in self.figures:
+            if figure.name == name:
+                return figure
+        drawn = [figure.name for figure in self.figures]
+        raise ValueError(f"{self.name} draws no figure {name!r}; its figures are {drawn}.")
+
     def measurement_factories(self):
         """The functions `measurements` names (utils.training.run's `measurements`)."""
         return tuple(load_function(target) for target in self.measurements)
