@@ -2,6 +2,7 @@
 imports it back, directly or through others."""
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -119,3 +120,28 @@ def test_no_file_uses_another_modules_private_names():
     modules = {module_name(path) for path in files}
     assert private_uses(Path(__file__), modules) == []
     assert [use for path in files for use in private_uses(path, modules)] == []
+
+
+def test_the_module_maps_name_every_module_and_only_those():
+    from utils import __doc__ as package_doc
+
+    modules = {
+        path.stem
+        for path in (REPOSITORY / "utils").glob("*.py")
+        if path.name not in ("__init__.py", "__main__.py")
+    }
+    packages = {path.parent.name for path in (REPOSITORY / "utils").glob("*/__init__.py")}
+    listed = set()
+    for line in package_doc.split("Modules:")[1].split('"""')[0].splitlines():
+        # "    name          what it is", or "    a, b, c" with what they are on the next line.
+        if line.startswith("    ") and not line.startswith("     "):
+            names = re.split(r"\s{2,}", line.strip())[0]
+            listed |= {name.strip() for name in names.split(",")}
+    assert (modules | packages) - listed == set(), "modules missing from utils/__init__.py's list"
+    assert listed - (modules | packages) == set(), (
+        "names in utils/__init__.py's list that are no module"
+    )
+    guide = (REPOSITORY / "utils" / "README.md").read_text().split("## Layout")[1]
+    named = set(re.findall(r"`utils/([a-z_]+)\.py`", guide))
+    assert modules - named == set(), "modules missing from utils/README.md's layout"
+    assert named - modules == set(), "files in utils/README.md's layout that do not exist"

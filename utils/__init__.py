@@ -2,8 +2,8 @@
 
 Modules:
     layers        GroupNormalization, InstanceNormalization and the paper's LayerNormalization.
-    norms         the names of the normalizations (no TensorFlow import).
-    models        the normalization registry, the small Tiny ImageNet CNN, ResNet-10 and ResNet-50.
+    norms         the normalization registry: one row per normalization (no TensorFlow import).
+    models        the networks: the small Tiny ImageNet CNN, ResNet-10 and ResNet-50; make_norm.
     mixtures, distortion, landscape
                   the GN+BN mixture layers, the output-noise layer, the loss-landscape probes.
     measurements  what a run records once an epoch beside its history (fit in inference mode, ...).
@@ -25,13 +25,15 @@ Modules:
     workers       several training processes side by side (--workers), sharing the grid.
     ray_executor  the grid as Ray tasks on one machine or a cluster (--executor ray).
     recipe        the recipe sweep's table and the rule that chose the study's learning rate.
+    rates         the rule that picks each method's own learning rate from a sweep.
     paper         the paper's and the 2023 report's numbers, as data.
     run_frame     run folders as one table, a row per run (read by results and rates).
     results       results folders into pandas tables, side by side with the paper.
-    ablations, understanding, fair
-                  the further experiments' tables and findings; the fair comparison in three regimes.
+    ablations, understanding, fair, depth
+                  the further experiments' tables and findings; the fair comparison in three regimes;
+                  the comparison on ResNet-10.
     report        the generated report (results/README.md) and the README's headline.
-    plots, ablation_plots, understanding_plots, fair_plots
+    plots, ablation_plots, understanding_plots, fair_plots, depth_plots
                   the figures.
     figures       every experiment's figures, drawn from a results folder.
     notebook      settings and checks shared by the notebooks.

@@ -1,4 +1,4 @@
-"""The normalization registry and the two networks of the study.
+"""The networks, built with the normalizations of the registry (utils.norms): the small CNN, ResNet-10 and ResNet-50.
 
 `small_cnn` is the Tiny ImageNet CNN of the 2023 course report; `resnet50` is the
 paper's ResNet-50 for users with a GPU. Both take pixel values in [0, 255] and rescale
