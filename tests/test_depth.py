@@ -10,8 +10,8 @@ import pytest  # noqa: E402
 from tests import results_factory as factory  # noqa: E402
 from tests.checks import assert_png  # noqa: E402
 from tests.test_plots import legend_text  # noqa: E402
-from utils import depth  # noqa: E402
-from utils import depth_plots  # noqa: E402
+from utils.experiments.depth import analysis as depth  # noqa: E402
+from utils.experiments.depth import figures as depth_plots  # noqa: E402
 from utils import plots  # noqa: E402
 from utils import results  # noqa: E402
 from utils.experiments import depth as depth_experiment  # noqa: E402

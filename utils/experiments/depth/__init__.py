@@ -116,18 +116,24 @@ EXPERIMENTS = (
         epochs={"cpu": EPOCHS, "paper": EPOCHS},
         more_runs=chosen_runs,
         tables=(
-            Table("Table 1 on ResNet-10 beside the small CNN", "utils.depth:table1"),
-            Table("Table 2 on ResNet-10 beside the small CNN", "utils.depth:table2"),
+            Table(
+                "Table 1 on ResNet-10 beside the small CNN",
+                "utils.experiments.depth.analysis:table1",
+            ),
+            Table(
+                "Table 2 on ResNet-10 beside the small CNN",
+                "utils.experiments.depth.analysis:table2",
+            ),
         ),
-        findings="utils.depth:conclusions",
+        findings="utils.experiments.depth.analysis:conclusions",
         figures=(
             Figure(
-                "utils.depth_plots:plot_depth_comparison",
+                "utils.experiments.depth.figures:plot_depth_comparison",
                 f"ResNet-10 at batch 32: BN, LN, IN and GN, {TRAINING_MODE} and validation error by epoch, "
                 "mean and ±1 sd over seeds (Figure 4 analogue)",
             ),
             Figure(
-                "utils.depth_plots:plot_depth_batch_sizes",
+                "utils.experiments.depth.figures:plot_depth_batch_sizes",
                 f"The small CNN (left) and ResNet-10 (right): BN and GN at batch 32, 8 and 2, validation error "
                 f"and {TRAINING_MODE} by epoch, mean and ±1 sd over seeds (Figure 5 analogue)",
             ),
