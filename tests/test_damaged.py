@@ -98,7 +98,7 @@ def test_a_damaged_run_is_left_out_and_named_in_few_words(folder, damage):
 def _cpu_folder(root):
     """A cpu-profile results folder with one finished run of the fair comparison's rate
     sweep and one of the study (whose runs the rate rule reads too)."""
-    from utils.experiments import rate_sweep
+    from utils.experiments.fair_comparison import rate_sweep
 
     for experiment, fields in (
         ("norm_comparison", dict(norm="layer", batch_size=32)),

@@ -1,4 +1,4 @@
-"""The fair comparison read back (utils.fair): which runs stand for a method in each
+"""The fair comparison read back (utils.experiments.fair_comparison.analysis): which runs stand for a method in each
 regime, the tables at each method's own rate and the claims' verdicts, on handmade run
 folders (no training)."""
 
@@ -9,11 +9,11 @@ import shutil
 import pytest
 
 from tests import results_factory as factory
-from utils import fair
+from utils.experiments.fair_comparison import analysis as fair
 from utils import report
 from utils import results
-from utils.experiments import long_training
-from utils.experiments import rate_sweep
+from utils.experiments.fair_comparison import long_training
+from utils.experiments.fair_comparison import rate_sweep
 
 SEEDS = (0, 1, 2)
 PROFILE = "cpu"  # three seeds, so that the sweep's rule waits for all of them

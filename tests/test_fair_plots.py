@@ -1,4 +1,4 @@
-"""utils.fair_plots: the long training's figures on a handmade results folder."""
+"""utils.experiments.fair_comparison.figures: the long training's figures on a handmade results folder."""
 
 import matplotlib
 
@@ -12,7 +12,8 @@ from matplotlib.colors import to_hex  # noqa: E402
 from tests import results_factory as factory  # noqa: E402
 from tests.checks import assert_png  # noqa: E402
 from tests.test_plots import DATASET, PROFILE, assert_titled, band_at, bands, legend_text  # noqa: E402
-from utils import experiments, fair_plots, plots, results  # noqa: E402
+from utils import experiments, plots, results  # noqa: E402
+from utils.experiments.fair_comparison import figures as fair_plots  # noqa: E402
 from utils.experiment import load_function  # noqa: E402
 
 STUDY_EPOCHS = 10

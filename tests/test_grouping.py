@@ -11,8 +11,8 @@ from utils import plots
 from utils import results
 from utils import runs as runs_module
 from utils import understanding
-from utils.experiments import long_training
-from utils.experiments import rate_sweep
+from utils.experiments.fair_comparison import long_training
+from utils.experiments.fair_comparison import rate_sweep
 from utils.profiles import profile_configs
 
 GN_FINALS = {0.001: 70.0, 0.003: 60.0, 0.01: 65.0, 0.03: 80.0}

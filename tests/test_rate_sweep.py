@@ -7,7 +7,7 @@ import pytest
 
 from tests import results_factory as factory
 from utils import rates
-from utils.experiments import rate_sweep
+from utils.experiments.fair_comparison import rate_sweep
 from utils.profiles import profile_configs
 
 SEEDS = (0, 1, 2)
@@ -122,7 +122,7 @@ def test_the_mixtures_control_follows_the_parallel_mixtures_chosen_rate(tmp_path
 
 
 def test_long_training_adds_a_methods_runs_once_its_rate_is_chosen(tmp_path):
-    from utils.experiments import long_training
+    from utils.experiments.fair_comparison import long_training
 
     assert profile_configs("cpu", long_training.LONG_TRAINING, results_dir=tmp_path) == []
     write_method(tmp_path, "GN", {0.001: 70.0, 0.003: 60.0, 0.01: 65.0, 0.03: 80.0})

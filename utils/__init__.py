@@ -12,8 +12,9 @@ Modules:
     synthetic     a small synthetic stand-in in the official layout, for offline use.
     config        one frozen dataclass per training run, and its learning-rate schedule.
     experiment    the declarations: Experiment, its Table and Figure, a report Section.
-    experiments   what each experiment trains, a module or folder per family (depth and
-                  why_gn_trails hold their tables and figures too), and their registry.
+    experiments   what each experiment trains, a module or folder per family (depth,
+                  fair_comparison and why_gn_trails hold their tables and figures too), and
+                  their registry.
     profiles      the scale of every grid (smoke, cpu, paper): experiments into configs.
     runs          the run folder format: paths, files, atomic writers, locks, the one reader (no TensorFlow).
     planning      what the engine will do with a run: read it back, reuse a finished one, or train it.
@@ -30,11 +31,12 @@ Modules:
     paper         the paper's and the 2023 report's numbers, as data.
     run_frame     run folders as one table, a row per run (read by results and rates).
     results       results folders into pandas tables, side by side with the paper.
-    ablations, understanding, fair
-                  the further experiments' tables and findings; the fair comparison in three regimes.
+    ablations, understanding
+                  the further experiments' tables and findings.
     report        the generated report (results/README.md) and the README's headline.
-    plots, ablation_plots, understanding_plots, fair_plots
+    plots, ablation_plots, understanding_plots
                   the figures.
+    panels        BN's and GN's curves by batch size, one column per regime (fair comparison, depth).
     figures       every experiment's figures, drawn from a results folder.
     notebook      settings and checks shared by the notebooks.
     reproduce     `make reproduce`: main.ipynb executed top to bottom.

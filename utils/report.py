@@ -16,7 +16,7 @@ import textwrap
 from pathlib import Path
 
 from utils import experiments
-from utils import fair
+from utils.experiments.fair_comparison import analysis as fair
 from utils import paths
 from utils import results
 from utils import runs as runs_module

@@ -10,7 +10,7 @@ another group count.
 
 from __future__ import annotations
 
-from utils import fair
+from utils.experiments.fair_comparison import analysis as fair
 from utils.experiment import TRAINING_MODE
 from utils import paper
 from utils import results
@@ -55,7 +55,7 @@ def _small(runs, norm, batch_size, *, groups=GROUPS, **options) -> Cell:
 
 
 def _small_long(runs, norm, batch_size, **options) -> Cell:
-    """The small CNN at its own rate for 30 epochs (utils.fair's long-training regime)."""
+    """The small CNN at its own rate for 30 epochs (utils.experiments.fair_comparison.analysis's long-training regime)."""
     return fair.regime_cell(runs, fair.LONG, LABELS[norm], batch_size, rates={}, **options)
 
 

@@ -6,10 +6,10 @@ and returns the figure."""
 from utils import results
 from utils.experiments import depth as depth_experiment
 from utils.experiments.study import THREE_BATCH_SIZES
-from utils.fair_plots import GROUPS
-from utils.fair_plots import RATE_NOTE
-from utils.fair_plots import schedule_text
-from utils.fair_plots import plot_columns
+from utils.panels import GROUPS
+from utils.panels import RATE_NOTE
+from utils.panels import plot_columns
+from utils.panels import schedule_text
 from utils.plots import runs_and_histories
 from utils.plots import plot_norm_comparison
 

@@ -18,7 +18,7 @@ from utils import paper
 from utils import results
 from utils import runs as runs_module
 from utils.experiments import depth as depth_experiment
-from utils.experiments import rate_sweep
+from utils.experiments.fair_comparison import rate_sweep
 from utils.experiments.why_gn_trails import plan
 from utils.results import format_points
 from utils.results import paired_difference

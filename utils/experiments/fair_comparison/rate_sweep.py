@@ -95,14 +95,20 @@ EXPERIMENTS = (
         tables=(
             Table(
                 "Rate sweep: validation error by base rate, batch 32",
-                "utils.experiments.rate_sweep:rate_table",
+                "utils.experiments.fair_comparison.rate_sweep:rate_table",
             ),
-            Table("Table 1 at each method's own rate", "utils.fair:table1"),
+            Table(
+                "Table 1 at each method's own rate",
+                "utils.experiments.fair_comparison.analysis:table1",
+            ),
             Table(
                 "Weight Standardization at each method's own rate",
-                "utils.fair:weight_standardization_table",
+                "utils.experiments.fair_comparison.analysis:weight_standardization_table",
             ),
-            Table("GN+BN mixtures at each method's own rate", "utils.fair:mixtures_table"),
+            Table(
+                "GN+BN mixtures at each method's own rate",
+                "utils.experiments.fair_comparison.analysis:mixtures_table",
+            ),
         ),
         measurements=("utils.mixtures:mixing_measurement",),
     ),

@@ -7,10 +7,10 @@ A *regime* says which runs stand for a method at a batch size:
   recipe sweep chose for BN, LN, IN and GN together (batch-size sweep, Weight
   Standardization, mixtures and distortion experiments);
 - "own rate, 10 epochs": the rate sweep's runs at the rate its rule chose for the method
-  (utils.experiments.rate_sweep); at other batch sizes than 32 the shared-rate runs,
+  (utils.experiments.fair_comparison.rate_sweep); at other batch sizes than 32 the shared-rate runs,
   when the method's own rate is the shared one (they are then the same config), else
   none;
-- "own rate, 30 epochs": the long-training runs (utils.experiments.long_training).
+- "own rate, 30 epochs": the long-training runs (utils.experiments.fair_comparison.long_training).
 
 A `Claim` is a statement of the README or the report written as a sum of cells with a
 direction ("GN at 2 minus BN at 2 is below 0"); `claims_table` says, in each regime,
@@ -31,9 +31,9 @@ from utils.config import RunConfig
 from utils.config import learning_rate_for_epoch
 from utils.experiment import TRAINING_MODE
 from utils.experiments import distortion as distortion_experiment
-from utils.experiments import long_training
+from utils.experiments.fair_comparison import long_training
 from utils.experiments import mixtures as mixtures_experiment
-from utils.experiments import rate_sweep
+from utils.experiments.fair_comparison import rate_sweep
 from utils.experiments import study
 from utils.experiments import weight_standardization as weight_standardization_experiment
 from utils.results import Cell
@@ -332,7 +332,7 @@ def weight_decay_table(source="results"):
         (
             f"The weight decay's pull at batch 32 ({results.data_context(runs)}): the share of a weight that the decay "
             "alone leaves after the whole run, exp(-decay x the summed learning rate / (1 - momentum)) "
-            "(utils.fair.weight_kept), from each cell's configs. Near 100% the decay cannot change what a run ends at, "
+            "(utils.experiments.fair_comparison.analysis.weight_kept), from each cell's configs. Near 100% the decay cannot change what a run ends at, "
             "so a claim about it is not testable there."
         ),
     )
@@ -511,7 +511,7 @@ def claims_table(source="results") -> pd.DataFrame:
             f"Each claim at the shared rate and at each method's own ({results.data_context(runs)}): the claim's "
             "value in points (a difference of validation errors, or of training errors where it says so, paired by "
             "seed; the cost of weight decay is GN's change minus BN's), mean ± sd over seeds, and in how many seeds "
-            f"it goes the claimed way. {_REGIME_NOTE.split(' ours:')[0]} Claims: utils.fair.CLAIMS."
+            f"it goes the claimed way. {_REGIME_NOTE.split(' ours:')[0]} Claims: utils.experiments.fair_comparison.analysis.CLAIMS."
         ),
     )
 

@@ -3,7 +3,7 @@
 In 10 epochs every model of the study still learns when the rate is cut, and training
 error about equals validation error, so a gap may be speed, not end point. This
 experiment trains three times as long (÷10 at 50% and 75% of the epochs, as the study)
-at the base rate the rate sweep chose for each method (utils.experiments.rate_sweep),
+at the base rate the rate sweep chose for each method (utils.experiments.fair_comparison.rate_sweep),
 scaled by the linear rule at smaller batches: BN and GN at batch 32, 8 and 2; GN+WS and
 the BN-first mixture at 32; BN and GN without weight decay at 32. A method's runs are
 added once its rate is chosen, so the grid grows as the sweep finishes.
@@ -13,7 +13,7 @@ from utils.experiment import Experiment
 from utils.experiment import TRAINING_MODE
 from utils.experiment import Figure
 from utils.experiment import Table
-from utils.experiments import rate_sweep
+from utils.experiments.fair_comparison import rate_sweep
 from utils.experiments.study import THREE_BATCH_SIZES
 
 LONG_TRAINING = "long_training"
@@ -50,20 +50,27 @@ EXPERIMENTS = (
         epochs={"cpu": EPOCHS, "paper": EPOCHS},
         more_runs=chosen_runs,
         tables=(
-            Table("Table 2 trained three times as long", "utils.fair:table2"),
-            Table("How hard the weight decay pulls", "utils.fair:weight_decay_table"),
             Table(
-                "Each claim at the shared rate and at each method's own", "utils.fair:claims_table"
+                "Table 2 trained three times as long",
+                "utils.experiments.fair_comparison.analysis:table2",
+            ),
+            Table(
+                "How hard the weight decay pulls",
+                "utils.experiments.fair_comparison.analysis:weight_decay_table",
+            ),
+            Table(
+                "Each claim at the shared rate and at each method's own",
+                "utils.experiments.fair_comparison.analysis:claims_table",
             ),
         ),
         figures=(
             Figure(
-                "utils.fair_plots:plot_long_training",
+                "utils.experiments.fair_comparison.figures:plot_long_training",
                 f"BN and GN at batch 32, 8 and 2: validation error and {TRAINING_MODE} by epoch, mean and ±1 "
                 "sd over seeds, the study's 10 epochs at the shared rate beside 30 epochs at each one's own rate",
             ),
             Figure(
-                "utils.fair_plots:plot_long_training_others",
+                "utils.experiments.fair_comparison.figures:plot_long_training_others",
                 f"Batch 32, 30 epochs at each method's own rate: {TRAINING_MODE} and validation error by epoch of BN, "
                 "GN, GN+WS, the BN-first GN+BN mixture, and BN and GN without weight decay, mean and ±1 sd "
                 "over seeds",
