@@ -177,7 +177,7 @@ def make_results(results_dir, *, dataset: str = DATASET, profile: str = PROFILE)
     return results_dir
 
 
-# The further experiments (utils.ablations), seeds 0 and 1.
+# The further experiments (utils.experiments.beyond_the_paper.analysis), seeds 0 and 1.
 ABLATION_SEEDS = (0, 1)
 # Final val error by seed of every group-ablation cell: (setting, size) -> (seed 0, seed 1).
 # ("groups", 1) is the LN runs and ("channels_per_group", 1) the IN runs;

@@ -1,4 +1,4 @@
-"""utils.ablations tables and findings on handmade results folders of the three experiments."""
+"""utils.experiments.beyond_the_paper.analysis tables and findings on handmade results folders of the three experiments."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tests import results_factory as factory
-from utils import ablations
+from utils.experiments.beyond_the_paper import analysis as ablations
 from utils import paper
 from utils import results
 
@@ -164,7 +164,7 @@ def points(axis, label):
 
 
 def test_group_ablation_figure_draws_both_halves_and_the_paper(runs, tmp_path):
-    from utils import ablation_plots
+    from utils.experiments.beyond_the_paper import figures as ablation_plots
 
     figure = ablation_plots.plot_group_ablation(runs, figures_dir=tmp_path)
     assert (tmp_path / "group_ablation.png").stat().st_size > 10_000
@@ -185,7 +185,7 @@ def test_group_ablation_figure_draws_both_halves_and_the_paper(runs, tmp_path):
 
 
 def test_batch_renorm_and_weight_standardization_figures(runs, tmp_path):
-    from utils import ablation_plots
+    from utils.experiments.beyond_the_paper import figures as ablation_plots
 
     figure = ablation_plots.plot_batch_renorm(runs, figures_dir=tmp_path)
     _, values = points(figure.axes[0], "BRN")

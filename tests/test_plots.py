@@ -511,8 +511,8 @@ def ablation_runs(tmp_path_factory):
 
 
 def test_group_ablation_gives_g_and_channels_per_group_their_own_axes(ablation_runs, tmp_path):
-    from utils import ablation_plots
-    from utils.experiments.group_ablation import SIZES
+    from utils.experiments.beyond_the_paper import figures as ablation_plots
+    from utils.experiments.beyond_the_paper.group_ablation import SIZES
 
     figure = ablation_plots.plot_group_ablation(ablation_runs, figures_dir=tmp_path)
     ours_axis, paper_axis = figure.axes
@@ -555,7 +555,7 @@ def test_group_ablation_gives_g_and_channels_per_group_their_own_axes(ablation_r
 
 
 def test_paper_panels_span_as_many_points_as_ours(ablation_runs, tmp_path):
-    from utils import ablation_plots
+    from utils.experiments.beyond_the_paper import figures as ablation_plots
 
     for plot in (
         ablation_plots.plot_group_ablation,

@@ -19,25 +19,21 @@ __all__ = ["REGISTRY", "NAMES", "GROUPS", "SECTIONS", "get", "resolve"]
 
 def _declared():
     from utils.experiments import (
-        batch_renorm,
+        beyond_the_paper,
         depth,
         distortion,
         fair_comparison,
-        group_ablation,
         landscape,
         mixtures,
         recipe_sweep,
         study,
-        weight_standardization,
         why_gn_trails,
     )
 
     families = (
         study,
         recipe_sweep,
-        group_ablation,
-        batch_renorm,
-        weight_standardization,
+        beyond_the_paper,
         landscape,
         distortion,
         mixtures,

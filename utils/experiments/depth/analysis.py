@@ -16,7 +16,7 @@ from utils import paper
 from utils import results
 from utils.config import RunConfig
 from utils.experiments import depth as depth_experiment
-from utils.experiments.group_ablation import GROUP_ABLATION
+from utils.experiments.beyond_the_paper.group_ablation import GROUP_ABLATION
 from utils.experiments.study import THREE_BATCH_SIZES
 from utils.results import Cell
 from utils.results import format_points

@@ -35,7 +35,9 @@ from utils.experiments.fair_comparison import long_training
 from utils.experiments import mixtures as mixtures_experiment
 from utils.experiments.fair_comparison import rate_sweep
 from utils.experiments import study
-from utils.experiments import weight_standardization as weight_standardization_experiment
+from utils.experiments.beyond_the_paper import (
+    weight_standardization as weight_standardization_experiment,
+)
 from utils.results import Cell
 from utils.results import PerSeed
 

@@ -22,7 +22,7 @@ import math
 import pandas as pd
 
 from utils import paper
-from utils.experiments.group_ablation import SIZES as GROUP_ABLATION_SIZES
+from utils.experiments.beyond_the_paper.group_ablation import SIZES as GROUP_ABLATION_SIZES
 from utils.results import Cell
 from utils.results import Difference
 from utils.results import OURS_NOTE
@@ -37,7 +37,7 @@ from utils.results import paired_difference
 from utils.results import run_cell
 from utils.results import seed_counts
 from utils.results import seeds_text
-from utils.experiments import batch_renorm, group_ablation, weight_standardization
+from utils.experiments.beyond_the_paper import batch_renorm, group_ablation, weight_standardization
 
 GROUP_ABLATION = group_ablation.GROUP_ABLATION
 BATCH_RENORM = batch_renorm.BATCH_RENORM

@@ -1,5 +1,5 @@
 """Figures of the paper's further questions: how many groups, Batch Renorm, Weight
-Standardization (the tables are in utils.ablations).
+Standardization (the tables are in utils.experiments.beyond_the_paper.analysis).
 
 Each function saves ``<figures_dir>/<name>.png`` and returns the figure. Our points are
 the mean over seeds of each run's median val error of its last 5 epochs, with error bars
@@ -16,10 +16,10 @@ from matplotlib import pyplot as plt
 from matplotlib.ticker import FixedLocator
 from matplotlib.ticker import NullLocator
 
-from utils import ablations
+from utils.experiments.beyond_the_paper import analysis as ablations
 from utils import paper
 from utils import results
-from utils.experiments.group_ablation import SIZES as GROUP_ABLATION_SIZES
+from utils.experiments.beyond_the_paper.group_ablation import SIZES as GROUP_ABLATION_SIZES
 from utils.plots import NORM_COLORS
 from utils.plots import NORM_MARKERS
 from utils.plots import VAL_ERROR_LABEL

@@ -21,12 +21,17 @@ EXPERIMENTS = (
         ),
         figures=(
             Figure(
-                "utils.ablation_plots:plot_weight_standardization",
+                "utils.experiments.beyond_the_paper.figures:plot_weight_standardization",
                 "BN and GN with and without Weight Standardization by batch size, mean and ±1 sd over "
                 "seeds",
             ),
         ),
-        tables=(Table("Weight Standardization", "utils.ablations:weight_standardization_table"),),
-        findings="utils.ablations:conclusions",
+        tables=(
+            Table(
+                "Weight Standardization",
+                "utils.experiments.beyond_the_paper.analysis:weight_standardization_table",
+            ),
+        ),
+        findings="utils.experiments.beyond_the_paper.analysis:conclusions",
     ),
 )

@@ -19,11 +19,16 @@ EXPERIMENTS = (
         ),
         figures=(
             Figure(
-                "utils.ablation_plots:plot_batch_renorm",
+                "utils.experiments.beyond_the_paper.figures:plot_batch_renorm",
                 "Batch Renorm beside BN and GN by batch size, mean and ±1 sd over seeds",
             ),
         ),
-        tables=(Table("Batch Renorm beside BN and GN", "utils.ablations:batch_renorm_table"),),
-        findings="utils.ablations:conclusions",
+        tables=(
+            Table(
+                "Batch Renorm beside BN and GN",
+                "utils.experiments.beyond_the_paper.analysis:batch_renorm_table",
+            ),
+        ),
+        findings="utils.experiments.beyond_the_paper.analysis:conclusions",
     ),
 )

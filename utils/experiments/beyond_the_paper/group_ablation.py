@@ -33,12 +33,17 @@ EXPERIMENTS = (
         epochs={"paper": 100},
         figures=(
             Figure(
-                "utils.ablation_plots:plot_group_ablation",
+                "utils.experiments.beyond_the_paper.figures:plot_group_ablation",
                 "GN by number of groups G and by channels per group C/G at batch 32, mean and ±1 sd over "
                 "seeds, beside the paper's Table 3",
             ),
         ),
-        tables=(Table("Table 3 analogue: how many groups (batch 32)", "utils.ablations:table3"),),
-        findings="utils.ablations:conclusions",
+        tables=(
+            Table(
+                "Table 3 analogue: how many groups (batch 32)",
+                "utils.experiments.beyond_the_paper.analysis:table3",
+            ),
+        ),
+        findings="utils.experiments.beyond_the_paper.analysis:conclusions",
     ),
 )
