@@ -257,7 +257,7 @@ def make_ablation_results(root):
     return root
 
 
-# The tests of the 2021 study's claims (utils.understanding), seeds 0 and 1.
+# The tests of the 2021 study's claims (utils.experiments.understanding_gn.analysis), seeds 0 and 1.
 # Landscape: a probe's quantities scale with a factor per normalization (and seed).
 LANDSCAPE_FACTOR = {"batch": 1.0, "group": 2.0, "none": 3.0}
 PROBE_MULTIPLIERS = (0.5, 1.0, 2.0, 4.0)

@@ -10,7 +10,7 @@ from tests.test_rate_sweep import write_method
 from utils import plots
 from utils import results
 from utils import runs as runs_module
-from utils import understanding
+from utils.experiments.understanding_gn import analysis as understanding
 from utils.experiments.fair_comparison import long_training
 from utils.experiments.fair_comparison import rate_sweep
 from utils.profiles import profile_configs

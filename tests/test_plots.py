@@ -477,7 +477,7 @@ def write_spread_landscape(results_dir, batch_size=32):
 
 
 def test_landscape_bands_stay_positive_on_the_log_axes(tmp_path):
-    from utils import understanding_plots
+    from utils.experiments.understanding_gn import figures as understanding_plots
 
     scales = np.array(LANDSCAPE_SEED_SCALES)
     assert scales.mean() - scales.std(ddof=1) < 0, "the seeds must spread wider than their mean"
@@ -618,7 +618,7 @@ def test_recipe_sweep_keeps_every_collapsed_point_in_sight(tmp_path):
 
 
 def test_distortion_draws_a_chance_line(tmp_path):
-    from utils import understanding_plots
+    from utils.experiments.understanding_gn import figures as understanding_plots
 
     results_dir = tmp_path / "results"
     for (norm, condition), finals in factory.DISTORTION_FINAL.items():

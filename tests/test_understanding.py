@@ -1,4 +1,4 @@
-"""utils.understanding tables, findings and figures on a handmade results folder."""
+"""utils.experiments.understanding_gn.analysis tables, findings and figures on a handmade results folder."""
 
 import numpy as np
 import pandas as pd
@@ -6,7 +6,7 @@ import pytest
 
 from tests import results_factory as factory
 from utils import results
-from utils import understanding
+from utils.experiments.understanding_gn import analysis as understanding
 
 
 def median(final):
@@ -190,7 +190,7 @@ def test_conclusions_without_these_runs_say_so(tmp_path):
 
 
 def test_mixture_panels_without_runs_say_so(tmp_path):
-    from utils import understanding_plots
+    from utils.experiments.understanding_gn import figures as understanding_plots
 
     figure = understanding_plots.plot_mixtures(
         results.load_runs(factory.make_results(tmp_path)), figures_dir=tmp_path
@@ -201,7 +201,7 @@ def test_mixture_panels_without_runs_say_so(tmp_path):
 
 
 def test_figures_are_drawn_from_the_runs(runs, tmp_path):
-    from utils import understanding_plots
+    from utils.experiments.understanding_gn import figures as understanding_plots
 
     figure = understanding_plots.plot_landscape(runs, figures_dir=tmp_path)
     assert len(figure.axes) == 8 and all(axis.get_yscale() == "log" for axis in figure.axes)

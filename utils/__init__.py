@@ -12,8 +12,8 @@ Modules:
     synthetic     a small synthetic stand-in in the official layout, for offline use.
     config        one frozen dataclass per training run, and its learning-rate schedule.
     experiment    the declarations: Experiment, its Table and Figure, a report Section.
-    experiments   what each experiment trains, a module or folder per family (beyond_the_paper,
-                  depth, fair_comparison and why_gn_trails hold their tables and figures too), and
+    experiments   what each experiment trains, a module or folder per family (each family's
+                  folder holds its tables and figures too), and
                   their registry.
     profiles      the scale of every grid (smoke, cpu, paper): experiments into configs.
     runs          the run folder format: paths, files, atomic writers, locks, the one reader (no TensorFlow).
@@ -31,10 +31,8 @@ Modules:
     paper         the paper's and the 2023 report's numbers, as data.
     run_frame     run folders as one table, a row per run (read by results and rates).
     results       results folders into pandas tables, side by side with the paper.
-    understanding  the 2021 study's claims tested: tables and findings.
     report        the generated report (results/README.md) and the README's headline.
-    plots, understanding_plots
-                  the figures.
+    plots         the drawing primitives every family's figures use.
     panels        BN's and GN's curves by batch size, one column per regime (fair comparison, depth).
     figures       every experiment's figures, drawn from a results folder.
     notebook      settings and checks shared by the notebooks.

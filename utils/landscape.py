@@ -15,7 +15,7 @@ The module has three layers:
     model_loss_and_gradients  that function for a Keras model, with no side effect on the model.
     LandscapeProbe            a callback probing every few optimizer steps during `fit`.
 
-`utils.understanding.probe_summary` turns the callback's rows (a run's landscape.csv)
+`utils.experiments.understanding_gn.analysis.probe_summary` turns the callback's rows (a run's landscape.csv)
 into one line per probed step.
 
 Reference:

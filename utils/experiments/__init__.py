@@ -21,12 +21,10 @@ def _declared():
     from utils.experiments import (
         beyond_the_paper,
         depth,
-        distortion,
         fair_comparison,
-        landscape,
-        mixtures,
         recipe_sweep,
         study,
+        understanding_gn,
         why_gn_trails,
     )
 
@@ -34,9 +32,7 @@ def _declared():
         study,
         recipe_sweep,
         beyond_the_paper,
-        landscape,
-        distortion,
-        mixtures,
+        understanding_gn,
         fair_comparison,
         depth,
         why_gn_trails,

@@ -30,9 +30,9 @@ from utils import runs as runs_module
 from utils.config import RunConfig
 from utils.config import learning_rate_for_epoch
 from utils.experiment import TRAINING_MODE
-from utils.experiments import distortion as distortion_experiment
+from utils.experiments.understanding_gn import distortion as distortion_experiment
 from utils.experiments.fair_comparison import long_training
-from utils.experiments import mixtures as mixtures_experiment
+from utils.experiments.understanding_gn import mixtures as mixtures_experiment
 from utils.experiments.fair_comparison import rate_sweep
 from utils.experiments import study
 from utils.experiments.beyond_the_paper import (

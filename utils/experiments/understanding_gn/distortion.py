@@ -22,12 +22,17 @@ EXPERIMENTS = (
         ),
         figures=(
             Figure(
-                "utils.understanding_plots:plot_distortion",
+                "utils.experiments.understanding_gn.figures:plot_distortion",
                 "BN and GN with noise on the normalizations' outputs and without weight decay, mean and ±1 "
                 "sd over seeds",
             ),
         ),
-        tables=(Table("Distortion and weight decay", "utils.understanding:distortion_table"),),
-        findings="utils.understanding:conclusions",
+        tables=(
+            Table(
+                "Distortion and weight decay",
+                "utils.experiments.understanding_gn.analysis:distortion_table",
+            ),
+        ),
+        findings="utils.experiments.understanding_gn.analysis:conclusions",
     ),
 )

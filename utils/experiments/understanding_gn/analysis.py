@@ -22,10 +22,10 @@ import math
 import pandas as pd
 
 from utils import norms
-from utils.experiments import mixtures as mixtures_experiment
+from utils.experiments.understanding_gn import mixtures as mixtures_experiment
 from utils import paper
 from utils import runs as runs_module
-from utils.experiments.distortion import NOISE as DISTORTION_NOISE
+from utils.experiments.understanding_gn.distortion import NOISE as DISTORTION_NOISE
 from utils.config import RunConfig
 from utils.results import Cell
 from utils.results import Difference
@@ -43,8 +43,8 @@ from utils.results import paired_difference
 from utils.results import run_cell
 from utils.results import seed_counts
 from utils.results import seeds_text
-from utils.experiments import distortion as distortion_experiment
-from utils.experiments import landscape as landscape_experiment
+from utils.experiments.understanding_gn import distortion as distortion_experiment
+from utils.experiments.understanding_gn import landscape as landscape_experiment
 
 LANDSCAPE = landscape_experiment.LANDSCAPE
 DISTORTION = distortion_experiment.DISTORTION

@@ -23,14 +23,20 @@ EXPERIMENTS = (
         ),
         figures=(
             Figure(
-                "utils.understanding_plots:plot_landscape",
+                "utils.experiments.understanding_gn.figures:plot_landscape",
                 "Loss range, largest gradient change and effective beta-smoothness along the gradient "
                 "during training, BN, GN and no normalization, geometric mean and ×/÷ geometric sd over "
                 "seeds",
             ),
         ),
-        tables=(Table("Loss landscape", "utils.understanding:landscape_table", decimals=3),),
-        findings="utils.understanding:conclusions",
+        tables=(
+            Table(
+                "Loss landscape",
+                "utils.experiments.understanding_gn.analysis:landscape_table",
+                decimals=3,
+            ),
+        ),
+        findings="utils.experiments.understanding_gn.analysis:conclusions",
         measurements=("utils.landscape:probe_measurement",),
     ),
 )

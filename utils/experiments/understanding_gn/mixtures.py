@@ -22,20 +22,20 @@ EXPERIMENTS = (
         ),
         figures=(
             Figure(
-                "utils.understanding_plots:plot_mixtures",
+                "utils.experiments.understanding_gn.figures:plot_mixtures",
                 "The GN+BN mixture layers beside BN and GN by batch size, and the learnt weight s of GN by "
                 "epoch",
             ),
         ),
         tables=(
-            Table("GN+BN mixtures", "utils.understanding:mixtures_table"),
+            Table("GN+BN mixtures", "utils.experiments.understanding_gn.analysis:mixtures_table"),
             Table(
                 "Learnt weight of GN in the mixtures",
-                "utils.understanding:mixing_weight_table",
+                "utils.experiments.understanding_gn.analysis:mixing_weight_table",
                 decimals=2,
             ),
         ),
-        findings="utils.understanding:conclusions",
+        findings="utils.experiments.understanding_gn.analysis:conclusions",
         measurements=("utils.mixtures:mixing_measurement",),
     ),
 )

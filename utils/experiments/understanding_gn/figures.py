@@ -1,5 +1,5 @@
 """Figures of the tests of the 2021 study's explanation of GN's lag (tables in
-utils.understanding).
+utils.experiments.understanding_gn.analysis).
 
 Each function saves ``<figures_dir>/<name>.png`` and returns the figure. Lines are means
 over seeds with a ±1 sd band (bars on points), except on the log axes of the landscape,
@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib import pyplot as plt
 
 from utils import results
-from utils import understanding
+from utils.experiments.understanding_gn import analysis as understanding
 from utils.plots import BAND_ALPHA
 from utils.plots import NORM_COLORS
 from utils.plots import NORM_MARKERS
@@ -24,8 +24,8 @@ from utils.plots import left_out_note
 from utils.plots import save_figure
 from utils.plots import seed_count_text
 from utils.plots import title_figure
-from utils.experiments import landscape as landscape_experiment
-from utils.experiments import mixtures as mixtures_experiment
+from utils.experiments.understanding_gn import landscape as landscape_experiment
+from utils.experiments.understanding_gn import mixtures as mixtures_experiment
 
 _LAYER_STYLES = {"norm1": "-", "norm2": "--"}
 
