@@ -2,6 +2,7 @@
 on a local Ray instance (same histories as local processes, a killed worker's run
 retried and resumed, two drivers on one folder)."""
 
+import contextlib
 import json
 import os
 import signal
@@ -190,9 +191,17 @@ sys.stdin.read()  # until the test closes it
 def ray_address():
     """The address of a Ray with 2 CPUs on this machine (one, as a cluster's head is),
     shut down after the module's tests."""
+    with ray_head(RAY_ENVIRONMENT) as address:
+        yield address
+
+
+@contextlib.contextmanager
+def ray_head(environment, folder=None):
+    """A Ray head started in `folder` with `environment`; yields its address."""
     head = subprocess.Popen(
         [sys.executable, "-c", HEAD],
-        env=RAY_ENVIRONMENT,
+        env=environment,
+        cwd=folder,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -447,18 +456,8 @@ def test_a_node_with_another_checkout_runs_the_drivers_code(tmp_path):
     other = tmp_path / "other_checkout"
     (other / "utils").mkdir(parents=True)
     (other / "utils" / "__init__.py").write_text('"""Another commit."""\n')
-    head = subprocess.Popen(
-        [sys.executable, "-c", HEAD],
-        env={**RAY_ENVIRONMENT, "PYTHONPATH": str(other)},
-        cwd=other,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        address = head.stdout.readline().strip()
-        assert address, "Ray did not start"
-        found = {}
+    found = {}
+    with ray_head({**RAY_ENVIRONMENT, "PYTHONPATH": str(other)}, other) as address:
         for mode in ("shipped", "not shipped"):
             # From a folder of its own: a driver's working folder is on its tasks' path.
             driver = subprocess.run(
@@ -471,8 +470,5 @@ def test_a_node_with_another_checkout_runs_the_drivers_code(tmp_path):
             )
             assert driver.returncode == 0, driver.stderr
             found[mode] = Path(driver.stdout.split()[-1]).read_text()
-    finally:
-        head.stdin.close()
-        head.wait(timeout=120)
     assert found["shipped"] == (REPOSITORY / "utils" / "__init__.py").read_text()
     assert found["not shipped"] == '"""Another commit."""\n'
