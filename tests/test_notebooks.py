@@ -124,7 +124,8 @@ def output_text(book):
             if output.output_type == "stream":
                 pieces.append(output.text)
             elif "data" in output:
-                pieces.append(output.data.get("text/plain", ""))
+                # A table is shown as markdown (utils.notebook.show_table), the rest as text.
+                pieces.append(output.data.get("text/markdown", output.data.get("text/plain", "")))
     return "\n".join(pieces)
 
 

@@ -610,16 +610,19 @@ def regenerate(settings):
 
 
 def show_table(frame, *, decimals=1, markdown=True):
-    """Displays a results table, then prints it as markdown with its caption.
+    """Shows a results table once: as markdown with its caption, which notebooks (and
+    GitHub's view of them) render as a table; or, for long listings, as pandas' table.
 
     Args:
         frame: a DataFrame from utils.results (table1, table2, report_table, ...).
         decimals: digits after the point.
-        markdown: also print the markdown (and the caption); False for long listings.
+        markdown: the markdown table with its caption; False for long listings (pandas'
+            table, scrolled, without a caption).
     """
-    from IPython.display import display
+    from IPython.display import Markdown, display
 
-    # The cells' text, not the numbers: pandas would round them its own way (half to even).
-    display(results.formatted(frame, decimals=decimals))
     if markdown:
-        print(results.to_markdown(frame, decimals=decimals))
+        display(Markdown(results.to_markdown(frame, decimals=decimals)))
+    else:
+        # The cells' text, not the numbers: pandas would round them its own way (half to even).
+        display(results.formatted(frame, decimals=decimals))
