@@ -83,6 +83,7 @@ __all__ = [
     "profile_configs",
     "run_plan",
     "example_config",
+    "show_config",
     "display_path",
     "find_data",
     "load_profile_data",
@@ -300,6 +301,34 @@ def profile_configs(settings, experiment="study"):
     return profiles.profile_configs(
         settings.profile, experiment, seeds=settings.seeds, results_dir=settings.results_dir
     )
+
+
+# The fields a reader of any run wants to see, whatever their values.
+_CONFIG_ESSENTIALS = ("experiment", "model", "norm", "batch_size", "epochs", "base_learning_rate", "seed")
+
+
+def show_config(config):
+    """Shows a run's config as a two-column table: the fields that say what the run is
+    (its experiment, network, normalization, batch size, length, rate and seed) and every
+    other field whose value is not `RunConfig`'s default; the rest are named in one line.
+
+    Args:
+        config: a RunConfig.
+    """
+    from IPython.display import Markdown, display
+
+    defaults = config_module.RunConfig()
+    shown, rest = [], []
+    for field in dataclasses.fields(config_module.RunConfig):
+        value = getattr(config, field.name)
+        if field.name in _CONFIG_ESSENTIALS or value != getattr(defaults, field.name):
+            shown.append(f"| `{field.name}` | `{value!r}` |")
+        else:
+            rest.append(field.name)
+    lines = ["| field | value |", "|:---|:---|", *shown, ""]
+    if rest:
+        lines.append(f"At `RunConfig`'s defaults: {', '.join(rest)}.")
+    display(Markdown("\n".join(lines)))
 
 
 def example_config(configs, results_dir, **fields):
