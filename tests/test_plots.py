@@ -554,6 +554,14 @@ def test_group_ablation_gives_g_and_channels_per_group_their_own_axes(ablation_r
             assert channels[size] == pytest.approx(top_ticks[size], abs=shift)
 
 
+def test_the_batch_size_panels_span_as_many_points_as_each_other(results_dir, tmp_path):
+    figure = plots.plot_batch_size_sensitivity(results_dir, figures_dir=tmp_path)
+    ours_axis, paper_axis = figure.axes[:2]
+    (ours_low, ours_high), (paper_low, paper_high) = ours_axis.get_ylim(), paper_axis.get_ylim()
+    assert paper_high - paper_low == pytest.approx(ours_high - ours_low)
+    assert f"y axis: {ours_high - ours_low:.1f} points, as in ours" in paper_axis.get_title()
+
+
 def test_paper_panels_span_as_many_points_as_ours(ablation_runs, tmp_path):
     from utils.experiments.beyond_the_paper import figures as ablation_plots
 

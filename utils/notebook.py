@@ -304,7 +304,15 @@ def profile_configs(settings, experiment="study"):
 
 
 # The fields a reader of any run wants to see, whatever their values.
-_CONFIG_ESSENTIALS = ("experiment", "model", "norm", "batch_size", "epochs", "base_learning_rate", "seed")
+_CONFIG_ESSENTIALS = (
+    "experiment",
+    "model",
+    "norm",
+    "batch_size",
+    "epochs",
+    "base_learning_rate",
+    "seed",
+)
 
 
 def show_config(config):

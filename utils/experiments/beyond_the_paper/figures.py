@@ -21,6 +21,7 @@ from utils import paper
 from utils import results
 from utils.experiments.beyond_the_paper.group_ablation import SIZES as GROUP_ABLATION_SIZES
 from utils.plots import NORM_COLORS
+from utils.plots import equal_y_spans
 from utils.plots import NORM_MARKERS
 from utils.plots import VAL_ERROR_LABEL
 from utils.plots import batch_axis
@@ -74,21 +75,6 @@ def _draw_series(axis, positions, cells, label, notes, names):
         left_out = left_out_note(cell)
         if left_out:
             notes.append(f"{cell_name}: {left_out}")
-
-
-def _equal_y_spans(ours_axis, paper_axis) -> float:
-    """Gives both panels the y span of the wider one, each centred on its own points, and
-    returns that span (points of error).
-
-    Each panel scaled to its own points would stretch the paper's differences of a point or
-    two to the height of ours of ten or more.
-    """
-    limits = [axis.get_ylim() for axis in (ours_axis, paper_axis)]
-    span = max(high - low for low, high in limits)
-    for axis, (low, high) in zip((ours_axis, paper_axis), limits):
-        centre = (low + high) / 2
-        axis.set_ylim(centre - span / 2, centre + span / 2)
-    return span
 
 
 def _paper_title(paper_axis, text, span):
@@ -200,7 +186,7 @@ def plot_group_ablation(
         _groups_axis(axis, GROUP_ABLATION_SIZES, channels)
     ours_axis.set_title("this reproduction (batch 32)")
     _paper_title(
-        paper_axis, "paper (ResNet-50, ImageNet, Table 3)", _equal_y_spans(ours_axis, paper_axis)
+        paper_axis, "paper (ResNet-50, ImageNet, Table 3)", equal_y_spans(ours_axis, paper_axis)
     )
     return _finish(
         figure,
@@ -303,7 +289,7 @@ def _by_batch_figure(
     for axis in (ours_axis, paper_axis):
         batch_axis(axis, batch_sizes)
     ours_axis.set_title("this reproduction")
-    span = _equal_y_spans(ours_axis, paper_axis)
+    span = equal_y_spans(ours_axis, paper_axis)
     _paper_title(paper_axis, paper_title, span)
     _label_published(paper_axis, published, span, shifts)
     all_cells = [cell for cells in by_label.values() for cell in cells]
