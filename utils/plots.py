@@ -51,11 +51,11 @@ DPI = 150
 # One colour and marker per normalization, the same in every figure (utils.norms).
 NORM_COLORS = {name: row.color for name, row in norms.REGISTRY.items()}
 NORM_MARKERS = {name: row.marker for name, row in norms.REGISTRY.items()}
-# One colour per batch size, dark (large batch) to light (small batch).
-BATCH_SIZE_COLORS = {
-    size: matplotlib.colormaps["plasma"](position)
-    for size, position in zip(paper.BATCH_SIZES, np.linspace(0.0, 0.8, len(paper.BATCH_SIZES)))
-}
+# One colour per batch size, cool (large batch) to warm (small batch), each of its own hue
+# so that neighbouring batch sizes are told apart at a glance.
+BATCH_SIZE_COLORS = dict(
+    zip(paper.BATCH_SIZES, ("#3b0f70", "#2c7fb8", "#1a9850", "#f46d43", "#d7191c"), strict=True)
+)
 ERROR_LABEL = "top-1 error (%)"
 VAL_ERROR_LABEL = "validation top-1 error (%)"
 NORM_NAMES = {name: row.long_label for name, row in norms.REGISTRY.items()}
