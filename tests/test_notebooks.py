@@ -120,12 +120,19 @@ def run_notebook(name, kernels, **variables):
 def output_text(book):
     pieces = []
     for cell in book.cells:
+        previous = None
         for output in cell.get("outputs", []):
             if output.output_type == "stream":
-                pieces.append(output.text)
+                # The kernel may send one printed line in two stream messages (when, depends
+                # on timing): a cell's stream is read as one text.
+                if previous is not None and previous.output_type == "stream":
+                    pieces[-1] += output.text
+                else:
+                    pieces.append(output.text)
             elif "data" in output:
                 # A table is shown as markdown (utils.notebook.show_table), the rest as text.
                 pieces.append(output.data.get("text/markdown", output.data.get("text/plain", "")))
+            previous = output
     return "\n".join(pieces)
 
 
